@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1.7
+# One image for every Gleaner service: `docker run gleaner gateway|worker|scheduler|migrate`.
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+
+# Build stage: a wheel of Gleaner plus wheels of every dependency, so the runtime needs no compiler.
+FROM ${PYTHON_IMAGE} AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY services ./services
+RUN pip wheel --wheel-dir /wheels .
+
+# Runtime stage: slim Python, the wheels installed, no build context, an unprivileged numeric user.
+FROM ${PYTHON_IMAGE} AS runtime
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 \
+    GLEANER_HTTP_HOST=0.0.0.0
+RUN groupadd --system --gid 10001 gleaner \
+    && useradd --system --uid 10001 --gid gleaner --no-create-home --home-dir /nonexistent \
+       --shell /usr/sbin/nologin gleaner
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-index --find-links=/wheels /wheels/gleaner-*.whl
+USER 10001:10001
+WORKDIR /tmp
+# gateway, worker, scheduler (GLEANER_HTTP_PORT overrides)
+EXPOSE 8080 8081 8082
+ENTRYPOINT ["gleaner"]
+CMD ["gateway"]

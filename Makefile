@@ -1,0 +1,56 @@
+# Gleaner: `make run` brings the stack up, `make test` runs every check. Both install what they need.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+export GLEANER_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/gleaner
+export GLEANER_ADMIN_TOKEN ?= local-admin-token-change-me
+
+.PHONY: install tools run services migrate test unit ops lint typecheck format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+tools: install
+	@bash scripts/install-ops-tools.sh
+
+services:
+	@bash scripts/ensure-services.sh
+
+migrate: install services
+	@bash scripts/ensure-database.sh "$$GLEANER_DATABASE_URL"
+	$(BIN)/gleaner migrate
+
+run: migrate
+	@bash scripts/run-stack.sh
+
+lint: install
+	$(BIN)/ruff check shared services tests bench
+	$(BIN)/ruff format --check shared services tests bench
+
+format: install
+	$(BIN)/ruff format shared services tests bench
+	$(BIN)/ruff check --fix shared services tests bench
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/pytest -q tests/unit
+
+ops: tools
+	$(BIN)/pytest -q tests/ops
+
+test: install tools services lint typecheck
+	$(BIN)/pytest -q -p no:cacheprovider tests
+
+bench: install services
+	$(PY) -m bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

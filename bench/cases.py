@@ -1,0 +1,261 @@
+"""The benchmark cases of the performance issue; each returns a dict of figures."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from bench.harness import Harness, rss_mb
+from bench.stats import percentile, rate, summary_ms
+from tests.support.services import ADMIN_TOKEN
+from tests.support.stack import Api, eventually
+
+HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
+
+@dataclass(frozen=True, slots=True)
+class Sizes:
+    batch_jobs: int = 100_000
+    batch_size: int = 1000
+    batch_concurrency: int = 4
+    single_seconds: float = 20.0
+    single_concurrency: int = 32
+    e2e_jobs: int = 20_000
+    workers: int = 2
+    worker_concurrency: int = 64
+    latency_rate: float = 200.0
+    latency_seconds: float = 30.0
+    retry_jobs: int = 2000
+    schedules: int = 10_000
+    schedule_interval_s: float = 30.0
+    schedule_seconds: float = 40.0
+    timeout_s: float = 600.0
+
+    @classmethod
+    def smoke(cls) -> Sizes:
+        return cls(
+            batch_jobs=200,
+            batch_size=50,
+            single_seconds=1.0,
+            single_concurrency=4,
+            e2e_jobs=200,
+            workers=1,
+            latency_rate=20.0,
+            latency_seconds=1.0,
+            retry_jobs=20,
+            schedules=20,
+            schedule_interval_s=1.0,
+            schedule_seconds=3.0,
+            timeout_s=120.0,
+        )
+
+
+async def _post_batches(url: str, total: int, size: int, concurrency: int) -> float:
+    """Submit `total` noop jobs in batches; returns the elapsed seconds."""
+    body = {"jobs": [{"kind": "noop", "payload": {"i": i}} for i in range(size)]}
+    queue = list(range(0, total, size))
+    async with aiohttp.ClientSession(headers=HEADERS) as session:
+
+        async def sender() -> None:
+            while queue:
+                start = queue.pop()
+                batch = body if total - start >= size else {"jobs": body["jobs"][: total - start]}
+                async with session.post(f"{url}/api/v1/jobs/batch", json=batch) as response:
+                    assert response.status == 202, await response.text()
+                    await response.read()
+
+        started = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(concurrency)))
+        return time.perf_counter() - started
+
+
+async def batch_submit(sizes: Sizes) -> dict[str, Any]:
+    async with Harness("batch") as h:
+        gateway = await h.start("gateway")
+        elapsed = await _post_batches(gateway.url, sizes.batch_jobs, sizes.batch_size, sizes.batch_concurrency)
+        assert h.db is not None
+        stored = await h.db.fetchval("SELECT count(*) FROM jobs")
+        return {"jobs": stored, "seconds": round(elapsed, 3), "jobs_per_s": round(rate(stored, elapsed))}
+
+
+async def single_submit(sizes: Sizes) -> dict[str, Any]:
+    async with Harness("single") as h:
+        gateway = await h.start("gateway")
+        latencies: list[float] = []
+        errors = 0
+        connector = aiohttp.TCPConnector(limit=sizes.single_concurrency)
+        async with aiohttp.ClientSession(headers=HEADERS, connector=connector) as session:
+            deadline = time.perf_counter() + sizes.single_seconds
+
+            async def client() -> None:
+                nonlocal errors
+                while time.perf_counter() < deadline:
+                    sent = time.perf_counter()
+                    async with session.post(f"{gateway.url}/api/v1/jobs", json={"kind": "noop"}) as response:
+                        await response.read()
+                        errors += response.status != 202
+                    latencies.append(time.perf_counter() - sent)
+
+            started = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(sizes.single_concurrency)))
+            elapsed = time.perf_counter() - started
+        return {"requests": len(latencies), "errors": errors, "req_per_s": round(rate(len(latencies), elapsed))} | (
+            summary_ms(latencies)
+        )
+
+
+async def end_to_end(sizes: Sizes) -> dict[str, Any]:
+    async with Harness("e2e") as h:
+        gateway = await h.start("gateway")
+        await h.start("scheduler")
+        workers = [
+            await h.start("worker", GLEANER_WORKER_CONCURRENCY=str(sizes.worker_concurrency))
+            for _ in range(sizes.workers)
+        ]
+        idle = {"gateway_rss_mb": rss_mb(gateway), "worker_rss_mb": max(rss_mb(w) for w in workers)}
+        assert h.db is not None
+        db = h.db
+        started = time.perf_counter()
+        await _post_batches(gateway.url, sizes.e2e_jobs, min(1000, sizes.e2e_jobs), 2)
+
+        async def done() -> bool:
+            return bool(await db.fetchval("SELECT count(*) = $1 FROM jobs WHERE state = 'succeeded'", sizes.e2e_jobs))
+
+        await eventually(done, timeout_s=sizes.timeout_s, interval_s=0.05, what="all jobs succeeded")
+        elapsed = time.perf_counter() - started
+        attempts = await db.fetchval("SELECT count(*) FROM job_attempts")
+        return {
+            "jobs": sizes.e2e_jobs,
+            "seconds": round(elapsed, 3),
+            "jobs_per_s": round(rate(sizes.e2e_jobs, elapsed)),
+            "attempt_rows": attempts,
+            "idle": idle,
+            "after": {"gateway_rss_mb": rss_mb(gateway), "worker_rss_mb": max(rss_mb(w) for w in workers)},
+        }
+
+
+async def latency(sizes: Sizes) -> dict[str, Any]:
+    async with Harness("latency") as h:
+        gateway = await h.start("gateway")
+        await h.start("scheduler")
+        await h.start("worker", GLEANER_WORKER_CONCURRENCY=str(sizes.worker_concurrency))
+        api = h.api(gateway)
+        sent_at: dict[int, float] = {}
+        count = int(sizes.latency_rate * sizes.latency_seconds)
+        t0 = time.perf_counter()
+        wall0 = time.time()
+
+        async def submit(i: int) -> None:
+            await asyncio.sleep(max(0.0, t0 + i / sizes.latency_rate - time.perf_counter()))
+            sent = wall0 + (time.perf_counter() - t0)
+            job = await api.submit(kind="noop")
+            sent_at[job["id"]] = sent
+
+        await asyncio.gather(*(submit(i) for i in range(count)))
+        return await _latencies(h, api, sent_at, sizes.timeout_s)
+
+
+async def _latencies(h: Harness, api: Api, sent_at: dict[int, float], timeout_s: float) -> dict[str, Any]:
+    assert h.db is not None
+    db = h.db
+    ids = list(sent_at)
+
+    async def done() -> bool:
+        return bool(await db.fetchval("SELECT bool_and(state = 'succeeded') FROM jobs WHERE id = ANY($1)", ids))
+
+    await eventually(done, timeout_s=timeout_s, what="latency jobs finished")
+    rows = await db.fetch(
+        "SELECT id, EXTRACT(EPOCH FROM started_at)::float8 AS s, EXTRACT(EPOCH FROM finished_at)::float8 AS f "
+        "FROM jobs WHERE id = ANY($1)",
+        ids,
+    )
+    to_start = [r["s"] - sent_at[r["id"]] for r in rows]
+    to_finish = [r["f"] - sent_at[r["id"]] for r in rows]
+    return {
+        "jobs": len(rows),
+        "submit_to_start": summary_ms(to_start),
+        "submit_to_finish": summary_ms(to_finish),
+    }
+
+
+async def retries(sizes: Sizes) -> dict[str, Any]:
+    async with Harness("retries") as h:
+        gateway = await h.start("gateway")
+        await h.start("scheduler")
+        await h.start("worker", GLEANER_WORKER_CONCURRENCY=str(sizes.worker_concurrency))
+        unit = h.config.delay_unit_s
+        job = {"kind": "fail", "payload": {"times": 2}, "max_attempts": 3, "retry_base_s": unit, "retry_cap_s": unit}
+        async with aiohttp.ClientSession(headers=HEADERS) as session:
+            for start in range(0, sizes.retry_jobs, 1000):
+                jobs = [job] * min(1000, sizes.retry_jobs - start)
+                async with session.post(f"{gateway.url}/api/v1/jobs/batch", json={"jobs": jobs}) as response:
+                    assert response.status == 202, await response.text()
+        assert h.db is not None
+        db = h.db
+
+        async def done() -> bool:
+            return bool(await db.fetchval("SELECT count(*) = $1 FROM jobs WHERE state = 'succeeded'", sizes.retry_jobs))
+
+        await eventually(done, timeout_s=sizes.timeout_s, interval_s=0.1, what="retried jobs succeeded")
+        errors = await db.fetch(
+            """SELECT EXTRACT(EPOCH FROM (b.started_at - a.finished_at))::float8 - a.retry_delay_s AS err
+               FROM job_attempts a JOIN job_attempts b ON b.job_id = a.job_id AND b.attempt = a.attempt + 1
+               WHERE a.retry_delay_s IS NOT NULL"""
+        )
+        values = [r["err"] for r in errors]
+        return {
+            "jobs": sizes.retry_jobs,
+            "retries": len(values),
+            "unit_ms": h.config.delay_unit_ms,
+            "delay_error_p50_units": round(percentile(values, 50) / unit, 3),
+            "delay_error_p99_units": round(percentile(values, 99) / unit, 3),
+        }
+
+
+# schedules with anchors spread over one interval, so fires arrive evenly rather than all at once
+INSERT_SCHEDULES = """
+INSERT INTO schedules (name, kind, interval_s, jitter, job, anchor, next_slot_at, next_fire_at)
+SELECT 'bench-' || i, 'interval', $2, 0, '{"kind": "noop", "queue": "default"}'::jsonb, a, a, a
+FROM generate_series(1, $1) AS i,
+     LATERAL (SELECT now() + make_interval(secs => 2 + $2 * i / $1)) AS t(a)
+"""
+
+
+async def scheduler(sizes: Sizes) -> dict[str, Any]:
+    """Fire lag (job insert time minus slot time) with many active interval schedules."""
+    async with Harness("scheduler") as h:
+        await h.start("scheduler")
+        assert h.db is not None
+        await h.db.execute(INSERT_SCHEDULES, sizes.schedules, sizes.schedule_interval_s)
+        await asyncio.sleep(sizes.schedule_seconds)
+        await h.db.execute("UPDATE schedules SET enabled = false")
+        lags = await h.db.fetch(
+            "SELECT EXTRACT(EPOCH FROM (created_at - scheduled_for))::float8 AS lag FROM jobs "
+            "WHERE scheduled_for IS NOT NULL"
+        )
+        values = [r["lag"] for r in lags]
+        duplicates = await h.db.fetchval(
+            "SELECT count(*) - count(DISTINCT (schedule_id, scheduled_for)) FROM jobs WHERE schedule_id IS NOT NULL"
+        )
+        return {
+            "schedules": sizes.schedules,
+            "interval_s": sizes.schedule_interval_s,
+            "fires": len(values),
+            "fires_per_s": round(rate(len(values), sizes.schedule_seconds)),
+            "duplicates": duplicates,
+            "fire_lag": summary_ms(values),
+        }
+
+
+CASES = {
+    "batch": batch_submit,
+    "single": single_submit,
+    "e2e": end_to_end,
+    "latency": latency,
+    "retries": retries,
+    "scheduler": scheduler,
+}

@@ -1,0 +1,77 @@
+"""A fresh database, namespace and set of service processes for one benchmark case."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from types import TracebackType
+
+import asyncpg
+
+from shared.config import Config
+from tests.support.services import create_database, delete_topology, drop_database, dsn_for, test_env, unique
+from tests.support.stack import Api, Service, Stack
+
+BENCH_ENV = {
+    "GLEANER_LOG_LEVEL": "WARNING",
+    "GLEANER_LEASE_S": "30",
+    "GLEANER_RELAY_GRACE_S": "5",
+    "GLEANER_RELAY_INTERVAL_S": "1",
+    "GLEANER_DELAY_UNIT_MS": "100",
+    "GLEANER_DELAY_LEVELS": "12",
+}
+
+
+class Harness:
+    """`async with Harness(...) as h:` gives h.db, h.start(...), h.api(...); tears everything down after."""
+
+    def __init__(self, name: str, **env: str) -> None:
+        self.name = name
+        self.extra_env = env
+        self.database = ""
+        self.env: dict[str, str] = {}
+        self.log_dir = Path(tempfile.mkdtemp(prefix=f"gleaner-bench-{name}-"))
+        self.stack: Stack | None = None
+        self.db: asyncpg.Pool | None = None
+        self.apis: list[Api] = []
+
+    async def __aenter__(self) -> Harness:
+        self.database = await create_database()
+        self.env = test_env(dsn_for(self.database), unique("b"), **{**BENCH_ENV, **self.extra_env})
+        self.stack = Stack(self.env, self.log_dir)
+        self.db = await asyncpg.create_pool(dsn_for(self.database), min_size=1, max_size=4)
+        return self
+
+    async def start(self, command: str, **env: str) -> Service:
+        assert self.stack is not None
+        return await self.stack.start(command, **env)
+
+    def api(self, service: Service) -> Api:
+        client = Api(service.url)
+        self.apis.append(client)
+        return client
+
+    @property
+    def config(self) -> Config:
+        return Config.from_env(self.env)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        for client in self.apis:
+            await client.close()
+        if self.stack is not None:
+            self.stack.stop_all()
+        if self.db is not None:
+            await self.db.close()
+        await delete_topology(self.config)
+        await drop_database(self.database)
+
+
+def rss_mb(service: Service) -> float:
+    """Resident memory of a service process, from /proc."""
+    assert service.process is not None
+    for line in Path(f"/proc/{service.process.pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return float("nan")

@@ -1,0 +1,1 @@
+"""An example Gleaner scraper plugin: a job board with pagination."""

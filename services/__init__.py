@@ -1,0 +1,1 @@
+"""Gleaner's three services and the `gleaner` command line."""

@@ -1,0 +1,71 @@
+"""The `gleaner` command: run a service, migrate the database, manage API keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from shared import logging as gleaner_logging
+from shared.config import Config
+from shared.errors import ConfigError, GleanerError
+from shared.migrate import migrate
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gleaner", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("gateway", help="serve the HTTP API")
+    commands.add_parser("worker", help="consume queues and run jobs")
+    commands.add_parser("scheduler", help="fire schedules, relay unpublished jobs, reap leases, prune")
+    commands.add_parser("migrate", help="apply pending database migrations")
+    apikey = commands.add_parser("apikey", help="manage API keys").add_subparsers(dest="action", required=True)
+    create = apikey.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", required=True, help="comma-separated: jobs:read,jobs:write,admin")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = Config.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"gleaner: {exc}", file=sys.stderr)
+        return 2
+    gleaner_logging.setup(args.command, config.log_level)
+    try:
+        return _dispatch(args, config)
+    except GleanerError as exc:
+        print(f"gleaner: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, config: Config) -> int:
+    if args.command == "migrate":
+        applied = asyncio.run(migrate(config.database_url))
+        print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+        return 0
+    if args.command == "apikey":
+        from services.gateway.auth import create_key_cli
+
+        return create_key_cli(config, args.name, args.scopes)
+    if args.command == "gateway":
+        from services.gateway.app import main as run_gateway
+
+        run_gateway(config)
+    elif args.command == "worker":
+        from services.worker.app import main as run_worker
+
+        run_worker(config)
+    elif args.command == "scheduler":
+        from services.scheduler.app import main as run_scheduler
+
+        run_scheduler(config)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

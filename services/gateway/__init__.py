@@ -1,0 +1,1 @@
+"""The gateway: Gleaner's HTTP API."""

@@ -1,0 +1,118 @@
+"""The gateway service: the HTTP API over PostgreSQL (truth) and RabbitMQ (transport); /livez, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+import asyncpg
+from aiohttp import web
+
+from services.gateway import job_store
+from services.gateway.auth import KeyCache, auth_middleware
+from services.gateway.context import GATEWAY_KEY, Gateway
+from services.gateway.insert_lanes import InsertLanes
+from services.gateway.problems import problem_middleware
+from services.gateway.publisher import Publisher
+from services.gateway.routes import add_api_routes
+from services.gateway.waiting import FinishedListener, Waiters
+from shared.amqp import Broker
+from shared.config import Config
+from shared.db import create_pool
+from shared.metrics import Metrics
+from shared.ops import CONFIG_KEY, METRICS_KEY, READY_KEY, add_ops_routes, run, spawn
+
+POOL_KEY = web.AppKey("pool", asyncpg.Pool)
+BROKER_KEY = web.AppKey("broker", Broker)
+KEYS_KEY = web.AppKey("keys", KeyCache)
+STOP_KEY = web.AppKey("stop", asyncio.Event)
+FIRST_CONNECT_S = 5.0
+INSERT_LANES = 2
+
+
+async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[POOL_KEY] = await create_pool(app[CONFIG_KEY], min_size=4, max_size=16, name="gleaner-gateway")
+    app[KEYS_KEY] = KeyCache(app[POOL_KEY], app[CONFIG_KEY].admin_token)
+    yield
+    await app[POOL_KEY].close()
+
+
+async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The gateway serves without RabbitMQ: rows commit and the relay publishes them once it is back."""
+    broker = Broker(app[CONFIG_KEY], name="gateway")
+    app[BROKER_KEY] = broker
+    stop = app[STOP_KEY]
+    metrics = app[METRICS_KEY]
+    waiters = Waiters()
+    listener = FinishedListener(broker, waiters)
+
+    async def connect() -> None:
+        await broker.connect_forever(stop)
+        if broker.connection is not None:
+            broker.connection.reconnect_callbacks.add(lambda *_: metrics.amqp_reconnects.inc())
+            await listener.start()
+
+    task = spawn(connect(), "broker-connect")
+    # give the first connection a moment so a fresh gateway usually starts connected; never block on it
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), FIRST_CONNECT_S)
+    app[GATEWAY_KEY] = _gateway(app, broker, waiters)
+    yield
+    stop.set()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await listener.close()
+    await broker.close()
+
+
+def _gateway(app: web.Application, broker: Broker, waiters: Waiters) -> Gateway:
+    config, pool, metrics = app[CONFIG_KEY], app[POOL_KEY], app[METRICS_KEY]
+
+    async def flush(items: Sequence[job_store.NewJob]) -> list[asyncpg.Record | None]:
+        return await job_store.insert_jobs(pool, items)
+
+    return Gateway(
+        config=config,
+        metrics=metrics,
+        pool=pool,
+        broker=broker,
+        inserts=InsertLanes(
+            flush, lanes=INSERT_LANES, window_s=config.batch_window_ms / 1000, max_items=config.batch_max
+        ),
+        publisher=Publisher(broker, pool, metrics, config.max_delay_s),
+        waiters=waiters,
+    )
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    gateway = app[GATEWAY_KEY]
+    gateway.inserts.start()
+    gateway.publisher.start()
+    yield
+    await gateway.inserts.close()
+    await gateway.publisher.close()
+
+
+def is_ready(app: web.Application) -> bool:
+    return GATEWAY_KEY in app and not app[STOP_KEY].is_set()
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application(
+        client_max_size=config.max_body_bytes,
+        middlewares=[problem_middleware, auth_middleware(lambda a: a[KEYS_KEY])],
+    )
+    app[CONFIG_KEY] = config
+    app[METRICS_KEY] = Metrics("gateway")
+    app[STOP_KEY] = asyncio.Event()
+    app[READY_KEY] = lambda: is_ready(app)
+    add_ops_routes(app)
+    add_api_routes(app)
+    app.cleanup_ctx.extend([pool_ctx, broker_ctx, workers_ctx])
+    return app
+
+
+def main(config: Config) -> None:
+    run(create_app(config), config, "gateway")

@@ -1,0 +1,33 @@
+"""What request handlers need from the running gateway, under one app key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+
+from services.gateway.insert_lanes import InsertLanes
+from services.gateway.publisher import Publisher
+from services.gateway.waiting import Waiters
+from shared.amqp import Broker
+from shared.config import Config
+from shared.metrics import Metrics
+
+
+@dataclass(slots=True)
+class Gateway:
+    config: Config
+    metrics: Metrics
+    pool: asyncpg.Pool
+    broker: Broker
+    inserts: InsertLanes
+    publisher: Publisher
+    waiters: Waiters
+
+
+GATEWAY_KEY = web.AppKey("gateway", Gateway)
+
+
+def gateway_of(request: web.Request) -> Gateway:
+    return request.app[GATEWAY_KEY]

@@ -1,0 +1,147 @@
+"""Handlers for /dead-letters: failed jobs (`job-<id>`) and poison messages (`message-<id>`)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import asyncpg
+from aiohttp import web
+
+from services.gateway.bodies import bounded_int, query_value, read_json
+from services.gateway.context import Gateway, gateway_of
+from services.gateway.job_store import REQUEUE_SET, RETURNING
+from services.gateway.job_views import failed_job_letter, job_view, json_response, message_letter
+from services.gateway.jobs_api import requeue_finished
+from shared.errors import DecodeError, Problem, ValidationProblem, field_error
+from shared.messages import JobMessage
+
+LETTER_ID = re.compile(r"^(job|message)-([1-9][0-9]{0,18})$")
+MAX_BULK = 10_000
+
+FAILED_JOBS = """
+SELECT id, kind, queue, error, attempt, finished_at FROM jobs
+WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR queue = $2)
+ORDER BY id DESC LIMIT $3
+"""
+MESSAGES = """
+SELECT * FROM dead_letters WHERE ($1::text IS NULL OR queue = $1) ORDER BY id DESC LIMIT $2
+"""
+MESSAGE = "SELECT * FROM dead_letters WHERE id = $1"
+DELETE_MESSAGE = "DELETE FROM dead_letters WHERE id = $1 RETURNING id"
+DELETE_FAILED_JOB = "DELETE FROM jobs WHERE id = $1 AND state = 'failed' RETURNING id"
+JOB_STATE = "SELECT state FROM jobs WHERE id = $1"
+
+# failed rows matching the filters, skipping any whose dedupe key an unfinished job holds now
+BULK_REQUEUE = f"""
+WITH picked AS (
+    SELECT id FROM jobs AS f
+    WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR queue = $2)
+      AND ($3::text IS NULL OR error->>'class' = $3)
+      AND (dedupe_key IS NULL OR NOT EXISTS (
+          SELECT 1 FROM jobs AS o WHERE o.dedupe_key = f.dedupe_key
+            AND o.state IN ('scheduled', 'queued', 'running', 'retrying')))
+    ORDER BY id LIMIT $4
+    FOR UPDATE SKIP LOCKED
+)
+UPDATE jobs AS j SET {REQUEUE_SET}
+FROM picked WHERE j.id = picked.id AND j.state = 'failed'
+RETURNING {RETURNING}
+"""
+
+
+def parse_letter_id(raw: str) -> tuple[str, int]:
+    match = LETTER_ID.match(raw)
+    if match is None:
+        raise Problem(404, "Not Found", "dead letter ids look like job-<id> or message-<id>")
+    return match.group(1), int(match.group(2))
+
+
+async def list_dead_letters(request: web.Request) -> web.Response:
+    """Newest first; `kind` filters failed jobs only (poison messages have no trustworthy kind)."""
+    gw = gateway_of(request)
+    kind, queue = request.query.get("kind") or None, request.query.get("queue") or None
+    letter_type = request.query.get("type") or None
+    if letter_type not in (None, "job", "message"):
+        raise ValidationProblem([field_error("type", "must be job or message")])
+    limit = query_value(request, "limit", bounded_int(1, 1000), "must be an integer from 1 to 1000") or 100
+    letters: list[tuple[Any, dict[str, Any]]] = []
+    if letter_type in (None, "job"):
+        rows = await gw.pool.fetch(FAILED_JOBS, kind, queue, limit)
+        letters += [(r["finished_at"], failed_job_letter(r)) for r in rows]
+    if letter_type in (None, "message") and kind is None:
+        rows = await gw.pool.fetch(MESSAGES, queue, limit)
+        letters += [(r["created_at"], message_letter(r)) for r in rows]
+    letters.sort(key=lambda pair: (pair[0] is not None, pair[0]), reverse=True)
+    return json_response({"dead_letters": [letter for _, letter in letters[:limit]]})
+
+
+async def requeue_letter(request: web.Request) -> web.Response:
+    gw = gateway_of(request)
+    letter_type, number = parse_letter_id(request.match_info["id"])
+    job_id = number if letter_type == "job" else await _job_of_message(gw, number)
+    row = await requeue_finished(gw, job_id)
+    if letter_type == "message":
+        await gw.pool.execute(DELETE_MESSAGE, number)
+    return json_response(job_view(row), 202)
+
+
+async def _job_of_message(gw: Gateway, message_id: int) -> int:
+    """The failed job a poison message names, or 409: a message without a failed job cannot be requeued."""
+    row = await gw.pool.fetchrow(MESSAGE, message_id)
+    if row is None:
+        raise Problem(404, "Not Found", f"dead letter message-{message_id} does not exist")
+    try:
+        job_id = JobMessage.decode(bytes(row["body"])).job_id
+    except DecodeError:
+        raise Problem(409, "Conflict", "cannot requeue a poison message: its body is not a job message") from None
+    if await gw.pool.fetchval(JOB_STATE, job_id) != "failed":
+        raise Problem(409, "Conflict", f"cannot requeue a poison message: job {job_id} is missing or not failed")
+    return job_id
+
+
+async def bulk_requeue(request: web.Request) -> web.Response:
+    gw = gateway_of(request)
+    _, data = await read_json(request, allow_empty=True)
+    kind, queue, error_class, limit = _bulk_filters(data)
+    rows = await gw.pool.fetch(BULK_REQUEUE, kind, queue, error_class, limit)
+    gw.publisher.add(rows)
+    return json_response({"requeued": len(rows)})
+
+
+def _bulk_filters(data: Any) -> tuple[str | None, str | None, str | None, int]:
+    if not isinstance(data, dict):
+        raise ValidationProblem([field_error("body", "must be a JSON object")])
+    known = {"kind", "queue", "error_class", "limit"}
+    errors = [field_error(name, "unknown field") for name in sorted(set(data) - known)]
+    texts: list[str | None] = []
+    for name in ("kind", "queue", "error_class"):
+        value = data.get(name)
+        if value is not None and not isinstance(value, str):
+            errors.append(field_error(name, "must be a string"))
+        texts.append(value if isinstance(value, str) else None)
+    limit = data.get("limit", 1000)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BULK:
+        errors.append(field_error("limit", f"must be an integer from 1 to {MAX_BULK}"))
+    if errors:
+        raise ValidationProblem(errors)
+    return texts[0], texts[1], texts[2], limit
+
+
+async def delete_letter(request: web.Request) -> web.Response:
+    gw = gateway_of(request)
+    letter_type, number = parse_letter_id(request.match_info["id"])
+    if letter_type == "message":
+        if await gw.pool.fetchval(DELETE_MESSAGE, number) is None:
+            raise Problem(404, "Not Found", f"dead letter message-{number} does not exist")
+        return web.Response(status=204)
+    if await gw.pool.fetchval(DELETE_FAILED_JOB, number) is None:
+        await _missing_or_not_failed(gw.pool, number)
+    return web.Response(status=204)
+
+
+async def _missing_or_not_failed(pool: asyncpg.Pool, job_id: int) -> None:
+    state = await pool.fetchval(JOB_STATE, job_id)
+    if state is None:
+        raise Problem(404, "Not Found", f"dead letter job-{job_id} does not exist")
+    raise Problem(409, "Conflict", f"job {job_id} is {state}, not a dead letter")

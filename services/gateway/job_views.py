@@ -1,0 +1,116 @@
+"""Rows to JSON: jobs, attempts and dead letters as the API shows them (timestamps RFC 3339 UTC)."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import orjson
+from aiohttp import web
+
+JOB_FIELDS = (
+    "id",
+    "kind",
+    "state",
+    "attempt",
+    "max_attempts",
+    "priority",
+    "queue",
+    "payload",
+    "result",
+    "error",
+    "progress",
+    "site",
+    "schedule_id",
+    "trigger",
+    "dedupe_key",
+    "cancel_requested",
+    "created_at",
+    "started_at",
+    "finished_at",
+    "run_at",
+    "updated_at",
+    "timeout_s",
+    "retry_base_s",
+    "retry_cap_s",
+)
+ATTEMPT_FIELDS = (
+    "attempt",
+    "worker",
+    "started_at",
+    "finished_at",
+    "outcome",
+    "error_class",
+    "error_message",
+    "retry_delay_s",
+)
+
+
+class Row(Protocol):
+    """A database record or a dict: anything indexable by column name."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+FINAL_STATES = frozenset({"succeeded", "partial", "failed", "cancelled"})
+WAITING_STATES = frozenset({"scheduled", "queued", "retrying"})
+STATES = FINAL_STATES | WAITING_STATES | {"running"}
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """Fixed-width RFC 3339 UTC, so timestamps also sort as strings."""
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _plain(value: Any) -> Any:
+    return timestamp(value) if isinstance(value, datetime) else value
+
+
+def job_view(row: Row) -> dict[str, Any]:
+    return {name: _plain(row[name]) for name in JOB_FIELDS}
+
+
+def attempt_view(row: Row) -> dict[str, Any]:
+    return {name: _plain(row[name]) for name in ATTEMPT_FIELDS}
+
+
+def failed_job_letter(row: Row) -> dict[str, Any]:
+    return {
+        "id": f"job-{row['id']}",
+        "type": "job",
+        "job_id": row["id"],
+        "kind": row["kind"],
+        "queue": row["queue"],
+        "error": row["error"],
+        "attempt": row["attempt"],
+        "finished_at": timestamp(row["finished_at"]),
+    }
+
+
+def message_letter(row: Row) -> dict[str, Any]:
+    """A poison message; `body` is the text when the raw body is valid UTF-8, `body_base64` always."""
+    raw = bytes(row["body"])
+    try:
+        text: str | None = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    return {
+        "id": f"message-{row['id']}",
+        "type": "message",
+        "reason": row["reason"],
+        "detail": row["detail"],
+        "queue": row["queue"],
+        "job_id": row["job_id"],
+        "body": text,
+        "body_base64": base64.b64encode(raw).decode("ascii"),
+        "headers": row["headers"],
+        "created_at": timestamp(row["created_at"]),
+    }
+
+
+def json_response(data: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> web.Response:
+    return web.Response(body=orjson.dumps(data), status=status, content_type="application/json", headers=headers)

@@ -1,0 +1,66 @@
+"""Background publishing of committed rows (the outbox step after the commit); requests never wait for it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+
+import asyncpg
+
+from shared.amqp import Broker
+from shared.metrics import Metrics
+from shared.outbox import OutboxRow, publish_rows
+
+log = logging.getLogger(__name__)
+
+MAX_PER_PUBLISH = 5000
+
+
+class Publisher:
+    """Collects newly committed rows and publishes them in batches; whatever fails the relay republishes."""
+
+    def __init__(self, broker: Broker, pool: asyncpg.Pool, metrics: Metrics, max_delay_s: float) -> None:
+        self._broker = broker
+        self._pool = pool
+        self._metrics = metrics
+        self._max_delay_s = max_delay_s
+        self._pending: list[OutboxRow] = []
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, records: Iterable[asyncpg.Record]) -> None:
+        """Queue rows that are due within the delay levels' reach; later ones are left to the relay."""
+        rows = [OutboxRow.from_record(r) for r in records if r["delay_s"] <= self._max_delay_s]
+        if rows:
+            self._pending.extend(rows)
+            self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="gateway-publisher")
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                batch, self._pending = self._pending[:MAX_PER_PUBLISH], self._pending[MAX_PER_PUBLISH:]
+                await self._publish(batch)
+
+    async def _publish(self, rows: list[OutboxRow]) -> None:
+        try:
+            await publish_rows(self._broker, self._pool, rows, self._metrics)
+        except Exception as exc:  # noqa: BLE001 - committed rows stay unenqueued; the relay publishes them
+            log.warning("publishing %d rows failed, the relay will: %r", len(rows), exc)
+
+    async def close(self) -> None:
+        """Publish what is pending (best effort), then stop."""
+        if self._pending:
+            rows, self._pending = self._pending, []
+            await self._publish(rows)
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None

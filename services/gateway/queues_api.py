@@ -1,0 +1,62 @@
+"""GET /queues: broker depth and consumers (passive declare) beside PostgreSQL counts per configured queue."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import aio_pika
+from aiohttp import web
+
+from services.gateway.context import Gateway, gateway_of
+from services.gateway.job_views import json_response
+
+COUNTS = """
+SELECT queue,
+    count(*) FILTER (WHERE state = 'scheduled') AS scheduled,
+    count(*) FILTER (WHERE state = 'queued') AS queued,
+    count(*) FILTER (WHERE state = 'retrying') AS retrying,
+    count(*) FILTER (WHERE state = 'running') AS running,
+    EXTRACT(EPOCH FROM (now() - min(run_at) FILTER (
+        WHERE state IN ('queued', 'retrying') AND run_at <= now())))::float8 AS oldest_waiting_s
+FROM jobs
+WHERE state IN ('scheduled', 'queued', 'retrying', 'running')
+GROUP BY queue
+"""
+
+
+async def _broker_depths(gw: Gateway) -> dict[str, tuple[int, int]]:
+    """queue → (ready messages, consumers); empty when the broker is unreachable."""
+    out: dict[str, tuple[int, int]] = {}
+    connection = gw.broker.connection
+    if connection is None or connection.is_closed:
+        return out
+    for name in gw.config.queues:
+        # a failed passive declare closes its channel, so each queue gets its own
+        with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError):
+            async with connection.channel(publisher_confirms=False) as channel:
+                queue = await channel.declare_queue(gw.broker.topology.work_queue(name), passive=True, timeout=5)
+                result = queue.declaration_result
+                out[name] = (int(result.message_count or 0), int(result.consumer_count or 0))
+    return out
+
+
+def queue_view(name: str, depth: tuple[int, int] | None, counts: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "ready": depth[0] if depth is not None else None,
+        "unacked": None,
+        "consumers": depth[1] if depth is not None else None,
+        "scheduled": counts["scheduled"] if counts else 0,
+        "queued": counts["queued"] if counts else 0,
+        "retrying": counts["retrying"] if counts else 0,
+        "running": counts["running"] if counts else 0,
+        "oldest_waiting_s": counts["oldest_waiting_s"] if counts else None,
+    }
+
+
+async def list_queues(request: web.Request) -> web.Response:
+    gw = gateway_of(request)
+    rows = {r["queue"]: r for r in await gw.pool.fetch(COUNTS)}
+    depths = await _broker_depths(gw)
+    return json_response({"queues": [queue_view(q, depths.get(q), rows.get(q)) for q in gw.config.queues]})

@@ -1,0 +1,229 @@
+"""Pure validation of job submissions: a JSON body in, a typed JobSpec (or field errors naming paths) out."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from shared.config import Config
+from shared.errors import ValidationProblem, field_error
+from shared.urlguard import BlockedURL, Policy, check_url
+
+KIND = re.compile(r"^[a-z0-9_.:-]{1,100}$")
+SITE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+MAX_BATCH = 1000
+MAX_DELAY_S = 366 * 86_400.0
+FIELDS = frozenset(
+    {
+        "kind",
+        "payload",
+        "queue",
+        "priority",
+        "max_attempts",
+        "timeout_s",
+        "retry_base_s",
+        "retry_cap_s",
+        "run_at",
+        "delay_s",
+        "site",
+        "dedupe_key",
+    }
+)
+
+Errors = list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A validated submission; `run_at` None with `delay_s` None means "now" (judged by the database clock)."""
+
+    kind: str
+    payload: Any
+    queue: str
+    priority: int
+    max_attempts: int
+    timeout_s: float
+    retry_base_s: float
+    retry_cap_s: float
+    run_at: datetime | None
+    delay_s: float | None
+    site: str | None
+    dedupe_key: str | None
+
+
+def parse_job(data: Any, config: Config, prefix: str = "") -> tuple[JobSpec | None, Errors]:
+    """Validate one submission; field paths are prefixed (e.g. `jobs[3].`) for batch items."""
+    if not isinstance(data, dict):
+        return None, [field_error(prefix.rstrip(".") or "body", "must be a JSON object")]
+    reader = _Fields(data, prefix)
+    for name in sorted(set(data) - FIELDS):
+        reader.fail(name, "unknown field")
+    spec = JobSpec(
+        kind=reader.get("kind", _kind, required=True, default=""),
+        payload=reader.get("payload", _payload, default={}),
+        queue=reader.get("queue", _queue(config), default=default_queue(config)),
+        priority=reader.get("priority", _integer(0, 9), default=0),
+        max_attempts=reader.get("max_attempts", _integer(1, 1000), default=config.default_max_attempts),
+        timeout_s=reader.get("timeout_s", _number(0.001, 86_400), default=config.default_timeout_s),
+        retry_base_s=reader.get("retry_base_s", _number(0, 86_400), default=config.default_retry_base_s),
+        retry_cap_s=reader.get("retry_cap_s", _number(0, 30 * 86_400), default=config.default_retry_cap_s),
+        run_at=reader.get("run_at", _timestamp, default=None),
+        delay_s=reader.get("delay_s", _number(0, MAX_DELAY_S), default=None),
+        site=reader.get("site", _text(SITE, "letters, digits, _ . : - (1-100)"), default=None),
+        dedupe_key=reader.get("dedupe_key", _text(re.compile(r"^.{1,200}$", re.S), "1-200 characters"), default=None),
+    )
+    _cross_checks(spec, reader, config)
+    return (None, reader.errors) if reader.errors else (spec, [])
+
+
+def parse_one(data: Any, config: Config) -> JobSpec:
+    spec, errors = parse_job(data, config)
+    if spec is None:
+        raise ValidationProblem(errors)
+    return spec
+
+
+def parse_batch(data: Any, config: Config) -> list[JobSpec]:
+    """All or nothing: every item's errors are reported, under `jobs[i].field`."""
+    if not isinstance(data, dict):
+        raise ValidationProblem([field_error("body", "must be a JSON object with a `jobs` list")])
+    unknown = sorted(set(data) - {"jobs"})
+    jobs = data.get("jobs")
+    if unknown or not isinstance(jobs, list) or not jobs or len(jobs) > MAX_BATCH:
+        errors = [field_error(name, "unknown field") for name in unknown]
+        if not isinstance(jobs, list) or not jobs or len(jobs) > MAX_BATCH:
+            errors.append(field_error("jobs", f"must be a list of 1 to {MAX_BATCH} jobs"))
+        raise ValidationProblem(errors)
+    specs: list[JobSpec] = []
+    errors = []
+    for index, item in enumerate(jobs):
+        spec, item_errors = parse_job(item, config, f"jobs[{index}].")
+        errors.extend(item_errors)
+        if spec is not None:
+            specs.append(spec)
+    if errors:
+        raise ValidationProblem(errors[:100])
+    return specs
+
+
+def default_queue(config: Config) -> str:
+    return "default" if "default" in config.queues else config.queues[0]
+
+
+def _cross_checks(spec: JobSpec, reader: _Fields, config: Config) -> None:
+    if spec.run_at is not None and spec.delay_s is not None:
+        reader.fail("delay_s", "give either run_at or delay_s, not both")
+    if spec.retry_cap_s < spec.retry_base_s and not reader.failed("retry_base_s", "retry_cap_s"):
+        reader.fail("retry_cap_s", "must not be below retry_base_s")
+    if spec.kind == "http.fetch" and isinstance(spec.payload, dict):
+        url = spec.payload.get("url")
+        if not isinstance(url, str) or not url:
+            reader.fail("payload.url", "must be a non-empty string")
+            return
+        try:
+            check_url(url, Policy(allow_private=config.fetch_allow_private))
+        except BlockedURL as exc:
+            reader.fail("payload.url", str(exc))
+
+
+class _Invalid(ValueError):
+    """A field's value is wrong; the message says how."""
+
+
+class _Fields:
+    """Reads fields one by one, collecting errors instead of stopping at the first."""
+
+    def __init__(self, data: Mapping[str, Any], prefix: str) -> None:
+        self.data = data
+        self.prefix = prefix
+        self.errors: Errors = []
+
+    def fail(self, name: str, message: str) -> None:
+        self.errors.append(field_error(self.prefix + name, message))
+
+    def failed(self, *names: str) -> bool:
+        wanted = {self.prefix + n for n in names}
+        return any(e["field"] in wanted for e in self.errors)
+
+    def get(self, name: str, convert: Callable[[Any], Any], *, default: Any, required: bool = False) -> Any:
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                self.fail(name, "is required")
+            return default
+        try:
+            return convert(value)
+        except _Invalid as exc:
+            self.fail(name, str(exc))
+            return default
+
+
+def _kind(value: Any) -> str:
+    if not isinstance(value, str) or not KIND.match(value):
+        raise _Invalid("must be a string of 1-100 lowercase letters, digits, _ . : -")
+    return value
+
+
+def _payload(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise _Invalid("must be a JSON object")
+    return value
+
+
+def _queue(config: Config) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or value not in config.queues:
+            raise _Invalid(f"must be one of the configured queues: {', '.join(config.queues)}")
+        return value
+
+    return convert
+
+
+def _integer(low: int, high: int) -> Callable[[Any], int]:
+    def convert(value: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise _Invalid(f"must be an integer from {low} to {high}")
+        return value
+
+    return convert
+
+
+def _number(low: float, high: float) -> Callable[[Any], float]:
+    def convert(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise _Invalid(f"must be a number from {low:g} to {high:g}")
+        if not low <= value <= high:
+            raise _Invalid(f"must be a number from {low:g} to {high:g}")
+        return float(value)
+
+    return convert
+
+
+def _timestamp(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise _Invalid("must be an RFC 3339 timestamp string")
+    return parse_timestamp(value)
+
+
+def parse_timestamp(value: str) -> datetime:
+    """An RFC 3339 timestamp with a timezone; raises ValueError (as _Invalid) otherwise."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise _Invalid("must be an RFC 3339 timestamp such as 2030-01-01T00:00:00Z") from None
+    if parsed.tzinfo is None:
+        raise _Invalid("must include a timezone (Z or ±hh:mm)")
+    return parsed
+
+
+def _text(pattern: re.Pattern[str], what: str) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise _Invalid(f"must be a string: {what}")
+        return value
+
+    return convert

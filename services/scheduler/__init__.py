@@ -1,0 +1,1 @@
+"""The scheduler: leader election, outbox relay, lease reaper, pruning (and, later, schedules)."""

@@ -1,0 +1,68 @@
+"""The leader's periodic duties (fire, relay, reap, prune, gauges), each in its own loop that survives errors."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import asyncpg
+
+from services.scheduler import firing_loop, pruner, reaper, relay, state_gauges
+from shared.amqp import Broker
+from shared.config import Config
+from shared.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+ERROR_PAUSE_S = 1.0
+
+
+@dataclass(slots=True)
+class Duties:
+    """What every duty needs; `wake` is set by schedule notifications to fire without waiting a full interval."""
+
+    config: Config
+    pool: asyncpg.Pool
+    broker: Broker
+    metrics: Metrics
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def run(self) -> None:
+        """Run every duty until cancelled (leadership lost or shutdown)."""
+        config = self.config
+        loops = [
+            _every(firing_loop.FIRE_INTERVAL_S, lambda: firing_loop.fire_pass(self), "fire", self.wake),
+            _every(config.relay_interval_s, lambda: relay.relay_pass(self), "relay"),
+            _every(config.reaper_interval_s, lambda: reaper.reap_pass(self), "reap"),
+            _every(config.prune_interval_s, lambda: pruner.prune_pass(self), "prune"),
+            _every(state_gauges.INTERVAL_S, lambda: state_gauges.gauge_pass(self), "gauges"),
+        ]
+        await asyncio.gather(*loops)
+
+
+async def _every(
+    interval_s: float, step: Callable[[], Awaitable[object]], name: str, wake: asyncio.Event | None = None
+) -> None:
+    """Run `step` now and then every `interval_s` (sooner when `wake` is set); log and carry on after errors."""
+    while True:
+        try:
+            await step()
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("scheduler %s pass failed: %r", name, exc)
+            await asyncio.sleep(ERROR_PAUSE_S)
+        except Exception:  # one broken duty must not end the others or the leadership
+            log.exception("scheduler %s pass crashed", name)
+            await asyncio.sleep(ERROR_PAUSE_S)
+        await _pause(interval_s, wake)
+
+
+async def _pause(interval_s: float, wake: asyncio.Event | None) -> None:
+    if wake is None:
+        await asyncio.sleep(interval_s)
+        return
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(wake.wait(), interval_s)
+    wake.clear()

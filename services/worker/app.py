@@ -1,0 +1,167 @@
+"""The worker service: consume job messages, run handlers, record outcomes; /livez, /readyz and /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+
+import asyncpg
+from aiohttp import web
+
+from services.worker.cancel_events import CancelListener
+from services.worker.claims import JobStore
+from services.worker.consumer import Batchers, Consumer
+from services.worker.fetch import FetchClient
+from services.worker.handlers import Registry, load_registry
+from services.worker.heartbeat import heartbeat_loop
+from services.worker.publishing import FinishWriter
+from services.worker.runner import RunningJobs
+from services.worker.shutdown import Drainer
+from services.worker.site_limits import SiteLimits
+from services.worker.site_sessions import SiteSessions
+from shared.amqp import Broker
+from shared.batcher import Batcher
+from shared.config import Config
+from shared.db import create_pool
+from shared.metrics import Metrics
+from shared.ops import CONFIG_KEY, METRICS_KEY, READY_KEY, add_ops_routes, run, spawn
+
+WORKER_ID_KEY = web.AppKey("worker_id", str)
+POOL_KEY = web.AppKey("pool", asyncpg.Pool)
+BROKER_KEY = web.AppKey("broker", Broker)
+REGISTRY_KEY = web.AppKey("registry", Registry)
+FETCH_KEY = web.AppKey("fetch", FetchClient)
+STORE_KEY = web.AppKey("store", JobStore)
+BATCHERS_KEY = web.AppKey("batchers", Batchers)
+RUNNING_KEY = web.AppKey("running", RunningJobs)
+CONSUMER_KEY = web.AppKey("consumer", Consumer)
+DRAINER_KEY = web.AppKey("drainer", Drainer)
+
+
+def worker_id(config: Config) -> str:
+    return config.worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+
+
+async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[POOL_KEY] = await create_pool(app[CONFIG_KEY], name="gleaner-worker")
+    yield
+    await app[POOL_KEY].close()
+
+
+async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    broker = Broker(app[CONFIG_KEY], name="worker")
+    await broker.connect_forever(asyncio.Event())
+    assert broker.connection is not None
+    metrics = app[METRICS_KEY]
+    broker.connection.reconnect_callbacks.add(lambda *_: metrics.amqp_reconnects.inc())
+    app[BROKER_KEY] = broker
+    yield
+    await broker.close()
+
+
+async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[REGISTRY_KEY] = load_registry(app[CONFIG_KEY])
+    fetch = FetchClient(app[CONFIG_KEY])
+    await fetch.start()
+    app[FETCH_KEY] = fetch
+    yield
+    await fetch.close()
+
+
+async def batchers_ctx(app: web.Application) -> AsyncIterator[None]:
+    config = app[CONFIG_KEY]
+    store = JobStore(app[POOL_KEY], app[WORKER_ID_KEY], config.lease_s)
+    writer = FinishWriter(store, app[BROKER_KEY], app[POOL_KEY], app[METRICS_KEY])
+    window_s, size = config.batch_window_ms / 1000, config.batch_max
+    batchers = Batchers(
+        claims=Batcher(store.claim, window_s=window_s, max_items=size, name="claims"),
+        finishes=Batcher(writer, window_s=window_s, max_items=size, name="finishes"),
+        handbacks=Batcher(store.hand_back, window_s=window_s, max_items=size, name="handbacks"),
+    )
+    batchers.start()
+    app[STORE_KEY], app[BATCHERS_KEY] = store, batchers
+    yield
+    await batchers.close()
+
+
+async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
+    consumer = Consumer(
+        config=app[CONFIG_KEY],
+        broker=app[BROKER_KEY],
+        pool=app[POOL_KEY],
+        registry=app[REGISTRY_KEY],
+        metrics=app[METRICS_KEY],
+        store=app[STORE_KEY],
+        batchers=app[BATCHERS_KEY],
+        running=app[RUNNING_KEY],
+        http=app[FETCH_KEY],
+        sites=SiteSessions(
+            SiteLimits(app[POOL_KEY], app[WORKER_ID_KEY], app[CONFIG_KEY].lease_s), app[FETCH_KEY], app[METRICS_KEY]
+        ),
+    )
+    app[DRAINER_KEY].attach(consumer, app[RUNNING_KEY])
+    await consumer.start()
+    app[CONSUMER_KEY] = consumer
+    yield
+    # drained already when a signal started the shutdown; otherwise here, before the batchers, broker and pool close
+    await app[DRAINER_KEY].drain()
+    await consumer.close()
+
+
+async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
+    interval_s = app[CONFIG_KEY].lease_s / 3
+    task = spawn(heartbeat_loop(app[STORE_KEY], app[RUNNING_KEY], interval_s), "heartbeat")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def cancel_listener_ctx(app: web.Application) -> AsyncIterator[None]:
+    listener = CancelListener(app[BROKER_KEY], app[RUNNING_KEY])
+    await listener.start()
+    yield
+    with contextlib.suppress(Exception):
+        await listener.close()
+
+
+async def signals_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[DRAINER_KEY].install()
+    yield
+
+
+def is_ready(app: web.Application) -> bool:
+    broker = app.get(BROKER_KEY)
+    return CONSUMER_KEY in app and broker is not None and broker.connected and not app[DRAINER_KEY].draining
+
+
+def create_app(config: Config) -> web.Application:
+    app = web.Application()
+    app[CONFIG_KEY] = config
+    app[METRICS_KEY] = Metrics("worker")
+    app[WORKER_ID_KEY] = worker_id(config)
+    app[RUNNING_KEY] = RunningJobs()
+    app[DRAINER_KEY] = Drainer(config.shutdown_grace_s)
+    app[READY_KEY] = lambda: is_ready(app)
+    add_ops_routes(app)
+    app.cleanup_ctx.extend(
+        [
+            pool_ctx,
+            broker_ctx,
+            registry_ctx,
+            batchers_ctx,
+            consumer_ctx,
+            heartbeat_ctx,
+            cancel_listener_ctx,
+            signals_ctx,
+        ]
+    )
+    return app
+
+
+def main(config: Config) -> None:
+    run(create_app(config), config, "worker")

@@ -1,0 +1,75 @@
+"""The handler registry: built-in kinds plus modules named in GLEANER_HANDLER_MODULES.
+
+A handler module defines `register(registry)` and calls `registry.add("kind", handler)` there; the
+worker (to run them) and the gateway (to refuse unknown kinds at submit) both load the same registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+from services.worker.context import JobContext
+from shared.config import Config
+from shared.errors import ConfigError, UnknownKindError
+
+Handler = Callable[[JobContext], Awaitable[Any]]
+
+BUILTIN_MODULES = (
+    "services.worker.handlers.builtin",
+    "services.worker.handlers.http_fetch",
+    "services.worker.handlers.scrape_pages",
+    "services.worker.handlers.maintenance",
+)
+
+
+class Registry:
+    """Job kind → async handler."""
+
+    def __init__(self) -> None:
+        self._handlers: dict[str, Handler] = {}
+
+    def add(self, kind: str, handler: Handler) -> None:
+        if kind in self._handlers:
+            raise ValueError(f"job kind {kind!r} is registered twice")
+        self._handlers[kind] = handler
+
+    def get(self, kind: str) -> Handler:
+        try:
+            return self._handlers[kind]
+        except KeyError:
+            raise UnknownKindError(f"no handler registered for kind {kind!r}") from None
+
+    def __contains__(self, kind: object) -> bool:
+        return kind in self._handlers
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._handlers))
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(self)
+
+
+def load_registry(config: Config) -> Registry:
+    """Import the built-in handler modules and the configured ones; each must define `register`."""
+    registry = Registry()
+    problems: list[str] = []
+    for name in (*BUILTIN_MODULES, *config.handler_modules):
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            problems.append(f"GLEANER_HANDLER_MODULES: cannot import {name!r}: {exc}")
+            continue
+        register = getattr(module, "register", None)
+        if not callable(register):
+            problems.append(f"GLEANER_HANDLER_MODULES: {name!r} has no register(registry) function")
+            continue
+        try:
+            register(registry)
+        except ValueError as exc:
+            problems.append(f"GLEANER_HANDLER_MODULES: {name!r}: {exc}")
+    if problems:
+        raise ConfigError(problems)
+    return registry

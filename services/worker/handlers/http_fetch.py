@@ -1,0 +1,35 @@
+"""`http.fetch`: GET one URL through the job context's client and store it as a scrape result."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.worker.context import JobContext
+from services.worker.fetch import summary
+from services.worker.polite_http import client_of
+from shared.errors import PermanentError
+
+
+async def http_fetch(ctx: JobContext) -> Any:
+    """Payload: `url` (required), `include_body` (default false), `store_body` (default true),
+    `timeout_s` (default: the job's timeout, capped by the site's)."""
+    payload = ctx.job.payload if isinstance(ctx.job.payload, dict) else {}
+    url = payload.get("url")
+    if not isinstance(url, str) or not url:
+        raise PermanentError("payload.url must be a non-empty string", error_class="bad_payload")
+    timeout_s = payload.get("timeout_s", ctx.job.timeout_s)
+    if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool) or timeout_s <= 0:
+        raise PermanentError("payload.timeout_s must be a positive number", error_class="bad_payload")
+    client = client_of(ctx.http)
+    if client is None:
+        raise PermanentError("this worker has no fetch client", error_class="misconfigured")
+    response = await client.get(url, timeout_s=float(timeout_s))
+    out = summary(response, bool(payload.get("include_body", False)))
+    if ctx.results is not None:
+        stored = await ctx.save_result(response, keep_body=bool(payload.get("store_body", True)))
+        out.update(result_id=stored.id, unchanged=stored.unchanged)
+    return out
+
+
+def register(registry: Any) -> None:
+    registry.add("http.fetch", http_fetch)

@@ -1,0 +1,51 @@
+"""The lease heartbeat: extend this worker's leases; cancel jobs whose cancel was requested or whose lease was lost."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Mapping, Sequence
+
+import asyncpg
+
+from services.worker.claims import JobStore, Key
+from services.worker.retry import REASON_CANCEL, REASON_LEASE_LOST
+from services.worker.runner import RunningJobs
+
+log = logging.getLogger(__name__)
+
+
+def to_cancel(local: Sequence[Key], leased: Mapping[Key, bool]) -> list[tuple[Key, str]]:
+    """Which local jobs to cancel, and why: not leased to us any more, or a cancel was requested."""
+    out: list[tuple[Key, str]] = []
+    for key in local:
+        if key not in leased:
+            out.append((key, REASON_LEASE_LOST))
+        elif leased[key]:
+            out.append((key, REASON_CANCEL))
+    return out
+
+
+async def beat(store: JobStore, running: RunningJobs) -> int:
+    """One heartbeat; returns how many handlers it cancelled."""
+    local = [job.key for job in running]
+    if not local:
+        return 0
+    leased = await store.heartbeat()
+    cancelled = 0
+    for (job_id, attempt), reason in to_cancel(local, leased):
+        job = running.get(job_id)
+        if job is not None and job.attempt == attempt and job.cancel(reason):
+            log.info("cancelled job %d attempt %d: %s", job_id, attempt, reason)
+            cancelled += 1
+    return cancelled
+
+
+async def heartbeat_loop(store: JobStore, running: RunningJobs, interval_s: float) -> None:
+    """Beat every `interval_s` (a third of the lease) until cancelled; a failed beat is retried next time."""
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await beat(store, running)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("heartbeat failed: %r", exc)

@@ -1,0 +1,117 @@
+"""Decide how an attempt ended: from the handler's result, exception or cancellation to a job state (pure)."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Final
+
+import orjson
+
+from services.worker.context import Deferred, Partial
+from shared.backoff import retry_delay_s
+from shared.errors import HandlerError, RetryableError
+
+SUCCEEDED: Final = "succeeded"
+PARTIAL: Final = "partial"
+FAILED: Final = "failed"
+RETRYING: Final = "retrying"
+CANCELLED: Final = "cancelled"
+# not a job state: the attempt is undone and its message requeued (graceful shutdown)
+HANDBACK: Final = "handback"
+# the attempt is undone and the job waits `retry_delay_s` for its site (rate limit or concurrency slot)
+DEFERRED: Final = "deferred"
+
+# why a running handler task was cancelled
+REASON_CANCEL: Final = "cancel_requested"
+REASON_LEASE_LOST: Final = "lease_lost"
+REASON_SHUTDOWN: Final = "shutdown"
+
+MAX_ERROR_MESSAGE = 2000
+
+
+class JobTimedOut(RetryableError):
+    """The handler ran past the job's `timeout_s`."""
+
+    error_class = "timeout"
+
+
+@dataclass(frozen=True, slots=True)
+class Budget:
+    """What decides between another attempt and giving up: the claimed row's counters and backoff."""
+
+    attempt: int
+    attempt_base: int
+    max_attempts: int
+    retry_base_s: float
+    retry_cap_s: float
+
+    @property
+    def has_attempts_left(self) -> bool:
+        return self.attempt - self.attempt_base < self.max_attempts
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one attempt ended; `result_json` is the encoded result of a (partial) success."""
+
+    state: str
+    result_json: str | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    retry_delay_s: float | None = None
+
+
+def from_result(value: Any) -> Outcome:
+    """A returned value: `Partial` → partial; anything orjson cannot encode fails permanently (`bad_result`)."""
+    state = SUCCEEDED
+    if isinstance(value, Partial):
+        state, value = PARTIAL, value.result
+    try:
+        encoded = orjson.dumps(value).decode()
+    except TypeError as exc:
+        return Outcome(FAILED, error_class="bad_result", error_message=_clip(f"result is not JSON: {exc}"))
+    return Outcome(state, result_json=encoded)
+
+
+def classify(error: BaseException) -> tuple[bool, str, str]:
+    """(retryable, error class, message) of an exception; unknown exceptions are retryable."""
+    if isinstance(error, HandlerError):
+        return error.retryable, error.error_class, _clip(str(error))
+    return True, type(error).__name__, _clip(str(error) or type(error).__name__)
+
+
+def from_error(error: BaseException, budget: Budget, rng: random.Random | None = None) -> Outcome:
+    """A raised exception: retry with backoff while the budget lasts, otherwise fail; `Deferred` defers."""
+    if isinstance(error, Deferred):
+        return deferred(error)
+    retryable, error_class, message = classify(error)
+    if not retryable or not budget.has_attempts_left:
+        return Outcome(FAILED, error_class=error_class, error_message=message)
+    delay_s = retry_delay_s(budget.attempt, budget.retry_base_s, budget.retry_cap_s, rng=rng)
+    return Outcome(RETRYING, error_class=error_class, error_message=message, retry_delay_s=delay_s)
+
+
+def deferred(signal: Deferred) -> Outcome:
+    """Wait for the site without spending an attempt (never a failure)."""
+    return Outcome(DEFERRED, error_class=signal.reason, retry_delay_s=max(0.0, signal.wait_s))
+
+
+def from_cancellation(reason: str | None, budget: Budget) -> Outcome:
+    """A cancelled handler task: cancel → cancelled, shutdown → hand back; anything else counts as a failure."""
+    if reason == REASON_SHUTDOWN:
+        return Outcome(HANDBACK)
+    if reason in (REASON_CANCEL, REASON_LEASE_LOST):
+        return Outcome(CANCELLED, error_class=reason, error_message=f"handler cancelled: {reason}")
+    return from_error(RetryableError("handler task cancelled", error_class="cancelled_unexpectedly"), budget)
+
+
+def early_by_s(due_ms: int, now_ms: int, unit_ms: int) -> float:
+    """How long a message that arrived more than one delay unit before its due time still has to wait."""
+    if due_ms <= 0 or due_ms - now_ms <= unit_ms:
+        return 0.0
+    return (due_ms - now_ms) / 1000.0
+
+
+def _clip(message: str) -> str:
+    return message if len(message) <= MAX_ERROR_MESSAGE else message[: MAX_ERROR_MESSAGE - 1] + "…"

@@ -1,0 +1,1 @@
+"""Gleaner's common package: configuration, wire format, topology, database and observability."""

@@ -1,0 +1,238 @@
+"""RabbitMQ topology (names and declaration) and the confirmed, pipelined job publisher."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aio_pika
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractRobustConnection,
+    DeliveryMode,
+    ExchangeType,
+    FieldValue,
+)
+
+from shared import delays
+from shared.config import Config
+from shared.messages import CONTENT_TYPE, JobMessage
+
+log = logging.getLogger(__name__)
+
+MAX_PRIORITY = 9
+PUBLISH_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class Topology:
+    """Every exchange and queue name, derived from the namespace and the delay settings.
+
+    Delay names carry the unit and level count: bindings are durable, so a changed layout gets new names
+    instead of stale bindings that would route messages twice. Old delay queues drain into their own
+    deliver exchange, which still reaches the work queues.
+    """
+
+    namespace: str
+    queues: tuple[str, ...]
+    delay_unit_ms: int
+    delay_levels: int
+    dead_letter_ttl_ms: int
+
+    @classmethod
+    def from_config(cls, config: Config) -> Topology:
+        return cls(
+            namespace=config.namespace,
+            queues=config.queues,
+            delay_unit_ms=config.delay_unit_ms,
+            delay_levels=config.delay_levels,
+            dead_letter_ttl_ms=config.dead_letter_ttl_s * 1000,
+        )
+
+    @property
+    def jobs_exchange(self) -> str:
+        return f"{self.namespace}.jobs"
+
+    @property
+    def dlx(self) -> str:
+        return f"{self.namespace}.dlx"
+
+    @property
+    def dead_queue(self) -> str:
+        return f"{self.namespace}.dead"
+
+    @property
+    def events_exchange(self) -> str:
+        return f"{self.namespace}.events"
+
+    def work_queue(self, queue: str) -> str:
+        return f"{self.namespace}.q.{queue}"
+
+    @property
+    def _delay_prefix(self) -> str:
+        return f"{self.namespace}.delay.{self.delay_unit_ms}ms{self.delay_levels}"
+
+    def delay_level(self, level: int) -> str:
+        """Name of level n's exchange and of its queue (they share it)."""
+        return f"{self._delay_prefix}.L{level}"
+
+    @property
+    def delay_entry(self) -> str:
+        return self.delay_level(self.delay_levels - 1)
+
+    @property
+    def delay_deliver(self) -> str:
+        return f"{self._delay_prefix}.deliver"
+
+    def delay_ttl_ms(self, level: int) -> int:
+        return (1 << level) * self.delay_unit_ms
+
+    def work_queue_arguments(self) -> dict[str, FieldValue]:
+        return {"x-max-priority": MAX_PRIORITY, "x-dead-letter-exchange": self.dlx}
+
+
+async def declare(channel: AbstractChannel, topology: Topology) -> None:
+    """Declare everything idempotently; every service calls it at start."""
+    jobs = await channel.declare_exchange(topology.jobs_exchange, ExchangeType.DIRECT, durable=True)
+    dlx = await channel.declare_exchange(topology.dlx, ExchangeType.FANOUT, durable=True)
+    await channel.declare_exchange(topology.events_exchange, ExchangeType.TOPIC, durable=True)
+    dead = await channel.declare_queue(
+        topology.dead_queue, durable=True, arguments={"x-message-ttl": topology.dead_letter_ttl_ms}
+    )
+    await dead.bind(dlx)
+    deliver = await channel.declare_exchange(topology.delay_deliver, ExchangeType.TOPIC, durable=True)
+    for name in topology.queues:
+        queue = await channel.declare_queue(
+            topology.work_queue(name), durable=True, arguments=topology.work_queue_arguments()
+        )
+        await queue.bind(jobs, routing_key=name)
+        await queue.bind(deliver, routing_key=delays.deliver_pattern(topology.delay_levels, name))
+    await _declare_delay_levels(channel, topology, deliver)
+
+
+async def _declare_delay_levels(channel: AbstractChannel, topology: Topology, deliver: AbstractExchange) -> None:
+    below = deliver
+    for level in range(topology.delay_levels):
+        name = topology.delay_level(level)
+        exchange = await channel.declare_exchange(name, ExchangeType.TOPIC, durable=True)
+        queue = await channel.declare_queue(
+            name,
+            durable=True,
+            arguments={"x-message-ttl": topology.delay_ttl_ms(level), "x-dead-letter-exchange": below.name},
+        )
+        set_pattern, clear_pattern = delays.level_patterns(level, topology.delay_levels)
+        await queue.bind(exchange, routing_key=set_pattern)
+        await below.bind(exchange, routing_key=clear_pattern)
+        below = exchange
+
+
+class BrokerUnavailable(ConnectionError):
+    """No connection to RabbitMQ right now; the outbox relay will publish later."""
+
+
+class Broker:
+    """One robust connection, a confirming publish channel, and the topology it declared."""
+
+    def __init__(self, config: Config, *, name: str) -> None:
+        self.config = config
+        self.topology = Topology.from_config(config)
+        self.name = name
+        self.connection: AbstractRobustConnection | None = None
+        self.channel: AbstractChannel | None = None
+        self._jobs: AbstractExchange | None = None
+        self._delay: AbstractExchange | None = None
+        self._events: AbstractExchange | None = None
+        self.reconnects = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.connection is not None and not self.connection.is_closed and self.channel is not None
+
+    async def connect(self) -> None:
+        """Connect once, declare the topology and open the publish channel."""
+        connection = await aio_pika.connect_robust(
+            self.config.amqp_url, client_properties={"connection_name": f"gleaner-{self.name}"}
+        )
+        connection.reconnect_callbacks.add(self._on_reconnect)
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        await declare(channel, self.topology)
+        self._jobs = await channel.get_exchange(self.topology.jobs_exchange, ensure=False)
+        self._delay = await channel.get_exchange(self.topology.delay_entry, ensure=False)
+        self._events = await channel.get_exchange(self.topology.events_exchange, ensure=False)
+        self.connection, self.channel = connection, channel
+
+    async def connect_forever(self, stop: asyncio.Event) -> None:
+        """Keep trying to connect until it works or `stop` is set (services that run without a broker)."""
+        delay_s = 0.2
+        while not stop.is_set() and not self.connected:
+            try:
+                await self.connect()
+                log.info("connected to RabbitMQ")
+            except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+                log.warning("RabbitMQ unavailable, retrying in %.1fs: %s", delay_s, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay_s)
+                delay_s = min(delay_s * 2, 5.0)
+
+    def _on_reconnect(self, *_: object) -> None:
+        self.reconnects += 1
+        log.info("reconnected to RabbitMQ")
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+        self.connection = self.channel = None
+
+    def _message(self, job: JobMessage) -> aio_pika.Message:
+        # priority rides along through the delay levels (which ignore it) to the work queue (which uses it)
+        headers: dict[str, FieldValue] = {"job_id": job.job_id, "attempt": job.attempt}
+        if job.request_id:
+            headers["request_id"] = job.request_id
+        return aio_pika.Message(
+            job.encode(),
+            content_type=CONTENT_TYPE,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            priority=job.priority,
+            headers=headers,
+        )
+
+    async def publish_one(self, job: JobMessage, delay_s: float) -> None:
+        """Publish one job message, through the delay levels when `delay_s` > 0; raises if unconfirmed."""
+        if not self.connected or self._jobs is None or self._delay is None:
+            raise BrokerUnavailable("not connected to RabbitMQ")
+        units = delays.delay_units(delay_s, self.topology.delay_unit_ms / 1000)
+        if units == 0:
+            await self._jobs.publish(self._message(job), job.queue, timeout=PUBLISH_TIMEOUT_S)
+            return
+        units = min(units, (1 << self.topology.delay_levels) - 1)
+        key = delays.routing_key(units, self.topology.delay_levels, job.queue)
+        await self._delay.publish(self._message(job), key, timeout=PUBLISH_TIMEOUT_S)
+
+    async def publish_many(self, jobs: Sequence[tuple[JobMessage, float]]) -> list[bool]:
+        """Publish with confirms pipelined (all in flight at once); True where the broker confirmed."""
+        if not jobs:
+            return []
+        if not self.connected:
+            return [False] * len(jobs)
+        outcomes = await asyncio.gather(
+            *(self.publish_one(job, delay_s) for job, delay_s in jobs), return_exceptions=True
+        )
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            log.warning("%d of %d publishes unconfirmed: %r", len(failures), len(jobs), failures[0])
+        return [not isinstance(o, BaseException) for o in outcomes]
+
+    async def publish_event(self, routing_key: str, body: bytes) -> None:
+        """Best-effort event for waiters and streams; the database stays the truth."""
+        if not self.connected or self._events is None:
+            return
+        try:
+            await self._events.publish(
+                aio_pika.Message(body, content_type=CONTENT_TYPE), routing_key, mandatory=False, timeout=5
+            )
+        except Exception as exc:  # noqa: BLE001 - events are advisory; a failure must not fail the job
+            log.debug("event publish failed: %r", exc)

@@ -1,0 +1,118 @@
+"""Every Prometheus metric Gleaner exports, on a registry owned by the running service."""
+
+from __future__ import annotations
+
+from importlib import metadata
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+# 10 ms to 30 min, in seconds
+DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800)
+HTTP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+LAG_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
+OUTCOMES = ("succeeded", "partial", "failed", "cancelled", "retrying", "lost")
+
+
+class Metrics:
+    """One instance per process; labels come from closed sets (kinds and queues are configured)."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        Info("gleaner_build", "Gleaner version and service", registry=r).info(
+            {"version": _version(), "service": service}
+        )
+        self.http_requests = Counter(
+            "gleaner_http_requests", "HTTP requests served", ["method", "route", "code"], registry=r
+        )
+        self.http_duration = Histogram(
+            "gleaner_http_request_duration_seconds",
+            "HTTP request duration",
+            ["method", "route"],
+            buckets=HTTP_BUCKETS,
+            registry=r,
+        )
+        self.submitted = Counter("gleaner_jobs_submitted", "Jobs accepted", ["kind", "queue"], registry=r)
+        self.enqueued = Counter("gleaner_jobs_enqueued", "Job messages confirmed by the broker", ["queue"], registry=r)
+        self.started = Counter("gleaner_jobs_started", "Attempts started", ["kind", "queue"], registry=r)
+        self.completed = Counter(
+            "gleaner_jobs_completed", "Attempts finished, by outcome", ["kind", "queue", "outcome"], registry=r
+        )
+        self.duration = Histogram(
+            "gleaner_job_duration_seconds", "Attempt run time", ["kind", "queue"], buckets=DURATION_BUCKETS, registry=r
+        )
+        self.queue_wait = Histogram(
+            "gleaner_job_queue_wait_seconds", "Time from due to start", ["queue"], buckets=DURATION_BUCKETS, registry=r
+        )
+        self.retries = Counter("gleaner_job_retries", "Retries scheduled", ["kind", "queue"], registry=r)
+        self.in_progress = Gauge("gleaner_jobs_in_progress", "Attempts running in this process", ["queue"], registry=r)
+        self.stale_claims = Counter(
+            "gleaner_claims_stale",
+            "Messages dropped because their attempt was stale or duplicate",
+            ["queue"],
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "gleaner_dead_letters", "Messages and jobs sent to the dead-letter set", ["reason"], registry=r
+        )
+        self.publish_failures = Counter(
+            "gleaner_publish_failures", "Publishes the broker did not confirm (the relay retries)", registry=r
+        )
+        self.relay_published = Counter(
+            "gleaner_relay_published", "Messages published by the outbox relay", ["reason"], registry=r
+        )
+        self.relay_backlog = Gauge("gleaner_relay_backlog", "Due rows without a confirmed message", registry=r)
+        self.relay_oldest = Gauge(
+            "gleaner_relay_oldest_unpublished_seconds", "Age of the oldest due unpublished row", registry=r
+        )
+        self.lease_recoveries = Counter(
+            "gleaner_lease_recoveries", "Running jobs recovered after their lease expired", registry=r
+        )
+        self.pruned = Counter("gleaner_pruned_rows", "Rows removed by pruning", ["table"], registry=r)
+        self.leader = Gauge("gleaner_scheduler_leader", "1 while this scheduler holds leadership", registry=r)
+        self.jobs_by_state = Gauge(
+            "gleaner_jobs",
+            "Jobs in PostgreSQL by state and queue (exported by the scheduler leader only)",
+            ["state", "queue"],
+            registry=r,
+        )
+        self.schedule_fires = Counter(
+            "gleaner_schedule_fires",
+            "Schedule slots handled, by outcome (fired, skipped_overlap, misfire_skipped)",
+            ["outcome"],
+            registry=r,
+        )
+        self.schedule_fire_lag = Histogram(
+            "gleaner_schedule_fire_lag_seconds",
+            "From a slot's due time to its job's insert",
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.scheduler_last_tick = Gauge(
+            "gleaner_scheduler_last_tick_timestamp_seconds", "When the leader last ran its loop", registry=r
+        )
+        self.site_requests = Counter(
+            "gleaner_site_requests", "Requests made to sites, by outcome", ["site", "outcome"], registry=r
+        )
+        self.site_rate_limit_waits = Counter(
+            "gleaner_site_rate_limit_waits", "Requests that had to wait for a site's rate limit", ["site"], registry=r
+        )
+        self.site_failures = Counter("gleaner_site_failures", "Failed requests to sites", ["site"], registry=r)
+        self.site_wait = Histogram(
+            "gleaner_site_wait_seconds",
+            "Time waited for a site's rate limit",
+            ["site"],
+            buckets=LAG_BUCKETS,
+            registry=r,
+        )
+        self.amqp_reconnects = Counter("gleaner_amqp_reconnects", "AMQP reconnections", registry=r)
+        self.pool_connections = Gauge(
+            "gleaner_db_pool_connections", "PostgreSQL pool connections", ["state"], registry=r
+        )
+
+
+def _version() -> str:
+    try:
+        return metadata.version("gleaner")
+    except metadata.PackageNotFoundError:
+        return "unknown"

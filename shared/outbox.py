@@ -1,0 +1,92 @@
+"""The outbox: publish committed job rows, then record which ones the broker confirmed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from shared.amqp import Broker
+from shared.messages import JobMessage
+from shared.metrics import Metrics
+
+# The columns every caller selects (or returns) to publish a row; `delay_s` is judged by the database clock.
+OUTBOX_COLUMNS = """id, attempt, queue, kind, priority, request_id,
+    GREATEST(0, EXTRACT(EPOCH FROM (run_at - now())))::float8 AS delay_s,
+    (EXTRACT(EPOCH FROM run_at) * 1000)::bigint AS due_ms"""
+
+# Fenced on the attempt the message was for: a row that moved on since keeps its own marker.
+MARK_ENQUEUED = """
+UPDATE jobs AS j SET enqueued_at = now()
+FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
+WHERE j.id = m.id AND j.attempt = m.attempt AND j.enqueued_at IS NULL
+  AND j.state IN ('scheduled', 'queued', 'retrying')
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A waiting job row as the outbox needs it; `attempt` is the row's (attempts started so far)."""
+
+    id: int
+    attempt: int
+    queue: str
+    kind: str
+    priority: int
+    delay_s: float
+    due_ms: int
+    request_id: str | None = None
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> OutboxRow:
+        return cls(
+            id=record["id"],
+            attempt=record["attempt"],
+            queue=record["queue"],
+            kind=record["kind"],
+            priority=record["priority"],
+            delay_s=record["delay_s"],
+            due_ms=record["due_ms"],
+            request_id=record["request_id"],
+        )
+
+    def message(self) -> JobMessage:
+        return JobMessage(
+            job_id=self.id,
+            attempt=self.attempt + 1,
+            queue=self.queue,
+            kind=self.kind,
+            priority=self.priority,
+            due_ms=self.due_ms if self.delay_s > 0 else 0,
+            request_id=self.request_id,
+        )
+
+
+async def publish_rows(
+    broker: Broker, pool: asyncpg.Pool, rows: Sequence[OutboxRow], metrics: Metrics | None = None
+) -> int:
+    """Publish rows (confirms pipelined), mark the confirmed ones enqueued; returns how many were confirmed.
+
+    Unconfirmed rows keep `enqueued_at IS NULL`, so the scheduler's relay publishes them later.
+    A crash between confirm and mark only costs a duplicate message, which the fenced claim drops.
+    """
+    if not rows:
+        return 0
+    started = time.monotonic()
+    confirmed = await broker.publish_many([(row.message(), _remaining(row, started)) for row in rows])
+    done = [row for row, ok in zip(rows, confirmed, strict=True) if ok]
+    if done:
+        await pool.execute(MARK_ENQUEUED, [r.id for r in done], [r.attempt for r in done])
+    if metrics is not None:
+        for row in done:
+            metrics.enqueued.labels(row.queue).inc()
+        if len(done) < len(rows):
+            metrics.publish_failures.inc(len(rows) - len(done))
+    return len(done)
+
+
+def _remaining(row: OutboxRow, started: float) -> float:
+    """The delay left, minus time spent since the row was read (so a slow batch does not add lag)."""
+    return max(0.0, row.delay_s - (time.monotonic() - started))

@@ -1,0 +1,58 @@
+"""Fixtures shared by integration and e2e tests: a fresh database, a unique namespace, a service stack."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from shared.config import Config
+from tests.support.services import database_fixture, delete_topology, require_services, test_env, unique
+from tests.support.stack import Api, Stack
+
+
+@pytest.fixture
+async def database_url() -> AsyncIterator[str]:
+    async for url in database_fixture():
+        yield url
+
+
+@pytest.fixture
+async def namespace() -> AsyncIterator[str]:
+    require_services()
+    name = unique("t")
+    yield name
+
+
+@pytest.fixture
+async def env(database_url: str, namespace: str) -> AsyncIterator[dict[str, str]]:
+    environment = test_env(database_url, namespace)
+    yield environment
+    await delete_topology(Config.from_env(environment))
+
+
+@pytest.fixture
+def config(env: dict[str, str]) -> Config:
+    return Config.from_env(env)
+
+
+@pytest.fixture
+async def stack(env: dict[str, str], tmp_path: Path) -> AsyncIterator[Stack]:
+    services = Stack(env, tmp_path)
+    yield services
+    services.stop_all()
+
+
+@pytest.fixture
+async def api_factory() -> AsyncIterator[type[Api]]:
+    clients: list[Api] = []
+
+    class Tracked(Api):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+            clients.append(self)
+
+    yield Tracked
+    for client in clients:
+        await client.close()

@@ -1,0 +1,28 @@
+"""The benchmark runs end to end at tiny sizes, so it cannot rot (it measures nothing here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.support.services import require_services
+
+
+def test_the_benchmark_runs_every_case_and_writes_its_json(tmp_path: Path) -> None:
+    require_services()
+    process = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert process.returncode == 0, (process.stdout + process.stderr)[-4000:]
+    [written] = list(tmp_path.glob("*.json"))
+    results = json.loads(written.read_text())["results"]
+    assert set(results) == {"batch", "single", "e2e", "latency", "retries", "scheduler"}
+    assert results["e2e"]["attempt_rows"] == results["e2e"]["jobs"]
+    assert results["retries"]["retries"] == 2 * results["retries"]["jobs"]
+    assert results["scheduler"]["fires"] > 0 and results["scheduler"]["duplicates"] == 0

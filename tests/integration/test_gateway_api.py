@@ -1,0 +1,263 @@
+"""The gateway as a real process against real PostgreSQL and RabbitMQ: the API contract, end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import asyncpg
+import pytest
+from multidict import CIMultiDictProxy
+
+from services.gateway.auth import hash_key
+from tests.support.stack import Api, Stack
+
+PROBLEM = "application/problem+json"
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    connection = await asyncpg.connect(database_url)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def gateway(stack: Stack, api_factory: type[Api]) -> Api:
+    service = await stack.start("gateway", GLEANER_MAX_BODY_BYTES="65536", GLEANER_QUEUES="default,idle")
+    return api_factory(service.url)
+
+
+async def raw(api: Api, method: str, path: str, **kwargs: Any) -> tuple[int, CIMultiDictProxy[str], Any]:
+    async with api.session.request(method, api.base_url + path, **kwargs) as response:
+        body = await response.read()
+        data = await response.json(content_type=None) if body else None
+        return response.status, response.headers, data
+
+
+async def fail_job(db: asyncpg.Connection, job_id: int, error_class: str = "boom") -> None:
+    await db.execute(
+        "UPDATE jobs SET state = 'failed', attempt = 1, finished_at = now(), "
+        "error = jsonb_build_object('class', $2::text, 'message', 'it broke') WHERE id = $1",
+        job_id,
+        error_class,
+    )
+
+
+async def test_a_submitted_job_is_a_202_with_location_and_its_row_exists(gateway: Api, db: asyncpg.Connection) -> None:
+    job = {"kind": "noop", "payload": {"a": 1}, "priority": 7}
+    status, headers, body = await raw(gateway, "POST", "/jobs", json=job, headers={"X-Request-Id": "r-1"})
+    assert status == 202, body
+    assert headers["Location"] == f"/api/v1/jobs/{body['id']}"
+    assert headers["X-Request-Id"] == "r-1"
+    assert body["state"] == "queued" and body["priority"] == 7 and body["payload"] == {"a": 1}
+    assert body["created_at"].endswith("Z")
+    row = await db.fetchrow("SELECT kind, request_id, queue FROM jobs WHERE id = $1", body["id"])
+    assert row is not None
+    assert dict(row) == {"kind": "noop", "request_id": "r-1", "queue": "default"}
+    assert (await gateway.job(body["id"]))["id"] == body["id"]
+
+
+async def test_a_delayed_job_is_scheduled(gateway: Api) -> None:
+    job = await gateway.submit(kind="noop", delay_s=3600)
+    assert job["state"] == "scheduled"
+
+
+async def test_invalid_submissions_are_422_problems_naming_their_fields(gateway: Api) -> None:
+    body = {"kind": "noop", "priority": 10, "colour": "red", "queue": "nope"}
+    status, headers, problem = await raw(gateway, "POST", "/jobs", json=body)
+    assert status == 422
+    assert headers["Content-Type"].startswith(PROBLEM)
+    assert {e["field"] for e in problem["errors"]} == {"priority", "colour", "queue"}
+    batch = {"jobs": [{"kind": "noop"}, {"kind": "noop"}, {"kind": "noop"}, {"kind": "noop", "priority": -1}]}
+    status, _, problem = await raw(gateway, "POST", "/jobs/batch", json=batch)
+    assert status == 422 and [e["field"] for e in problem["errors"]] == ["jobs[3].priority"]
+    status, _, listing = await raw(gateway, "GET", "/jobs")
+    assert listing["jobs"] == []
+
+
+async def test_malformed_json_is_400_and_an_oversized_body_413(gateway: Api) -> None:
+    headers = {"Content-Type": "application/json"}
+    status, h, problem = await raw(gateway, "POST", "/jobs", data=b'{"kind": ', headers=headers)
+    assert status == 400 and h["Content-Type"].startswith(PROBLEM), problem
+    huge = b'{"kind": "noop", "payload": {"x": "' + b"a" * 100_000 + b'"}}'
+    status, h, problem = await raw(gateway, "POST", "/jobs", data=huge, headers=headers)
+    assert status == 413 and h["Content-Type"].startswith(PROBLEM), problem
+    status, h, _ = await raw(gateway, "DELETE", "/jobs")
+    assert status == 405 and h["Content-Type"].startswith(PROBLEM)
+    status, _, _ = await raw(gateway, "GET", "/jobs/123456")
+    assert status == 404
+
+
+async def test_keys_are_checked_for_presence_validity_and_scope(
+    stack: Stack, gateway: Api, db: asyncpg.Connection
+) -> None:
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.get(gateway.base_url + "/jobs") as response:
+            assert response.status == 401
+            assert response.headers["WWW-Authenticate"].startswith("Bearer")
+        async with anonymous.get(gateway.base_url + "/jobs", headers={"Authorization": "Bearer nope"}) as response:
+            assert response.status == 401
+    printed = await stack.run_cli("apikey", "create", "--name", "reader", "--scopes", "jobs:read")
+    key = printed.strip().splitlines()[-1]
+    assert key.startswith("glk_")
+    assert await db.fetchval("SELECT scopes FROM api_keys WHERE key_hash = $1", hash_key(key)) == ["jobs:read"]
+    reader = Api(gateway.base_url.removesuffix("/api/v1"), token=key)
+    try:
+        assert (await reader.request("GET", "/jobs"))[0] == 200
+        assert (await reader.request("POST", "/jobs", json={"kind": "noop"}))[0] == 403
+        assert (await reader.request("POST", "/dead-letters/requeue", json={}))[0] == 403
+    finally:
+        await reader.close()
+
+
+async def test_an_idempotent_replay_returns_the_same_job_and_another_body_is_422(gateway: Api) -> None:
+    headers = {"Idempotency-Key": "k-1"}
+    first = await raw(gateway, "POST", "/jobs", json={"kind": "noop"}, headers=headers)
+    again = await raw(gateway, "POST", "/jobs", json={"kind": "noop"}, headers=headers)
+    assert first[0] == again[0] == 202
+    assert first[2]["id"] == again[2]["id"]
+    status, _, problem = await raw(gateway, "POST", "/jobs", json={"kind": "other"}, headers=headers)
+    assert status == 422 and problem["errors"][0]["field"] == "Idempotency-Key"
+    batch = {"jobs": [{"kind": "noop"}, {"kind": "noop"}]}
+    one = await raw(gateway, "POST", "/jobs/batch", json=batch, headers={"Idempotency-Key": "k-2"})
+    two = await raw(gateway, "POST", "/jobs/batch", json=batch, headers={"Idempotency-Key": "k-2"})
+    assert [j["id"] for j in one[2]["jobs"]] == [j["id"] for j in two[2]["jobs"]]
+
+
+async def test_a_dedupe_key_held_by_an_unfinished_job_is_a_409(gateway: Api) -> None:
+    first = await gateway.submit(kind="noop", dedupe_key="d-1")
+    status, _, problem = await raw(gateway, "POST", "/jobs", json={"kind": "noop", "dedupe_key": "d-1"})
+    assert status == 409 and str(first["id"]) in problem["detail"]
+    status, _, problem = await raw(
+        gateway, "POST", "/jobs/batch", json={"jobs": [{"kind": "noop"}, {"kind": "noop", "dedupe_key": "d-1"}]}
+    )
+    assert status == 409 and problem["errors"][0]["field"] == "jobs[1].dedupe_key"
+
+
+async def test_listing_pages_through_every_job_once_and_tokens_are_bound_to_filters(gateway: Api) -> None:
+    status, _, body = await raw(gateway, "POST", "/jobs/batch", json={"jobs": [{"kind": "list.me"}] * 25})
+    assert status == 202
+    created = [j["id"] for j in body["jobs"]]
+    seen: list[int] = []
+    token: str | None = None
+    pages = 0
+    while True:
+        params = {"kind": "list.me", "page_size": "10", **({"page_token": token} if token else {})}
+        status, listing = await gateway.request("GET", "/jobs", params=params)
+        assert status == 200
+        seen += [j["id"] for j in listing["jobs"]]
+        pages += 1
+        token = listing["next_page_token"]
+        if token is None:
+            break
+    assert pages == 3
+    assert seen == sorted(created, reverse=True)
+    status, _, _ = await raw(gateway, "GET", "/jobs", params={"page_size": "10"})
+    _, first = await gateway.request("GET", "/jobs", params={"kind": "list.me", "page_size": "10"})
+    status, _, problem = await raw(gateway, "GET", "/jobs", params={"page_token": first["next_page_token"]})
+    assert status == 422 and problem["errors"][0]["field"] == "page_token"
+
+
+async def test_cancelling_a_queued_job_finishes_it_and_a_second_cancel_is_409(gateway: Api) -> None:
+    job = await gateway.submit(kind="noop", queue="idle")
+    status, body = await gateway.request("POST", f"/jobs/{job['id']}/cancel")
+    assert status == 200 and body["state"] == "cancelled" and body["finished_at"] is not None
+    status, _ = await gateway.request("POST", f"/jobs/{job['id']}/cancel")
+    assert status == 409
+    waited = await gateway.job(job["id"], wait=5)
+    assert waited["state"] == "cancelled"
+
+
+async def test_retrying_a_failed_job_queues_it_with_a_fresh_budget(gateway: Api, db: asyncpg.Connection) -> None:
+    job = await gateway.submit(kind="noop", queue="idle")
+    status, _ = await gateway.request("POST", f"/jobs/{job['id']}/retry")
+    assert status == 409
+    await fail_job(db, job["id"])
+    status, body = await gateway.request("POST", f"/jobs/{job['id']}/retry")
+    assert status == 202 and body["state"] == "queued" and body["error"] is None
+    row = await db.fetchrow("SELECT attempt, attempt_base, finished_at FROM jobs WHERE id = $1", job["id"])
+    assert row is not None
+    assert (row["attempt"], row["attempt_base"], row["finished_at"]) == (1, 1, None)
+    status, attempts = await gateway.request("GET", f"/jobs/{job['id']}/attempts")
+    assert status == 200 and attempts == {"attempts": []}
+
+
+async def test_dead_letters_are_listed_requeued_and_deleted(gateway: Api, db: asyncpg.Connection) -> None:
+    jobs = [await gateway.submit(kind="noop", queue="idle") for _ in range(3)]
+    for job in jobs:
+        await fail_job(db, job["id"], "bulk" if job is not jobs[0] else "single")
+    await db.execute(
+        "INSERT INTO dead_letters (queue, reason, detail, body) VALUES ('default', 'undecodable', 'bad', $1)",
+        b"\x00 not a job",
+    )
+    status, listing = await gateway.request("GET", "/dead-letters")
+    assert status == 200
+    ids = [d["id"] for d in listing["dead_letters"]]
+    assert {f"job-{j['id']}" for j in jobs} <= set(ids)
+    message = next(d for d in listing["dead_letters"] if d["type"] == "message")
+    assert "not a job" in message["body"]
+    status, _ = await gateway.request("POST", f"/dead-letters/{message['id']}/requeue")
+    assert status == 409
+    status, body = await gateway.request("POST", f"/dead-letters/job-{jobs[0]['id']}/requeue")
+    assert status == 202 and body["state"] == "queued"
+    status, body = await gateway.request("POST", "/dead-letters/requeue", json={"error_class": "bulk", "limit": 1})
+    assert (status, body) == (200, {"requeued": 1})
+    status, _ = await gateway.request("DELETE", f"/dead-letters/{message['id']}")
+    assert status == 204
+    failed = await db.fetchval("SELECT id FROM jobs WHERE state = 'failed'")
+    status, _ = await gateway.request("DELETE", f"/dead-letters/job-{failed}")
+    assert status == 204
+    status, listing = await gateway.request("GET", "/dead-letters")
+    assert listing["dead_letters"] == []
+
+
+async def test_queues_report_broker_depth_and_database_counts(gateway: Api) -> None:
+    await gateway.submit(kind="noop", queue="idle")
+    await gateway.submit(kind="noop", queue="idle", delay_s=3600)
+
+    async def counted() -> dict[str, Any]:
+        status, body = await gateway.request("GET", "/queues")
+        assert status == 200
+        return {q["name"]: q for q in body["queues"]}
+
+    queues = await counted()
+    assert set(queues) == {"default", "idle"}
+    idle = queues["idle"]
+    assert (idle["queued"], idle["scheduled"], idle["unacked"]) == (1, 1, None)
+    assert idle["consumers"] == 0 and idle["ready"] in (0, 1)
+
+
+async def test_the_openapi_document_is_served_without_auth(gateway: Api) -> None:
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(gateway.base_url + "/openapi.json") as response:
+        assert response.status == 200
+        document = await response.json()
+    assert document["openapi"].startswith("3.1")
+
+
+async def test_a_waiting_read_returns_as_soon_as_the_job_finishes(gateway: Api) -> None:
+    job = await gateway.submit(kind="noop", queue="idle")
+    started = time.monotonic()
+    waiter = asyncio.create_task(gateway.job(job["id"], wait=10))
+    await asyncio.sleep(0.3)
+    assert not waiter.done()
+    status, _ = await gateway.request("POST", f"/jobs/{job['id']}/cancel")
+    assert status == 200
+    finished = await waiter
+    assert finished["state"] == "cancelled"
+    assert time.monotonic() - started < 5
+    status, body = await gateway.request("GET", f"/jobs/{job['id']}", params={"wait": "61"})
+    assert status == 422 and body["errors"][0]["field"] == "wait"
+
+
+async def test_requests_are_counted_by_route_template(gateway: Api) -> None:
+    job = await gateway.submit(kind="noop", queue="idle")
+    await gateway.job(job["id"])
+    metrics_url = gateway.base_url.removesuffix("/api/v1") + "/metrics"
+    async with aiohttp.ClientSession() as anonymous, anonymous.get(metrics_url) as response:
+        text = await response.text()
+    assert 'gleaner_http_requests_total{code="200",method="GET",route="/api/v1/jobs/{id}"}' in text
+    assert 'gleaner_jobs_submitted_total{kind="noop",queue="idle"} 1.0' in text

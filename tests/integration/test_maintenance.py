@@ -1,0 +1,73 @@
+"""The maintenance kinds against a real database, and the default maintenance schedules."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from services.worker.context import JobContext, JobInfo
+from services.worker.handlers import maintenance
+from shared.config import Config
+from shared.db import create_pool
+
+
+@pytest.fixture
+async def pool(config: Config) -> AsyncIterator[asyncpg.Pool]:
+    pool = await create_pool(config, min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+def context(pool: asyncpg.Pool, kind: str, payload: dict[str, Any]) -> JobContext:
+    job = JobInfo(id=0, kind=kind, queue="default", attempt=1, max_attempts=1, payload=payload, site=None, timeout_s=60)
+    return JobContext(job=job, log=logging.LoggerAdapter(logging.getLogger("test"), {}), db=pool)
+
+
+async def add_job(pool: asyncpg.Pool, state: str, finished_days_ago: float | None) -> int:
+    job_id: int = await pool.fetchval(
+        "INSERT INTO jobs (kind, queue, state, result, finished_at) VALUES ('noop', 'default', $1, '{\"a\": 1}', "
+        "CASE WHEN $2::float8 IS NULL THEN NULL ELSE now() - make_interval(days => $2::int) END) RETURNING id",
+        state,
+        finished_days_ago,
+    )
+    return job_id
+
+
+async def test_prune_deletes_only_finished_jobs_past_retention_in_batches(pool: asyncpg.Pool) -> None:
+    old = [await add_job(pool, "succeeded", 40) for _ in range(7)]
+    old_failed = await add_job(pool, "failed", 31)
+    await pool.execute("INSERT INTO job_attempts (job_id, attempt, outcome) VALUES ($1, 1, 'failed')", old_failed)
+    recent = await add_job(pool, "succeeded", 2)
+    waiting = await add_job(pool, "queued", None)
+    result = await maintenance.prune(context(pool, "maintenance.prune", {"retention_days": 30, "batch": 3}))
+    assert result["jobs"] == 8
+    left = {r["id"] for r in await pool.fetch("SELECT id FROM jobs")}
+    assert left == {recent, waiting}
+    assert not set(old) & left
+    assert await pool.fetchval("SELECT count(*) FROM job_attempts") == 0
+
+
+async def test_prune_results_keeps_the_rows_and_drops_old_results(pool: asyncpg.Pool) -> None:
+    old, recent = await add_job(pool, "succeeded", 10), await add_job(pool, "succeeded", 1)
+    assert (await maintenance.prune_results(context(pool, "maintenance.prune_results", {})))["jobs"] == 1
+    rows = {r["id"]: r["result"] for r in await pool.fetch("SELECT id, result FROM jobs")}
+    assert rows == {old: None, recent: {"a": 1}}
+
+
+async def test_analyze_runs_and_bad_payloads_fail_permanently(pool: asyncpg.Pool) -> None:
+    assert (await maintenance.analyze(context(pool, "maintenance.analyze", {})))["analyzed"]
+    with pytest.raises(maintenance.PermanentError):
+        await maintenance.prune(context(pool, "maintenance.prune", {"retention_days": -1}))
+
+
+async def test_the_default_maintenance_schedules_exist_and_are_due_in_the_future(pool: asyncpg.Pool) -> None:
+    rows = await pool.fetch("SELECT name, source, enabled, next_fire_at > now() AS future FROM schedules ORDER BY name")
+    assert [(r["name"], r["source"], r["enabled"], r["future"]) for r in rows] == [
+        ("maintenance.analyze", "system", True, True),
+        ("maintenance.prune", "system", True, True),
+        ("maintenance.prune_results", "system", True, True),
+    ]

@@ -1,0 +1,57 @@
+"""deploy/rabbitmq/definitions.json: one least-privilege user per service on the gleaner vhost."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from tests.ops.tools import DEPLOY
+
+DEFINITIONS = json.loads((DEPLOY / "rabbitmq" / "definitions.json").read_text())
+VHOST = "gleaner"
+WORK_QUEUE = "gleaner.q.scraping"
+EXCHANGES = ("gleaner.jobs", "gleaner.dlx", "gleaner.events", "gleaner.delay.1000ms16.L3")
+
+
+def _permission(user: str) -> dict[str, Any]:
+    matches = [p for p in DEFINITIONS["permissions"] if p["user"] == user and p["vhost"] == VHOST]
+    assert len(matches) == 1, user
+    return dict(matches[0])
+
+
+def _allows(user: str, access: str, resource: str) -> bool:
+    return re.fullmatch(_permission(user)[access], resource) is not None
+
+
+def test_each_service_has_its_own_user_and_none_is_an_administrator() -> None:
+    users = {u["name"]: u for u in DEFINITIONS["users"]}
+    for service in ("gateway", "worker", "scheduler"):
+        assert users[f"gleaner-{service}"]["tags"] == [], service
+    assert VHOST in {v["name"] for v in DEFINITIONS["vhosts"]}
+
+
+def test_every_service_may_declare_and_bind_the_topology_it_declares_on_connect() -> None:
+    for user in ("gleaner-gateway", "gleaner-worker", "gleaner-scheduler"):
+        for resource in (*EXCHANGES, WORK_QUEUE, "gleaner.dead"):
+            assert _allows(user, "configure", resource), (user, resource)
+            assert _allows(user, "write", resource), (user, resource)
+        for exchange in EXCHANGES:
+            assert _allows(user, "read", exchange), (user, exchange)
+
+
+def test_only_workers_may_consume_the_work_queues() -> None:
+    assert _allows("gleaner-worker", "read", WORK_QUEUE)
+    assert not _allows("gleaner-gateway", "read", WORK_QUEUE)
+    assert not _allows("gleaner-scheduler", "read", WORK_QUEUE)
+
+
+def test_no_service_may_touch_another_namespace_or_the_default_exchange_objects() -> None:
+    for user in ("gleaner-gateway", "gleaner-worker", "gleaner-scheduler"):
+        for access in ("configure", "write", "read"):
+            assert not _allows(user, access, "other.q.default"), (user, access)
+
+
+def test_the_monitoring_user_has_no_access_to_messages() -> None:
+    permission = _permission("gleaner-monitoring")
+    assert (permission["configure"], permission["write"], permission["read"]) == ("^$", "^$", "^$")

@@ -1,0 +1,110 @@
+"""Real RabbitMQ and PostgreSQL for tests: availability, a fresh database and a unique namespace each."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+from collections.abc import AsyncIterator
+
+import aio_pika
+import asyncpg
+import pytest
+
+from shared.amqp import Topology
+from shared.config import Config
+from shared.migrate import migrate
+
+PG_ADMIN = os.environ.get("GLEANER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_URL = os.environ.get("GLEANER_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")
+ADMIN_TOKEN = "test-admin-token-0123456789"
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def require_services() -> None:
+    """Skip when RabbitMQ or PostgreSQL is down, except under CI, where that is a failure."""
+    missing = [name for name, port in (("PostgreSQL", 5432), ("RabbitMQ", 5672)) if not port_open(port)]
+    if missing:
+        message = f"{' and '.join(missing)} not reachable on 127.0.0.1"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must have them)")
+        pytest.skip(message)
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{secrets.token_hex(4)}"
+
+
+def dsn_for(name: str) -> str:
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+async def create_database() -> str:
+    name = unique("gleaner_t_")
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    await migrate(dsn_for(name))
+    return name
+
+
+async def drop_database(name: str) -> None:
+    admin = await asyncpg.connect(PG_ADMIN)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def delete_topology(config: Config) -> None:
+    """Remove every queue and exchange of a test namespace so the broker does not fill up."""
+    topology = Topology.from_config(config)
+    connection = await aio_pika.connect(AMQP_URL)
+    try:
+        channel = await connection.channel()
+        queues = [topology.work_queue(q) for q in topology.queues] + [topology.dead_queue]
+        queues += [topology.delay_level(n) for n in range(topology.delay_levels)]
+        for name in queues:
+            await channel.queue_delete(name)
+        exchanges = [topology.jobs_exchange, topology.dlx, topology.events_exchange, topology.delay_deliver]
+        exchanges += [topology.delay_level(n) for n in range(topology.delay_levels)]
+        for name in exchanges:
+            await channel.exchange_delete(name)
+    finally:
+        await connection.close()
+
+
+async def database_fixture() -> AsyncIterator[str]:
+    require_services()
+    name = await create_database()
+    try:
+        yield dsn_for(name)
+    finally:
+        await drop_database(name)
+
+
+def test_env(database_url: str, namespace: str, **overrides: str) -> dict[str, str]:
+    """The GLEANER_* environment of a test stack: its own database and namespace, fast timings."""
+    env = {
+        "GLEANER_DATABASE_URL": database_url,
+        "GLEANER_AMQP_URL": AMQP_URL,
+        "GLEANER_NAMESPACE": namespace,
+        "GLEANER_ADMIN_TOKEN": ADMIN_TOKEN,
+        "GLEANER_DELAY_UNIT_MS": "100",
+        "GLEANER_DELAY_LEVELS": "10",
+        "GLEANER_LEASE_S": "3",
+        "GLEANER_RELAY_INTERVAL_S": "0.2",
+        "GLEANER_RELAY_GRACE_S": "1",
+        "GLEANER_REAPER_INTERVAL_S": "0.5",
+        "GLEANER_SHUTDOWN_GRACE_S": "5",
+        "GLEANER_LOG_LEVEL": "INFO",
+    }
+    env.update(overrides)
+    return env

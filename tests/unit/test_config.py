@@ -1,0 +1,66 @@
+"""Configuration is read once from the environment and every problem is reported with its variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from shared.config import Config
+from shared.errors import ConfigError
+
+
+def test_defaults_work_against_a_local_broker_and_database() -> None:
+    config = Config.from_env({})
+    assert config.queues == ("default",)
+    assert config.namespace == "gleaner"
+    assert config.port_for("gateway") == 8080
+    assert config.consumed_queues == ("default",)
+
+
+def test_queues_and_worker_queues_are_parsed_from_comma_lists() -> None:
+    config = Config.from_env(
+        {"GLEANER_QUEUES": "scraping_high, scraping,maintenance", "GLEANER_WORKER_QUEUES": "scraping"}
+    )
+    assert config.queues == ("scraping_high", "scraping", "maintenance")
+    assert config.consumed_queues == ("scraping",)
+
+
+def test_every_problem_is_reported_at_once_with_the_variable_name() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env(
+            {
+                "GLEANER_WORKER_CONCURRENCY": "many",
+                "GLEANER_DELAY_UNIT_MS": "0",
+                "GLEANER_QUEUES": "Bad Name",
+                "GLEANER_HTTP_PORT": "70000",
+                "GLEANER_FETCH_ALLOW_PRIVATE": "maybe",
+                "GLEANER_LOG_LEVEL": "chatty",
+                "GLEANER_DATABASE_URL": "mysql://x",
+            }
+        )
+    text = str(caught.value)
+    for name in (
+        "GLEANER_WORKER_CONCURRENCY",
+        "GLEANER_DELAY_UNIT_MS",
+        "GLEANER_QUEUES",
+        "GLEANER_HTTP_PORT",
+        "GLEANER_FETCH_ALLOW_PRIVATE",
+        "GLEANER_LOG_LEVEL",
+        "GLEANER_DATABASE_URL",
+    ):
+        assert name in text
+    assert len(caught.value.problems) == 7
+
+
+def test_a_worker_cannot_consume_a_queue_that_is_not_configured() -> None:
+    with pytest.raises(ConfigError, match="GLEANER_WORKER_QUEUES"):
+        Config.from_env({"GLEANER_QUEUES": "a,b", "GLEANER_WORKER_QUEUES": "c"})
+
+
+def test_a_short_admin_token_is_refused() -> None:
+    with pytest.raises(ConfigError, match="GLEANER_ADMIN_TOKEN"):
+        Config.from_env({"GLEANER_ADMIN_TOKEN": "short"})
+
+
+def test_the_longest_ttl_delay_follows_unit_and_levels() -> None:
+    config = Config.from_env({"GLEANER_DELAY_UNIT_MS": "100", "GLEANER_DELAY_LEVELS": "10"})
+    assert config.max_delay_s == pytest.approx(102.3)

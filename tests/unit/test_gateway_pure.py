@@ -1,0 +1,134 @@
+"""Pure gateway parts: page tokens, problem rendering, row views, auth helpers, event bodies, insert matching."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+import pytest
+from aiohttp import web
+
+from services.gateway.auth import ADMIN, READ, WRITE, Principal, bearer_of, parse_scopes, required_scope
+from services.gateway.job_store import ListFilters, NewJob, list_query, match_inserted
+from services.gateway.job_views import JOB_FIELDS, job_view, message_letter, timestamp
+from services.gateway.pagination import decode_token, encode_token
+from services.gateway.problems import from_http_exception, render
+from services.gateway.submission import parse_one
+from services.gateway.waiting import finished_ids
+from shared.config import Config
+from shared.errors import GleanerError, Problem, ValidationProblem, field_error
+
+
+def test_a_page_token_round_trips_with_the_same_filters() -> None:
+    token = encode_token(42, {"kind": "noop", "state": None})
+    assert decode_token(token, {"kind": "noop"}) == 42
+
+
+@pytest.mark.parametrize("token", ["garbage", "", "e30", encode_token(1, {})[:-2] + "!!"])
+def test_a_garbled_page_token_is_a_422_naming_it(token: str) -> None:
+    with pytest.raises(ValidationProblem) as caught:
+        decode_token(token, {})
+    assert caught.value.errors[0]["field"] == "page_token"
+
+
+def test_a_page_token_from_other_filters_is_refused() -> None:
+    with pytest.raises(ValidationProblem, match="page_token"):
+        decode_token(encode_token(5, {"kind": "a"}), {"kind": "b"})
+
+
+def test_a_validation_problem_renders_as_problem_json_with_field_errors() -> None:
+    response = render(ValidationProblem([field_error("priority", "too high")]), "/api/v1/jobs", "rid")
+    assert response.status == 422
+    assert response.content_type == "application/problem+json"
+    assert response.headers["X-Request-Id"] == "rid"
+    assert isinstance(response.body, bytes)
+    body = orjson.loads(response.body)
+    assert body["errors"] == [{"field": "priority", "message": "too high"}]
+    assert (body["type"], body["status"], body["instance"], body["request_id"]) == (
+        "about:blank",
+        422,
+        "/api/v1/jobs",
+        "rid",
+    )
+
+
+def test_aiohttp_errors_become_problems() -> None:
+    problem = from_http_exception(web.HTTPMethodNotAllowed("DELETE", ["GET", "POST"]))
+    assert (problem.status, problem.headers["Allow"]) == (405, "GET, POST")
+    assert from_http_exception(web.HTTPRequestEntityTooLarge(max_size=10, actual_size=20)).status == 413
+    assert isinstance(from_http_exception(web.HTTPNotFound()), Problem)
+
+
+def test_timestamps_are_fixed_width_utc() -> None:
+    local = datetime(2030, 1, 1, 2, 0, tzinfo=timezone(timedelta(hours=2)))
+    assert timestamp(local) == "2030-01-01T00:00:00.000000Z"
+    assert timestamp(None) is None
+
+
+def test_a_job_view_has_every_documented_field() -> None:
+    now = datetime(2030, 1, 1, tzinfo=UTC)
+    row: dict[str, Any] = dict.fromkeys(JOB_FIELDS)
+    row.update(id=1, created_at=now, payload={"a": 1})
+    view = job_view(row)
+    assert list(view) == list(JOB_FIELDS)
+    assert view["created_at"] == "2030-01-01T00:00:00.000000Z" and view["payload"] == {"a": 1}
+
+
+def test_a_poison_message_shows_text_when_it_can_and_base64_always() -> None:
+    row = {
+        "id": 3,
+        "reason": "undecodable",
+        "detail": "",
+        "queue": "default",
+        "job_id": None,
+        "body": b"\xff\xfe",
+        "headers": {},
+        "created_at": None,
+    }
+    letter = message_letter(row)
+    assert (letter["id"], letter["body"], letter["body_base64"]) == ("message-3", None, "//4=")
+    assert message_letter({**row, "body": b"hello"})["body"] == "hello"
+
+
+def test_scopes_follow_method_and_path() -> None:
+    assert required_scope("GET", "/api/v1/dead-letters") == READ
+    assert required_scope("POST", "/api/v1/jobs") == WRITE
+    assert required_scope("DELETE", "/api/v1/dead-letters/job-1") == ADMIN
+    assert Principal("a", frozenset({ADMIN})).allows(WRITE)
+    assert not Principal("r", frozenset({READ})).allows(WRITE)
+
+
+def test_bearer_tokens_and_scope_lists_are_parsed_strictly() -> None:
+    assert bearer_of("Bearer abc") == "abc"
+    assert bearer_of("bearer  abc ") == "abc"
+    assert bearer_of("Basic abc") is None and bearer_of(None) is None and bearer_of("Bearer ") is None
+    assert parse_scopes("jobs:read, admin") == ["jobs:read", "admin"]
+    with pytest.raises(GleanerError):
+        parse_scopes("jobs:read,root")
+
+
+def test_finished_events_yield_job_ids() -> None:
+    assert finished_ids(b'[{"id": 1, "state": "succeeded"}, {"id": 2}]') == [1, 2]
+    assert finished_ids(b'{"id": 7}') == [7]
+    assert finished_ids(b"nonsense") == [] and finished_ids(b'[{"id": true}]') == []
+
+
+def test_list_queries_only_use_the_filters_given() -> None:
+    sql, args = list_query(ListFilters(kind="noop"), after_id=10, limit=51)
+    assert "kind = $1" in sql and "id < $2" in sql and "LIMIT $3" in sql
+    assert args == ["noop", 10, 51]
+    sql, args = list_query(ListFilters(), None, 5)
+    assert "WHERE" not in sql and args == [5]
+
+
+def test_inserted_rows_are_matched_to_inputs_and_conflicts_left_empty() -> None:
+    config = Config()
+    items = [
+        NewJob(parse_one({"kind": "a"}, config), None),
+        NewJob(parse_one({"kind": "a", "dedupe_key": "x"}, config), None),
+        NewJob(parse_one({"kind": "b", "dedupe_key": "y"}, config), None),
+    ]
+    rows = [{"id": 9, "kind": "b", "dedupe_key": "y"}, {"id": 7, "kind": "a", "dedupe_key": None}]
+    matched = match_inserted(items, rows)  # type: ignore[arg-type]
+    assert [r["id"] if r else None for r in matched] == [7, None, 9]

@@ -1,0 +1,107 @@
+"""Submission validation is pure: a JSON body in, a JobSpec or field errors with paths out."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from services.gateway.submission import MAX_BATCH, parse_batch, parse_job, parse_one
+from shared.config import Config
+from shared.errors import ValidationProblem
+
+CONFIG = Config(queues=("default", "bulk"), default_max_attempts=4)
+
+
+def fields(data: Any) -> list[str]:
+    _, errors = parse_job(data, CONFIG)
+    return [e["field"] for e in errors]
+
+
+def test_a_bare_kind_gets_the_configured_defaults() -> None:
+    spec = parse_one({"kind": "noop"}, CONFIG)
+    assert (spec.queue, spec.priority, spec.max_attempts, spec.payload) == ("default", 0, 4, {})
+    assert (spec.timeout_s, spec.retry_base_s, spec.retry_cap_s) == (300.0, 1.0, 300.0)
+    assert spec.run_at is None and spec.delay_s is None
+
+
+def test_every_field_is_read_and_typed() -> None:
+    spec = parse_one(
+        {
+            "kind": "scrape.pages",
+            "payload": {"urls": []},
+            "queue": "bulk",
+            "priority": 9,
+            "max_attempts": 2,
+            "timeout_s": 5,
+            "retry_base_s": 0.5,
+            "retry_cap_s": 10,
+            "run_at": "2030-01-01T00:00:00Z",
+            "site": "indeed",
+            "dedupe_key": "d",
+        },
+        CONFIG,
+    )
+    assert spec.run_at == datetime(2030, 1, 1, tzinfo=UTC)
+    assert (spec.queue, spec.priority, spec.timeout_s, spec.site, spec.dedupe_key) == ("bulk", 9, 5.0, "indeed", "d")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "kind"),
+        ({"kind": 5}, "kind"),
+        ({"kind": "Has Spaces"}, "kind"),
+        ({"kind": "noop", "colour": "red"}, "colour"),
+        ({"kind": "noop", "priority": 10}, "priority"),
+        ({"kind": "noop", "priority": True}, "priority"),
+        ({"kind": "noop", "priority": "high"}, "priority"),
+        ({"kind": "noop", "queue": "nope"}, "queue"),
+        ({"kind": "noop", "payload": [1]}, "payload"),
+        ({"kind": "noop", "max_attempts": 0}, "max_attempts"),
+        ({"kind": "noop", "timeout_s": -1}, "timeout_s"),
+        ({"kind": "noop", "timeout_s": float("nan")}, "timeout_s"),
+        ({"kind": "noop", "run_at": "yesterday-ish"}, "run_at"),
+        ({"kind": "noop", "run_at": "2030-01-01T00:00:00"}, "run_at"),
+        ({"kind": "noop", "run_at": "2030-01-01T00:00:00Z", "delay_s": 5}, "delay_s"),
+        ({"kind": "noop", "retry_base_s": 10, "retry_cap_s": 1}, "retry_cap_s"),
+        ({"kind": "http.fetch", "payload": {"url": "http://127.0.0.1/admin"}}, "payload.url"),
+        ({"kind": "http.fetch", "payload": {"url": "file:///etc/passwd"}}, "payload.url"),
+        ({"kind": "http.fetch", "payload": {}}, "payload.url"),
+    ],
+)
+def test_an_invalid_field_is_named(body: dict[str, Any], field: str) -> None:
+    assert field in fields(body)
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    assert sorted(fields({"priority": 12, "queue": "x", "extra": 1})) == ["extra", "kind", "priority", "queue"]
+
+
+def test_private_urls_pass_when_configured() -> None:
+    config = Config(fetch_allow_private=True)
+    assert parse_one({"kind": "http.fetch", "payload": {"url": "http://127.0.0.1:8080/"}}, config).kind == "http.fetch"
+
+
+def test_a_non_object_body_is_a_422() -> None:
+    with pytest.raises(ValidationProblem):
+        parse_one([1, 2], CONFIG)
+
+
+def test_batch_errors_carry_the_item_index() -> None:
+    with pytest.raises(ValidationProblem) as caught:
+        parse_batch({"jobs": [{"kind": "noop"}, {"kind": "noop", "priority": 12}, "x"]}, CONFIG)
+    assert [e["field"] for e in caught.value.errors] == ["jobs[1].priority", "jobs[2]"]
+
+
+@pytest.mark.parametrize("body", [{}, {"jobs": []}, {"jobs": {}}, {"jobs": [{"kind": "noop"}] * (MAX_BATCH + 1)}])
+def test_a_batch_must_hold_one_to_a_thousand_jobs(body: dict[str, Any]) -> None:
+    with pytest.raises(ValidationProblem) as caught:
+        parse_batch(body, CONFIG)
+    assert caught.value.errors[-1]["field"] == "jobs"
+
+
+def test_a_valid_batch_keeps_its_order() -> None:
+    specs = parse_batch({"jobs": [{"kind": "a"}, {"kind": "b", "priority": 3}]}, CONFIG)
+    assert [(s.kind, s.priority) for s in specs] == [("a", 0), ("b", 3)]

@@ -1,0 +1,20 @@
+"""A deferral is neither a failure nor a retry: it spends no attempt and ends no job."""
+
+from __future__ import annotations
+
+from services.worker.claims import Finish, Finished
+from services.worker.context import Deferred
+from services.worker.publishing import finished_event
+from services.worker.retry import DEFERRED, SUCCEEDED, Budget, Outcome, from_error
+
+SPENT = Budget(attempt=3, attempt_base=0, max_attempts=3, retry_base_s=1, retry_cap_s=10)
+
+
+def test_a_deferral_waits_even_when_the_attempt_budget_is_spent() -> None:
+    outcome = from_error(Deferred(12.5, "rate_limited"), SPENT)
+    assert (outcome.state, outcome.retry_delay_s, outcome.error_class) == (DEFERRED, 12.5, "rate_limited")
+
+
+def test_a_deferred_job_is_not_announced_as_finished() -> None:
+    items = [Finish(1, 1, Outcome(DEFERRED, retry_delay_s=1)), Finish(2, 1, Outcome(SUCCEEDED, result_json="1"))]
+    assert finished_event(items, [Finished(DEFERRED), Finished(SUCCEEDED)]) == b'[{"id":2,"state":"succeeded"}]'

@@ -1,0 +1,83 @@
+"""Batched claims and finishes: one answer per caller, duplicates claimed once, arrays in item order."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from services.worker.claims import Finish, Finished, JobStore, distribute, finish_arguments, unique_keys
+from services.worker.publishing import finished_event
+from services.worker.retry import FAILED, RETRYING, SUCCEEDED, Outcome
+
+
+def test_duplicate_keys_are_sent_once_in_first_seen_order() -> None:
+    assert unique_keys([(1, 1), (2, 1), (1, 1), (3, 2)]) == [(1, 1), (2, 1), (3, 2)]
+
+
+def test_a_row_goes_to_the_first_caller_with_its_key_only() -> None:
+    rows = {(1, 1): "one", (2, 1): "two"}
+    assert distribute([(1, 1), (1, 1), (2, 1), (3, 1), (1, 1)], rows) == ["one", None, "two", None, None]
+
+
+def row(job_id: int, attempt: int) -> dict[str, Any]:
+    return {
+        "id": job_id,
+        "attempt": attempt,
+        "kind": "noop",
+        "queue": "default",
+        "payload": {},
+        "site": None,
+        "timeout_s": 30.0,
+        "max_attempts": 3,
+        "attempt_base": 0,
+        "retry_base_s": 1.0,
+        "retry_cap_s": 60.0,
+        "request_id": None,
+        "wait_s": 0.25,
+    }
+
+
+class FakePool:
+    """Answers the claim statement as PostgreSQL would: each waiting row once."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+        self.calls.append(args)
+        ids, attempts = args[0], args[1]
+        return [row(i, a) for i, a in zip(ids, attempts, strict=True)]
+
+
+async def test_a_batch_claiming_the_same_attempt_twice_gives_the_row_to_one_caller() -> None:
+    pool = FakePool()
+    store = JobStore(pool, "worker-1", lease_s=3.0)  # type: ignore[arg-type]
+    claims = await store.claim([(7, 1), (7, 1), (8, 2)])
+    assert [c.job.id if c else None for c in claims] == [7, None, 8]
+    assert pool.calls[0][:4] == ([7, 8], [1, 2], "worker-1", 3.0)
+    first = claims[0]
+    assert first is not None
+    assert (first.budget.attempt, first.budget.max_attempts, first.wait_s) == (1, 3, 0.25)
+
+
+def test_finish_arguments_are_one_array_per_column_in_item_order() -> None:
+    items = [
+        Finish(1, 1, Outcome(SUCCEEDED, result_json="{}")),
+        Finish(2, 3, Outcome(RETRYING, error_class="timeout", error_message="slow", retry_delay_s=0.4)),
+    ]
+    assert finish_arguments(items) == (
+        [1, 2],
+        [1, 3],
+        [SUCCEEDED, RETRYING],
+        ["{}", None],
+        [None, "timeout"],
+        [None, "slow"],
+        [None, 0.4],
+    )
+
+
+def test_the_finished_event_lists_final_states_only() -> None:
+    items: Sequence[Finish] = [Finish(n, 1, Outcome(SUCCEEDED)) for n in (1, 2, 3, 4)]
+    results = [Finished(SUCCEEDED), Finished(RETRYING), None, Finished(FAILED)]
+    assert finished_event(items, results) == b'[{"id":1,"state":"succeeded"},{"id":4,"state":"failed"}]'
+    assert finished_event(items[1:3], results[1:3]) is None

@@ -1,0 +1,110 @@
+"""How an attempt's ending becomes a job state: budget, error classes, backoff, results (pure)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from services.worker.context import Partial
+from services.worker.retry import (
+    CANCELLED,
+    FAILED,
+    HANDBACK,
+    PARTIAL,
+    REASON_CANCEL,
+    REASON_LEASE_LOST,
+    REASON_SHUTDOWN,
+    RETRYING,
+    SUCCEEDED,
+    Budget,
+    JobTimedOut,
+    classify,
+    early_by_s,
+    from_cancellation,
+    from_error,
+    from_result,
+)
+from shared.errors import HandlerError, PermanentError, RetryableError, UnknownKindError
+
+
+def budget(attempt: int, max_attempts: int = 3, attempt_base: int = 0) -> Budget:
+    return Budget(attempt=attempt, attempt_base=attempt_base, max_attempts=max_attempts, retry_base_s=1, retry_cap_s=60)
+
+
+@pytest.mark.parametrize(("attempt", "state"), [(1, RETRYING), (2, RETRYING), (3, FAILED)])
+def test_a_retryable_error_retries_until_max_attempts_have_run(attempt: int, state: str) -> None:
+    assert from_error(RetryableError("boom"), budget(attempt)).state == state
+
+
+def test_the_budget_counts_from_the_last_user_requeue() -> None:
+    assert from_error(RetryableError("boom"), budget(4, attempt_base=3)).state == RETRYING
+    assert from_error(RetryableError("boom"), budget(6, attempt_base=3)).state == FAILED
+
+
+def test_a_retry_carries_the_jittered_exponential_backoff() -> None:
+    outcome = from_error(RetryableError("boom"), budget(3, max_attempts=5), rng=random.Random(1))
+    assert outcome.retry_delay_s is not None
+    assert 0.9 * 4 <= outcome.retry_delay_s <= 1.1 * 4
+
+
+def test_a_permanent_error_fails_at_once_whatever_the_budget() -> None:
+    outcome = from_error(PermanentError("bad payload"), budget(1, max_attempts=10))
+    assert (outcome.state, outcome.error_class, outcome.retry_delay_s) == (FAILED, "permanent", None)
+
+
+def test_an_unknown_exception_is_retryable_and_named_by_its_type() -> None:
+    outcome = from_error(KeyError("x"), budget(1))
+    assert (outcome.state, outcome.error_class) == (RETRYING, "KeyError")
+
+
+def test_a_timeout_is_retryable_with_the_timeout_class() -> None:
+    outcome = from_error(JobTimedOut("too slow"), budget(1))
+    assert (outcome.state, outcome.error_class) == (RETRYING, "timeout")
+
+
+def test_handler_errors_keep_their_own_error_class() -> None:
+    assert classify(RetryableError("x", error_class="http_503"))[:2] == (True, "http_503")
+    assert classify(UnknownKindError("x"))[:2] == (False, "unknown_kind")
+    assert classify(HandlerError("x"))[:2] == (True, "handler_error")
+
+
+def test_a_long_error_message_is_clipped() -> None:
+    _, _, message = classify(RuntimeError("x" * 10_000))
+    assert len(message) <= 2000
+
+
+def test_a_result_is_encoded_once_as_json() -> None:
+    outcome = from_result({"pages": [1, 2]})
+    assert (outcome.state, outcome.result_json) == (SUCCEEDED, '{"pages":[1,2]}')
+
+
+def test_a_partial_result_ends_partial() -> None:
+    outcome = from_result(Partial({"done": 7, "failed": 1}))
+    assert (outcome.state, outcome.result_json) == (PARTIAL, '{"done":7,"failed":1}')
+
+
+def test_a_result_that_is_not_json_fails_permanently_as_bad_result() -> None:
+    outcome = from_result({"when": object()})
+    assert (outcome.state, outcome.error_class) == (FAILED, "bad_result")
+
+
+def test_a_requested_cancel_or_a_lost_lease_ends_cancelled() -> None:
+    assert from_cancellation(REASON_CANCEL, budget(1)).state == CANCELLED
+    assert from_cancellation(REASON_LEASE_LOST, budget(1)).state == CANCELLED
+
+
+def test_a_cancel_for_shutdown_hands_the_job_back() -> None:
+    assert from_cancellation(REASON_SHUTDOWN, budget(1)).state == HANDBACK
+
+
+def test_a_cancel_nobody_asked_for_counts_as_a_retryable_failure() -> None:
+    outcome = from_cancellation(None, budget(1))
+    assert (outcome.state, outcome.error_class) == (RETRYING, "cancelled_unexpectedly")
+
+
+def test_a_message_is_early_only_when_more_than_one_unit_before_due() -> None:
+    assert early_by_s(due_ms=0, now_ms=10_000, unit_ms=100) == 0.0
+    assert early_by_s(due_ms=10_100, now_ms=10_000, unit_ms=100) == 0.0
+    assert early_by_s(due_ms=10_500, now_ms=10_000, unit_ms=100) == pytest.approx(0.5)
+    assert early_by_s(due_ms=9_000, now_ms=10_000, unit_ms=100) == 0.0
