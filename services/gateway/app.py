@@ -17,6 +17,7 @@ from services.gateway.problems import problem_middleware
 from services.gateway.publisher import Publisher
 from services.gateway.routes import add_api_routes
 from services.gateway.waiting import FinishedListener, Waiters
+from services.worker.handlers import load_registry
 from shared.amqp import Broker
 from shared.config import Config
 from shared.db import create_pool
@@ -83,6 +84,7 @@ def _gateway(app: web.Application, broker: Broker, waiters: Waiters) -> Gateway:
         ),
         publisher=Publisher(broker, pool, metrics, config.max_delay_s),
         waiters=waiters,
+        kinds=frozenset(load_registry(config).kinds),
     )
 
 

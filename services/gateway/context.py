@@ -24,6 +24,7 @@ class Gateway:
     inserts: InsertLanes
     publisher: Publisher
     waiters: Waiters
+    kinds: frozenset[str]
 
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)

@@ -44,7 +44,7 @@ def dedupe_conflict(field: str, key: str | None, holder: int | None) -> Problem:
 async def submit(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     raw, data = await read_json(request)
-    spec = parse_one(data, gw.config)
+    spec = parse_one(data, gw.config, gw.kinds)
     items = [NewJob(spec, gleaner_logging.request_id.get())]
     rows, status = await _insert(request, gw, raw, items, single=True)
     body = job_view(rows[0])
@@ -54,7 +54,7 @@ async def submit(request: web.Request) -> web.Response:
 async def submit_batch(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     raw, data = await read_json(request)
-    specs = parse_batch(data, gw.config)
+    specs = parse_batch(data, gw.config, gw.kinds)
     items = [NewJob(spec, gleaner_logging.request_id.get()) for spec in specs]
     rows, status = await _insert(request, gw, raw, items, single=False)
     return json_response({"jobs": [job_view(r) for r in rows]}, status)

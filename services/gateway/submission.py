@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -55,15 +55,20 @@ class JobSpec:
     dedupe_key: str | None
 
 
-def parse_job(data: Any, config: Config, prefix: str = "") -> tuple[JobSpec | None, Errors]:
-    """Validate one submission; field paths are prefixed (e.g. `jobs[3].`) for batch items."""
+def parse_job(
+    data: Any, config: Config, prefix: str = "", kinds: Collection[str] | None = None
+) -> tuple[JobSpec | None, Errors]:
+    """Validate one submission; field paths are prefixed (e.g. `jobs[3].`) for batch items.
+
+    `kinds` is the set of registered job kinds; None skips that check (pure unit tests).
+    """
     if not isinstance(data, dict):
         return None, [field_error(prefix.rstrip(".") or "body", "must be a JSON object")]
     reader = _Fields(data, prefix)
     for name in sorted(set(data) - FIELDS):
         reader.fail(name, "unknown field")
     spec = JobSpec(
-        kind=reader.get("kind", _kind, required=True, default=""),
+        kind=reader.get("kind", _kind(kinds), required=True, default=""),
         payload=reader.get("payload", _payload, default={}),
         queue=reader.get("queue", _queue(config), default=default_queue(config)),
         priority=reader.get("priority", _integer(0, 9), default=0),
@@ -80,14 +85,14 @@ def parse_job(data: Any, config: Config, prefix: str = "") -> tuple[JobSpec | No
     return (None, reader.errors) if reader.errors else (spec, [])
 
 
-def parse_one(data: Any, config: Config) -> JobSpec:
-    spec, errors = parse_job(data, config)
+def parse_one(data: Any, config: Config, kinds: Collection[str] | None = None) -> JobSpec:
+    spec, errors = parse_job(data, config, kinds=kinds)
     if spec is None:
         raise ValidationProblem(errors)
     return spec
 
 
-def parse_batch(data: Any, config: Config) -> list[JobSpec]:
+def parse_batch(data: Any, config: Config, kinds: Collection[str] | None = None) -> list[JobSpec]:
     """All or nothing: every item's errors are reported, under `jobs[i].field`."""
     if not isinstance(data, dict):
         raise ValidationProblem([field_error("body", "must be a JSON object with a `jobs` list")])
@@ -101,7 +106,7 @@ def parse_batch(data: Any, config: Config) -> list[JobSpec]:
     specs: list[JobSpec] = []
     errors = []
     for index, item in enumerate(jobs):
-        spec, item_errors = parse_job(item, config, f"jobs[{index}].")
+        spec, item_errors = parse_job(item, config, f"jobs[{index}].", kinds)
         errors.extend(item_errors)
         if spec is not None:
             specs.append(spec)
@@ -162,10 +167,15 @@ class _Fields:
             return default
 
 
-def _kind(value: Any) -> str:
-    if not isinstance(value, str) or not KIND.match(value):
-        raise _Invalid("must be a string of 1-100 lowercase letters, digits, _ . : -")
-    return value
+def _kind(kinds: Collection[str] | None) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or not KIND.match(value):
+            raise _Invalid("must be a string of 1-100 lowercase letters, digits, _ . : -")
+        if kinds is not None and value not in kinds:
+            raise _Invalid(f"unknown kind {value!r}; registered kinds: {', '.join(sorted(kinds))}")
+        return value
+
+    return convert
 
 
 def _payload(value: Any) -> Any:

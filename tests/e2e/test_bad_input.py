@@ -55,7 +55,7 @@ async def test_malformed_json_oversize_bodies_and_unknown_routes_are_problems(ga
     headers = {"Content-Type": "application/json"}
     status, ctype, problem = await raw(gateway_api, "POST", "/jobs", data=b'{"kind": "noop",', headers=headers)
     assert (status, ctype.startswith(PROBLEM)) == (400, True), problem
-    huge = b'{"kind": "noop", "payload": {"x": "' + b"a" * (3 * 1024 * 1024) + b'"}}'
+    huge = b'{"kind": "noop", "payload": {"x": "' + b"a" * (5 * 1024 * 1024) + b'"}}'
     status, ctype, _ = await raw(gateway_api, "POST", "/jobs", data=huge, headers=headers)
     assert (status, ctype.startswith(PROBLEM)) == (413, True)
     status, ctype, _ = await raw(gateway_api, "GET", "/jobs/999999")

@@ -120,7 +120,7 @@ async def test_an_idempotent_replay_returns_the_same_job_and_another_body_is_422
     again = await raw(gateway, "POST", "/jobs", json={"kind": "noop"}, headers=headers)
     assert first[0] == again[0] == 202
     assert first[2]["id"] == again[2]["id"]
-    status, _, problem = await raw(gateway, "POST", "/jobs", json={"kind": "other"}, headers=headers)
+    status, _, problem = await raw(gateway, "POST", "/jobs", json={"kind": "sleep"}, headers=headers)
     assert status == 422 and problem["errors"][0]["field"] == "Idempotency-Key"
     batch = {"jobs": [{"kind": "noop"}, {"kind": "noop"}]}
     one = await raw(gateway, "POST", "/jobs/batch", json=batch, headers={"Idempotency-Key": "k-2"})
@@ -139,14 +139,14 @@ async def test_a_dedupe_key_held_by_an_unfinished_job_is_a_409(gateway: Api) -> 
 
 
 async def test_listing_pages_through_every_job_once_and_tokens_are_bound_to_filters(gateway: Api) -> None:
-    status, _, body = await raw(gateway, "POST", "/jobs/batch", json={"jobs": [{"kind": "list.me"}] * 25})
+    status, _, body = await raw(gateway, "POST", "/jobs/batch", json={"jobs": [{"kind": "sleep"}] * 25})
     assert status == 202
     created = [j["id"] for j in body["jobs"]]
     seen: list[int] = []
     token: str | None = None
     pages = 0
     while True:
-        params = {"kind": "list.me", "page_size": "10", **({"page_token": token} if token else {})}
+        params = {"kind": "sleep", "page_size": "10", **({"page_token": token} if token else {})}
         status, listing = await gateway.request("GET", "/jobs", params=params)
         assert status == 200
         seen += [j["id"] for j in listing["jobs"]]
@@ -157,7 +157,7 @@ async def test_listing_pages_through_every_job_once_and_tokens_are_bound_to_filt
     assert pages == 3
     assert seen == sorted(created, reverse=True)
     status, _, _ = await raw(gateway, "GET", "/jobs", params={"page_size": "10"})
-    _, first = await gateway.request("GET", "/jobs", params={"kind": "list.me", "page_size": "10"})
+    _, first = await gateway.request("GET", "/jobs", params={"kind": "sleep", "page_size": "10"})
     status, _, problem = await raw(gateway, "GET", "/jobs", params={"page_token": first["next_page_token"]})
     assert status == 422 and problem["errors"][0]["field"] == "page_token"
 

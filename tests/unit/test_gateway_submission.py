@@ -105,3 +105,10 @@ def test_a_batch_must_hold_one_to_a_thousand_jobs(body: dict[str, Any]) -> None:
 def test_a_valid_batch_keeps_its_order() -> None:
     specs = parse_batch({"jobs": [{"kind": "a"}, {"kind": "b", "priority": 3}]}, CONFIG)
     assert [(s.kind, s.priority) for s in specs] == [("a", 0), ("b", 3)]
+
+
+def test_an_unregistered_kind_is_named_with_the_registered_ones() -> None:
+    _, errors = parse_job({"kind": "no.such.kind"}, CONFIG, kinds={"noop", "sleep"})
+    assert [e["field"] for e in errors] == ["kind"]
+    assert "noop, sleep" in errors[0]["message"]
+    assert parse_one({"kind": "noop"}, CONFIG, kinds={"noop"}).kind == "noop"
