@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
+import asyncpg
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 # 10 ms to 30 min, in seconds
@@ -109,6 +110,12 @@ class Metrics:
         self.pool_connections = Gauge(
             "gleaner_db_pool_connections", "PostgreSQL pool connections", ["state"], registry=r
         )
+
+    def watch_pool(self, pool: asyncpg.Pool) -> None:
+        """Report the pool's connections at scrape time: in use, idle and the configured maximum."""
+        self.pool_connections.labels("in_use").set_function(lambda: pool.get_size() - pool.get_idle_size())
+        self.pool_connections.labels("idle").set_function(pool.get_idle_size)
+        self.pool_connections.labels("max").set_function(pool.get_max_size)
 
 
 def _version() -> str:

@@ -24,6 +24,7 @@ LEADERSHIP_KEY = web.AppKey("leadership", Leadership)
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[POOL_KEY] = await create_pool(app[CONFIG_KEY], min_size=1, max_size=6, name="gleaner-scheduler")
+    app[METRICS_KEY].watch_pool(app[POOL_KEY])
     yield
     await app[POOL_KEY].close()
 

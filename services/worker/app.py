@@ -48,6 +48,7 @@ def worker_id(config: Config) -> str:
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[POOL_KEY] = await create_pool(app[CONFIG_KEY], name="gleaner-worker")
+    app[METRICS_KEY].watch_pool(app[POOL_KEY])
     yield
     await app[POOL_KEY].close()
 
