@@ -30,6 +30,7 @@ class Sizes:
     latency_rate: float = 200.0
     latency_seconds: float = 30.0
     retry_jobs: int = 2000
+    retry_unit_ms: int = 1000
     schedules: int = 10_000
     schedule_interval_s: float = 30.0
     schedule_seconds: float = 40.0
@@ -47,6 +48,7 @@ class Sizes:
             latency_rate=20.0,
             latency_seconds=1.0,
             retry_jobs=20,
+            retry_unit_ms=100,
             schedules=20,
             schedule_interval_s=1.0,
             schedule_seconds=3.0,
@@ -183,7 +185,7 @@ async def _latencies(h: Harness, api: Api, sent_at: dict[int, float], timeout_s:
 
 
 async def retries(sizes: Sizes) -> dict[str, Any]:
-    async with Harness("retries") as h:
+    async with Harness("retries", GLEANER_DELAY_UNIT_MS=str(sizes.retry_unit_ms)) as h:
         gateway = await h.start("gateway")
         await h.start("scheduler")
         await h.start("worker", GLEANER_WORKER_CONCURRENCY=str(sizes.worker_concurrency))

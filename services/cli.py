@@ -1,4 +1,4 @@
-"""The `gleaner` command: run a service, migrate the database, manage API keys."""
+"""The `gleaner` command: run a service, migrate the database, manage API keys, apply schedule files."""
 
 from __future__ import annotations
 
@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     create = apikey.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True)
     create.add_argument("--scopes", required=True, help="comma-separated: jobs:read,jobs:write,admin")
+    schedules = commands.add_parser("schedules", help="manage schedules").add_subparsers(dest="action", required=True)
+    apply = schedules.add_parser("apply", help="make the file-managed schedules match a YAML file")
+    apply.add_argument("file", help="e.g. examples/schedules.yaml")
+    apply.add_argument("--dry-run", action="store_true", help="show what would change and change nothing")
     return parser
 
 
@@ -52,6 +56,8 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from services.gateway.auth import create_key_cli
 
         return create_key_cli(config, args.name, args.scopes)
+    if args.command == "schedules":
+        return _apply_schedules(config, args.file, args.dry_run)
     if args.command == "gateway":
         from services.gateway.app import main as run_gateway
 
@@ -65,6 +71,16 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
 
         run_scheduler(config)
     return 0
+
+
+def _apply_schedules(config: Config, path: str, dry_run: bool) -> int:
+    from services.gateway.submission import template_check
+    from services.scheduler.schedule_file import apply_cli
+    from services.worker.handlers import load_registry
+
+    # job templates are checked as the gateway checks them: registered kinds, configured queues, fetchable URLs
+    check = template_check(config, load_registry(config).kinds)
+    return apply_cli(config, path, check, dry_run=dry_run)
 
 
 if __name__ == "__main__":

@@ -55,6 +55,11 @@ class Config:
     default_retry_cap_s: float = 300.0
     extra: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def default_queue(self) -> str:
+        """Where a job that names no queue goes: `default` when it is configured, else the first queue."""
+        return "default" if "default" in self.queues else self.queues[0]
+
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Config:
         """Read every GLEANER_* variable; raise ConfigError listing all problems at once."""

@@ -39,6 +39,11 @@ class Policy:
     # literal addresses reachable even though private (e.g. an internal mirror); empty by default
     trusted_addresses: frozenset[str] = frozenset()
 
+    @classmethod
+    def configured(cls, allow_private: bool) -> Policy:
+        """The policy of GLEANER_FETCH_ALLOW_PRIVATE: when set, private addresses and any port are allowed."""
+        return cls(allow_private=allow_private, allowed_ports=None if allow_private else DEFAULT_PORTS)
+
 
 def parse_host_ip(host: str) -> IPAddress | None:
     """The IP a host names literally, including the loose IPv4 forms (decimal, octal, hex, a.b) libc accepts."""

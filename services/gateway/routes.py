@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from services.gateway import dead_letters_api, jobs_api, openapi, queues_api
+from services.gateway import (
+    dead_letters_api,
+    jobs_api,
+    openapi,
+    queues_api,
+    scheduler_api,
+    schedules_api,
+    sites_api,
+    stats_api,
+)
 
 API = "/api/v1"
 
@@ -17,6 +26,7 @@ def add_api_routes(app: web.Application) -> None:
     r.add_post(f"{API}/jobs/batch", jobs_api.submit_batch)
     r.add_get(f"{API}/jobs/{{id}}", jobs_api.get_job, allow_head=False)
     r.add_get(f"{API}/jobs/{{id}}/attempts", jobs_api.list_attempts, allow_head=False)
+    r.add_get(f"{API}/jobs/{{id}}/results", sites_api.list_results, allow_head=False)
     r.add_post(f"{API}/jobs/{{id}}/cancel", jobs_api.cancel_job)
     r.add_post(f"{API}/jobs/{{id}}/retry", jobs_api.retry_job)
     r.add_get(f"{API}/dead-letters", dead_letters_api.list_dead_letters, allow_head=False)
@@ -24,3 +34,21 @@ def add_api_routes(app: web.Application) -> None:
     r.add_post(f"{API}/dead-letters/{{id}}/requeue", dead_letters_api.requeue_letter)
     r.add_delete(f"{API}/dead-letters/{{id}}", dead_letters_api.delete_letter)
     r.add_get(f"{API}/queues", queues_api.list_queues, allow_head=False)
+    r.add_post(f"{API}/schedules", schedules_api.create_schedule)
+    r.add_get(f"{API}/schedules", schedules_api.list_schedules, allow_head=False)
+    r.add_get(f"{API}/schedules/{{id}}", schedules_api.get_schedule, allow_head=False)
+    r.add_put(f"{API}/schedules/{{id}}", schedules_api.replace_schedule)
+    r.add_patch(f"{API}/schedules/{{id}}", schedules_api.edit_schedule)
+    r.add_delete(f"{API}/schedules/{{id}}", schedules_api.delete_schedule)
+    r.add_post(f"{API}/schedules/{{id}}/pause", schedules_api.pause_schedule)
+    r.add_post(f"{API}/schedules/{{id}}/resume", schedules_api.resume_schedule)
+    r.add_post(f"{API}/schedules/{{id}}/trigger", schedules_api.trigger_schedule)
+    r.add_get(f"{API}/schedules/{{id}}/preview", schedules_api.preview_schedule, allow_head=False)
+    r.add_get(f"{API}/scheduler", scheduler_api.get_scheduler, allow_head=False)
+    r.add_post(f"{API}/scheduler/pause", scheduler_api.pause_scheduler)
+    r.add_post(f"{API}/scheduler/resume", scheduler_api.resume_scheduler)
+    r.add_post(f"{API}/scheduler/run", scheduler_api.run_scheduler)
+    r.add_get(f"{API}/stats", stats_api.get_stats, allow_head=False)
+    r.add_get(f"{API}/sites", sites_api.list_sites, allow_head=False)
+    r.add_get(f"{API}/sites/{{name}}", sites_api.get_site, allow_head=False)
+    r.add_put(f"{API}/sites/{{name}}", sites_api.put_site)

@@ -35,6 +35,9 @@ FIELDS = frozenset(
 )
 
 Errors = list[dict[str, str]]
+# a schedule's job template: a submission minus the fields that only make sense for one job
+NOT_IN_TEMPLATE = frozenset({"run_at", "delay_s", "dedupe_key"})
+TEMPLATE_FIELDS = ("queue", "priority", "max_attempts", "timeout_s", "retry_base_s", "retry_cap_s", "site")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +73,7 @@ def parse_job(
     spec = JobSpec(
         kind=reader.get("kind", _kind(kinds), required=True, default=""),
         payload=reader.get("payload", _payload, default={}),
-        queue=reader.get("queue", _queue(config), default=default_queue(config)),
+        queue=reader.get("queue", _queue(config), default=config.default_queue),
         priority=reader.get("priority", _integer(0, 9), default=0),
         max_attempts=reader.get("max_attempts", _integer(1, 1000), default=config.default_max_attempts),
         timeout_s=reader.get("timeout_s", _number(0.001, 86_400), default=config.default_timeout_s),
@@ -115,8 +118,27 @@ def parse_batch(data: Any, config: Config, kinds: Collection[str] | None = None)
     return specs
 
 
-def default_queue(config: Config) -> str:
-    return "default" if "default" in config.queues else config.queues[0]
+def template_check(config: Config, kinds: Collection[str] | None) -> Callable[[Any, str], dict[str, Any]]:
+    """The job-template check of schedule definitions: a submission without timing or dedupe fields.
+
+    The template is normalized to the fields given (timeouts as floats), so a file applied twice compares equal;
+    defaults that are left out are filled in from the configuration when a job is fired.
+    """
+
+    def check(job: Any, prefix: str) -> dict[str, Any]:
+        spec, errors = parse_job(job, config, prefix, kinds)
+        if isinstance(job, dict):
+            errors += [
+                field_error(prefix + n, "not allowed in a job template") for n in sorted(NOT_IN_TEMPLATE & set(job))
+            ]
+        if spec is None or errors:
+            raise ValidationProblem(errors)
+        given = {name for name, value in job.items() if value is not None}
+        return {"kind": spec.kind, "payload": spec.payload} | {
+            name: getattr(spec, name) for name in TEMPLATE_FIELDS if name in given
+        }
+
+    return check
 
 
 def _cross_checks(spec: JobSpec, reader: _Fields, config: Config) -> None:
@@ -130,7 +152,8 @@ def _cross_checks(spec: JobSpec, reader: _Fields, config: Config) -> None:
             reader.fail("payload.url", "must be a non-empty string")
             return
         try:
-            check_url(url, Policy(allow_private=config.fetch_allow_private))
+            # the same policy the worker's fetch client applies
+            check_url(url, Policy.configured(config.fetch_allow_private))
         except BlockedURL as exc:
             reader.fail("payload.url", str(exc))
 

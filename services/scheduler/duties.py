@@ -34,7 +34,7 @@ class Duties:
         """Run every duty until cancelled (leadership lost or shutdown)."""
         config = self.config
         loops = [
-            _every(firing_loop.FIRE_INTERVAL_S, lambda: firing_loop.fire_pass(self), "fire", self.wake),
+            _repeat(lambda: firing_loop.fire_pass(self), "fire", firing_loop.FIRE_INTERVAL_S, self.wake),
             _every(config.relay_interval_s, lambda: relay.relay_pass(self), "relay"),
             _every(config.reaper_interval_s, lambda: reaper.reap_pass(self), "reap"),
             _every(config.prune_interval_s, lambda: pruner.prune_pass(self), "prune"),
@@ -43,20 +43,31 @@ class Duties:
         await asyncio.gather(*loops)
 
 
-async def _every(
-    interval_s: float, step: Callable[[], Awaitable[object]], name: str, wake: asyncio.Event | None = None
+async def _every(interval_s: float, step: Callable[[], Awaitable[object]], name: str) -> None:
+    """Run `step` now and then every `interval_s`."""
+
+    async def fixed() -> float:
+        await step()
+        return interval_s
+
+    await _repeat(fixed, name, interval_s)
+
+
+async def _repeat(
+    step: Callable[[], Awaitable[float]], name: str, fallback_s: float, wake: asyncio.Event | None = None
 ) -> None:
-    """Run `step` now and then every `interval_s` (sooner when `wake` is set); log and carry on after errors."""
+    """Run `step`, then wait as long as it asks (less when `wake` is set); log and carry on after errors."""
     while True:
+        pause_s = fallback_s
         try:
-            await step()
+            pause_s = await step()
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("scheduler %s pass failed: %r", name, exc)
             await asyncio.sleep(ERROR_PAUSE_S)
         except Exception:  # one broken duty must not end the others or the leadership
             log.exception("scheduler %s pass crashed", name)
             await asyncio.sleep(ERROR_PAUSE_S)
-        await _pause(interval_s, wake)
+        await _pause(pause_s, wake)
 
 
 async def _pause(interval_s: float, wake: asyncio.Event | None) -> None:

@@ -58,6 +58,10 @@ FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::bool[], $5::
 WHERE s.id = a.id
 """
 
+LOCK_ONE = "SELECT id, job FROM schedules WHERE id = $1 FOR UPDATE"
+# a manual trigger fills no slot and leaves `fired_count` alone; it becomes the schedule's last job (overlap sees it)
+RECORD_MANUAL = "UPDATE schedules SET last_job_id = $2, last_fire_at = now(), updated_at = now() WHERE id = $1"
+
 
 @dataclass(slots=True)
 class FireReport:
@@ -73,7 +77,7 @@ def _template(job: Any, config: Config) -> tuple[Any, ...]:
     spec = job if isinstance(job, dict) else orjson.loads(job)
     return (
         spec["kind"],
-        spec.get("queue") or config.queues[0],
+        spec.get("queue") or config.default_queue,
         spec.get("priority", 0),
         orjson.dumps(spec.get("payload", {})).decode(),
         spec.get("max_attempts", config.default_max_attempts),
@@ -133,3 +137,19 @@ async def _advance(connection: Connection, decisions: Sequence[Decision], job_id
         [d.outcome for d in decisions],
         [d.missed for d in decisions],
     )
+
+
+async def fire_manual(pool: asyncpg.Pool, config: Config, schedule_id: int) -> asyncpg.Record | None:
+    """Insert one job of the schedule now (trigger `manual`, no slot); None if the schedule does not exist.
+
+    The returned record carries the outbox columns: publish it after this returns (the transaction committed).
+    """
+    async with pool.acquire() as connection, connection.transaction():
+        row = await connection.fetchrow(LOCK_ONE, schedule_id)
+        if row is None:
+            return None
+        columns = [[value] for value in (*_template(row["job"], config), schedule_id, None)]
+        job = await connection.fetchrow(INSERT_JOBS, *columns, "manual")
+        assert job is not None, "a job without a slot never conflicts"
+        await connection.execute(RECORD_MANUAL, schedule_id, job["id"])
+    return job

@@ -5,7 +5,12 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
+import asyncpg
+
 from services.scheduler.firing import FireReport, fire_due
+from shared.amqp import Broker
+from shared.config import Config
+from shared.metrics import Metrics
 from shared.outbox import publish_rows
 
 if TYPE_CHECKING:
@@ -13,43 +18,64 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# the longest wait between passes; the loop wakes sooner for the next due schedule or a schedule change
 FIRE_INTERVAL_S = 1.0
+# the shortest: due schedules that come close together are fired in one pass
+MIN_PAUSE_S = 0.02
 BATCH = 500
 MAX_BATCHES = 20
 
 PAUSED = "SELECT paused FROM scheduler_state WHERE id = 1"
-# due_backlog: due schedules left after this pass (a growing number means the leader cannot keep up)
+# due_backlog: due schedules left after this pass (a growing number means the leader cannot keep up);
+# returns the seconds until the next schedule is due, so the loop sleeps exactly that long
 RECORD = """
 UPDATE scheduler_state SET
     last_fire_lag_s = COALESCE($1, last_fire_lag_s),
     due_backlog = (SELECT count(*) FROM schedules WHERE enabled AND NOT paused AND next_fire_at <= now())
 WHERE id = 1
+RETURNING (SELECT EXTRACT(EPOCH FROM (min(next_fire_at) - now()))::float8
+           FROM schedules WHERE enabled AND NOT paused) AS next_due_s
 """
 
 
-async def fire_pass(duties: Duties) -> int:
-    """Fire every due schedule (in batches); returns how many jobs were inserted."""
+async def fire_pass(duties: Duties) -> float:
+    """Fire every due schedule unless the scheduler is paused; returns how long to wait before the next pass."""
     if await duties.pool.fetchval(PAUSED):
-        return 0
+        return FIRE_INTERVAL_S
+    _, next_due_s = await fire_all(duties.pool, duties.config, duties.broker, duties.metrics)
+    return next_pause(next_due_s)
+
+
+def next_pause(next_due_s: float | None) -> float:
+    """Sleep until the next schedule is due (judged by the database clock), within [MIN_PAUSE_S, FIRE_INTERVAL_S]."""
+    if next_due_s is None:
+        return FIRE_INTERVAL_S
+    return min(FIRE_INTERVAL_S, max(MIN_PAUSE_S, next_due_s))
+
+
+async def fire_all(pool: asyncpg.Pool, config: Config, broker: Broker, metrics: Metrics) -> tuple[int, float | None]:
+    """Fire every due schedule now (in batches): (jobs inserted, seconds until the next schedule is due).
+
+    Also what `POST /scheduler/run` does, paused or not; the slot constraint keeps it from doubling the leader.
+    """
     fired = 0
     lags: list[float] = []
     for _ in range(MAX_BATCHES):
-        report = await fire_due(duties.pool, duties.config, batch=BATCH)
+        report = await fire_due(pool, config, batch=BATCH)
         fired += len(report.rows)
         lags.extend(report.lags_s)
-        await _publish(duties, report)
+        await _publish(pool, broker, metrics, report)
         if report.claimed < BATCH:
             break
-    await duties.pool.execute(RECORD, max(lags) if lags else None)
-    return fired
+    next_due_s: float | None = await pool.fetchval(RECORD, max(lags) if lags else None)
+    return fired, next_due_s
 
 
-async def _publish(duties: Duties, report: FireReport) -> None:
-    metrics = duties.metrics
+async def _publish(pool: asyncpg.Pool, broker: Broker, metrics: Metrics, report: FireReport) -> None:
     for outcome in report.outcomes:
         metrics.schedule_fires.labels(outcome).inc()
     for lag_s in report.lags_s:
         metrics.schedule_fire_lag.observe(lag_s)
-    if report.rows and duties.broker.connected:
+    if report.rows and broker.connected:
         # unconfirmed rows keep enqueued_at NULL; the relay publishes them
-        await publish_rows(duties.broker, duties.pool, report.rows, metrics)
+        await publish_rows(broker, pool, report.rows, metrics)

@@ -42,7 +42,10 @@ class Decision:
 def decide(row: Mapping[str, Any], now: datetime, rng: random.Random | None = None) -> Decision:
     """Plan a due schedule: collapse misfires, honour `overlap=skip`, and pick the next slot and fire time."""
     spec = spec_of(row)
-    plan = planner.plan_due(spec, row["next_slot_at"], now, row["misfire"], row["misfire_grace_s"])
+    due_slot: datetime = row["next_slot_at"]
+    # a negative jitter fires a slot before it starts: judge it as of its slot, or the previous slot would be re-fired
+    judged_at = max(now, due_slot)
+    plan = planner.plan_due(spec, due_slot, judged_at, row["misfire"], row["misfire_grace_s"])
     next_fire = planner.fire_time(spec, plan.next_slot, rng) if plan.next_slot is not None else None
     if plan.slot is None:
         outcome, slot = "misfire_skipped", None

@@ -47,6 +47,11 @@ async def get(connection: Connection, schedule_id: int) -> asyncpg.Record | None
     return await connection.fetchrow(SELECT + " WHERE s.id = $1", schedule_id)
 
 
+async def get_locked(connection: Connection, schedule_id: int) -> asyncpg.Record | None:
+    """The schedule, locked until the transaction ends (an edit does not race the firing loop's claim)."""
+    return await connection.fetchrow(SELECT + " WHERE s.id = $1 FOR UPDATE OF s", schedule_id)
+
+
 async def get_by_name(connection: Connection, name: str) -> asyncpg.Record | None:
     return await connection.fetchrow(SELECT + " WHERE s.name = $1", name)
 

@@ -16,7 +16,7 @@ from yarl import URL
 
 from shared.config import Config
 from shared.errors import PermanentError, RetryableError
-from shared.urlguard import DEFAULT_PORTS, BlockedURL, Policy, check_address, check_url
+from shared.urlguard import BlockedURL, Policy, check_address, check_url
 
 MAX_REDIRECTS = 5
 USER_AGENT = "Gleaner/0.1 (+https://github.com/gleaner)"
@@ -65,10 +65,7 @@ class FetchClient:
     def __init__(
         self, config: Config, *, policy: Policy | None = None, resolver: AbstractResolver | None = None
     ) -> None:
-        self.policy = policy or Policy(
-            allow_private=config.fetch_allow_private,
-            allowed_ports=None if config.fetch_allow_private else DEFAULT_PORTS,
-        )
+        self.policy = policy or Policy.configured(config.fetch_allow_private)
         self.max_bytes = config.fetch_max_bytes
         self._resolver = resolver
         self._session: aiohttp.ClientSession | None = None

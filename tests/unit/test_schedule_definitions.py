@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -10,7 +11,7 @@ import pytest
 
 from services.scheduler import planner
 from services.scheduler.definitions import Definition, parse
-from services.scheduler.schedule_file import FileError, load, plan
+from services.scheduler.schedule_file import FileError, Plan, load, plan, plan_sites
 from shared.errors import ValidationProblem
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -103,7 +104,7 @@ def test_an_entry_taking_over_an_api_schedule_is_an_update() -> None:
 
 def test_the_example_file_loads(tmp_path: Path) -> None:
     example = Path(__file__).resolve().parents[2] / "examples" / "schedules.yaml"
-    names = [d.name for d in load(example, template, NOW)]
+    names = [d.name for d in load(example, template, NOW).schedules]
     assert "nightly-ingestion" in names and "weekly-cleanup" in names and len(names) == 5
 
 
@@ -118,3 +119,22 @@ def test_a_bad_file_lists_every_problem(tmp_path: Path) -> None:
     path.write_text("schedules: [\n")
     with pytest.raises(FileError, match="cannot read"):
         load(path, template, NOW)
+
+
+def test_a_files_sites_are_validated_like_a_put_and_planned_by_their_differing_fields(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("schedules: []\nsites:\n  indeed: {requests_per_hour: 60}\n  bad: {burst: 0, min_delay_s: -1}\n")
+    with pytest.raises(FileError) as caught:
+        load(path, template, NOW)
+    assert "sites.bad.burst" in str(caught.value) and "sites.bad.min_delay_s" in str(caught.value)
+    path.write_text("sites:\n  indeed: {requests_per_hour: 60}\n  usgov: {max_concurrency: 1}\n  same: {}\n")
+    sites = load(path, template, NOW).sites
+    current = {
+        "usgov": {**asdict(sites["usgov"]), "max_concurrency": None},
+        "same": asdict(sites["same"]),
+    }
+    result = Plan()
+    plan_sites(result, sites, current)
+    described = [change.describe() for change in result.site_changes]
+    assert described == ["create site indeed", "update site usgov (max_concurrency)"]
+    assert result.sites_unchanged == ["same"]

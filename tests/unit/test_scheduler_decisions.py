@@ -63,3 +63,12 @@ def test_a_new_schedule_waits_for_its_first_future_slot() -> None:
     assert slot == fire == T0 + timedelta(seconds=10)
     once_slot, _ = first_slot(row(kind="once", at=T0 - timedelta(hours=1)), T0)
     assert once_slot == T0 - timedelta(hours=1)
+
+
+def test_a_slot_whose_jittered_fire_time_comes_before_it_fires_that_slot_not_the_previous_one() -> None:
+    early = T0 + timedelta(seconds=9.2)
+    decision = decide(row(jitter=0.1), early)
+    assert decision.outcome == "fired"
+    assert decision.fire_slot == T0 + timedelta(seconds=10)
+    assert decision.next_slot == T0 + timedelta(seconds=20)
+    assert decision.missed == 0
