@@ -12,11 +12,13 @@ from shared.config import Config
 from tests.support.services import create_database, delete_topology, drop_database, dsn_for, test_env, unique
 from tests.support.stack import Api, Service, Stack
 
+# the production defaults of the background duties (the test environment speeds them up), a fast delay unit
 BENCH_ENV = {
     "GLEANER_LOG_LEVEL": "WARNING",
     "GLEANER_LEASE_S": "30",
-    "GLEANER_RELAY_GRACE_S": "5",
+    "GLEANER_RELAY_GRACE_S": "30",
     "GLEANER_RELAY_INTERVAL_S": "1",
+    "GLEANER_REAPER_INTERVAL_S": "2",
     "GLEANER_DELAY_UNIT_MS": "100",
     "GLEANER_DELAY_LEVELS": "12",
 }

@@ -43,7 +43,7 @@ class Config:
     batch_window_ms: float = 2.0
     batch_max: int = 500
     relay_interval_s: float = 1.0
-    relay_grace_s: float = 5.0
+    relay_grace_s: float = 30.0
     relay_stale_s: float = 600.0
     reaper_interval_s: float = 2.0
     retention_days: float = 30.0
