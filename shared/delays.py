@@ -12,6 +12,11 @@ def delay_units(delay_s: float, unit_s: float) -> int:
     return max(1, math.ceil(delay_s / unit_s - 1e-9))
 
 
+def whole_units_s(delay_s: float, unit_s: float) -> float:
+    """A delay rounded up to the whole units it will travel as: what the job really waits (0 stays 0)."""
+    return delay_units(delay_s, unit_s) * unit_s if unit_s > 0 else delay_s
+
+
 def routing_key(units: int, levels: int, queue: str) -> str:
     """Bits of `units` from the top level down, then the target queue: `0.1.1.default`.
 

@@ -75,7 +75,7 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def batchers_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG_KEY]
-    store = JobStore(app[POOL_KEY], app[WORKER_ID_KEY], config.lease_s)
+    store = JobStore(app[POOL_KEY], app[WORKER_ID_KEY], config.lease_s, config.delay_unit_s)
     writer = FinishWriter(store, app[BROKER_KEY], app[POOL_KEY], app[METRICS_KEY])
     window_s, size = config.batch_window_ms / 1000, config.batch_max
     batchers = Batchers(

@@ -112,7 +112,7 @@ class Claim:
     wait_s: float
 
     @classmethod
-    def from_record(cls, record: asyncpg.Record) -> Claim:
+    def from_record(cls, record: asyncpg.Record, delay_unit_s: float = 0.0) -> Claim:
         job = JobInfo(
             id=record["id"],
             kind=record["kind"],
@@ -130,6 +130,7 @@ class Claim:
             max_attempts=record["max_attempts"],
             retry_base_s=record["retry_base_s"],
             retry_cap_s=record["retry_cap_s"],
+            delay_unit_s=delay_unit_s,
         )
         return cls(job=job, budget=budget, wait_s=max(0.0, record["wait_s"]))
 
@@ -186,10 +187,11 @@ def finish_arguments(items: Sequence[Finish]) -> tuple[list[Any], ...]:
 class JobStore:
     """The worker's statements against `jobs`, each fenced on this worker's id."""
 
-    def __init__(self, pool: asyncpg.Pool, worker_id: str, lease_s: float) -> None:
+    def __init__(self, pool: asyncpg.Pool, worker_id: str, lease_s: float, delay_unit_s: float = 0.0) -> None:
         self.pool = pool
         self.worker_id = worker_id
         self.lease_s = lease_s
+        self.delay_unit_s = delay_unit_s
 
     async def claim(self, keys: Sequence[Key]) -> list[Claim | None]:
         """Batcher flush: claim many (id, attempt) at once; None for stale or duplicate messages."""
@@ -197,7 +199,7 @@ class JobStore:
         records = await self.pool.fetch(
             CLAIM, [k[0] for k in wanted], [k[1] for k in wanted], self.worker_id, self.lease_s
         )
-        rows = {(r["id"], r["attempt"]): Claim.from_record(r) for r in records}
+        rows = {(r["id"], r["attempt"]): Claim.from_record(r, self.delay_unit_s) for r in records}
         return distribute(keys, rows)
 
     async def finish(self, items: Sequence[Finish]) -> list[Finished | None]:

@@ -10,6 +10,7 @@ import orjson
 
 from services.worker.context import Deferred, Partial
 from shared.backoff import retry_delay_s
+from shared.delays import whole_units_s
 from shared.errors import HandlerError, RetryableError
 
 SUCCEEDED: Final = "succeeded"
@@ -45,6 +46,9 @@ class Budget:
     max_attempts: int
     retry_base_s: float
     retry_cap_s: float
+    # the delay levels' unit: a retry delay is rounded up to it, so the recorded delay (and run_at) is the
+    # one the job really waits; 0 keeps the exact delay
+    delay_unit_s: float = 0.0
 
     @property
     def has_attempts_left(self) -> bool:
@@ -88,7 +92,9 @@ def from_error(error: BaseException, budget: Budget, rng: random.Random | None =
     retryable, error_class, message = classify(error)
     if not retryable or not budget.has_attempts_left:
         return Outcome(FAILED, error_class=error_class, error_message=message)
-    delay_s = retry_delay_s(budget.attempt, budget.retry_base_s, budget.retry_cap_s, rng=rng)
+    delay_s = whole_units_s(
+        retry_delay_s(budget.attempt, budget.retry_base_s, budget.retry_cap_s, rng=rng), budget.delay_unit_s
+    )
     return Outcome(RETRYING, error_class=error_class, error_message=message, retry_delay_s=delay_s)
 
 

@@ -114,7 +114,9 @@ async def test_a_retryable_failure_makes_exactly_max_attempts_with_backoff_and_l
     assert [r["outcome"] for r in rows] == ["retrying", "retrying", "failed"]
     for before, after in itertools.pairwise(rows):
         nominal = 0.2 * 2 ** (before["attempt"] - 1)
-        assert 0.9 * nominal <= before["retry_delay_s"] <= 1.1 * nominal
+        # the jittered backoff, rounded up to the 0.1 s delay unit it travels in
+        assert 0.9 * nominal <= before["retry_delay_s"] <= 1.1 * nominal + 0.1
+        assert round(before["retry_delay_s"] / 0.1, 6).is_integer()
         assert after["started_at"] - before["finished_at"] >= timedelta(seconds=before["retry_delay_s"])
     assert await eventually(lambda: dead_queue_holds(broker, job_id), what="a copy in the dead queue")
 

@@ -48,6 +48,13 @@ def test_a_retry_carries_the_jittered_exponential_backoff() -> None:
     assert 0.9 * 4 <= outcome.retry_delay_s <= 1.1 * 4
 
 
+def test_a_retry_delay_is_rounded_up_to_the_delay_unit_it_travels_in() -> None:
+    rng = random.Random(7)
+    unit = Budget(attempt=1, attempt_base=0, max_attempts=3, retry_base_s=1, retry_cap_s=60, delay_unit_s=0.25)
+    delays = {from_error(RetryableError("boom"), unit, rng=rng).retry_delay_s for _ in range(200)}
+    assert delays == {1.0, 1.25}
+
+
 def test_a_permanent_error_fails_at_once_whatever_the_budget() -> None:
     outcome = from_error(PermanentError("bad payload"), budget(1, max_attempts=10))
     assert (outcome.state, outcome.error_class, outcome.retry_delay_s) == (FAILED, "permanent", None)
