@@ -4,31 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import aiohttp
 import asyncpg
 import orjson
-import pytest
 
 from services.scheduler import pruner, relay
 from services.scheduler.duties import Duties
 from shared.amqp import Broker
 from shared.config import Config
-from shared.db import init_connection
 from shared.metrics import Metrics
 from tests.support.stack import Service, Stack, eventually
 
 FINAL = ("succeeded", "partial", "failed", "cancelled")
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=init_connection)
-    assert pool is not None
-    yield pool
-    await pool.close()
 
 
 async def is_leader(service: Service) -> bool:

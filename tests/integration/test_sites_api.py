@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,19 +9,10 @@ import asyncpg
 import pytest
 
 from services.gateway.auth import hash_key
-from shared.db import init_connection
 from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer, pages
 from tests.support.stack import Api, Stack
 
 OFFICE = {"timezone": "America/New_York", "start": "09:00", "end": "17:00", "factor": 2.0}
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=init_connection)
-    assert pool is not None
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

@@ -13,20 +13,11 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from services.worker.fetch import FetchClient
 from shared.amqp import Broker
 from shared.config import Config
-from shared.db import init_connection
 from shared.errors import PermanentError
 from shared.urlguard import Policy
 from tests.integration.test_sites_support import PageServer, pages
 from tests.integration.test_worker_lifecycle import submit, wait_final
 from tests.support.stack import Stack
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=init_connection)
-    assert pool is not None
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture

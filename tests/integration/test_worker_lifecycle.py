@@ -18,20 +18,11 @@ import pytest
 
 from shared.amqp import Broker
 from shared.config import Config
-from shared.db import init_connection
 from shared.outbox import OUTBOX_COLUMNS, OutboxRow, publish_rows
 from tests.support.stack import Service, Stack, eventually
 
 FINAL = ("succeeded", "partial", "failed", "cancelled")
 SCHEDULER_APP = Path(__file__).resolve().parents[2] / "services" / "scheduler" / "app.py"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=init_connection)
-    assert pool is not None
-    yield pool
-    await pool.close()
 
 
 @pytest.fixture
