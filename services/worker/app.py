@@ -31,6 +31,11 @@ from shared.metrics import Metrics
 from shared.ops import CONFIG_KEY, METRICS_KEY, READY_KEY, add_ops_routes, run, spawn
 
 WORKER_ID_KEY = web.AppKey("worker_id", str)
+# Every worker statement touches a few rows by primary key (a batch of claimed ids, a site by name). Without
+# fresh statistics (a new or fast-growing jobs table: autovacuum analyzes it within a minute at best) the
+# planner guessed the claim's state filter matched a handful of rows and hashed all waiting jobs through a
+# bitmap scan for every batch: 0.18 ms a claimed row instead of 0.02. Point lookups never need those plans.
+POINT_LOOKUPS = {"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"}
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 BROKER_KEY = web.AppKey("broker", Broker)
 REGISTRY_KEY = web.AppKey("registry", Registry)
@@ -47,7 +52,7 @@ def worker_id(config: Config) -> str:
 
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[POOL_KEY] = await create_pool(app[CONFIG_KEY], name="gleaner-worker")
+    app[POOL_KEY] = await create_pool(app[CONFIG_KEY], name="gleaner-worker", settings=POINT_LOOKUPS)
     app[METRICS_KEY].watch_pool(app[POOL_KEY])
     yield
     await app[POOL_KEY].close()
