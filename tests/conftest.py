@@ -26,8 +26,15 @@ async def namespace() -> AsyncIterator[str]:
 
 
 @pytest.fixture
-async def env(database_url: str, namespace: str) -> AsyncIterator[dict[str, str]]:
-    environment = test_env(database_url, namespace)
+def extra_env() -> dict[str, str]:
+    """Variables a test module adds to its stack's environment (overridden per module)."""
+    return {}
+
+
+@pytest.fixture
+async def env(database_url: str, namespace: str, extra_env: dict[str, str]) -> AsyncIterator[dict[str, str]]:
+    # the topology is deleted with the same environment, so queues a module adds are removed too
+    environment = test_env(database_url, namespace, **extra_env)
     yield environment
     await delete_topology(Config.from_env(environment))
 

@@ -26,7 +26,7 @@ from services.worker.site_sessions import SiteSessions
 from shared.amqp import Broker
 from shared.batcher import Batcher
 from shared.config import Config
-from shared.db import create_pool
+from shared.db import CUSTOM_PLANS, create_pool
 from shared.metrics import Metrics
 from shared.ops import CONFIG_KEY, METRICS_KEY, READY_KEY, add_ops_routes, run, spawn
 
@@ -35,7 +35,7 @@ WORKER_ID_KEY = web.AppKey("worker_id", str)
 # fresh statistics (a new or fast-growing jobs table: autovacuum analyzes it within a minute at best) the
 # planner guessed the claim's state filter matched a handful of rows and hashed all waiting jobs through a
 # bitmap scan for every batch: 0.18 ms a claimed row instead of 0.02. Point lookups never need those plans.
-POINT_LOOKUPS = {"enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"}
+POINT_LOOKUPS = {**CUSTOM_PLANS, "enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"}
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 BROKER_KEY = web.AppKey("broker", Broker)
 REGISTRY_KEY = web.AppKey("registry", Registry)

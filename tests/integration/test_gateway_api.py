@@ -26,8 +26,13 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 @pytest.fixture
+def extra_env() -> dict[str, str]:
+    return {"GLEANER_QUEUES": "default,idle"}
+
+
+@pytest.fixture
 async def gateway(stack: Stack, api_factory: type[Api]) -> Api:
-    service = await stack.start("gateway", GLEANER_MAX_BODY_BYTES="65536", GLEANER_QUEUES="default,idle")
+    service = await stack.start("gateway", GLEANER_MAX_BODY_BYTES="65536")
     return api_factory(service.url)
 
 
