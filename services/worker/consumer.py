@@ -16,6 +16,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from aiormq.exceptions import AMQPError
 
 from services.worker import dead_letters
+from services.worker.acks import AckCoalescer
 from services.worker.claims import Claim, Finish, Finished, JobStore, Key
 from services.worker.context import Deferred, JobContext, job_logger
 from services.worker.handlers import Registry
@@ -75,6 +76,7 @@ class Consumer:
     _consumers: list[tuple[AbstractQueue, str]] = field(default_factory=list)
     _flows: int = 0
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    acks: AckCoalescer = field(default_factory=AckCoalescer)
 
     async def start(self) -> None:
         assert self.broker.connection is not None, "the broker must be connected first"
@@ -108,12 +110,14 @@ class Consumer:
         return True
 
     async def close(self) -> None:
+        await self.acks.drain()
         if self._channel is not None:
             with contextlib.suppress(AMQPError, RuntimeError, ConnectionError):
                 await self._channel.close()
             self._channel = None
 
     async def on_message(self, queue: str, message: AbstractIncomingMessage) -> None:
+        self.acks.delivered(message)
         self._flows += 1
         self._idle.clear()
         try:
@@ -121,7 +125,7 @@ class Consumer:
         except Exception:
             log.exception("message flow failed; requeueing the message")
             await asyncio.sleep(REQUEUE_PAUSE_S)
-            await settle(message.nack(requeue=True))
+            await self._give_back(message)
         finally:
             self._flows -= 1
             if self._flows == 0:
@@ -129,7 +133,7 @@ class Consumer:
 
     async def _flow(self, queue: str, message: AbstractIncomingMessage) -> None:
         if self.stopping:
-            await settle(message.nack(requeue=True))
+            await self._give_back(message)
             return
         try:
             job = JobMessage.decode(message.body)
@@ -139,7 +143,7 @@ class Consumer:
         wait_s = early_by_s(job.due_ms, int(time.time() * 1000), self.config.delay_unit_ms)
         if wait_s > 0:
             await self.broker.publish_one(job, wait_s)
-            await settle(message.ack())
+            self.acks.ack(message)
             return
         if job.kind not in self.registry:
             await self._unknown_kind(queue, message, job)
@@ -147,21 +151,21 @@ class Consumer:
         claim = await self.batchers.claims.submit((job.job_id, job.attempt))
         if claim is None:
             self.metrics.stale_claims.labels(queue).inc()
-            await settle(message.ack())
+            self.acks.ack(message)
             return
         await self._run(message, claim)
 
     async def _undecodable(self, queue: str, message: AbstractIncomingMessage, error: DecodeError) -> None:
         await dead_letters.record_undecodable(self.pool, queue, str(error), message.body, message.headers)
         self.metrics.dead_letters.labels(dead_letters.UNDECODABLE).inc()
-        await settle(message.reject(requeue=False))
+        await self._reject(message)
 
     async def _unknown_kind(self, queue: str, message: AbstractIncomingMessage, job: JobMessage) -> None:
         failed = await dead_letters.record_unknown_kind(self.pool, queue, job, message.body, message.headers)
         self.metrics.dead_letters.labels(dead_letters.UNKNOWN_KIND).inc()
         if failed:
             await self.broker.publish_event("job.finished", b'[{"id":%d,"state":"failed"}]' % job.job_id)
-        await settle(message.reject(requeue=False))
+        await self._reject(message)
 
     async def _run(self, message: AbstractIncomingMessage, claim: Claim) -> None:
         job = claim.job
@@ -171,14 +175,25 @@ class Consumer:
         outcome = await self._execute(claim)
         if outcome.state == HANDBACK:
             await self.batchers.handbacks.submit((job.id, job.attempt))
-            await settle(message.nack(requeue=True))
+            await self._give_back(message)
             return
         finished = await self.batchers.finishes.submit(Finish(job.id, job.attempt, outcome))
         if finished is None:
-            await settle(message.ack())
+            self.acks.ack(message)
             return
         self._count(claim, outcome)
-        await settle(message.reject(requeue=False) if finished.state == FAILED else message.ack())
+        if finished.state == FAILED:
+            await self._reject(message)  # into the dead-letter exchange: a copy in <ns>.dead
+        else:
+            self.acks.ack(message)
+
+    async def _give_back(self, message: AbstractIncomingMessage) -> None:
+        await settle(message.nack(requeue=True))
+        self.acks.settled(message)
+
+    async def _reject(self, message: AbstractIncomingMessage) -> None:
+        await settle(message.reject(requeue=False))
+        self.acks.settled(message)
 
     async def _execute(self, claim: Claim) -> Outcome:
         job = claim.job
