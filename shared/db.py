@@ -23,6 +23,15 @@ Connection = asyncpg.Connection | PoolConnectionProxy
 CUSTOM_PLANS = {"plan_cache_mode": "force_custom_plan"}
 
 
+async def keep_session(connection: asyncpg.Connection) -> None:
+    """Release a pooled connection without asyncpg's reset query (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL).
+
+    For pools whose statements leave no session state behind (no LISTEN, advisory locks or SET; transactions
+    are still rolled back by asyncpg): the reset was a round trip per acquire, 1,600 of them in a 20,000-job
+    e2e run.
+    """
+
+
 def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
@@ -39,12 +48,14 @@ async def create_pool(
     max_size: int = 10,
     name: str = "gleaner",
     settings: dict[str, str] | None = None,
+    reset_session: bool = True,
 ) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
         config.database_url,
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
+        reset=None if reset_session else keep_session,
         server_settings={"application_name": name, **(settings or {})},
     )
     assert pool is not None

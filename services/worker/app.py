@@ -52,7 +52,9 @@ def worker_id(config: Config) -> str:
 
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[POOL_KEY] = await create_pool(app[CONFIG_KEY], name="gleaner-worker", settings=POINT_LOOKUPS)
+    app[POOL_KEY] = await create_pool(
+        app[CONFIG_KEY], name="gleaner-worker", settings=POINT_LOOKUPS, reset_session=False
+    )
     app[METRICS_KEY].watch_pool(app[POOL_KEY])
     yield
     await app[POOL_KEY].close()
