@@ -33,9 +33,7 @@ INSERT_LANES = 2
 
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
-    app[POOL_KEY] = await create_pool(
-        app[CONFIG_KEY], min_size=4, max_size=16, name="gleaner-gateway", reset_session=False
-    )
+    app[POOL_KEY] = await create_pool(app[CONFIG_KEY], min_size=4, max_size=16, name="gleaner-gateway")
     app[METRICS_KEY].watch_pool(app[POOL_KEY])
     app[KEYS_KEY] = KeyCache(app[POOL_KEY], app[CONFIG_KEY].admin_token)
     yield
