@@ -62,6 +62,8 @@ class AckCoalescer:
         self._window = AckWindow()
         self._messages: dict[int, AbstractIncomingMessage] = {}
         self._flush: asyncio.Task[None] | None = None
+        # the loop keeps only weak references to tasks: hold the lone acks until they are sent
+        self._strays: set[asyncio.Task[None]] = set()
 
     def delivered(self, message: AbstractIncomingMessage) -> None:
         if message.channel is not self._channel:
@@ -80,7 +82,9 @@ class AckCoalescer:
         """Ack soon (in this loop iteration's flush); a message of an old channel is acked on its own."""
         tag = message.delivery_tag
         if message.channel is not self._channel or tag is None:
-            asyncio.get_running_loop().create_task(_send(message, multiple=False))
+            stray = asyncio.get_running_loop().create_task(_send(message, multiple=False))
+            self._strays.add(stray)
+            stray.add_done_callback(self._strays.discard)
             return
         self._window.ready.add(tag)
         self._messages[tag] = message
