@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+from services.gateway.field_checks import Invalid, integer
 from shared.errors import ValidationProblem, field_error
 
 # the same rule as the CHECK constraint on sites.name
@@ -41,14 +42,6 @@ class SitePolicy:
     timeout_s: float = 30.0
     max_bytes: int = 10 * 1024 * 1024
     user_agent: str | None = None
-
-
-class _Invalid(ValueError):
-    """A field's value is wrong; the message says how, `field` names a nested member when it is one."""
-
-    def __init__(self, message: str, field: str | None = None) -> None:
-        super().__init__(message)
-        self.field = field
 
 
 def valid_name(name: str) -> bool:
@@ -84,7 +77,7 @@ def _read_fields(data: Mapping[str, Any], errors: Errors) -> dict[str, Any]:
             continue
         try:
             values[key] = convert(data[key])
-        except _Invalid as exc:
+        except Invalid as exc:
             errors.append(field_error(exc.field or key, str(exc)))
     return values
 
@@ -98,24 +91,15 @@ def _number(low: float, high: float, *, exclusive_low: bool = False) -> Callable
         ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
         if not ok or not (value > low if exclusive_low else value >= low) or value > high:
             bound = f"above {low:g}" if exclusive_low else f"at least {low:g}"
-            raise _Invalid(f"must be a number {bound} and at most {high:g}")
+            raise Invalid(f"must be a number {bound} and at most {high:g}")
         return float(value)
-
-    return convert
-
-
-def _integer(low: int, high: int) -> Callable[[Any], int]:
-    def convert(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise _Invalid(f"must be an integer from {low} to {high}")
-        return value
 
     return convert
 
 
 def _user_agent(value: Any) -> str:
     if not isinstance(value, str) or not USER_AGENT.match(value):
-        raise _Invalid("must be 1-512 printable characters (no control characters)")
+        raise Invalid("must be 1-512 printable characters (no control characters)")
     return value
 
 
@@ -127,27 +111,27 @@ def _zones() -> frozenset[str]:
 def _timezone(value: Any) -> str:
     message = "must be an IANA timezone name such as Europe/Berlin"
     if not isinstance(value, str) or value not in _zones():
-        raise _Invalid(message, "respectful_hours.timezone")
+        raise Invalid(message, "respectful_hours.timezone")
     try:
         ZoneInfo(value)  # the worker reads it this way
     except (ZoneInfoNotFoundError, ValueError):
-        raise _Invalid(message, "respectful_hours.timezone") from None
+        raise Invalid(message, "respectful_hours.timezone") from None
     return value
 
 
 def _clock(key: str, value: Any) -> str:
     if not isinstance(value, str) or not CLOCK.match(value):
-        raise _Invalid("must be a local time HH:MM (or HH:MM:SS) from 00:00 to 23:59", f"respectful_hours.{key}")
+        raise Invalid("must be a local time HH:MM (or HH:MM:SS) from 00:00 to 23:59", f"respectful_hours.{key}")
     return value
 
 
 def _respectful_hours(value: Any) -> dict[str, Any]:
     """{"timezone", "start", "end", "factor"}: requests are `factor` times slower from start to end (local)."""
     if not isinstance(value, dict) or set(value) != HOURS_KEYS:
-        raise _Invalid("must be null or an object with exactly timezone, start, end and factor")
+        raise Invalid("must be null or an object with exactly timezone, start, end and factor")
     factor = value["factor"]
     if isinstance(factor, bool) or not isinstance(factor, int | float) or not 1 <= factor <= 1000:
-        raise _Invalid("must be a number from 1 to 1000", "respectful_hours.factor")
+        raise Invalid("must be a number from 1 to 1000", "respectful_hours.factor")
     return {
         "timezone": _timezone(value["timezone"]),
         "start": _clock("start", value["start"]),
@@ -159,14 +143,14 @@ def _respectful_hours(value: Any) -> dict[str, Any]:
 # the policy fields of a PUT body and how each is checked (the ranges of the CHECK constraints, plus sane caps)
 FIELDS: dict[str, Callable[[Any], Any]] = {
     "requests_per_hour": _number(0, 1e9, exclusive_low=True),
-    "burst": _integer(1, 1_000_000),
+    "burst": integer(1, 1_000_000),
     "min_delay_s": _number(0, DAY_S),
     "pause_min_s": _number(0, DAY_S),
     "pause_max_s": _number(0, DAY_S),
     "respectful_hours": _respectful_hours,
-    "max_concurrency": _integer(1, 10_000),
+    "max_concurrency": integer(1, 10_000),
     "partial_error_ratio": _number(0, 1),
     "timeout_s": _number(0, 3600, exclusive_low=True),
-    "max_bytes": _integer(1, MAX_BYTES),
+    "max_bytes": integer(1, MAX_BYTES),
     "user_agent": _user_agent,
 }

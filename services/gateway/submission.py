@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from services.gateway.field_checks import Invalid, integer
 from shared.config import Config
 from shared.errors import ValidationProblem, field_error
 from shared.urlguard import BlockedURL, Policy, check_url
@@ -74,8 +75,8 @@ def parse_job(
         kind=reader.get("kind", _kind(kinds), required=True, default=""),
         payload=reader.get("payload", _payload, default={}),
         queue=reader.get("queue", _queue(config), default=config.default_queue),
-        priority=reader.get("priority", _integer(0, 9), default=0),
-        max_attempts=reader.get("max_attempts", _integer(1, 1000), default=config.default_max_attempts),
+        priority=reader.get("priority", integer(0, 9), default=0),
+        max_attempts=reader.get("max_attempts", integer(1, 1000), default=config.default_max_attempts),
         timeout_s=reader.get("timeout_s", _number(0.001, 86_400), default=config.default_timeout_s),
         retry_base_s=reader.get("retry_base_s", _number(0, 86_400), default=config.default_retry_base_s),
         retry_cap_s=reader.get("retry_cap_s", _number(0, 30 * 86_400), default=config.default_retry_cap_s),
@@ -158,10 +159,6 @@ def _cross_checks(spec: JobSpec, reader: _Fields, config: Config) -> None:
             reader.fail("payload.url", str(exc))
 
 
-class _Invalid(ValueError):
-    """A field's value is wrong; the message says how."""
-
-
 class _Fields:
     """Reads fields one by one, collecting errors instead of stopping at the first."""
 
@@ -185,7 +182,7 @@ class _Fields:
             return default
         try:
             return convert(value)
-        except _Invalid as exc:
+        except Invalid as exc:
             self.fail(name, str(exc))
             return default
 
@@ -193,9 +190,9 @@ class _Fields:
 def _kind(kinds: Collection[str] | None) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         if not isinstance(value, str) or not KIND.match(value):
-            raise _Invalid("must be a string of 1-100 lowercase letters, digits, _ . : -")
+            raise Invalid("must be a string of 1-100 lowercase letters, digits, _ . : -")
         if kinds is not None and value not in kinds:
-            raise _Invalid(f"unknown kind {value!r}; registered kinds: {', '.join(sorted(kinds))}")
+            raise Invalid(f"unknown kind {value!r}; registered kinds: {', '.join(sorted(kinds))}")
         return value
 
     return convert
@@ -203,23 +200,14 @@ def _kind(kinds: Collection[str] | None) -> Callable[[Any], str]:
 
 def _payload(value: Any) -> Any:
     if not isinstance(value, dict):
-        raise _Invalid("must be a JSON object")
+        raise Invalid("must be a JSON object")
     return value
 
 
 def _queue(config: Config) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         if not isinstance(value, str) or value not in config.queues:
-            raise _Invalid(f"must be one of the configured queues: {', '.join(config.queues)}")
-        return value
-
-    return convert
-
-
-def _integer(low: int, high: int) -> Callable[[Any], int]:
-    def convert(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-            raise _Invalid(f"must be an integer from {low} to {high}")
+            raise Invalid(f"must be one of the configured queues: {', '.join(config.queues)}")
         return value
 
     return convert
@@ -228,9 +216,9 @@ def _integer(low: int, high: int) -> Callable[[Any], int]:
 def _number(low: float, high: float) -> Callable[[Any], float]:
     def convert(value: Any) -> float:
         if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise _Invalid(f"must be a number from {low:g} to {high:g}")
+            raise Invalid(f"must be a number from {low:g} to {high:g}")
         if not low <= value <= high:
-            raise _Invalid(f"must be a number from {low:g} to {high:g}")
+            raise Invalid(f"must be a number from {low:g} to {high:g}")
         return float(value)
 
     return convert
@@ -238,25 +226,25 @@ def _number(low: float, high: float) -> Callable[[Any], float]:
 
 def _timestamp(value: Any) -> datetime:
     if not isinstance(value, str):
-        raise _Invalid("must be an RFC 3339 timestamp string")
+        raise Invalid("must be an RFC 3339 timestamp string")
     return parse_timestamp(value)
 
 
 def parse_timestamp(value: str) -> datetime:
-    """An RFC 3339 timestamp with a timezone; raises ValueError (as _Invalid) otherwise."""
+    """An RFC 3339 timestamp with a timezone; raises ValueError (as Invalid) otherwise."""
     try:
         parsed = datetime.fromisoformat(value)
     except ValueError:
-        raise _Invalid("must be an RFC 3339 timestamp such as 2030-01-01T00:00:00Z") from None
+        raise Invalid("must be an RFC 3339 timestamp such as 2030-01-01T00:00:00Z") from None
     if parsed.tzinfo is None:
-        raise _Invalid("must include a timezone (Z or ±hh:mm)")
+        raise Invalid("must include a timezone (Z or ±hh:mm)")
     return parsed
 
 
 def _text(pattern: re.Pattern[str], what: str) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         if not isinstance(value, str) or not pattern.match(value):
-            raise _Invalid(f"must be a string: {what}")
+            raise Invalid(f"must be a string: {what}")
         return value
 
     return convert
