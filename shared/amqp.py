@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aio_pika
+import aiormq
 from aio_pika.abc import (
     AbstractChannel,
     AbstractExchange,
@@ -20,7 +22,9 @@ from aio_pika.abc import (
 
 from shared import delays
 from shared.config import Config
+from shared.confirmed_batch import Encoded, publish_confirmed
 from shared.messages import CONTENT_TYPE, JobMessage
+from shared.publish_frames import PublishEncoder
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +151,7 @@ class Broker:
         self._delay: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
         self.reconnects = 0
+        self._message_ids = itertools.count(1)
 
     @property
     def connected(self) -> bool:
@@ -187,53 +192,68 @@ class Broker:
             await self.connection.close()
         self.connection = self.channel = None
 
-    def _message(self, job: JobMessage) -> aio_pika.Message:
-        # priority rides along through the delay levels (which ignore it) to the work queue (which uses it)
-        headers: dict[str, FieldValue] = {"job_id": job.job_id, "attempt": job.attempt}
+    def _headers(self, job: JobMessage) -> dict[str, int | str]:
+        headers: dict[str, int | str] = {"job_id": job.job_id, "attempt": job.attempt}
         if job.request_id:
             headers["request_id"] = job.request_id
-        return aio_pika.Message(
-            job.encode(),
-            content_type=CONTENT_TYPE,
-            delivery_mode=DeliveryMode.PERSISTENT,
-            priority=job.priority,
-            headers=headers,
-        )
+        return headers
+
+    def _route(self, job: JobMessage, delay_s: float) -> tuple[str, str]:
+        """The exchange and routing key: the job's queue now, or the delay levels when `delay_s` > 0."""
+        units = delays.delay_units(delay_s, self.topology.delay_unit_ms / 1000)
+        if units == 0:
+            return self.topology.jobs_exchange, job.queue
+        units = min(units, (1 << self.topology.delay_levels) - 1)
+        return self.topology.delay_entry, delays.routing_key(units, self.topology.delay_levels, job.queue)
 
     async def publish_one(self, job: JobMessage, delay_s: float, timeout_s: float | None = PUBLISH_TIMEOUT_S) -> None:
         """Publish one job message, through the delay levels when `delay_s` > 0; raises if unconfirmed."""
         if not self.connected or self._jobs is None or self._delay is None:
             raise BrokerUnavailable("not connected to RabbitMQ")
-        units = delays.delay_units(delay_s, self.topology.delay_unit_ms / 1000)
-        if units == 0:
-            await self._jobs.publish(self._message(job), job.queue, timeout=timeout_s)
-            return
-        units = min(units, (1 << self.topology.delay_levels) - 1)
-        key = delays.routing_key(units, self.topology.delay_levels, job.queue)
-        await self._delay.publish(self._message(job), key, timeout=timeout_s)
+        exchange, key = self._route(job, delay_s)
+        # priority rides along through the delay levels (which ignore it) to the work queue (which uses it)
+        message = aio_pika.Message(
+            job.encode(),
+            content_type=CONTENT_TYPE,
+            delivery_mode=DeliveryMode.PERSISTENT,
+            priority=job.priority,
+            headers=dict(self._headers(job)),
+        )
+        target = self._jobs if exchange == self._jobs.name else self._delay
+        await target.publish(message, key, timeout=timeout_s)
 
     async def publish_many(self, jobs: Sequence[tuple[JobMessage, float]]) -> list[bool]:
-        """Publish with confirms pipelined (all in flight at once); True where the broker confirmed in time.
+        """Publish with confirms pipelined (one write for the batch); True where the broker confirmed in time.
 
-        One deadline for the whole batch rather than a timer per message (two per publish in aio-pika and
-        aiormq: a tenth of the gateway's publishing time); what is unconfirmed by then counts as failed.
+        One deadline for the whole batch; what is unconfirmed by then counts as failed.
         """
         if not jobs:
             return []
-        if not self.connected:
+        if not self.connected or self.channel is None:
             return [False] * len(jobs)
-        tasks = [asyncio.ensure_future(self.publish_one(job, delay_s, None)) for job, delay_s in jobs]
-        _, pending = await asyncio.wait(tasks, timeout=PUBLISH_TIMEOUT_S)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending)
-        outcomes = [not task.cancelled() and task.exception() is None for task in tasks]
-        failures = [t.exception() for t in tasks if not t.cancelled() and t.exception() is not None]
+        try:
+            channel = await self.channel.get_underlay_channel()
+            if not isinstance(channel, aiormq.Channel):
+                raise TypeError(f"batch publishing needs an aiormq.Channel, not {type(channel).__name__}")
+            encoder = PublishEncoder(channel.number, channel.max_content_size, CONTENT_TYPE)
+            batch = [self._encoded(encoder, job, delay_s) for job, delay_s in jobs]
+            outcomes = await publish_confirmed(channel, batch, PUBLISH_TIMEOUT_S)
+        except (aio_pika.exceptions.AMQPError, ConnectionError) as exc:
+            log.warning("publishing %d messages failed: %r", len(jobs), exc)
+            return [False] * len(jobs)
         if not all(outcomes):
-            first = failures[0] if failures else TimeoutError(f"no confirm within {PUBLISH_TIMEOUT_S:g}s")
-            log.warning("%d of %d publishes unconfirmed: %r", outcomes.count(False), len(jobs), first)
+            log.warning(
+                "%d of %d publishes unconfirmed within %gs", outcomes.count(False), len(jobs), PUBLISH_TIMEOUT_S
+            )
         return outcomes
+
+    def _encoded(self, encoder: PublishEncoder, job: JobMessage, delay_s: float) -> Encoded:
+        exchange, key = self._route(job, delay_s)
+        message_id = f"{self.name}-{next(self._message_ids)}"
+        frames = encoder.encode(
+            exchange, key, job.encode(), priority=job.priority, headers=self._headers(job), message_id=message_id
+        )
+        return Encoded(message_id, frames)
 
     async def publish_event(self, routing_key: str, body: bytes) -> None:
         """Best-effort event for waiters and streams; the database stays the truth."""

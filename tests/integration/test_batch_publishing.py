@@ -1,0 +1,137 @@
+"""Batch publishing on the real broker: every confirmed message arrives intact, refusals are reported."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import aio_pika
+import aiormq
+import pytest
+
+from shared.amqp import Broker
+from shared.config import Config
+from shared.confirmed_batch import Encoded, publish_confirmed
+from shared.messages import JobMessage
+from shared.publish_frames import PublishEncoder
+
+
+@pytest.fixture
+async def broker(config: Config) -> AsyncIterator[Broker]:
+    broker = Broker(config, name="test")
+    await broker.connect()
+    yield broker
+    await broker.close()
+
+
+async def _drain(broker: Broker, queue_name: str, count: int) -> list[aio_pika.abc.AbstractIncomingMessage]:
+    assert broker.connection is not None
+    channel = await broker.connection.channel()
+    queue = await channel.get_queue(queue_name, ensure=False)
+    received: list[aio_pika.abc.AbstractIncomingMessage] = []
+    async with asyncio.timeout(10):
+        while len(received) < count:
+            message = await queue.get(fail=False)
+            if message is None:
+                await asyncio.sleep(0.02)
+                continue
+            await message.ack()
+            received.append(message)
+    assert await queue.get(fail=False) is None, "more messages than were published"
+    await channel.close()
+    return received
+
+
+async def _underlay(broker: Broker) -> aiormq.Channel:
+    assert broker.channel is not None
+    channel = await broker.channel.get_underlay_channel()
+    assert isinstance(channel, aiormq.Channel)
+    return channel
+
+
+async def test_a_confirmed_batch_arrives_whole_with_each_jobs_body_priority_and_headers(broker: Broker) -> None:
+    jobs = [
+        JobMessage(job_id=i, attempt=1 + i % 3, queue="default", kind="noop", priority=i % 10, request_id=f"r{i}")
+        for i in range(1, 301)
+    ]
+
+    outcomes = await broker.publish_many([(job, 0.0) for job in jobs])
+
+    assert outcomes == [True] * len(jobs)
+    received = await _drain(broker, broker.topology.work_queue("default"), len(jobs))
+    by_id = {JobMessage.decode(m.body).job_id: m for m in received}
+    assert sorted(by_id) == [job.job_id for job in jobs]
+    for job in jobs:
+        message = by_id[job.job_id]
+        assert JobMessage.decode(message.body) == job
+        assert message.priority == job.priority
+        assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+        assert message.content_type == "application/json"
+        assert message.headers == {"job_id": job.job_id, "attempt": job.attempt, "request_id": job.request_id}
+    channel = await _underlay(broker)
+    assert channel.message_id_delivery_tag == {} and not channel.confirmations
+
+
+async def test_an_unroutable_message_is_reported_unconfirmed_and_the_rest_of_its_batch_is_not(broker: Broker) -> None:
+    jobs = [JobMessage(job_id=i, attempt=1, queue="default", kind="noop") for i in range(1, 11)]
+    jobs[4] = JobMessage(job_id=5, attempt=1, queue="no-such-queue", kind="noop")
+
+    outcomes = await broker.publish_many([(job, 0.0) for job in jobs])
+
+    assert outcomes == [i != 4 for i in range(10)]
+    received = await _drain(broker, broker.topology.work_queue("default"), 9)
+    assert sorted(JobMessage.decode(m.body).job_id for m in received) == [1, 2, 3, 4, 6, 7, 8, 9, 10]
+
+
+async def test_batches_and_single_publishes_interleave_on_one_channel(broker: Broker) -> None:
+    def job(i: int) -> JobMessage:
+        return JobMessage(job_id=i, attempt=1, queue="default", kind="noop")
+
+    singles = [broker.publish_one(job(i), 0.0) for i in range(1, 51)]
+    batches = [broker.publish_many([(job(b * 100 + i), 0.0) for i in range(50)]) for b in range(1, 5)]
+
+    results = await asyncio.gather(*singles, *batches)
+
+    assert results[50:] == [[True] * 50] * 4
+    received = await _drain(broker, broker.topology.work_queue("default"), 250)
+    assert len({JobMessage.decode(m.body).job_id for m in received}) == 250
+
+
+async def test_a_delayed_job_goes_through_the_delay_levels(broker: Broker, config: Config) -> None:
+    job = JobMessage(job_id=7, attempt=2, queue="default", kind="noop")
+
+    assert await broker.publish_many([(job, 2 * config.delay_unit_s)]) == [True]
+
+    (message,) = await _drain(broker, broker.topology.work_queue("default"), 1)
+    assert JobMessage.decode(message.body) == job
+    assert message.headers.get("x-death"), "the message did not pass through a delay level"
+
+
+async def test_publishing_on_a_closed_connection_reports_every_message_unconfirmed(broker: Broker) -> None:
+    assert broker.connection is not None
+    await broker.connection.close()
+    jobs = [(JobMessage(job_id=i, attempt=1, queue="default", kind="noop"), 0.0) for i in range(1, 4)]
+
+    assert await broker.publish_many(jobs) == [False, False, False]
+
+
+async def test_a_channel_the_broker_closes_mid_batch_fails_the_rest_of_the_batch_at_once(broker: Broker) -> None:
+    channel = await _underlay(broker)
+    encoder = PublishEncoder(channel.number, channel.max_content_size, "application/json")
+
+    def encoded(i: int, exchange: str) -> Encoded:
+        body = JobMessage(job_id=i, attempt=1, queue="default", kind="noop").encode()
+        frames = encoder.encode(exchange, "default", body, priority=0, headers={}, message_id=f"t-{i}")
+        return Encoded(f"t-{i}", frames)
+
+    jobs_exchange = broker.topology.jobs_exchange
+    # a publish to a missing exchange makes the broker close the channel (404)
+    batch = [encoded(1, jobs_exchange), encoded(2, "no-such-exchange"), encoded(3, jobs_exchange)]
+    started = time.monotonic()
+
+    outcomes = await publish_confirmed(channel, batch, timeout_s=10)
+
+    assert outcomes[1:] == [False, False]
+    assert time.monotonic() - started < 5, "waited for the timeout instead of failing with the channel"
+    assert channel.is_closed
