@@ -5,7 +5,7 @@ message, so a batch of thousands crossed the event loop thousands of times. Here
 registered with the channel's own confirm bookkeeping (`confirmations`, `message_id_delivery_tag`, the
 delivery tag counter) under its lock and written as one payload; aiormq's reader then settles each
 message's future exactly as for its own publishes: a `basic.ack` resolves it, a `basic.nack` or a
-`basic.return` (an unroutable mandatory message) fails it, and a closed channel rejects it.
+`basic.return` (an unroutable mandatory message) fails it; a closed channel fails what is still open.
 This leans on those attributes of `aiormq.Channel` (checked by the integration tests; the dependency is
 pinned to the minor release it was written against).
 """
@@ -29,13 +29,19 @@ class Encoded:
 
 
 async def publish_confirmed(channel: aiormq.Channel, messages: Sequence[Encoded], timeout_s: float) -> list[bool]:
-    """Publish all of `messages`; True where the broker confirmed within `timeout_s`."""
+    """Publish all of `messages`; True where the broker confirmed within `timeout_s`.
+
+    Stops waiting early when the channel closes: what it had not confirmed by then fails.
+    """
     if not messages:
         return []
-    confirmations = await _send(channel, messages)
+    settled = _Countdown(len(messages))
+    confirmations = await _send(channel, messages, settled)
+    closing = channel.closing
     try:
-        await asyncio.wait(confirmations, timeout=timeout_s)
+        await asyncio.wait((settled.future, closing), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        closing.cancel()
         for confirmation in confirmations:
             if not confirmation.done():
                 confirmation.cancel()
@@ -44,13 +50,34 @@ async def publish_confirmed(channel: aiormq.Channel, messages: Sequence[Encoded]
     return [not c.cancelled() and c.exception() is None for c in confirmations]
 
 
-async def _send(channel: aiormq.Channel, messages: Sequence[Encoded]) -> list[asyncio.Future[object]]:
-    """Register a confirmation per message and queue all frames as one write; returns once written."""
+class _Countdown:
+    """A future that completes when `count` confirmations have settled (one callback each, no sets)."""
+
+    def __init__(self, count: int) -> None:
+        self.left = count
+        self.future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def settle(self, _: asyncio.Future[object]) -> None:
+        self.left -= 1
+        if self.left == 0 and not self.future.done():
+            self.future.set_result(None)
+
+
+async def _send(
+    channel: aiormq.Channel, messages: Sequence[Encoded], settled: _Countdown
+) -> list[asyncio.Future[object]]:
+    """Register a confirmation per message and queue all frames as one write; returns once written.
+
+    The confirmations are plain loop futures rather than the channel's tracked ones (a third of the
+    batch's bookkeeping): `publish_confirmed` watches the channel's closing itself.
+    """
+    loop = asyncio.get_running_loop()
     async with channel.lock:
         first = channel.delivery_tag + 1
         confirmations: list[asyncio.Future[object]] = []
         for tag, message in enumerate(messages, start=first):
-            confirmation = channel.create_future()
+            confirmation: asyncio.Future[object] = loop.create_future()
+            confirmation.add_done_callback(settled.settle)
             channel.confirmations[tag] = confirmation
             channel.message_id_delivery_tag[message.message_id] = tag
             confirmations.append(confirmation)

@@ -11,7 +11,7 @@ from aiohttp import web
 
 from services.gateway.auth import ADMIN, READ, WRITE, Principal, bearer_of, parse_scopes, required_scope
 from services.gateway.job_store import ListFilters, NewJob, list_query, match_inserted
-from services.gateway.job_views import JOB_FIELDS, job_view, message_letter, timestamp
+from services.gateway.job_views import JOB_FIELDS, JOB_TIMES, job_view, message_letter, timestamp
 from services.gateway.pagination import decode_token, encode_token
 from services.gateway.problems import from_http_exception, render
 from services.gateway.submission import parse_one
@@ -73,6 +73,18 @@ def test_a_job_view_has_every_documented_field() -> None:
     view = job_view(row)
     assert list(view) == list(JOB_FIELDS)
     assert view["created_at"] == "2030-01-01T00:00:00.000000Z" and view["payload"] == {"a": 1}
+
+
+def test_every_timestamp_of_a_job_view_is_rendered_and_a_datetime_never_leaks_through() -> None:
+    row: dict[str, Any] = dict.fromkeys(JOB_FIELDS)
+    times = {name: datetime(2030, 1, 1, 0, 0, i, 5, tzinfo=UTC) for i, name in enumerate(JOB_TIMES)}
+    row.update(times)
+    view = job_view(row)
+    assert {name: view[name] for name in JOB_TIMES} == {
+        name: f"2030-01-01T00:00:0{i}.000005Z" for i, name in enumerate(JOB_TIMES)
+    }
+    assert not [name for name, value in view.items() if isinstance(value, datetime)]
+    assert {name for name in JOB_FIELDS if name.endswith("_at")} == set(JOB_TIMES)
 
 
 def test_a_poison_message_shows_text_when_it_can_and_base64_always() -> None:
