@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import functools
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -60,8 +61,13 @@ WAITING_STATES = frozenset({"scheduled", "queued", "retrying"})
 STATES = FINAL_STATES | WAITING_STATES | {"running"}
 
 
+@functools.lru_cache(maxsize=4096)
 def timestamp(value: datetime | None) -> str | None:
-    """Fixed-width RFC 3339 UTC, so timestamps also sort as strings."""
+    """Fixed-width RFC 3339 UTC, so timestamps also sort as strings.
+
+    Memoized: the rows of one batch share their transaction's `created_at`, `updated_at` and mostly
+    `run_at`, so a 1,000-job response formats three values instead of three thousand.
+    """
     if value is None:
         return None
     if value.tzinfo is not UTC:
