@@ -238,7 +238,8 @@ class Broker:
             encoder = PublishEncoder(channel.number, channel.max_content_size, CONTENT_TYPE)
             batch = [self._encoded(encoder, job, delay_s) for job, delay_s in jobs]
             outcomes = await publish_confirmed(channel, batch, PUBLISH_TIMEOUT_S)
-        except (aio_pika.exceptions.AMQPError, ConnectionError) as exc:
+        except (aio_pika.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, ConnectionError) as exc:
+            # a channel closed under the batch (ChannelInvalidStateError is a RuntimeError, not an AMQPError)
             log.warning("publishing %d messages failed: %r", len(jobs), exc)
             return [False] * len(jobs)
         if not all(outcomes):

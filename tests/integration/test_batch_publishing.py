@@ -135,3 +135,13 @@ async def test_a_channel_the_broker_closes_mid_batch_fails_the_rest_of_the_batch
     assert outcomes[1:] == [False, False]
     assert time.monotonic() - started < 5, "waited for the timeout instead of failing with the channel"
     assert channel.is_closed
+
+
+async def test_publishing_on_a_channel_closed_underneath_the_broker_reports_failure_instead_of_raising(
+    broker: Broker,
+) -> None:
+    channel = await _underlay(broker)
+    await channel.close()
+    jobs = [(JobMessage(job_id=i, attempt=1, queue="default", kind="noop"), 0.0) for i in range(1, 4)]
+
+    assert await broker.publish_many(jobs) == [False, False, False]
