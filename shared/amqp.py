@@ -217,7 +217,7 @@ class Broker:
             content_type=CONTENT_TYPE,
             delivery_mode=DeliveryMode.PERSISTENT,
             priority=job.priority,
-            headers=dict(self._headers(job)),
+            headers=dict(self._headers(job)),  # aio-pika's header type is wider (invariant dict)
         )
         target = self._jobs if exchange == self._jobs.name else self._delay
         await target.publish(message, key, timeout=timeout_s)
@@ -238,8 +238,8 @@ class Broker:
             encoder = PublishEncoder(channel.number, channel.max_content_size, CONTENT_TYPE)
             batch = [self._encoded(encoder, job, delay_s) for job, delay_s in jobs]
             outcomes = await publish_confirmed(channel, batch, PUBLISH_TIMEOUT_S)
-        except (aio_pika.exceptions.AMQPError, aiormq.exceptions.ChannelInvalidStateError, ConnectionError) as exc:
-            # a channel closed under the batch (ChannelInvalidStateError is a RuntimeError, not an AMQPError)
+        except Exception as exc:  # noqa: BLE001 - a channel closed under the batch (aiormq fails its futures with
+            # AMQP errors, RuntimeErrors or a bare Exception): nothing counts as published, the relay retries
             log.warning("publishing %d messages failed: %r", len(jobs), exc)
             return [False] * len(jobs)
         if not all(outcomes):

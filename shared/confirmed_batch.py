@@ -31,15 +31,24 @@ class Encoded:
 async def publish_confirmed(channel: aiormq.Channel, messages: Sequence[Encoded], timeout_s: float) -> list[bool]:
     """Publish all of `messages`; True where the broker confirmed within `timeout_s`.
 
-    Stops waiting early when the channel closes: what it had not confirmed by then fails.
+    The deadline covers the whole call, waiting for the channel lock and the writer included. Stops
+    waiting early when the channel closes: what it had not confirmed by then fails.
     """
     if not messages:
         return []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
     settled = _Countdown(len(messages))
-    confirmations = await _send(channel, messages, settled)
+    confirmations: list[asyncio.Future[object]] = []
     closing = channel.closing
     try:
-        await asyncio.wait((settled.future, closing), timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        async with asyncio.timeout_at(deadline):
+            await _send(channel, messages, settled, confirmations)
+        await asyncio.wait(
+            (settled.future, closing), timeout=max(0.0, deadline - loop.time()), return_when=asyncio.FIRST_COMPLETED
+        )
+    except TimeoutError:
+        pass  # what was not confirmed in time counts as failed, below
     finally:
         closing.cancel()
         for confirmation in confirmations:
@@ -47,6 +56,8 @@ async def publish_confirmed(channel: aiormq.Channel, messages: Sequence[Encoded]
                 confirmation.cancel()
         for message in messages:
             channel.message_id_delivery_tag.pop(message.message_id, None)
+    if len(confirmations) < len(messages):  # nothing was handed to the writer
+        return [False] * len(messages)
     return [not c.cancelled() and c.exception() is None for c in confirmations]
 
 
@@ -64,9 +75,14 @@ class _Countdown:
 
 
 async def _send(
-    channel: aiormq.Channel, messages: Sequence[Encoded], settled: _Countdown
-) -> list[asyncio.Future[object]]:
-    """Register a confirmation per message and queue all frames as one write; returns once written.
+    channel: aiormq.Channel,
+    messages: Sequence[Encoded],
+    settled: _Countdown,
+    confirmations: list[asyncio.Future[object]],
+) -> None:
+    """Register a confirmation per message (into `confirmations`) and queue all frames as one write.
+
+    Returns once the writer took the payload; `confirmations` stays empty if nothing was queued.
 
     The confirmations are plain loop futures rather than the channel's tracked ones (a third of the
     batch's bookkeeping): `publish_confirmed` watches the channel's closing itself.
@@ -74,7 +90,6 @@ async def _send(
     loop = asyncio.get_running_loop()
     async with channel.lock:
         first = channel.delivery_tag + 1
-        confirmations: list[asyncio.Future[object]] = []
         for tag, message in enumerate(messages, start=first):
             confirmation: asyncio.Future[object] = loop.create_future()
             confirmation.add_done_callback(settled.settle)
@@ -94,7 +109,7 @@ async def _send(
                 channel.message_id_delivery_tag.pop(message.message_id, None)
             for confirmation in confirmations:
                 confirmation.cancel()
+            confirmations.clear()
             written.cancel()
             raise
         await written
-    return confirmations

@@ -145,3 +145,21 @@ async def test_publishing_on_a_channel_closed_underneath_the_broker_reports_fail
     jobs = [(JobMessage(job_id=i, attempt=1, queue="default", kind="noop"), 0.0) for i in range(1, 4)]
 
     assert await broker.publish_many(jobs) == [False, False, False]
+
+
+async def test_a_batch_that_cannot_get_the_channel_in_time_fails_and_leaves_the_channel_usable(broker: Broker) -> None:
+    channel = await _underlay(broker)
+    encoder = PublishEncoder(channel.number, channel.max_content_size, "application/json")
+    body = JobMessage(job_id=1, attempt=1, queue="default", kind="noop").encode()
+    frames = encoder.encode(broker.topology.jobs_exchange, "default", body, priority=0, headers={}, message_id="t-1")
+    tag_before = channel.delivery_tag
+
+    async with channel.lock:  # another publisher holds the channel past the deadline
+        outcomes = await publish_confirmed(channel, [Encoded("t-1", frames)], timeout_s=0.2)
+
+    assert outcomes == [False]
+    assert channel.delivery_tag == tag_before and channel.message_id_delivery_tag == {}
+    job = JobMessage(job_id=2, attempt=1, queue="default", kind="noop")
+    assert await broker.publish_many([(job, 0.0)]) == [True]
+    (message,) = await _drain(broker, broker.topology.work_queue("default"), 1)
+    assert JobMessage.decode(message.body) == job
