@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import astuple, fields
+from dataclasses import astuple
 from typing import Any
 
 import asyncpg
 
 from services.gateway.job_views import Row, timestamp
-from services.gateway.site_rules import SitePolicy
+from shared.site_rules import SitePolicy
+from shared.site_writes import POLICY_FIELDS, UPSERT_SITE
 
-POLICY_FIELDS = tuple(f.name for f in fields(SitePolicy))
 COUNTER_FIELDS = ("requests_total", "rate_limit_waits", "deferrals")
 
 LIST_SITES = "SELECT * FROM site_status ORDER BY name"
 GET_SITE = "SELECT * FROM site_status WHERE name = $1"
-
-# Create or replace the policy; the live limiter state and the counters of an existing site are kept.
-UPSERT_SITE = f"""
-INSERT INTO sites (name, {", ".join(POLICY_FIELDS)})
-VALUES ($1, {", ".join(f"${n}" for n in range(2, len(POLICY_FIELDS) + 2))})
-ON CONFLICT (name) DO UPDATE SET {", ".join(f"{f} = EXCLUDED.{f}" for f in POLICY_FIELDS)}, updated_at = now()
-RETURNING (xmax = 0) AS created
-"""
 
 RESULTS = """
 SELECT id, url, final_url, status, content_type, size, content_hash, fetched_at, data, unchanged,

@@ -10,8 +10,8 @@ from services.gateway.context import gateway_of
 from services.gateway.job_views import json_response
 from services.gateway.jobs_api import not_found
 from services.gateway.pagination import decode_token, encode_token
-from services.gateway.site_rules import parse_site, valid_name
 from shared.errors import Problem
+from shared.site_rules import parse_site, valid_name
 
 
 async def list_sites(request: web.Request) -> web.Response:

@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from services.gateway.field_checks import Invalid, integer
 from shared.config import Config
 from shared.errors import ValidationProblem, field_error
+from shared.field_checks import Invalid, integer
 from shared.urlguard import BlockedURL, Policy, check_url
 
 KIND = re.compile(r"^[a-z0-9_.:-]{1,100}$")

@@ -16,13 +16,13 @@ from typing import Any
 import asyncpg
 import yaml
 
-from services.gateway.site_rules import SitePolicy, parse_site
-from services.gateway.site_store import POLICY_FIELDS, UPSERT_SITE
 from services.scheduler import schedule_store
 from services.scheduler.definitions import Definition, TemplateCheck, parse
 from shared.config import Config
 from shared.db import init_connection
 from shared.errors import GleanerError, ValidationProblem
+from shared.site_rules import SitePolicy, parse_site
+from shared.site_writes import POLICY_FIELDS, UPSERT_SITE
 
 SOURCE = "file"
 

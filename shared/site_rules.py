@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from services.gateway.field_checks import Invalid, integer
 from shared.errors import ValidationProblem, field_error
+from shared.field_checks import Invalid, integer
 
 # the same rule as the CHECK constraint on sites.name
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
