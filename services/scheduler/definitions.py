@@ -107,7 +107,9 @@ def _build(key: str, body: Mapping[str, Any], anchor: datetime, prefix: str, err
         if not isinstance(body["cron"], str) or not isinstance(timezone, str):
             errors.append(field_error(prefix + "cron", "cron and timezone must be strings"))
             return None
-        return planner.cron(body["cron"], timezone)
+        problems = planner.cron_problems(body["cron"], timezone)
+        errors.extend(field_error(prefix + problem.field, problem.message) for problem in problems)
+        return None if problems else planner.cron(body["cron"], timezone)
     at = parse_instant(body["at"])
     if at is None:
         errors.append(field_error(prefix + "at", "must be an RFC 3339 instant with a UTC offset"))

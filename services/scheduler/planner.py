@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cronsim import CronSim, CronSimError
@@ -57,14 +57,28 @@ def interval(every_s: float, anchor: datetime, jitter: float = 0.1) -> Interval:
 
 
 def cron(expression: str, timezone: str = "UTC") -> Cron:
-    zone = _zone(timezone)
+    problems = cron_problems(expression, timezone)
+    if problems:
+        raise problems[0]
+    return Cron(expression, timezone)
+
+
+def cron_problems(expression: str, timezone: str) -> list[SpecError]:
+    """Everything wrong with a cron schedule: its timezone and its expression are judged apart."""
+    problems: list[SpecError] = []
+    zone: tzinfo = UTC
+    try:
+        zone = _zone(timezone)
+    except SpecError as exc:
+        problems.append(exc)
     if len(expression.split()) != 5:
-        raise SpecError("cron", "must have 5 fields: minute hour day-of-month month day-of-week")
+        problems.append(SpecError("cron", "must have 5 fields: minute hour day-of-month month day-of-week"))
+        return problems
     try:
         CronSim(expression, datetime.now(zone))
     except CronSimError as exc:
-        raise SpecError("cron", str(exc)) from None
-    return Cron(expression, timezone)
+        problems.append(SpecError("cron", str(exc)))
+    return problems
 
 
 def once(at: datetime) -> Once:

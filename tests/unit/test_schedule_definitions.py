@@ -138,3 +138,9 @@ def test_a_files_sites_are_validated_like_a_put_and_planned_by_their_differing_f
     described = [change.describe() for change in result.site_changes]
     assert described == ["create site indeed", "update site usgov (max_concurrency)"]
     assert result.sites_unchanged == ["same"]
+
+
+def test_a_cron_with_a_bad_expression_and_a_bad_timezone_reports_both() -> None:
+    body = {"name": "a", "cron": "61 * * * *", "timezone": "Mars/Olympus", "job": {"kind": "x"}}
+
+    assert fields(body) == {"cron", "timezone"}
