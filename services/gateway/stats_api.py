@@ -6,7 +6,7 @@ from aiohttp import web
 
 from services.gateway.context import gateway_of
 from services.gateway.job_views import json_response, timestamp
-from services.gateway.stats_rules import merge_groups, parse_stats_query
+from services.gateway.stats_rules import merge_groups, parse_stats_query, site_counters
 from services.gateway.stats_store import fetch_stats
 
 
@@ -19,6 +19,6 @@ async def get_stats(request: web.Request) -> web.Response:
             "until": timestamp(rows.until),
             "window_s": (rows.until - rows.since).total_seconds(),
             "groups": merge_groups(rows.jobs, rows.pages),
-            "sites": [dict(r) for r in rows.sites],
+            "sites": [site_counters(r) for r in rows.sites],
         }
     )

@@ -108,3 +108,18 @@ def merge_groups(job_rows: Iterable[Row], page_rows: Iterable[Row]) -> list[dict
         group["pages_fetched"] = int(row["pages"])
         group["pages_unchanged"] = int(row["unchanged"])
     return [groups[key] for key in sorted(groups, key=lambda k: (k[0] is not None, k[0] or "", k[1]))]
+
+
+def site_counters(row: Row) -> dict[str, Any]:
+    """A site's counters since it was created, and the same counted within the window."""
+    return {
+        "name": row["name"],
+        "requests_total": row["requests_total"],
+        "rate_limit_waits": row["rate_limit_waits"],
+        "deferrals": row["deferrals"],
+        "in_window": {
+            "requests": row["window_requests"],
+            "rate_limit_waits": row["window_rate_limit_waits"],
+            "deferrals": row["window_deferrals"],
+        },
+    }

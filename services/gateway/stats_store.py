@@ -44,10 +44,16 @@ WHERE r.fetched_at >= $1 AND ($2::text IS NULL OR r.site = $2) AND ($3::text IS 
 GROUP BY r.site, j.kind
 """
 
-# Counters kept since each site was created (the window does not apply; gleaner_site_* metrics give rates).
+# Each site's counters since it was created, and in the window from its per-minute rows (the minute the
+# window starts in counts whole).
 SITE_COUNTERS = """
-SELECT name, requests_total, rate_limit_waits, deferrals FROM sites
-WHERE $1::text IS NULL OR name = $1 ORDER BY name
+SELECT s.name, s.requests_total, s.rate_limit_waits, s.deferrals,
+       COALESCE(sum(m.requests), 0)::bigint AS window_requests,
+       COALESCE(sum(m.rate_limit_waits), 0)::bigint AS window_rate_limit_waits,
+       COALESCE(sum(m.deferrals), 0)::bigint AS window_deferrals
+FROM sites AS s LEFT JOIN site_minutes AS m ON m.site = s.name AND m.minute >= date_trunc('minute', $2::timestamptz)
+WHERE $1::text IS NULL OR s.name = $1
+GROUP BY s.name ORDER BY s.name
 """
 
 
@@ -69,5 +75,5 @@ async def fetch_stats(pool: asyncpg.Pool, query: StatsQuery) -> StatsRows:
         args = (bounds["since"], query.site, query.kind)
         jobs = await conn.fetch(JOB_GROUPS, *args)
         pages = await conn.fetch(PAGE_GROUPS, *args)
-        sites = await conn.fetch(SITE_COUNTERS, query.site)
+        sites = await conn.fetch(SITE_COUNTERS, query.site, bounds["since"])
     return StatsRows(bounds["since"], bounds["until"], jobs, pages, sites)

@@ -1,10 +1,12 @@
-"""The pruner: delete finished jobs and dead letters past retention and day-old idempotency keys, in short batches."""
+"""The pruner: delete finished jobs, dead letters and site minutes past retention, day-old idempotency keys."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
 import asyncpg
+
+from shared.prune_statements import PRUNE_DEAD_LETTERS, PRUNE_IDEMPOTENCY, PRUNE_JOBS, PRUNE_SITE_MINUTES
 
 if TYPE_CHECKING:
     from services.scheduler.duties import Duties
@@ -14,29 +16,18 @@ MAX_BATCHES = 100
 DAY_S = 86_400.0
 IDEMPOTENCY_TTL_S = DAY_S
 
-# served by the jobs_finished index; job_attempts go with their jobs (ON DELETE CASCADE)
-PRUNE_JOBS = """
-DELETE FROM jobs WHERE id IN (
-    SELECT id FROM jobs
-    WHERE finished_at < now() - make_interval(secs => $1) AND state IN ('succeeded', 'partial', 'failed', 'cancelled')
-    LIMIT $2)
-"""
-PRUNE_DEAD_LETTERS = """
-DELETE FROM dead_letters WHERE id IN (
-    SELECT id FROM dead_letters WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)
-"""
-PRUNE_IDEMPOTENCY = """
-DELETE FROM idempotency_keys WHERE (principal, key) IN (
-    SELECT principal, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)
-"""
-
 
 def plan(retention_days: float) -> list[tuple[str, str, float]]:
     """(table, statement, age in seconds) to prune; a retention of 0 days keeps jobs and dead letters forever."""
     steps = [("idempotency_keys", PRUNE_IDEMPOTENCY, IDEMPOTENCY_TTL_S)]
     if retention_days > 0:
         age_s = retention_days * DAY_S
-        steps = [("jobs", PRUNE_JOBS, age_s), ("dead_letters", PRUNE_DEAD_LETTERS, age_s), *steps]
+        steps = [
+            ("jobs", PRUNE_JOBS, age_s),
+            ("dead_letters", PRUNE_DEAD_LETTERS, age_s),
+            ("site_minutes", PRUNE_SITE_MINUTES, age_s),
+            *steps,
+        ]
     return steps
 
 

@@ -16,12 +16,25 @@ LOAD_SITE = "SELECT * FROM sites WHERE name = $1"
 LOCK_STATE = """
 SELECT tokens, refilled_at, next_request_at, clock_timestamp() AS now FROM sites WHERE name = $1 FOR UPDATE
 """
+# The totals on `sites` and the minute's row in `site_minutes` (for windowed stats) move together.
 STORE_STATE = """
+WITH minute AS (
+    INSERT INTO site_minutes (site, minute, requests, rate_limit_waits)
+    VALUES ($1, date_trunc('minute', now()), 1, $5::int)
+    ON CONFLICT (site, minute) DO UPDATE
+    SET requests = site_minutes.requests + 1, rate_limit_waits = site_minutes.rate_limit_waits + $5::int
+)
 UPDATE sites SET tokens = $2, refilled_at = $3, next_request_at = $4,
     requests_total = requests_total + 1, rate_limit_waits = rate_limit_waits + $5::int
 WHERE name = $1
 """
-COUNT_DEFERRAL = "UPDATE sites SET deferrals = deferrals + 1 WHERE name = $1"
+COUNT_DEFERRAL = """
+WITH minute AS (
+    INSERT INTO site_minutes (site, minute, deferrals) VALUES ($1, date_trunc('minute', now()), 1)
+    ON CONFLICT (site, minute) DO UPDATE SET deferrals = site_minutes.deferrals + 1
+)
+UPDATE sites SET deferrals = deferrals + 1 WHERE name = $1
+"""
 
 LOCK_SITE = "SELECT max_concurrency FROM sites WHERE name = $1 FOR UPDATE"
 # A lease past its expiry (its worker died) is free again; the same job re-claiming keeps its own row.

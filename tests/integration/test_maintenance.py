@@ -51,6 +51,22 @@ async def test_prune_deletes_only_finished_jobs_past_retention_in_batches(pool: 
     assert await pool.fetchval("SELECT count(*) FROM job_attempts") == 0
 
 
+async def test_prune_drops_per_minute_site_counters_past_retention_and_keeps_the_totals(pool: asyncpg.Pool) -> None:
+    await pool.execute("INSERT INTO sites (name, requests_total) VALUES ('shop', 12)")
+    for days_ago in (40, 31, 29, 0):
+        await pool.execute(
+            "INSERT INTO site_minutes (site, minute, requests) "
+            "VALUES ('shop', date_trunc('minute', now()) - make_interval(days => $1), 3)",
+            days_ago,
+        )
+
+    result = await maintenance.prune(context(pool, "maintenance.prune", {"retention_days": 30}))
+
+    assert result["site_minutes"] == 2
+    assert await pool.fetchval("SELECT sum(requests) FROM site_minutes") == 6
+    assert await pool.fetchval("SELECT requests_total FROM sites WHERE name = 'shop'") == 12
+
+
 async def test_prune_results_keeps_the_rows_and_drops_old_results(pool: asyncpg.Pool) -> None:
     old, recent = await add_job(pool, "succeeded", 10), await add_job(pool, "succeeded", 1)
     assert (await maintenance.prune_results(context(pool, "maintenance.prune_results", {})))["jobs"] == 1

@@ -183,7 +183,16 @@ async def test_stats_count_jobs_by_site_and_kind_over_the_window(gateway: Api, d
     assert {s: n for s, n in shop["states"].items() if n} == {"succeeded": 3, "failed": 1}
     assert shop["duration_s"] == {"p50": pytest.approx(2.5), "p95": pytest.approx(3.85)}
     assert (shop["pages_fetched"], shop["pages_unchanged"], shop["deferrals"]) == (4, 1, 4)
-    assert stats["sites"] == [{"name": "shop", "requests_total": 9, "rate_limit_waits": 4, "deferrals": 2}]
+    # the totals are since the site was created; nothing was counted per minute yet
+    assert stats["sites"] == [
+        {
+            "name": "shop",
+            "requests_total": 9,
+            "rate_limit_waits": 4,
+            "deferrals": 2,
+            "in_window": {"requests": 0, "rate_limit_waits": 0, "deferrals": 0},
+        }
+    ]
 
     _, wider = await gateway.request("GET", "/stats", params={"window_s": 3 * 3600, "site": "shop"})
     [shop] = wider["groups"]
@@ -214,5 +223,34 @@ async def test_a_policy_put_through_the_api_governs_the_next_job_whose_pages_sho
     [group] = stats["groups"]
     assert (group["kind"], group["states"]["succeeded"], group["success_rate"]) == ("http.fetch", 2, 1.0)
     assert (group["pages_fetched"], group["pages_unchanged"]) == (2, 1) and group["duration_s"]["p95"] is not None
+    assert stats["sites"][0]["in_window"] == {"requests": 2, "rate_limit_waits": 0, "deferrals": 0}
     _, site = await gateway.request("GET", "/sites/web")
     assert site["state"]["requests_total"] == 2 and site["user_agent"] == "Polite/2"
+
+
+async def test_site_counters_in_stats_count_only_the_minutes_inside_the_window(gateway: Api, db: asyncpg.Pool) -> None:
+    for name in ("shop", "news"):
+        assert (await gateway.request("PUT", f"/sites/{name}", json={}))[0] == 201
+    minutes = [(0, 5, 2, 1), (30, 7, 3, 0), (90, 11, 5, 4)]  # minutes ago, requests, waits, deferrals
+    for ago, requests, waits, deferrals in minutes:
+        await db.execute(
+            "INSERT INTO site_minutes (site, minute, requests, rate_limit_waits, deferrals) "
+            "VALUES ('shop', date_trunc('minute', now()) - make_interval(mins => $1), $2, $3, $4)",
+            ago,
+            requests,
+            waits,
+            deferrals,
+        )
+
+    _, hour = await gateway.request("GET", "/stats")
+    _, day = await gateway.request("GET", "/stats", params={"window_s": 86_400, "site": "shop"})
+    since = (datetime.now(UTC) - timedelta(minutes=45)).isoformat()
+    _, recent = await gateway.request("GET", "/stats", params={"since": since, "site": "shop"})
+
+    by_name = {s["name"]: s["in_window"] for s in hour["sites"]}
+    assert by_name == {
+        "news": {"requests": 0, "rate_limit_waits": 0, "deferrals": 0},
+        "shop": {"requests": 12, "rate_limit_waits": 5, "deferrals": 1},
+    }
+    assert [s["in_window"] for s in day["sites"]] == [{"requests": 23, "rate_limit_waits": 10, "deferrals": 5}]
+    assert [s["in_window"] for s in recent["sites"]] == [{"requests": 12, "rate_limit_waits": 5, "deferrals": 1}]

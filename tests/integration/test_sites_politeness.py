@@ -47,6 +47,17 @@ async def test_two_workers_together_keep_a_site_to_one_request_per_second(
         assert sum(j["deferrals"] for j in jobs.values()) > 0
         site = await db.fetchrow("SELECT * FROM site_status WHERE name = 'slowsite'")
         assert site is not None and site["requests_total"] == 20 and site["deferrals"] > 0
+        # the per-minute counters behind windowed stats add up to the same totals
+        minutes = await db.fetchrow(
+            "SELECT sum(requests) AS requests, sum(rate_limit_waits) AS waits, sum(deferrals) AS deferrals "
+            "FROM site_minutes WHERE site = 'slowsite'"
+        )
+        assert minutes is not None
+        assert (minutes["requests"], minutes["waits"], minutes["deferrals"]) == (
+            site["requests_total"],
+            site["rate_limit_waits"],
+            site["deferrals"],
+        )
 
 
 async def test_a_site_with_max_concurrency_one_never_sees_two_of_its_jobs_at_once(

@@ -73,8 +73,8 @@ def test_the_finished_event_lists_only_final_states() -> None:
 
 
 def test_the_prune_plan_keeps_jobs_forever_at_zero_retention_but_still_expires_idempotency_keys() -> None:
-    assert [table for table, _, _ in pruner.plan(30)] == ["jobs", "dead_letters", "idempotency_keys"]
-    assert [age for _, _, age in pruner.plan(30)] == [30 * 86_400, 30 * 86_400, 86_400]
+    assert [table for table, _, _ in pruner.plan(30)] == ["jobs", "dead_letters", "site_minutes", "idempotency_keys"]
+    assert [age for _, _, age in pruner.plan(30)] == [30 * 86_400] * 3 + [86_400]
     assert [table for table, _, _ in pruner.plan(0)] == ["idempotency_keys"]
 
 

@@ -9,24 +9,10 @@ from typing import Any
 
 from services.worker.context import JobContext
 from shared.errors import PermanentError
+from shared.prune_statements import PRUNE_DEAD_LETTERS, PRUNE_IDEMPOTENCY, PRUNE_JOBS, PRUNE_SITE_MINUTES
 
 DEFAULT_BATCH = 5000
 
-# finished jobs past retention; job_attempts go with them (ON DELETE CASCADE)
-PRUNE_JOBS = """
-DELETE FROM jobs WHERE id IN (
-    SELECT id FROM jobs
-    WHERE finished_at < now() - make_interval(secs => $1) AND state IN ('succeeded', 'partial', 'failed', 'cancelled')
-    LIMIT $2)
-"""
-PRUNE_DEAD_LETTERS = """
-DELETE FROM dead_letters WHERE id IN (
-    SELECT id FROM dead_letters WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)
-"""
-PRUNE_IDEMPOTENCY = """
-DELETE FROM idempotency_keys WHERE (principal, key) IN (
-    SELECT principal, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)
-"""
 PRUNE_RESULTS = """
 UPDATE jobs SET result = NULL, progress = NULL WHERE id IN (
     SELECT id FROM jobs
@@ -47,8 +33,8 @@ DAY_S = 86_400.0
 
 
 async def prune(ctx: JobContext) -> Any:
-    """Delete finished jobs (with their attempts and scrape results) and dead letters older than
-    `retention_days` (default 30), idempotency keys older than `idempotency_hours` (default 24), and
+    """Delete finished jobs (with their attempts and scrape results), dead letters and per-minute site
+    counters older than `retention_days` (default 30), idempotency keys older than `idempotency_hours` (default 24), and
     page bodies no result refers to any more."""
     days = _number(ctx.job.payload, "retention_days", 30.0)
     hours = _number(ctx.job.payload, "idempotency_hours", 24.0)
@@ -56,6 +42,7 @@ async def prune(ctx: JobContext) -> Any:
     return {
         "jobs": await _batched(ctx, PRUNE_JOBS, days * DAY_S, batch),
         "dead_letters": await _batched(ctx, PRUNE_DEAD_LETTERS, days * DAY_S, batch),
+        "site_minutes": await _batched(ctx, PRUNE_SITE_MINUTES, days * DAY_S, batch),
         "idempotency_keys": await _batched(ctx, PRUNE_IDEMPOTENCY, hours * 3600, batch),
         "scrape_bodies": await _batched(ctx, PRUNE_BODIES, DAY_S, batch),
     }

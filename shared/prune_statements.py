@@ -1,0 +1,24 @@
+"""Deleting rows past their age in batches: statements for the scheduler's pruner and `maintenance.prune`.
+
+Each takes ($1 age in seconds, $2 batch size) and deletes at most one batch.
+"""
+
+# served by the jobs_finished index; job_attempts go with their jobs (ON DELETE CASCADE)
+PRUNE_JOBS = """
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs
+    WHERE finished_at < now() - make_interval(secs => $1) AND state IN ('succeeded', 'partial', 'failed', 'cancelled')
+    LIMIT $2)
+"""
+PRUNE_DEAD_LETTERS = """
+DELETE FROM dead_letters WHERE id IN (
+    SELECT id FROM dead_letters WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)
+"""
+PRUNE_SITE_MINUTES = """
+DELETE FROM site_minutes WHERE (site, minute) IN (
+    SELECT site, minute FROM site_minutes WHERE minute < now() - make_interval(secs => $1) LIMIT $2)
+"""
+PRUNE_IDEMPOTENCY = """
+DELETE FROM idempotency_keys WHERE (principal, key) IN (
+    SELECT principal, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)
+"""
