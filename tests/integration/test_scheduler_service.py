@@ -159,7 +159,7 @@ async def published(db: asyncpg.Pool, job_id: int) -> bool:
     return bool(await db.fetchval("SELECT enqueued_at IS NOT NULL FROM jobs WHERE id = $1", job_id))
 
 
-async def test_the_pruner_deletes_only_finished_jobs_and_dead_letters_past_retention(
+async def test_the_pruner_deletes_only_finished_jobs_dead_letters_and_site_minutes_past_retention(
     db: asyncpg.Pool, config: Config
 ) -> None:
     finished = (
@@ -181,9 +181,15 @@ async def test_the_pruner_deletes_only_finished_jobs_and_dead_letters_past_reten
         "INSERT INTO idempotency_keys (key, principal, request_hash, job_ids, status, created_at) VALUES "
         "('old', 'p', 'h', '{}', 202, now() - interval '25 hours'), ('new', 'p', 'h', '{}', 202, now())"
     )
+    await db.execute("INSERT INTO sites (name) VALUES ('shop')")
+    await db.execute(
+        "INSERT INTO site_minutes (site, minute, requests) VALUES "
+        "('shop', date_trunc('minute', now()) - interval '40 days', 1), ('shop', date_trunc('minute', now()), 1)"
+    )
     duties = Duties(config, db, Broker(config, name="test"), Metrics("scheduler"))
     removed = await pruner.prune_pass(duties)
-    assert removed == {"jobs": 3, "dead_letters": 1, "idempotency_keys": 1}
+    assert removed == {"jobs": 3, "dead_letters": 1, "site_minutes": 1, "idempotency_keys": 1}
+    assert await db.fetchval("SELECT count(*) FROM site_minutes WHERE minute > now() - interval '1 day'") == 1
     remaining = {r["id"] for r in await db.fetch("SELECT id FROM jobs")}
     assert remaining == {recent, waiting}
     assert await db.fetchval("SELECT count(*) FROM job_attempts") == 0
