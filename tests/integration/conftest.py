@@ -1,4 +1,4 @@
-"""Integration fixtures: a pool on the test's own database (JSON codecs as the services set them)."""
+"""Integration fixtures: a pool on the test's own database (JSON codecs as the services set them), a broker."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
+from shared.amqp import Broker
+from shared.config import Config
 from shared.db import init_connection
 
 
@@ -16,3 +18,11 @@ async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
     assert pool is not None
     yield pool
     await pool.close()
+
+
+@pytest.fixture
+async def broker(config: Config) -> AsyncIterator[Broker]:
+    broker = Broker(config, name="test")
+    await broker.connect()
+    yield broker
+    await broker.close()

@@ -4,25 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import aio_pika
 import aiormq
-import pytest
 
 from shared.amqp import Broker
 from shared.config import Config
 from shared.confirmed_batch import Encoded, publish_confirmed
 from shared.messages import JobMessage
 from shared.publish_frames import PublishEncoder
-
-
-@pytest.fixture
-async def broker(config: Config) -> AsyncIterator[Broker]:
-    broker = Broker(config, name="test")
-    await broker.connect()
-    yield broker
-    await broker.close()
 
 
 async def _drain(broker: Broker, queue_name: str, count: int) -> list[aio_pika.abc.AbstractIncomingMessage]:

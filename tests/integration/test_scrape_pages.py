@@ -2,25 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import asyncpg
-import pytest
 from aiohttp import web
 
 from shared.amqp import Broker
-from shared.config import Config
 from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer, add_site, pages
 from tests.integration.test_worker_lifecycle import insert_jobs, publish, submit, wait_final
 from tests.support.stack import Stack
-
-
-@pytest.fixture
-async def broker(config: Config) -> AsyncIterator[Broker]:
-    broker = Broker(config, name="test")
-    await broker.connect()
-    yield broker
-    await broker.close()
 
 
 def page_list(base: str, failing: int) -> list[str]:

@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
 from shared.amqp import Broker
 from shared.config import Config
 from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer, add_site, overlapping, pages
 from tests.integration.test_worker_lifecycle import submit, wait_final
 from tests.support.stack import Stack, eventually
-
-
-@pytest.fixture
-async def broker(config: Config) -> AsyncIterator[Broker]:
-    broker = Broker(config, name="test")
-    await broker.connect()
-    yield broker
-    await broker.close()
 
 
 async def test_two_workers_together_keep_a_site_to_one_request_per_second(

@@ -20,14 +20,6 @@ from tests.integration.test_worker_lifecycle import submit, wait_final
 from tests.support.stack import Stack
 
 
-@pytest.fixture
-async def broker(config: Config) -> AsyncIterator[Broker]:
-    broker = Broker(config, name="test")
-    await broker.connect()
-    yield broker
-    await broker.close()
-
-
 def hostile_urls(port: int) -> list[str]:
     """Loopback, private and metadata spellings aimed at the canary's port (or the default port 80)."""
     spellings = [

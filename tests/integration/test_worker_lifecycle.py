@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -23,14 +23,6 @@ from tests.support.stack import Service, Stack, eventually
 
 FINAL = ("succeeded", "partial", "failed", "cancelled")
 SCHEDULER_APP = Path(__file__).resolve().parents[2] / "services" / "scheduler" / "app.py"
-
-
-@pytest.fixture
-async def broker(config: Config) -> AsyncIterator[Broker]:
-    broker = Broker(config, name="test")
-    await broker.connect()
-    yield broker
-    await broker.close()
 
 
 async def insert_jobs(db: asyncpg.Pool, count: int, kind: str, payload: Any = None, **columns: Any) -> list[int]:
