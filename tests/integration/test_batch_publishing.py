@@ -153,3 +153,25 @@ async def test_a_batch_that_cannot_get_the_channel_in_time_fails_and_leaves_the_
     assert await broker.publish_many([(job, 0.0)]) == [True]
     (message,) = await _drain(broker, broker.topology.work_queue("default"), 1)
     assert JobMessage.decode(message.body) == job
+
+
+async def test_messages_the_broker_nacks_are_reported_unconfirmed(broker: Broker) -> None:
+    assert broker.channel is not None and broker.connection is not None
+    name = f"{broker.topology.namespace}.full"
+    # a queue that holds one message and refuses (nacks) further publishes
+    queue = await broker.channel.declare_queue(
+        name, auto_delete=True, arguments={"x-max-length": 1, "x-overflow": "reject-publish"}
+    )
+    try:
+        channel = await _underlay(broker)
+        encoder = PublishEncoder(channel.number, channel.max_content_size, "application/json")
+        batch = [
+            Encoded(f"n-{i}", encoder.encode("", name, b"{}", priority=0, headers={}, message_id=f"n-{i}"))
+            for i in range(3)
+        ]
+
+        outcomes = await publish_confirmed(channel, batch, timeout_s=10)
+
+        assert outcomes == [True, False, False]
+    finally:
+        await queue.delete(if_unused=False, if_empty=False)
