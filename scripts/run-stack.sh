@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Run gateway, scheduler and worker in the foreground; Ctrl-C (or SIGTERM) stops all three gracefully.
+# Run gateway, scheduler and worker in the foreground; Ctrl-C, SIGTERM or the end of the parent (make) stops
+# all three gracefully.
 set -euo pipefail
 bin="${VENV:-.venv}/bin"
 pids=()
@@ -8,5 +9,8 @@ trap stop INT TERM EXIT
 "$bin/gleaner" gateway & pids+=($!)
 "$bin/gleaner" scheduler & pids+=($!)
 "$bin/gleaner" worker & pids+=($!)
+# make does not pass its own SIGTERM on (`timeout 60 make run`): stop with whoever started this script
+parent=$PPID
+( while kill -0 "$parent" 2>/dev/null; do sleep 1; done; kill -TERM $$ 2>/dev/null ) & pids+=($!)
 echo "gateway on http://${GLEANER_HTTP_HOST:-127.0.0.1}:8080 (admin token: \$GLEANER_ADMIN_TOKEN), worker :8081, scheduler :8082"
 wait -n
