@@ -22,10 +22,8 @@ from shared.amqp import Broker
 from shared.config import Config
 from shared.db import create_pool
 from shared.metrics import Metrics
-from shared.ops import CONFIG_KEY, METRICS_KEY, READY_KEY, add_ops_routes, run, spawn
+from shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
 
-POOL_KEY = web.AppKey("pool", asyncpg.Pool)
-BROKER_KEY = web.AppKey("broker", Broker)
 KEYS_KEY = web.AppKey("keys", KeyCache)
 STOP_KEY = web.AppKey("stop", asyncio.Event)
 FIRST_CONNECT_S = 5.0

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-import asyncpg
 from aiohttp import web
 
 from services.scheduler.duties import Duties
@@ -15,10 +14,8 @@ from shared.amqp import Broker
 from shared.config import Config
 from shared.db import create_pool
 from shared.metrics import Metrics
-from shared.ops import CONFIG_KEY, METRICS_KEY, READY_KEY, add_ops_routes, run, spawn
+from shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
 
-POOL_KEY = web.AppKey("pool", asyncpg.Pool)
-BROKER_KEY = web.AppKey("broker", Broker)
 LEADERSHIP_KEY = web.AppKey("leadership", Leadership)
 
 

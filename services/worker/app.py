@@ -9,7 +9,6 @@ import secrets
 import socket
 from collections.abc import AsyncIterator
 
-import asyncpg
 from aiohttp import web
 
 from services.worker.cancel_events import CancelListener
@@ -28,7 +27,7 @@ from shared.batcher import Batcher
 from shared.config import Config
 from shared.db import CUSTOM_PLANS, create_pool
 from shared.metrics import Metrics
-from shared.ops import CONFIG_KEY, METRICS_KEY, READY_KEY, add_ops_routes, run, spawn
+from shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
 
 WORKER_ID_KEY = web.AppKey("worker_id", str)
 # Every worker statement touches a few rows by primary key (a batch of claimed ids, a site by name). Without
@@ -36,8 +35,6 @@ WORKER_ID_KEY = web.AppKey("worker_id", str)
 # planner guessed the claim's state filter matched a handful of rows and hashed all waiting jobs through a
 # bitmap scan for every batch: 0.18 ms a claimed row instead of 0.02. Point lookups never need those plans.
 POINT_LOOKUPS = {**CUSTOM_PLANS, "enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"}
-POOL_KEY = web.AppKey("pool", asyncpg.Pool)
-BROKER_KEY = web.AppKey("broker", Broker)
 REGISTRY_KEY = web.AppKey("registry", Registry)
 FETCH_KEY = web.AppKey("fetch", FetchClient)
 STORE_KEY = web.AppKey("store", JobStore)
