@@ -47,6 +47,7 @@ ATTEMPT_FIELDS = (
     "error_class",
     "error_message",
     "retry_delay_s",
+    "error_traceback",
 )
 
 

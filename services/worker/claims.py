@@ -34,8 +34,9 @@ RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.ma
 # One statement: the fenced row update plus the attempt row; retrying rows come back with the outbox columns.
 FINISH = f"""
 WITH m AS (
-    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[])
-        AS m(id, attempt, state, result, error_class, error_message, delay_s)
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[],
+                         $8::text[])
+        AS m(id, attempt, state, result, error_class, error_message, delay_s, error_traceback)
 ), done AS (
     UPDATE jobs AS j
     SET state = m.state,
@@ -47,12 +48,13 @@ WITH m AS (
         finished_at = CASE WHEN m.state = 'retrying' THEN NULL ELSE now() END,
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
     FROM m
-    WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $8 AND j.state = 'running'
+    WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $9 AND j.state = 'running'
     RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.run_at, j.attempt_started_at
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
-                              retry_delay_s)
-    SELECT d.id, d.attempt, $8, d.attempt_started_at, now(), m.state, m.error_class, m.error_message, m.delay_s
+                              retry_delay_s, error_traceback)
+    SELECT d.id, d.attempt, $9, d.attempt_started_at, now(), m.state, m.error_class, m.error_message, m.delay_s,
+           m.error_traceback
     FROM done AS d JOIN m ON m.id = d.id AND m.attempt = d.attempt
     ON CONFLICT (job_id, attempt) DO NOTHING
 )
@@ -181,6 +183,7 @@ def finish_arguments(items: Sequence[Finish]) -> tuple[list[Any], ...]:
         [f.outcome.error_class for f in items],
         [f.outcome.error_message for f in items],
         [f.outcome.retry_delay_s for f in items],
+        [f.outcome.error_traceback for f in items],
     )
 
 

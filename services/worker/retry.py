@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import traceback
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -29,6 +30,7 @@ REASON_LEASE_LOST: Final = "lease_lost"
 REASON_SHUTDOWN: Final = "shutdown"
 
 MAX_ERROR_MESSAGE = 2000
+MAX_TRACEBACK = 8000
 
 
 class JobTimedOut(RetryableError):
@@ -64,6 +66,7 @@ class Outcome:
     error_class: str | None = None
     error_message: str | None = None
     retry_delay_s: float | None = None
+    error_traceback: str | None = None
 
 
 def from_result(value: Any) -> Outcome:
@@ -90,12 +93,26 @@ def from_error(error: BaseException, budget: Budget, rng: random.Random | None =
     if isinstance(error, Deferred):
         return deferred(error)
     retryable, error_class, message = classify(error)
+    trace = traceback_text(error)
     if not retryable or not budget.has_attempts_left:
-        return Outcome(FAILED, error_class=error_class, error_message=message)
+        return Outcome(FAILED, error_class=error_class, error_message=message, error_traceback=trace)
     delay_s = whole_units_s(
         retry_delay_s(budget.attempt, budget.retry_base_s, budget.retry_cap_s, rng=rng), budget.delay_unit_s
     )
-    return Outcome(RETRYING, error_class=error_class, error_message=message, retry_delay_s=delay_s)
+    return Outcome(
+        RETRYING, error_class=error_class, error_message=message, retry_delay_s=delay_s, error_traceback=trace
+    )
+
+
+def traceback_text(error: BaseException) -> str | None:
+    """The formatted traceback of a raised error (None if it was never raised), its last part if long.
+
+    The end holds the frame that raised and the error itself, so a long chain loses its beginning.
+    """
+    if error.__traceback__ is None:
+        return None
+    text = "".join(traceback.format_exception(error))
+    return text if len(text) <= MAX_TRACEBACK else "…" + text[-(MAX_TRACEBACK - 1) :]
 
 
 def deferred(signal: Deferred) -> Outcome:

@@ -94,6 +94,11 @@ async def test_a_permanent_failure_fails_after_one_attempt(stack: Stack, gateway
     failed = await wait_state(gateway_api, job["id"])
     assert (failed["state"], failed["attempt"]) == ("failed", 1)
     assert failed["error"]["class"] == "fail_permanent"
+    _, history = await gateway_api.request("GET", f"/jobs/{job['id']}/attempts")
+    [attempt] = history["attempts"]
+    # the traceback leads to the line of the handler that raised
+    assert "handlers/builtin.py" in attempt["error_traceback"] and "in fail" in attempt["error_traceback"]
+    assert attempt["error_traceback"].rstrip().endswith("fail: attempt 1 fails as asked (permanent)")
 
 
 async def test_a_garbage_message_is_dead_lettered_and_the_worker_keeps_working(

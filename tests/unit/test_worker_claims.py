@@ -63,7 +63,11 @@ async def test_a_batch_claiming_the_same_attempt_twice_gives_the_row_to_one_call
 def test_finish_arguments_are_one_array_per_column_in_item_order() -> None:
     items = [
         Finish(1, 1, Outcome(SUCCEEDED, result_json="{}")),
-        Finish(2, 3, Outcome(RETRYING, error_class="timeout", error_message="slow", retry_delay_s=0.4)),
+        Finish(
+            2,
+            3,
+            Outcome(RETRYING, error_class="timeout", error_message="slow", retry_delay_s=0.4, error_traceback="tb"),
+        ),
     ]
     assert finish_arguments(items) == (
         [1, 2],
@@ -73,6 +77,7 @@ def test_finish_arguments_are_one_array_per_column_in_item_order() -> None:
         [None, "timeout"],
         [None, "slow"],
         [None, 0.4],
+        [None, "tb"],
     )
 
 

@@ -11,6 +11,7 @@ from services.worker.retry import (
     CANCELLED,
     FAILED,
     HANDBACK,
+    MAX_TRACEBACK,
     PARTIAL,
     REASON_CANCEL,
     REASON_LEASE_LOST,
@@ -24,6 +25,7 @@ from services.worker.retry import (
     from_cancellation,
     from_error,
     from_result,
+    traceback_text,
 )
 from shared.errors import HandlerError, PermanentError, RetryableError, UnknownKindError
 
@@ -115,3 +117,30 @@ def test_a_message_is_early_only_when_more_than_one_unit_before_due() -> None:
     assert early_by_s(due_ms=10_100, now_ms=10_000, unit_ms=100) == 0.0
     assert early_by_s(due_ms=10_500, now_ms=10_000, unit_ms=100) == pytest.approx(0.5)
     assert early_by_s(due_ms=9_000, now_ms=10_000, unit_ms=100) == 0.0
+
+
+def _raised(error: BaseException) -> BaseException:
+    try:
+        raise error
+    except BaseException as caught:  # noqa: BLE001 - the test wants the raised object with its traceback
+        return caught
+
+
+def test_a_failure_keeps_the_traceback_of_the_error_that_ended_it() -> None:
+    error = _raised(ValueError("bad row 7"))
+
+    outcome = from_error(error, Budget(attempt=1, attempt_base=0, max_attempts=1, retry_base_s=1, retry_cap_s=10))
+
+    assert outcome.error_traceback is not None
+    assert "in _raised" in outcome.error_traceback
+    assert outcome.error_traceback.rstrip().endswith("ValueError: bad row 7")
+
+
+def test_a_long_traceback_keeps_its_end_and_an_unraised_error_has_none() -> None:
+    long = _raised(RuntimeError("x" * 20_000))
+
+    text = traceback_text(long)
+
+    assert text is not None and len(text) == MAX_TRACEBACK
+    assert text.startswith("…") and text.rstrip().endswith("x" * 100)
+    assert traceback_text(RuntimeError("never raised")) is None
