@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib import metadata
 
 import asyncpg
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, ProcessCollector
 
 # 10 ms to 30 min, in seconds
 DURATION_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1200, 1800)
@@ -20,6 +20,8 @@ class Metrics:
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
+        # process_resident_memory_bytes, process_cpu_seconds_total, open fds: the memory alert and dashboards
+        ProcessCollector(registry=r)
         Info("gleaner_build", "Gleaner version and service", registry=r).info(
             {"version": _version(), "service": service}
         )
