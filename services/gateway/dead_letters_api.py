@@ -10,11 +10,12 @@ from aiohttp import web
 
 from services.gateway.bodies import bounded_int, query_value, read_json
 from services.gateway.context import Gateway, gateway_of
-from services.gateway.job_store import REQUEUE_SET, RETURNING
+from services.gateway.job_store import RETURNING
 from services.gateway.job_views import failed_job_letter, job_view, json_response, message_letter
 from services.gateway.jobs_api import requeue_finished
 from shared.errors import DecodeError, Problem, ValidationProblem, field_error
 from shared.messages import JobMessage
+from shared.requeue import DEDUPE_FREE, REQUEUE_SET
 
 LETTER_ID = re.compile(r"^(job|message)-([1-9][0-9]{0,18})$")
 MAX_BULK = 10_000
@@ -38,9 +39,7 @@ WITH picked AS (
     SELECT id FROM jobs AS f
     WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR queue = $2)
       AND ($3::text IS NULL OR error->>'class' = $3)
-      AND (dedupe_key IS NULL OR NOT EXISTS (
-          SELECT 1 FROM jobs AS o WHERE o.dedupe_key = f.dedupe_key
-            AND o.state IN ('scheduled', 'queued', 'running', 'retrying')))
+      AND {DEDUPE_FREE}
     ORDER BY id LIMIT $4
     FOR UPDATE SKIP LOCKED
 )

@@ -11,6 +11,7 @@ import asyncpg
 
 from services.gateway.submission import JobSpec
 from shared.db import Connection
+from shared.requeue import REQUEUE_SET
 
 # every job column the API shows, plus what the outbox needs to publish the row
 RETURNING = """j.*,
@@ -53,9 +54,6 @@ WHERE id = $1 AND state = 'running'
 RETURNING *
 """
 
-REQUEUE_SET = """state = 'queued', attempt_base = attempt, run_at = now(), enqueued_at = NULL, finished_at = NULL,
-    error = NULL, result = NULL, cancel_requested = false, lease_owner = NULL, lease_expires_at = NULL,
-    updated_at = now()"""
 RETRY = f"""
 UPDATE jobs AS j SET {REQUEUE_SET}
 WHERE id = $1 AND state IN ('succeeded', 'partial', 'failed', 'cancelled')

@@ -86,4 +86,49 @@ async def test_the_default_maintenance_schedules_exist_and_are_due_in_the_future
         ("maintenance.analyze", "system", True, True),
         ("maintenance.prune", "system", True, True),
         ("maintenance.prune_results", "system", True, True),
+        ("maintenance.requeue_failed", "system", False, True),
     ]
+
+
+async def add_failed(
+    pool: asyncpg.Pool, *, attempt: int, attempt_base: int = 0, hours_ago: float = 2, kind: str = "noop"
+) -> int:
+    job_id: int = await pool.fetchval(
+        "INSERT INTO jobs (kind, queue, state, attempt, attempt_base, max_attempts, error, finished_at) "
+        "VALUES ($1, 'default', 'failed', $2, $3, 3, '{\"class\": \"boom\"}', now() - make_interval(secs => $4)) "
+        "RETURNING id",
+        kind,
+        attempt,
+        attempt_base,
+        hours_ago * 3600,
+    )
+    return job_id
+
+
+async def test_requeue_failed_gives_exhausted_old_failures_another_round_and_no_more(pool: asyncpg.Pool) -> None:
+    exhausted = await add_failed(pool, attempt=3)
+    second_round = await add_failed(pool, attempt=6, attempt_base=3)
+    await add_failed(pool, attempt=1)  # a permanent error ended it early: not retryable
+    await add_failed(pool, attempt=3, hours_ago=0.5)  # too recent: the cause may not be fixed yet
+    await add_failed(pool, attempt=9, attempt_base=6)  # had its 3 rounds
+    await add_failed(pool, attempt=3, kind="http.fetch")  # filtered out by kind
+
+    result = await maintenance.requeue_failed(context(pool, "maintenance.requeue_failed", {"kind": "noop"}))
+
+    assert result["requeued"] == 2 and sorted(result["job_ids"]) == [exhausted, second_round]
+    rows = await pool.fetch(
+        "SELECT id, state, attempt, attempt_base, enqueued_at, error, finished_at FROM jobs WHERE id = ANY($1)",
+        [exhausted, second_round],
+    )
+    for row in rows:
+        assert (row["state"], row["enqueued_at"], row["error"], row["finished_at"]) == ("queued", None, None, None)
+        assert row["attempt_base"] == row["attempt"], "a fresh budget of max_attempts"
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE state = 'failed'") == 4
+
+
+@pytest.mark.parametrize(
+    "payload", [{"rounds": 0}, {"min_age_s": "soon"}, {"kind": 5}, {"limit": -1}, {"queue": ["default"]}]
+)
+async def test_requeue_failed_refuses_a_bad_payload(pool: asyncpg.Pool, payload: dict[str, Any]) -> None:
+    with pytest.raises(maintenance.PermanentError):
+        await maintenance.requeue_failed(context(pool, "maintenance.requeue_failed", payload))

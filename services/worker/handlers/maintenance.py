@@ -1,4 +1,5 @@
-"""Maintenance kinds run by the default maintenance schedules: prune old jobs, prune results, refresh statistics.
+"""Maintenance kinds run by the default maintenance schedules: prune old jobs and results, refresh statistics,
+requeue failed jobs automatically (a default schedule, off until enabled).
 
 Each deletes in batches (one short transaction per batch) so it never holds long locks on busy tables.
 """
@@ -10,6 +11,7 @@ from typing import Any
 from services.worker.context import JobContext
 from shared.errors import PermanentError
 from shared.prune_statements import PRUNE_DEAD_LETTERS, PRUNE_IDEMPOTENCY, PRUNE_JOBS, PRUNE_SITE_MINUTES
+from shared.requeue import AUTO_REQUEUE
 
 DEFAULT_BATCH = 5000
 
@@ -34,8 +36,8 @@ DAY_S = 86_400.0
 
 async def prune(ctx: JobContext) -> Any:
     """Delete finished jobs (with their attempts and scrape results), dead letters and per-minute site
-    counters older than `retention_days` (default 30), idempotency keys older than `idempotency_hours` (default 24), and
-    page bodies no result refers to any more."""
+    counters older than `retention_days` (default 30), idempotency keys older than `idempotency_hours`
+    (default 24), and page bodies no result refers to any more."""
     days = _number(ctx.job.payload, "retention_days", 30.0)
     hours = _number(ctx.job.payload, "idempotency_hours", 24.0)
     batch = int(_number(ctx.job.payload, "batch", DEFAULT_BATCH))
@@ -73,6 +75,29 @@ async def _batched(ctx: JobContext, statement: str, age_s: float, batch: int) ->
         await ctx.progress({"rows": total})
 
 
+async def requeue_failed(ctx: JobContext) -> Any:
+    """Give failed jobs that used up their attempts another round of `max_attempts` (seed: "process-dlq").
+
+    Only jobs that failed at least `min_age_s` ago (default 3600: time for the cause to be fixed) and have
+    had fewer than `rounds` rounds in all (default 3, so a job that keeps failing stops coming back);
+    `kind` and `queue` narrow it, `limit` caps one run (default 1000). The relay publishes the rows.
+    """
+    payload = ctx.job.payload if isinstance(ctx.job.payload, dict) else {}
+    rounds = _number(payload, "rounds", 3.0)
+    min_age_s = _number(payload, "min_age_s", 3600.0)
+    limit = int(_number(payload, "limit", 1000.0))
+    kind, queue = _text(payload, "kind"), _text(payload, "queue")
+    rows = await ctx.db.fetch(AUTO_REQUEUE, int(rounds), min_age_s, kind, queue, limit)
+    return {"requeued": len(rows), "job_ids": [r["id"] for r in rows][:100]}
+
+
+def _text(payload: dict[str, Any], name: str) -> str | None:
+    value = payload.get(name)
+    if value is not None and not isinstance(value, str):
+        raise PermanentError(f"payload.{name} must be a string")
+    return value
+
+
 def _number(payload: Any, name: str, default: float) -> float:
     value = payload.get(name, default) if isinstance(payload, dict) else default
     if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
@@ -84,3 +109,4 @@ def register(registry: Any) -> None:
     registry.add("maintenance.prune", prune)
     registry.add("maintenance.prune_results", prune_results)
     registry.add("maintenance.analyze", analyze)
+    registry.add("maintenance.requeue_failed", requeue_failed)
