@@ -23,6 +23,9 @@ class Config:
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/gleaner"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # RabbitMQ's management API, for the unacked counts of GET /queues; empty: the AMQP host on port 15672
+    # with the AMQP credentials; "off": not asked
+    rabbitmq_management_url: str = ""
     namespace: str = "gleaner"
     queues: tuple[str, ...] = ("default",)
     http_host: str = "127.0.0.1"
@@ -68,6 +71,7 @@ class Config:
         config = cls(
             database_url=reader.text("GLEANER_DATABASE_URL", d.database_url),
             amqp_url=reader.text("GLEANER_AMQP_URL", d.amqp_url),
+            rabbitmq_management_url=reader.text("GLEANER_RABBITMQ_MANAGEMENT_URL", d.rabbitmq_management_url),
             namespace=reader.match("GLEANER_NAMESPACE", d.namespace, NAMESPACE_NAME),
             queues=reader.names("GLEANER_QUEUES", d.queues),
             http_host=reader.text("GLEANER_HTTP_HOST", d.http_host),
@@ -223,6 +227,11 @@ class _Reader:
             self.problems.append(f"GLEANER_DATABASE_URL={config.database_url!r}: must start with postgresql://")
         if not config.amqp_url.startswith(("amqp://", "amqps://")):
             self.problems.append(f"GLEANER_AMQP_URL={config.amqp_url!r}: must start with amqp:// or amqps://")
+        management = config.rabbitmq_management_url
+        if management not in ("", "off") and not management.startswith(("http://", "https://")):
+            self.problems.append(
+                f"GLEANER_RABBITMQ_MANAGEMENT_URL={management!r}: must start with http:// or https://, or be off"
+            )
         if config.default_retry_cap_s < config.default_retry_base_s:
             self.problems.append("GLEANER_DEFAULT_RETRY_CAP_S: must not be below GLEANER_DEFAULT_RETRY_BASE_S")
 
@@ -248,6 +257,7 @@ _KNOWN = {
     "GLEANER_HTTP_HOST",
     "GLEANER_HTTP_PORT",
     "GLEANER_ADMIN_TOKEN",
+    "GLEANER_RABBITMQ_MANAGEMENT_URL",
     "GLEANER_WORKER_QUEUES",
     "GLEANER_WORKER_CONCURRENCY",
     "GLEANER_WORKER_ID",

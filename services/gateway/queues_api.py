@@ -1,15 +1,20 @@
-"""GET /queues: broker depth and consumers (passive declare) beside PostgreSQL counts per configured queue."""
+"""GET /queues: broker counts (management API, else a passive declare) beside PostgreSQL counts per queue."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import aio_pika
+import aiohttp
 from aiohttp import web
 
+from services.gateway.broker_stats import management_of, queue_counts
 from services.gateway.context import Gateway, gateway_of
 from services.gateway.job_views import json_response
+
+log = logging.getLogger(__name__)
 
 COUNTS = """
 SELECT queue,
@@ -25,9 +30,21 @@ GROUP BY queue
 """
 
 
-async def _broker_depths(gw: Gateway) -> dict[str, tuple[int, int]]:
-    """queue → (ready messages, consumers); empty when the broker is unreachable."""
-    out: dict[str, tuple[int, int]] = {}
+async def _broker_counts(gw: Gateway) -> dict[str, dict[str, int | None]]:
+    """queue → {ready, unacked, consumers}: from the management API when it answers, else from passive
+    declares without `unacked`; empty when the broker is unreachable."""
+    management = management_of(gw.config.amqp_url, gw.config.rabbitmq_management_url)
+    if management is not None:
+        names = {q: gw.broker.topology.work_queue(q) for q in gw.config.queues}
+        try:
+            return await queue_counts(management, names)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.debug("management API unavailable, counting by passive declare: %r", exc)
+    return await _declared_counts(gw)
+
+
+async def _declared_counts(gw: Gateway) -> dict[str, dict[str, int | None]]:
+    out: dict[str, dict[str, int | None]] = {}
     connection = gw.broker.connection
     if connection is None or connection.is_closed:
         return out
@@ -37,16 +54,20 @@ async def _broker_depths(gw: Gateway) -> dict[str, tuple[int, int]]:
             async with connection.channel(publisher_confirms=False) as channel:
                 queue = await channel.declare_queue(gw.broker.topology.work_queue(name), passive=True, timeout=5)
                 result = queue.declaration_result
-                out[name] = (int(result.message_count or 0), int(result.consumer_count or 0))
+                out[name] = {
+                    "ready": int(result.message_count or 0),
+                    "unacked": None,
+                    "consumers": int(result.consumer_count or 0),
+                }
     return out
 
 
-def queue_view(name: str, depth: tuple[int, int] | None, counts: Any) -> dict[str, Any]:
+def queue_view(name: str, broker: dict[str, int | None] | None, counts: Any) -> dict[str, Any]:
     return {
         "name": name,
-        "ready": depth[0] if depth is not None else None,
-        "unacked": None,
-        "consumers": depth[1] if depth is not None else None,
+        "ready": broker["ready"] if broker is not None else None,
+        "unacked": broker["unacked"] if broker is not None else None,
+        "consumers": broker["consumers"] if broker is not None else None,
         "scheduled": counts["scheduled"] if counts else 0,
         "queued": counts["queued"] if counts else 0,
         "retrying": counts["retrying"] if counts else 0,
@@ -58,5 +79,5 @@ def queue_view(name: str, depth: tuple[int, int] | None, counts: Any) -> dict[st
 async def list_queues(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     rows = {r["queue"]: r for r in await gw.pool.fetch(COUNTS)}
-    depths = await _broker_depths(gw)
+    depths = await _broker_counts(gw)
     return json_response({"queues": [queue_view(q, depths.get(q), rows.get(q)) for q in gw.config.queues]})

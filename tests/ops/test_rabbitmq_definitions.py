@@ -26,8 +26,10 @@ def _allows(user: str, access: str, resource: str) -> bool:
 
 def test_each_service_has_its_own_user_and_none_is_an_administrator() -> None:
     users = {u["name"]: u for u in DEFINITIONS["users"]}
-    for service in ("gateway", "worker", "scheduler"):
+    for service in ("worker", "scheduler"):
         assert users[f"gleaner-{service}"]["tags"] == [], service
+    # GET /queues reads the unacked counts from the management API: `management` sees only its own vhosts
+    assert users["gleaner-gateway"]["tags"] == ["management"]
     assert VHOST in {v["name"] for v in DEFINITIONS["vhosts"]}
 
 
