@@ -1,4 +1,5 @@
-"""The `gleaner` command: run a service, migrate the database, manage API keys, apply schedule files."""
+"""The `gleaner` command: run a service, migrate the database, manage API keys and schedule files, and operate
+the system through the gateway (jobs, dead letters, sites, stats, health, cleanup)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from services.operator import commands as operator_commands
 from shared import logging as gleaner_logging
 from shared.config import Config
 from shared.errors import ConfigError, GleanerError
@@ -29,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     apply = schedules.add_parser("apply", help="make the file-managed schedules match a YAML file")
     apply.add_argument("file", help="e.g. examples/schedules.yaml")
     apply.add_argument("--dry-run", action="store_true", help="show what would change and change nothing")
+    operator_commands.add_schedule_list(schedules)
+    operator_commands.add_parsers(commands)
     return parser
 
 
@@ -56,6 +60,8 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
         from services.gateway.auth import create_key_cli
 
         return create_key_cli(config, args.name, args.scopes)
+    if (args.command, getattr(args, "action", None)) in operator_commands.COMMANDS:
+        return operator_commands.run(args, config)
     if args.command == "schedules":
         return _apply_schedules(config, args.file, args.dry_run)
     if args.command == "gateway":

@@ -31,6 +31,9 @@ class Config:
     http_host: str = "127.0.0.1"
     http_port: int | None = None
     admin_token: str | None = None
+    # where the operator commands (`gleaner jobs …`) reach the gateway; empty: this host's gateway port
+    api_url: str = ""
+    api_token: str | None = None
     worker_queues: tuple[str, ...] = ()
     worker_concurrency: int = 32
     worker_id: str | None = None
@@ -77,6 +80,8 @@ class Config:
             http_host=reader.text("GLEANER_HTTP_HOST", d.http_host),
             http_port=reader.optional("GLEANER_HTTP_PORT", _port),
             admin_token=reader.optional("GLEANER_ADMIN_TOKEN", _token),
+            api_url=reader.text("GLEANER_API_URL", d.api_url),
+            api_token=reader.optional("GLEANER_API_TOKEN", str),
             worker_queues=reader.names("GLEANER_WORKER_QUEUES", ()),
             worker_concurrency=reader.number("GLEANER_WORKER_CONCURRENCY", d.worker_concurrency, int, 1, 10_000),
             worker_id=reader.optional("GLEANER_WORKER_ID", str),
@@ -112,6 +117,14 @@ class Config:
         if reader.problems:
             raise ConfigError(reader.problems)
         return config
+
+    @property
+    def gateway_api_url(self) -> str:
+        """Where the operator commands send their requests: GLEANER_API_URL, or this host's gateway."""
+        if self.api_url:
+            return self.api_url.rstrip("/")
+        host = "127.0.0.1" if self.http_host in ("0.0.0.0", "::", "") else self.http_host
+        return f"http://{host}:{self.port_for('gateway')}/api/v1"
 
     def port_for(self, service: str) -> int:
         return self.http_port if self.http_port is not None else DEFAULT_PORTS.get(service, 8080)
@@ -227,6 +240,8 @@ class _Reader:
             self.problems.append(f"GLEANER_DATABASE_URL={config.database_url!r}: must start with postgresql://")
         if not config.amqp_url.startswith(("amqp://", "amqps://")):
             self.problems.append(f"GLEANER_AMQP_URL={config.amqp_url!r}: must start with amqp:// or amqps://")
+        if config.api_url and not config.api_url.startswith(("http://", "https://")):
+            self.problems.append(f"GLEANER_API_URL={config.api_url!r}: must start with http:// or https://")
         management = config.rabbitmq_management_url
         if management not in ("", "off") and not management.startswith(("http://", "https://")):
             self.problems.append(
@@ -258,6 +273,8 @@ _KNOWN = {
     "GLEANER_HTTP_PORT",
     "GLEANER_ADMIN_TOKEN",
     "GLEANER_RABBITMQ_MANAGEMENT_URL",
+    "GLEANER_API_URL",
+    "GLEANER_API_TOKEN",
     "GLEANER_WORKER_QUEUES",
     "GLEANER_WORKER_CONCURRENCY",
     "GLEANER_WORKER_ID",

@@ -97,10 +97,14 @@ class Stack:
         await service.wait_ready()
         return service
 
-    async def run_cli(self, *args: str, check: bool = True) -> str:
+    async def run_cli(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> str:
         """Run `gleaner <args>` with the stack's environment; its stdout (stderr appended on failure)."""
         process = await asyncio.create_subprocess_exec(
-            GLEANER, *args, env={**os.environ, **self.env}, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            GLEANER,
+            *args,
+            env={**os.environ, **self.env, **(env or {})},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
         )
         out, err = await process.communicate()
         if check and process.returncode != 0:

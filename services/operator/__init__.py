@@ -1,0 +1,1 @@
+"""Operator commands of the `gleaner` CLI: a thin client of the gateway's HTTP API."""

@@ -1,0 +1,85 @@
+"""The operator commands against the real gateway and worker: what a person at a terminal sees."""
+
+from __future__ import annotations
+
+import orjson
+import pytest
+
+from tests.support.stack import Service, Stack
+
+
+@pytest.fixture
+async def gateway(stack: Stack) -> Service:
+    return await stack.start("gateway")
+
+
+def api_env(gateway: Service) -> dict[str, str]:
+    return {"GLEANER_API_URL": f"{gateway.url}/api/v1"}
+
+
+async def test_submit_show_and_list_a_job_from_the_command_line(stack: Stack, gateway: Service) -> None:
+    await stack.start("worker")
+    env = api_env(gateway)
+
+    submitted = await stack.run_cli("jobs", "submit", "noop", "--payload", '{"n": 1}', "--wait", "15", env=env)
+    job_id = int(submitted.split()[1])
+    shown = await stack.run_cli("jobs", "show", str(job_id), env=env)
+    listed = await stack.run_cli("jobs", "list", "--kind", "noop", env=env)
+    as_json = orjson.loads(await stack.run_cli("jobs", "list", "--json", env=env))
+
+    assert submitted.strip() == f"job {job_id} succeeded"
+    assert "state         succeeded" in shown and "attempts:" in shown and "succeeded" in shown.split("attempts:")[1]
+    header, row = listed.splitlines()[:2]
+    assert header.split()[:3] == ["ID", "KIND", "STATE"] and row.split()[:3] == [str(job_id), "noop", "succeeded"]
+    assert [j["id"] for j in as_json["jobs"]] == [job_id]
+
+
+async def test_a_failed_job_shows_its_traceback_and_is_requeued_from_the_dead_letters(
+    stack: Stack, gateway: Service
+) -> None:
+    await stack.start("worker")
+    env = api_env(gateway)
+    submitted = await stack.run_cli(
+        "jobs", "submit", "fail", "--payload", '{"mode": "permanent"}', "--wait", "15", env=env
+    )
+    job_id = int(submitted.split()[1])
+
+    shown = await stack.run_cli("jobs", "show", str(job_id), env=env)
+    letters = await stack.run_cli("dead-letters", "list", env=env)
+    requeued = await stack.run_cli("dead-letters", "requeue", "--kind", "fail", env=env)
+
+    assert submitted.strip() == f"job {job_id} failed"
+    assert "last traceback:" in shown and "fails as asked (permanent)" in shown
+    assert f"job-{job_id}" in letters and "fail_permanent" in letters
+    assert requeued.strip() == "requeued 1 failed job(s)"
+
+
+async def test_health_stats_sites_schedules_and_cleanup_answer(stack: Stack, gateway: Service) -> None:
+    await stack.start("worker")
+    env = api_env(gateway)
+
+    health = await stack.run_cli("health", env=env)
+    stats = await stack.run_cli("stats", "--hours", "24", env=env)
+    sites = await stack.run_cli("sites", env=env)
+    schedules = await stack.run_cli("schedules", "list", env=env)
+    cleanup = await stack.run_cli("cleanup", "--days", "30", env=env)
+
+    assert health.splitlines() == ["gateway: ok", "  database: ok", "  broker: ok"]
+    assert " to " in stats.splitlines()[0]
+    assert sites.strip() == "(none)"
+    assert "maintenance.prune" in schedules and "maintenance.requeue_failed" in schedules
+    assert cleanup.startswith("removed ") and "jobs" in cleanup
+
+
+async def test_a_refused_request_prints_the_problem_and_exits_1(stack: Stack, gateway: Service) -> None:
+    env = api_env(gateway)
+
+    unknown = await stack.run_cli("jobs", "submit", "no.such.kind", check=False, env=env)
+    missing = await stack.run_cli("jobs", "show", "999999", check=False, env=env)
+    no_key = await stack.run_cli("jobs", "list", check=False, env={**env, "GLEANER_API_TOKEN": "wrong-key-0123456789"})
+    nowhere = await stack.run_cli("jobs", "list", check=False, env={"GLEANER_API_URL": "http://127.0.0.1:9/api/v1"})
+
+    assert "gleaner: HTTP 422" in unknown and "kind: unknown kind 'no.such.kind'" in unknown
+    assert "gleaner: HTTP 404" in missing
+    assert "gleaner: HTTP 401" in no_key
+    assert "cannot reach the gateway at http://127.0.0.1:9/api/v1" in nowhere
