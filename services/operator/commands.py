@@ -29,25 +29,6 @@ JOB_COLUMNS: list[Column] = [
     ("CREATED", field("created_at")),
     ("ERROR", lambda j: (j.get("error") or {}).get("class")),
 ]
-JOB_FIELDS = (
-    "id",
-    "kind",
-    "state",
-    "attempt",
-    "max_attempts",
-    "priority",
-    "queue",
-    "site",
-    "trigger",
-    "schedule_id",
-    "created_at",
-    "started_at",
-    "finished_at",
-    "run_at",
-    "payload",
-    "result",
-    "error",
-)
 ATTEMPT_COLUMNS: list[Column] = [
     ("ATTEMPT", field("attempt")),
     ("OUTCOME", field("outcome")),
@@ -164,7 +145,7 @@ async def jobs_list(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, 
 async def jobs_show(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
     job = await api.get(f"/jobs/{args.id}")
     attempts = (await api.get(f"/jobs/{args.id}/attempts"))["attempts"]
-    text = block(job, JOB_FIELDS) + "\n\nattempts:\n" + table(attempts, ATTEMPT_COLUMNS)
+    text = block(job, list(job)) + "\n\nattempts:\n" + table(attempts, ATTEMPT_COLUMNS)
     last_trace = next((a["error_traceback"] for a in reversed(attempts) if a.get("error_traceback")), None)
     if last_trace:
         text += "\n\nlast traceback:\n" + last_trace.rstrip()

@@ -28,7 +28,9 @@ async def test_submit_show_and_list_a_job_from_the_command_line(stack: Stack, ga
     as_json = orjson.loads(await stack.run_cli("jobs", "list", "--json", env=env))
 
     assert submitted.strip() == f"job {job_id} succeeded"
-    assert "state         succeeded" in shown and "attempts:" in shown and "succeeded" in shown.split("attempts:")[1]
+    details, attempts = shown.split("attempts:")
+    assert {line.split()[0]: line.split()[1] for line in details.strip().splitlines()}["state"] == "succeeded"
+    assert attempts.splitlines()[2].split()[:2] == ["1", "succeeded"]
     header, row = listed.splitlines()[:2]
     assert header.split()[:3] == ["ID", "KIND", "STATE"] and row.split()[:3] == [str(job_id), "noop", "succeeded"]
     assert [j["id"] for j in as_json["jobs"]] == [job_id]
