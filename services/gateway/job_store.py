@@ -159,6 +159,7 @@ class ListFilters:
     schedule_id: int | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    payload: str | None = None  # JSON the payload must contain
 
     def as_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__}
@@ -176,6 +177,7 @@ def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[
         ("schedule_id = ${}", filters.schedule_id),
         ("created_at > ${}", filters.created_after),
         ("created_at < ${}", filters.created_before),
+        ("payload @> ${}::text::jsonb", filters.payload),
         ("id < ${}", after_id),
     ]
     for template, value in simple:

@@ -17,6 +17,7 @@ from services.gateway.context import Gateway, gateway_of
 from services.gateway.job_store import ListFilters, NewJob
 from services.gateway.job_views import FINAL_STATES, STATES, attempt_view, job_view, json_response
 from services.gateway.pagination import decode_token, encode_token
+from services.gateway.payload_filter import payload_containment
 from services.gateway.submission import JobSpec, parse_batch, parse_one, parse_timestamp
 from services.gateway.waiting import POLL_S
 from shared import logging as gleaner_logging
@@ -163,6 +164,7 @@ def _filters(request: web.Request) -> ListFilters:
         schedule_id=query_value(request, "schedule_id", bounded_int(1, 2**63 - 1), "must be a positive integer"),
         created_after=timestamp("created_after"),
         created_before=timestamp("created_before"),
+        payload=payload_containment(request.query),
     )
 
 

@@ -83,6 +83,7 @@ def add_parsers(commands: Any) -> None:
     listing = _json(jobs_actions.add_parser("list", help="newest first"))
     for name in ("state", "kind", "queue", "site"):
         listing.add_argument(f"--{name}")
+    listing.add_argument("--payload", help='JSON the payload contains, e.g. {"ticker": "PETR4"}')
     listing.add_argument("--limit", type=int, default=50)
     _json(jobs_actions.add_parser("show", help="a job and its attempts")).add_argument("id", type=int)
     submit = _json(jobs_actions.add_parser("submit", help="submit a job; --wait S to see it finish"))
@@ -137,7 +138,7 @@ async def _call(command: Command, args: argparse.Namespace, config: Config) -> t
 
 
 async def jobs_list(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    filters = {"state": args.state, "kind": args.kind, "queue": args.queue, "site": args.site}
+    filters = {"state": args.state, "kind": args.kind, "queue": args.queue, "site": args.site, "payload": args.payload}
     body = await api.get("/jobs", page_size=args.limit, **filters)
     return body, table(body["jobs"], JOB_COLUMNS)
 

@@ -170,6 +170,36 @@ async def test_listing_pages_through_every_job_once_and_tokens_are_bound_to_filt
     assert status == 422 and problem["errors"][0]["field"] == "page_token"
 
 
+async def test_jobs_are_listed_by_what_their_payload_contains(gateway: Api) -> None:
+    payloads = [
+        {"ticker": "PETR4", "page": 1},
+        {"ticker": "PETR4", "page": 2, "tags": ["a", "b"]},
+        {"ticker": "VALE3", "page": 1},
+        {"ticker": 4},
+    ]
+    status, _, body = await raw(
+        gateway,
+        "POST",
+        "/jobs/batch",
+        json={"jobs": [{"kind": "noop", "queue": "idle", "payload": p} for p in payloads]},
+    )
+    assert status == 202
+    ids = [j["id"] for j in body["jobs"]]
+
+    async def listed(params: dict[str, str]) -> list[int]:
+        status, listing = await gateway.request("GET", "/jobs", params=params)
+        assert status == 200, listing
+        return sorted(j["id"] for j in listing["jobs"])
+
+    assert await listed({"payload.ticker": "PETR4"}) == ids[:2]
+    assert await listed({"payload": '{"page": 1}'}) == [ids[0], ids[2]]
+    assert await listed({"payload": '{"tags": ["b"]}', "payload.ticker": "PETR4"}) == [ids[1]]
+    assert await listed({"payload": '{"ticker": 4}'}) == [ids[3]]
+    assert await listed({"payload.ticker": "4"}) == [], "a key parameter asks for the string"
+    status, _, problem = await raw(gateway, "GET", "/jobs", params={"payload": "[1]"})
+    assert status == 422 and problem["errors"][0]["field"] == "payload"
+
+
 async def test_cancelling_a_queued_job_finishes_it_and_a_second_cancel_is_409(gateway: Api) -> None:
     job = await gateway.submit(kind="noop", queue="idle")
     status, body = await gateway.request("POST", f"/jobs/{job['id']}/cancel")
