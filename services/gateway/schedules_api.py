@@ -171,16 +171,19 @@ async def resume_schedule(request: web.Request) -> web.Response:
 
 
 async def trigger_schedule(request: web.Request) -> web.Response:
-    """One job now (trigger `manual`), whatever the schedule's pause, overlap policy or the scheduler's pause."""
+    """One job now (trigger `manual`), whatever the schedule's pause, overlap policy or the scheduler's pause.
+
+    A fan-out schedule creates one job per value; the answer shows the first (GET /jobs?schedule_id= lists all).
+    """
     gw = gateway_of(request)
     schedule_id = schedule_id_param(request)
     inserted = await fire_manual(gw.pool, gw.config, schedule_id)
     if inserted is None:
         raise not_found(schedule_id)
-    gw.publisher.add([inserted])
-    job = await job_store.get_job(gw.pool, inserted["id"])
+    gw.publisher.add(inserted)
+    job = await job_store.get_job(gw.pool, inserted[0]["id"])
     assert job is not None, "the job committed just now"
-    return json_response(job_view(job), 202, headers={"Location": f"{API}/jobs/{inserted['id']}"})
+    return json_response(job_view(job), 202, headers={"Location": f"{API}/jobs/{inserted[0]['id']}"})
 
 
 async def preview_schedule(request: web.Request) -> web.Response:

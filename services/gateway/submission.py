@@ -17,6 +17,7 @@ from shared.urlguard import BlockedURL, Policy, check_url
 KIND = re.compile(r"^[a-z0-9_.:-]{1,100}$")
 SITE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 MAX_BATCH = 1000
+MAX_FAN_OUT = 1000
 MAX_DELAY_S = 366 * 86_400.0
 FIELDS = frozenset(
     {
@@ -127,19 +128,55 @@ def template_check(config: Config, kinds: Collection[str] | None) -> Callable[[A
     """
 
     def check(job: Any, prefix: str) -> dict[str, Any]:
+        fan_out: dict[str, Any] | None = None
+        fan_errors: Errors = []
+        if isinstance(job, dict) and "fan_out" in job:
+            fan_out, fan_errors = parse_fan_out(job["fan_out"], prefix + "fan_out")
+            job = {name: value for name, value in job.items() if name != "fan_out"}
         spec, errors = parse_job(job, config, prefix, kinds)
+        errors = fan_errors + errors
         if isinstance(job, dict):
             errors += [
                 field_error(prefix + n, "not allowed in a job template") for n in sorted(NOT_IN_TEMPLATE & set(job))
             ]
         if spec is None or errors:
             raise ValidationProblem(errors)
+        if fan_out is not None:
+            _check_fanned_payloads(job, fan_out, lambda item, where: parse_job(item, config, where, kinds)[1], prefix)
         given = {name for name, value in job.items() if value is not None}
-        return {"kind": spec.kind, "payload": spec.payload} | {
+        template = {"kind": spec.kind, "payload": spec.payload} | {
             name: getattr(spec, name) for name in TEMPLATE_FIELDS if name in given
         }
+        return template | ({"fan_out": fan_out} if fan_out is not None else {})
 
     return check
+
+
+def _check_fanned_payloads(
+    job: dict[str, Any], fan_out: dict[str, Any], errors_of: Callable[[Any, str], Errors], prefix: str
+) -> None:
+    """Each job a fan-out will create must pass as a submission (a URL per value is checked like any URL)."""
+    payload = job.get("payload") or {}
+    errors: Errors = []
+    for index, value in enumerate(fan_out["values"]):
+        where = f"{prefix}fan_out.values[{index}]"
+        item = {**job, "payload": {**payload, fan_out["key"]: value}}
+        errors += [field_error(where, f"{e['field']}: {e['message']}") for e in errors_of(item, prefix)]
+    if errors:
+        raise ValidationProblem(errors[:100])
+
+
+def parse_fan_out(value: Any, where: str) -> tuple[dict[str, Any] | None, Errors]:
+    """A template's `fan_out`: `{"key": k, "values": [...]}` fires one job per value, with payload[k] = value."""
+    if not isinstance(value, dict) or set(value) != {"key", "values"}:
+        return None, [field_error(where, 'must be {"key": "<payload key>", "values": [<1 to 1000 values>]}')]
+    key, values = value["key"], value["values"]
+    errors: Errors = []
+    if not isinstance(key, str) or not 1 <= len(key) <= 100:
+        errors.append(field_error(where + ".key", "must be a string of 1-100 characters"))
+    if not isinstance(values, list) or not 1 <= len(values) <= MAX_FAN_OUT:
+        errors.append(field_error(where + ".values", f"must be a list of 1 to {MAX_FAN_OUT} values"))
+    return (None, errors) if errors else ({"key": key, "values": values}, [])
 
 
 def _cross_checks(spec: JobSpec, reader: _Fields, config: Config) -> None:

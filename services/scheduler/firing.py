@@ -29,16 +29,18 @@ LIMIT $1
 FOR UPDATE OF s SKIP LOCKED
 """
 
-# One row per fired slot; a slot that already has a job (another leader got there) inserts nothing.
+# One row per fired slot (per fan-out value); a slot that already has its jobs (another leader got there)
+# inserts nothing.
 INSERT_JOBS = f"""
 INSERT INTO jobs (kind, queue, priority, payload, state, max_attempts, timeout_s, retry_base_s, retry_cap_s,
-                  site, schedule_id, scheduled_for, trigger, run_at)
+                  site, fan_index, schedule_id, scheduled_for, trigger, run_at)
 SELECT t.kind, t.queue, t.priority, t.payload::jsonb, 'queued', t.max_attempts, t.timeout_s, t.retry_base_s,
-       t.retry_cap_s, t.site, t.schedule_id, t.slot, $12, now()
+       t.retry_cap_s, t.site, t.fan_index, t.schedule_id, t.slot, $13, now()
 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::int[], $6::float8[], $7::float8[],
-            $8::float8[], $9::text[], $10::bigint[], $11::timestamptz[])
-     AS t(kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s, site, schedule_id, slot)
-ON CONFLICT (schedule_id, scheduled_for) DO NOTHING
+            $8::float8[], $9::text[], $10::int[], $11::bigint[], $12::timestamptz[])
+     AS t(kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s, site, fan_index,
+          schedule_id, slot)
+ON CONFLICT (schedule_id, scheduled_for, fan_index) DO NOTHING
 RETURNING schedule_id, scheduled_for, EXTRACT(EPOCH FROM (created_at - scheduled_for))::float8 AS lag_s,
           {OUTBOX_COLUMNS}
 """
@@ -73,19 +75,33 @@ class FireReport:
     claimed: int = 0
 
 
-def _template(job: Any, config: Config) -> tuple[Any, ...]:
+def fan_out_payloads(template: dict[str, Any]) -> list[Any]:
+    """The payloads one fire of a template creates: the template's, or one per `fan_out` value (pure)."""
+    payload = template.get("payload", {})
+    fan_out = template.get("fan_out")
+    if not fan_out:
+        return [payload]
+    return [{**payload, fan_out["key"]: value} for value in fan_out["values"]]
+
+
+def _templates(job: Any, config: Config) -> list[tuple[Any, ...]]:
+    """The column values of the jobs one fire creates, each ending with its fan-out index."""
     spec = job if isinstance(job, dict) else orjson.loads(job)
-    return (
-        spec["kind"],
-        spec.get("queue") or config.default_queue,
-        spec.get("priority", 0),
-        orjson.dumps(spec.get("payload", {})).decode(),
-        spec.get("max_attempts", config.default_max_attempts),
-        spec.get("timeout_s", config.default_timeout_s),
-        spec.get("retry_base_s", config.default_retry_base_s),
-        spec.get("retry_cap_s", config.default_retry_cap_s),
-        spec.get("site"),
-    )
+    return [
+        (
+            spec["kind"],
+            spec.get("queue") or config.default_queue,
+            spec.get("priority", 0),
+            orjson.dumps(payload).decode(),
+            spec.get("max_attempts", config.default_max_attempts),
+            spec.get("timeout_s", config.default_timeout_s),
+            spec.get("retry_base_s", config.default_retry_base_s),
+            spec.get("retry_cap_s", config.default_retry_cap_s),
+            spec.get("site"),
+            index,
+        )
+        for index, payload in enumerate(fan_out_payloads(spec))
+    ]
 
 
 async def fire_due(
@@ -118,11 +134,16 @@ async def _insert_jobs(
     firing = [(row, d) for row, d in zip(claimed, decisions, strict=True) if d.fire_slot is not None]
     if not firing:
         return []
-    columns: list[list[Any]] = [[] for _ in range(11)]
-    for row, decision in firing:
-        for column, value in zip(columns, (*_template(row["job"], config), row["id"], decision.fire_slot), strict=True):
-            column.append(value)
-    return list(await connection.fetch(INSERT_JOBS, *columns, trigger))
+    rows = [
+        (*template, row["id"], decision.fire_slot)
+        for row, decision in firing
+        for template in _templates(row["job"], config)
+    ]
+    return list(await connection.fetch(INSERT_JOBS, *_column_arrays(rows, 12), trigger))
+
+
+def _column_arrays(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[row[i] for row in rows] for i in range(width)]
 
 
 async def _advance(connection: Connection, decisions: Sequence[Decision], job_ids: dict[int, int]) -> None:
@@ -139,17 +160,18 @@ async def _advance(connection: Connection, decisions: Sequence[Decision], job_id
     )
 
 
-async def fire_manual(pool: asyncpg.Pool, config: Config, schedule_id: int) -> asyncpg.Record | None:
-    """Insert one job of the schedule now (trigger `manual`, no slot); None if the schedule does not exist.
+async def fire_manual(pool: asyncpg.Pool, config: Config, schedule_id: int) -> list[asyncpg.Record] | None:
+    """Insert the schedule's job (one per fan-out value) now (trigger `manual`, no slot); None if the schedule
+    does not exist.
 
-    The returned record carries the outbox columns: publish it after this returns (the transaction committed).
+    The returned records carry the outbox columns: publish them after this returns (the transaction committed).
     """
     async with pool.acquire() as connection, connection.transaction():
         row = await connection.fetchrow(LOCK_ONE, schedule_id)
         if row is None:
             return None
-        columns = [[value] for value in (*_template(row["job"], config), schedule_id, None)]
-        job = await connection.fetchrow(INSERT_JOBS, *columns, "manual")
-        assert job is not None, "a job without a slot never conflicts"
-        await connection.execute(RECORD_MANUAL, schedule_id, job["id"])
-    return job
+        rows = [(*template, schedule_id, None) for template in _templates(row["job"], config)]
+        jobs = await connection.fetch(INSERT_JOBS, *_column_arrays(rows, 12), "manual")
+        assert len(jobs) == len(rows), "jobs without a slot never conflict"
+        await connection.execute(RECORD_MANUAL, schedule_id, jobs[-1]["id"])
+    return list(jobs)

@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 import asyncpg
+import pytest
 
 from tests.support.stack import Api, Service, Stack, eventually
 
@@ -259,3 +260,51 @@ async def test_applying_a_schedules_file_twice_changes_nothing_and_removing_an_e
     assert "update advisories-canada (interval_s)" in third and "disable weekly-cleanup" in third
     assert await db.fetchval("SELECT enabled FROM schedules WHERE name = 'weekly-cleanup'") is False
     assert "create 0, update 0, disable 0, unchanged 4" in await stack.run_cli("schedules", "apply", str(path))
+
+
+async def test_a_fan_out_schedule_fires_one_job_per_value_in_every_slot_exactly_once(
+    stack: Stack, api_factory: type[Api], db: asyncpg.Connection
+) -> None:
+    api = api_factory((await stack.start("gateway")).url)
+    await stack.start("scheduler", name="scheduler-a")
+    await stack.start("scheduler", name="scheduler-b")
+    await stack.start("worker")
+    fan_out = {"key": "ticker", "values": ["PETR4", "VALE3", "ITUB4"]}
+    job = {"kind": "noop", "payload": {"source": "b3"}, "fan_out": fan_out}
+    schedule = await create(api, {"name": "tickers", "interval_s": 1, "jitter": 0, "job": job})
+    assert schedule["job"]["fan_out"] == fan_out
+
+    async def three_slots() -> bool:
+        slots = await db.fetchval(
+            "SELECT count(DISTINCT scheduled_for) FROM jobs WHERE schedule_id = $1 AND state = 'succeeded'",
+            schedule["id"],
+        )
+        return bool(slots >= 3)
+
+    await eventually(three_slots, timeout_s=15, interval_s=0.2, what="three slots of fan-out jobs to succeed")
+    await call(api, "POST", f"/schedules/{schedule['id']}/pause")
+    rows = await db.fetch(
+        "SELECT scheduled_for, payload->>'ticker' AS ticker, payload->>'source' AS source FROM jobs "
+        "WHERE schedule_id = $1 AND scheduled_for IS NOT NULL",
+        schedule["id"],
+    )
+    by_slot: dict[datetime, list[str]] = {}
+    for r in rows:
+        assert r["source"] == "b3"
+        by_slot.setdefault(r["scheduled_for"], []).append(r["ticker"])
+    assert all(sorted(tickers) == ["ITUB4", "PETR4", "VALE3"] for tickers in by_slot.values()), by_slot
+
+    manual = await call(api, "POST", f"/schedules/{schedule['id']}/trigger")
+    assert manual["trigger"] == "manual" and manual["payload"] == {"source": "b3", "ticker": "PETR4"}
+    triggered = await db.fetchval(
+        "SELECT count(*) FROM jobs WHERE schedule_id = $1 AND trigger = 'manual'", schedule["id"]
+    )
+    assert triggered == 3
+    # the slot's uniqueness is per fan-out value: a second insert of the same slot and value is refused
+    with pytest.raises(asyncpg.UniqueViolationError):
+        await db.execute(
+            "INSERT INTO jobs (kind, queue, state, schedule_id, scheduled_for, fan_index) "
+            "SELECT kind, queue, 'queued', schedule_id, scheduled_for, fan_index FROM jobs "
+            "WHERE schedule_id = $1 AND scheduled_for IS NOT NULL LIMIT 1",
+            schedule["id"],
+        )

@@ -10,8 +10,9 @@ import pytest
 from services.gateway.auth import ADMIN, READ, required_scope
 from services.gateway.schedule_views import schedule_view, scheduler_view
 from services.gateway.schedules_api import definition_body, merged
-from services.gateway.submission import template_check
+from services.gateway.submission import parse_job, template_check
 from services.scheduler.definitions import parse
+from services.scheduler.firing import fan_out_payloads
 from services.scheduler.firing_loop import FIRE_INTERVAL_S, MIN_PAUSE_S, next_pause
 from shared.config import Config
 from shared.errors import ValidationProblem
@@ -42,6 +43,15 @@ def fields_of(body: Any) -> set[str]:
             "job.payload.url",
         ),
         ({"name": "a", "interval_s": 5, "job": "noop"}, "job"),
+        ({"name": "a", "interval_s": 5, "job": {"kind": "noop", "fan_out": ["a", "b"]}}, "job.fan_out"),
+        (
+            {"name": "a", "interval_s": 5, "job": {"kind": "noop", "fan_out": {"key": "", "values": [1]}}},
+            "job.fan_out.key",
+        ),
+        (
+            {"name": "a", "interval_s": 5, "job": {"kind": "noop", "fan_out": {"key": "t", "values": []}}},
+            "job.fan_out.values",
+        ),
     ],
 )
 def test_a_schedule_with_a_bad_timing_or_job_template_names_the_field(body: dict[str, Any], field: str) -> None:
@@ -52,6 +62,37 @@ def test_a_job_template_keeps_only_the_fields_given_so_a_file_applied_twice_comp
     job = CHECK({"kind": "noop", "priority": 5, "timeout_s": 120, "site": None}, "job.")
     assert job == {"kind": "noop", "payload": {}, "priority": 5, "timeout_s": 120.0}
     assert CHECK(dict(job), "job.") == job
+
+
+def test_a_fan_out_template_is_kept_with_its_values_and_fires_one_payload_per_value() -> None:
+    job = CHECK(
+        {"kind": "noop", "payload": {"source": "b3"}, "fan_out": {"key": "ticker", "values": ["PETR4", 7]}}, "job."
+    )
+
+    assert job == {"kind": "noop", "payload": {"source": "b3"}, "fan_out": {"key": "ticker", "values": ["PETR4", 7]}}
+    assert CHECK(dict(job), "job.") == job
+    assert fan_out_payloads(job) == [{"source": "b3", "ticker": "PETR4"}, {"source": "b3", "ticker": 7}]
+    assert fan_out_payloads({"kind": "noop", "payload": {"a": 1}}) == [{"a": 1}]
+
+
+def test_every_job_a_fan_out_creates_is_checked_like_a_submission() -> None:
+    job = {
+        "kind": "http.fetch",
+        "payload": {"url": "https://example.com/"},
+        "fan_out": {"key": "url", "values": ["https://example.com/a", "http://10.0.0.1/", "ftp://example.com/"]},
+    }
+
+    with pytest.raises(ValidationProblem) as caught:
+        CHECK(job, "job.")
+
+    fields = [e["field"] for e in caught.value.errors]
+    assert fields == ["job.fan_out.values[1]", "job.fan_out.values[2]"]
+    assert all("job.payload.url" in e["message"] for e in caught.value.errors)
+
+
+def test_a_submitted_job_may_not_fan_out() -> None:
+    _, errors = parse_job({"kind": "noop", "fan_out": {"key": "t", "values": [1]}}, Config(), kinds={"noop"})
+    assert [e["field"] for e in errors] == ["fan_out"]
 
 
 def row(**changes: Any) -> dict[str, Any]:
