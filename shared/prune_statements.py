@@ -22,3 +22,7 @@ PRUNE_IDEMPOTENCY = """
 DELETE FROM idempotency_keys WHERE (principal, key) IN (
     SELECT principal, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)
 """
+PRUNE_WORKERS = """
+DELETE FROM workers WHERE id IN (
+    SELECT id FROM workers WHERE last_seen_at < now() - make_interval(secs => $1) LIMIT $2)
+"""

@@ -1,4 +1,4 @@
-"""`gleaner jobs|dead-letters|sites|stats|health|cleanup|schedules list`: the API from a terminal.
+"""`gleaner jobs|dead-letters|sites|stats|health|workers|cleanup|schedules list`: the API from a terminal.
 
 Every command prints a table (or `--json`: the API's own JSON) and exits 0, or prints the API's problem
 and exits 1. They reach the gateway at GLEANER_API_URL with GLEANER_API_TOKEN (else GLEANER_ADMIN_TOKEN).
@@ -65,6 +65,15 @@ GROUP_COLUMNS: list[Column] = [
     ("P95 S", lambda g: g["duration_s"].get("p95")),
     ("PAGES", field("pages_fetched")),
 ]
+WORKER_COLUMNS: list[Column] = [
+    ("ID", field("id")),
+    ("ALIVE", field("alive")),
+    ("QUEUES", lambda w: ",".join(w["queues"])),
+    ("RUNNING", lambda w: f"{w['running']}/{w['concurrency']}"),
+    ("STARTED", field("started_at")),
+    ("LAST SEEN", field("last_seen_at")),
+    ("STOPPED", field("stopped_at")),
+]
 SCHEDULE_COLUMNS: list[Column] = [
     ("ID", field("id")),
     ("NAME", field("name")),
@@ -111,6 +120,7 @@ def add_parsers(commands: Any) -> None:
     stats.add_argument("--site")
     stats.add_argument("--kind")
     _json(commands.add_parser("health", help="the gateway's view of PostgreSQL and RabbitMQ"))
+    _json(commands.add_parser("workers", help="workers alive or seen within the hour, and how busy they are"))
     cleanup = _json(commands.add_parser("cleanup", help="prune finished jobs older than --days now"))
     cleanup.add_argument("--days", type=float, default=30.0)
 
@@ -211,6 +221,12 @@ async def health(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str
     return body, "\n".join(lines)
 
 
+async def workers(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
+    body = await api.get("/workers")
+    head = f"{body['alive']} alive, running {body['running']} of {body['capacity']}\n"
+    return body, head + table(body["workers"], WORKER_COLUMNS)
+
+
 async def cleanup(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
     job = await api.post("/jobs", {"kind": "maintenance.prune", "payload": {"retention_days": args.days}})
     job = await api.get(f"/jobs/{job['id']}", wait=60)
@@ -235,6 +251,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("sites", None): sites,
     ("stats", None): stats,
     ("health", None): health,
+    ("workers", None): workers,
     ("cleanup", None): cleanup,
     ("schedules", "list"): schedules_list,
 }

@@ -1,4 +1,4 @@
-"""The pruner: delete finished jobs, dead letters and site minutes past retention, day-old idempotency keys."""
+"""The pruner: finished jobs, dead letters and site minutes past retention; day-old idempotency keys and workers."""
 
 from __future__ import annotations
 
@@ -6,7 +6,13 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from shared.prune_statements import PRUNE_DEAD_LETTERS, PRUNE_IDEMPOTENCY, PRUNE_JOBS, PRUNE_SITE_MINUTES
+from shared.prune_statements import (
+    PRUNE_DEAD_LETTERS,
+    PRUNE_IDEMPOTENCY,
+    PRUNE_JOBS,
+    PRUNE_SITE_MINUTES,
+    PRUNE_WORKERS,
+)
 
 if TYPE_CHECKING:
     from services.scheduler.duties import Duties
@@ -15,11 +21,12 @@ BATCH = 5000
 MAX_BATCHES = 100
 DAY_S = 86_400.0
 IDEMPOTENCY_TTL_S = DAY_S
+WORKERS_TTL_S = DAY_S  # a worker not seen for a day is forgotten
 
 
 def plan(retention_days: float) -> list[tuple[str, str, float]]:
     """(table, statement, age in seconds) to prune; a retention of 0 days keeps jobs and dead letters forever."""
-    steps = [("idempotency_keys", PRUNE_IDEMPOTENCY, IDEMPOTENCY_TTL_S)]
+    steps = [("idempotency_keys", PRUNE_IDEMPOTENCY, IDEMPOTENCY_TTL_S), ("workers", PRUNE_WORKERS, WORKERS_TTL_S)]
     if retention_days > 0:
         age_s = retention_days * DAY_S
         steps = [

@@ -17,6 +17,7 @@ from services.worker.consumer import Batchers, Consumer
 from services.worker.fetch import FetchClient
 from services.worker.handlers import Registry, load_registry
 from services.worker.heartbeat import heartbeat_loop
+from services.worker.presence import Presence
 from services.worker.publishing import FinishWriter
 from services.worker.runner import RunningJobs
 from services.worker.shutdown import Drainer
@@ -118,12 +119,15 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
-    interval_s = app[CONFIG_KEY].lease_s / 3
-    task = spawn(heartbeat_loop(app[STORE_KEY], app[RUNNING_KEY], interval_s), "heartbeat")
+    config = app[CONFIG_KEY]
+    presence = Presence(app[POOL_KEY], app[WORKER_ID_KEY], config.consumed_queues, config.worker_concurrency)
+    await presence.announce(0)
+    task = spawn(heartbeat_loop(app[STORE_KEY], app[RUNNING_KEY], presence, config.lease_s / 3), "heartbeat")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    await presence.stopped()
 
 
 async def cancel_listener_ctx(app: web.Application) -> AsyncIterator[None]:

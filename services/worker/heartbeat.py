@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import asyncpg
 
 from services.worker.claims import JobStore, Key
+from services.worker.presence import Presence
 from services.worker.retry import REASON_CANCEL, REASON_LEASE_LOST
 from services.worker.runner import RunningJobs
 
@@ -41,11 +42,15 @@ async def beat(store: JobStore, running: RunningJobs) -> int:
     return cancelled
 
 
-async def heartbeat_loop(store: JobStore, running: RunningJobs, interval_s: float) -> None:
-    """Beat every `interval_s` (a third of the lease) until cancelled; a failed beat is retried next time."""
+async def heartbeat_loop(store: JobStore, running: RunningJobs, presence: Presence, interval_s: float) -> None:
+    """Beat every `interval_s` (a third of the lease) until cancelled; a failed beat is retried next time.
+
+    Each beat also refreshes this worker's row in `workers` (GET /workers).
+    """
     while True:
         await asyncio.sleep(interval_s)
         try:
             await beat(store, running)
+            await presence.announce(len(running))
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("heartbeat failed: %r", exc)
