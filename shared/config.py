@@ -34,6 +34,9 @@ class Config:
     # where the operator commands (`gleaner jobs …`) reach the gateway; empty: this host's gateway port
     api_url: str = ""
     api_token: str | None = None
+    # requests per second per API key at each gateway (0: no limit) and the burst (0: twice the rate)
+    api_rate_per_s: float = 0.0
+    api_burst: int = 0
     worker_queues: tuple[str, ...] = ()
     worker_concurrency: int = 32
     worker_id: str | None = None
@@ -82,6 +85,8 @@ class Config:
             admin_token=reader.optional("GLEANER_ADMIN_TOKEN", _token),
             api_url=reader.text("GLEANER_API_URL", d.api_url),
             api_token=reader.optional("GLEANER_API_TOKEN", str),
+            api_rate_per_s=reader.number("GLEANER_API_RATE_PER_S", d.api_rate_per_s, float, 0, 1_000_000),
+            api_burst=reader.number("GLEANER_API_BURST", d.api_burst, int, 0, 1_000_000),
             worker_queues=reader.names("GLEANER_WORKER_QUEUES", ()),
             worker_concurrency=reader.number("GLEANER_WORKER_CONCURRENCY", d.worker_concurrency, int, 1, 10_000),
             worker_id=reader.optional("GLEANER_WORKER_ID", str),
@@ -275,6 +280,8 @@ _KNOWN = {
     "GLEANER_RABBITMQ_MANAGEMENT_URL",
     "GLEANER_API_URL",
     "GLEANER_API_TOKEN",
+    "GLEANER_API_RATE_PER_S",
+    "GLEANER_API_BURST",
     "GLEANER_WORKER_QUEUES",
     "GLEANER_WORKER_CONCURRENCY",
     "GLEANER_WORKER_ID",

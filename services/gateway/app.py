@@ -15,7 +15,9 @@ from services.gateway.context import GATEWAY_KEY, Gateway
 from services.gateway.insert_lanes import InsertLanes
 from services.gateway.problems import problem_middleware
 from services.gateway.publisher import Publisher
+from services.gateway.rate_limit import buckets_for
 from services.gateway.routes import add_api_routes
+from services.gateway.throttle import rate_limit_middleware
 from services.gateway.waiting import FinishedListener, Waiters
 from services.worker.handlers import load_registry
 from shared.amqp import Broker
@@ -101,10 +103,11 @@ def is_ready(app: web.Application) -> bool:
 
 
 def create_app(config: Config) -> web.Application:
-    app = web.Application(
-        client_max_size=config.max_body_bytes,
-        middlewares=[problem_middleware, auth_middleware(lambda a: a[KEYS_KEY])],
-    )
+    middlewares = [problem_middleware, auth_middleware(lambda a: a[KEYS_KEY])]
+    buckets = buckets_for(config.api_rate_per_s, config.api_burst)
+    if buckets is not None:
+        middlewares.append(rate_limit_middleware(buckets))
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app[CONFIG_KEY] = config
     app[METRICS_KEY] = Metrics("gateway")
     app[STOP_KEY] = asyncio.Event()
