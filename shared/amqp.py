@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 MAX_PRIORITY = 9
 PUBLISH_TIMEOUT_S = 10.0
+# on the events exchange: a queue was paused or resumed (workers re-read the pauses)
+QUEUES_CHANGED_EVENT = "queues.changed"
 
 
 @dataclass(frozen=True, slots=True)

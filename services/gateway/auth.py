@@ -26,7 +26,7 @@ KEY_PREFIX = "glk_"
 API_PREFIX = "/api/v1"
 PUBLIC_PATHS = frozenset({f"{API_PREFIX}/openapi.json"})
 # changes under these prefixes need the admin scope (`/schedule` covers /schedules and /scheduler)
-ADMIN_PATHS = tuple(f"{API_PREFIX}/{name}" for name in ("dead-letters", "sites", "schedule"))
+ADMIN_PATHS = tuple(f"{API_PREFIX}/{name}" for name in ("dead-letters", "sites", "schedule", "queues"))
 
 LOOKUP = "SELECT id, name, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
 INSERT = "INSERT INTO api_keys (name, key_hash, scopes) VALUES ($1, $2, $3) RETURNING id"
@@ -53,7 +53,7 @@ def hash_key(key: str) -> str:
 
 
 def required_scope(method: str, path: str) -> str:
-    """GETs read; dead-letter, site, schedule and scheduler changes are admin; every other change writes."""
+    """GETs read; dead-letter, site, schedule, scheduler and queue changes are admin; every other change writes."""
     if method in ("GET", "HEAD", "OPTIONS"):
         return READ
     if path.startswith(ADMIN_PATHS):

@@ -8,13 +8,25 @@ from typing import Any
 
 import aio_pika
 import aiohttp
+import orjson
 from aiohttp import web
 
+from services.gateway.bodies import read_json
 from services.gateway.broker_stats import management_of, queue_counts
 from services.gateway.context import Gateway, gateway_of
-from services.gateway.job_views import json_response
+from services.gateway.job_views import json_response, timestamp
+from shared.amqp import QUEUES_CHANGED_EVENT
+from shared.errors import Problem, ValidationProblem, field_error
 
 log = logging.getLogger(__name__)
+
+PAUSES = "SELECT queue, paused_at, reason FROM queue_pauses"
+PAUSE_OF = PAUSES + " WHERE queue = $1"
+PAUSE = """
+INSERT INTO queue_pauses (queue, reason) VALUES ($1, $2)
+ON CONFLICT (queue) DO UPDATE SET reason = COALESCE(EXCLUDED.reason, queue_pauses.reason)
+"""
+RESUME = "DELETE FROM queue_pauses WHERE queue = $1"
 
 COUNTS = """
 SELECT queue,
@@ -25,7 +37,7 @@ SELECT queue,
     EXTRACT(EPOCH FROM (now() - min(run_at) FILTER (
         WHERE state IN ('queued', 'retrying') AND run_at <= now())))::float8 AS oldest_waiting_s
 FROM jobs
-WHERE state IN ('scheduled', 'queued', 'retrying', 'running')
+WHERE state IN ('scheduled', 'queued', 'retrying', 'running') AND ($1::text IS NULL OR queue = $1)
 GROUP BY queue
 """
 
@@ -62,9 +74,12 @@ async def _declared_counts(gw: Gateway) -> dict[str, dict[str, int | None]]:
     return out
 
 
-def queue_view(name: str, broker: dict[str, int | None] | None, counts: Any) -> dict[str, Any]:
+def queue_view(name: str, broker: dict[str, int | None] | None, counts: Any, pause: Any = None) -> dict[str, Any]:
     return {
         "name": name,
+        "paused": pause is not None,
+        "paused_at": timestamp(pause["paused_at"]) if pause is not None else None,
+        "pause_reason": pause["reason"] if pause is not None else None,
         "ready": broker["ready"] if broker is not None else None,
         "unacked": broker["unacked"] if broker is not None else None,
         "consumers": broker["consumers"] if broker is not None else None,
@@ -78,6 +93,41 @@ def queue_view(name: str, broker: dict[str, int | None] | None, counts: Any) -> 
 
 async def list_queues(request: web.Request) -> web.Response:
     gw = gateway_of(request)
-    rows = {r["queue"]: r for r in await gw.pool.fetch(COUNTS)}
+    rows = {r["queue"]: r for r in await gw.pool.fetch(COUNTS, None)}
+    pauses = {r["queue"]: r for r in await gw.pool.fetch(PAUSES)}
     depths = await _broker_counts(gw)
-    return json_response({"queues": [queue_view(q, depths.get(q), rows.get(q)) for q in gw.config.queues]})
+    views = [queue_view(q, depths.get(q), rows.get(q), pauses.get(q)) for q in gw.config.queues]
+    return json_response({"queues": views})
+
+
+async def pause_queue(request: web.Request) -> web.Response:
+    """Workers stop taking this queue's jobs (those already delivered finish); its messages wait."""
+    gw, name = gateway_of(request), _queue_name(request)
+    _, body = await read_json(request, allow_empty=True)
+    reason = body.get("reason") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or set(body) - {"reason"} or not isinstance(reason, str | None):
+        raise ValidationProblem([field_error("reason", 'the body is empty or {"reason": "<text>"}')])
+    await gw.pool.execute(PAUSE, name, reason)
+    return await _changed(gw, name)
+
+
+async def resume_queue(request: web.Request) -> web.Response:
+    gw, name = gateway_of(request), _queue_name(request)
+    await gw.pool.execute(RESUME, name)
+    return await _changed(gw, name)
+
+
+def _queue_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    if name not in gateway_of(request).config.queues:
+        queues = ", ".join(gateway_of(request).config.queues)
+        raise Problem(404, "Not Found", f"no queue {name!r}; configured queues: {queues}")
+    return name
+
+
+async def _changed(gw: Gateway, name: str) -> web.Response:
+    # workers re-read the pauses on this event, and with every heartbeat if it is lost
+    await gw.broker.publish_event(QUEUES_CHANGED_EVENT, orjson.dumps({"queue": name}))
+    pause = await gw.pool.fetchrow(PAUSE_OF, name)
+    counts = await gw.pool.fetchrow(COUNTS, name)
+    return json_response(queue_view(name, None, counts, pause))

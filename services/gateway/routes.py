@@ -35,6 +35,8 @@ def add_api_routes(app: web.Application) -> None:
     r.add_post(f"{API}/dead-letters/{{id}}/requeue", dead_letters_api.requeue_letter)
     r.add_delete(f"{API}/dead-letters/{{id}}", dead_letters_api.delete_letter)
     r.add_get(f"{API}/queues", queues_api.list_queues, allow_head=False)
+    r.add_post(f"{API}/queues/{{name}}/pause", queues_api.pause_queue)
+    r.add_post(f"{API}/queues/{{name}}/resume", queues_api.resume_queue)
     r.add_get(f"{API}/workers", workers_api.list_workers, allow_head=False)
     r.add_post(f"{API}/schedules", schedules_api.create_schedule)
     r.add_get(f"{API}/schedules", schedules_api.list_schedules, allow_head=False)

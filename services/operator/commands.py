@@ -1,4 +1,4 @@
-"""`gleaner jobs|dead-letters|sites|stats|health|workers|cleanup|schedules list`: the API from a terminal.
+"""`gleaner jobs|dead-letters|queues|sites|stats|health|workers|cleanup|schedules list`: the API from a terminal.
 
 Every command prints a table (or `--json`: the API's own JSON) and exits 0, or prints the API's problem
 and exits 1. They reach the gateway at GLEANER_API_URL with GLEANER_API_TOKEN (else GLEANER_ADMIN_TOKEN).
@@ -65,6 +65,18 @@ GROUP_COLUMNS: list[Column] = [
     ("P95 S", lambda g: g["duration_s"].get("p95")),
     ("PAGES", field("pages_fetched")),
 ]
+QUEUE_COLUMNS: list[Column] = [
+    ("NAME", field("name")),
+    ("PAUSED", field("paused")),
+    ("READY", field("ready")),
+    ("UNACKED", field("unacked")),
+    ("CONSUMERS", field("consumers")),
+    ("QUEUED", field("queued")),
+    ("RUNNING", field("running")),
+    ("RETRYING", field("retrying")),
+    ("SCHEDULED", field("scheduled")),
+    ("OLDEST WAIT S", lambda q: None if q.get("oldest_waiting_s") is None else round(q["oldest_waiting_s"], 1)),
+]
 WORKER_COLUMNS: list[Column] = [
     ("ID", field("id")),
     ("ALIVE", field("alive")),
@@ -120,6 +132,14 @@ def add_parsers(commands: Any) -> None:
     stats.add_argument("--site")
     stats.add_argument("--kind")
     _json(commands.add_parser("health", help="the gateway's view of PostgreSQL and RabbitMQ"))
+    queues = commands.add_parser("queues", help="queue depths and counts; pause or resume a queue")
+    queue_actions = queues.add_subparsers(dest="action")
+    _json(queues)
+    for action in ("pause", "resume"):
+        parser = _json(queue_actions.add_parser(action, help=f"{action} taking a queue's jobs"))
+        parser.add_argument("name")
+        if action == "pause":
+            parser.add_argument("--reason")
     _json(commands.add_parser("workers", help="workers alive or seen within the hour, and how busy they are"))
     cleanup = _json(commands.add_parser("cleanup", help="prune finished jobs older than --days now"))
     cleanup.add_argument("--days", type=float, default=30.0)
@@ -221,6 +241,21 @@ async def health(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str
     return body, "\n".join(lines)
 
 
+async def queues_list(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
+    body = await api.get("/queues")
+    return body, table(body["queues"], QUEUE_COLUMNS)
+
+
+async def queue_pause(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
+    queue = await api.post(f"/queues/{args.name}/pause", {"reason": args.reason} if args.reason else None)
+    return queue, f"queue {queue['name']} paused"
+
+
+async def queue_resume(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
+    queue = await api.post(f"/queues/{args.name}/resume")
+    return queue, f"queue {queue['name']} resumed"
+
+
 async def workers(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
     body = await api.get("/workers")
     head = f"{body['alive']} alive, running {body['running']} of {body['capacity']}\n"
@@ -252,6 +287,9 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("stats", None): stats,
     ("health", None): health,
     ("workers", None): workers,
+    ("queues", None): queues_list,
+    ("queues", "pause"): queue_pause,
+    ("queues", "resume"): queue_resume,
     ("cleanup", None): cleanup,
     ("schedules", "list"): schedules_list,
 }

@@ -19,6 +19,7 @@ from services.worker.handlers import Registry, load_registry
 from services.worker.heartbeat import heartbeat_loop
 from services.worker.presence import Presence
 from services.worker.publishing import FinishWriter
+from services.worker.queue_pauses import paused_queues, reconciler
 from services.worker.runner import RunningJobs
 from services.worker.shutdown import Drainer
 from services.worker.site_limits import SiteLimits
@@ -110,7 +111,7 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[DRAINER_KEY].attach(consumer, app[RUNNING_KEY])
-    await consumer.start()
+    await consumer.start(await paused_queues(app[POOL_KEY]))
     app[CONSUMER_KEY] = consumer
     yield
     # drained already when a signal started the shutdown; otherwise here, before the batchers, broker and pool close
@@ -122,7 +123,9 @@ async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG_KEY]
     presence = Presence(app[POOL_KEY], app[WORKER_ID_KEY], config.consumed_queues, config.worker_concurrency)
     await presence.announce(0)
-    task = spawn(heartbeat_loop(app[STORE_KEY], app[RUNNING_KEY], presence, config.lease_s / 3), "heartbeat")
+    running = app[RUNNING_KEY]
+    each_beat = [lambda: presence.announce(len(running)), reconciler(app[POOL_KEY], app[CONSUMER_KEY].apply_pauses)]
+    task = spawn(heartbeat_loop(app[STORE_KEY], running, config.lease_s / 3, each_beat=each_beat), "heartbeat")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -131,7 +134,8 @@ async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def cancel_listener_ctx(app: web.Application) -> AsyncIterator[None]:
-    listener = CancelListener(app[BROKER_KEY], app[RUNNING_KEY])
+    reconcile = reconciler(app[POOL_KEY], app[CONSUMER_KEY].apply_pauses)
+    listener = CancelListener(app[BROKER_KEY], app[RUNNING_KEY], on_queues_changed=reconcile)
     await listener.start()
     yield
     with contextlib.suppress(Exception):

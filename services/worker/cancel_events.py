@@ -1,15 +1,18 @@
-"""Listen for `job.cancel` events and cancel the running handler of that job."""
+"""Listen for `job.cancel` events (cancel that job's running handler) and `queues.changed` (re-read pauses)."""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
 
 from services.worker.retry import REASON_CANCEL
 from services.worker.runner import RunningJobs
-from shared.amqp import Broker
+from shared.amqp import QUEUES_CHANGED_EVENT, Broker
+from shared.ops import spawn
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +32,16 @@ def job_id_of(body: bytes) -> int | None:
 class CancelListener:
     """An exclusive, auto-delete queue bound to `job.cancel` on the events exchange (restored on reconnect)."""
 
-    def __init__(self, broker: Broker, running: RunningJobs) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        running: RunningJobs,
+        *,
+        on_queues_changed: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
         self._broker = broker
         self._running = running
+        self._on_queues_changed = on_queues_changed
         self._channel: AbstractRobustChannel | None = None
 
     async def start(self) -> None:
@@ -40,10 +50,16 @@ class CancelListener:
         assert isinstance(channel, AbstractRobustChannel)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
         await queue.bind(self._broker.topology.events_exchange, routing_key=CANCEL_EVENT)
+        if self._on_queues_changed is not None:
+            await queue.bind(self._broker.topology.events_exchange, routing_key=QUEUES_CHANGED_EVENT)
         await queue.consume(self._on_message, no_ack=True)
         self._channel = channel
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if message.routing_key == QUEUES_CHANGED_EVENT:
+            if self._on_queues_changed is not None:
+                spawn(self._on_queues_changed(), "queue-pauses")
+            return
         job_id = job_id_of(message.body)
         if job_id is not None and self._running.cancel(job_id, REASON_CANCEL):
             log.info("cancelled job %d on request", job_id)

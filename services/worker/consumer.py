@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,33 +73,51 @@ class Consumer:
     stopping: bool = False
     _series: JobMetrics | None = None
     _channel: AbstractRobustChannel | None = None
-    _consumers: list[tuple[AbstractQueue, str]] = field(default_factory=list)
+    _queues: dict[str, AbstractQueue] = field(default_factory=dict)
+    _consumers: dict[str, str] = field(default_factory=dict)  # queue name → consumer tag
     _flows: int = 0
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     acks: AckCoalescer = field(default_factory=AckCoalescer)
 
-    async def start(self) -> None:
+    async def start(self, paused: Collection[str] = ()) -> None:
+        """Declare the consumed queues and consume those not `paused`."""
         assert self.broker.connection is not None, "the broker must be connected first"
         channel = await self.broker.connection.channel()
         assert isinstance(channel, AbstractRobustChannel)
         await channel.set_qos(prefetch_count=self.config.worker_concurrency)
         topology = self.broker.topology
         for name in self.config.consumed_queues:
-            queue = await channel.declare_queue(
+            self._queues[name] = await channel.declare_queue(
                 topology.work_queue(name), durable=True, arguments=topology.work_queue_arguments()
             )
-            tag = await queue.consume(functools.partial(self.on_message, name), no_ack=False)
-            self._consumers.append((queue, tag))
         self._channel = channel
         self._idle.set()
+        await self.apply_pauses(paused)
+
+    async def apply_pauses(self, paused: Collection[str]) -> None:
+        """Consume every queue not in `paused` and none that is; deliveries already taken run on."""
+        for name, queue in self._queues.items():
+            if self.stopping:
+                return
+            tag = self._consumers.get(name)
+            if name in paused and tag is not None:
+                del self._consumers[name]
+                with contextlib.suppress(AMQPError, RuntimeError, ConnectionError, TimeoutError):
+                    await queue.cancel(tag, timeout=5)
+                log.info("queue %s paused: no new deliveries", name)
+            elif name not in paused and tag is None:
+                try:
+                    self._consumers[name] = await queue.consume(functools.partial(self.on_message, name), no_ack=False)
+                except (AMQPError, RuntimeError, ConnectionError, TimeoutError) as exc:
+                    log.warning("could not consume queue %s, retrying with the next heartbeat: %r", name, exc)
 
     async def stop_consuming(self) -> None:
         """Stop taking deliveries; flows already under way go on."""
         self.stopping = True
-        consumers, self._consumers = self._consumers, []
-        for queue, tag in consumers:
+        consumers, self._consumers = self._consumers, {}
+        for name, tag in consumers.items():
             with contextlib.suppress(AMQPError, RuntimeError, ConnectionError, TimeoutError):
-                await queue.cancel(tag, timeout=5)
+                await self._queues[name].cancel(tag, timeout=5)
 
     async def wait_idle(self, timeout_s: float) -> bool:
         """Wait until no flow is under way; False if `timeout_s` passed first."""

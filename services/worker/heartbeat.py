@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import asyncpg
 
 from services.worker.claims import JobStore, Key
-from services.worker.presence import Presence
 from services.worker.retry import REASON_CANCEL, REASON_LEASE_LOST
 from services.worker.runner import RunningJobs
 
@@ -42,15 +41,18 @@ async def beat(store: JobStore, running: RunningJobs) -> int:
     return cancelled
 
 
-async def heartbeat_loop(store: JobStore, running: RunningJobs, presence: Presence, interval_s: float) -> None:
+async def heartbeat_loop(
+    store: JobStore, running: RunningJobs, interval_s: float, *, each_beat: Sequence[Callable[[], Awaitable[object]]]
+) -> None:
     """Beat every `interval_s` (a third of the lease) until cancelled; a failed beat is retried next time.
 
-    Each beat also refreshes this worker's row in `workers` (GET /workers).
+    `each_beat` runs after every beat: the worker's presence row and the paused queues.
     """
     while True:
         await asyncio.sleep(interval_s)
         try:
             await beat(store, running)
-            await presence.announce(len(running))
+            for step in each_beat:
+                await step()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("heartbeat failed: %r", exc)
