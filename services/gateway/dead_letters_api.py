@@ -20,14 +20,23 @@ from shared.requeue import DEDUPE_FREE, REQUEUE_SET
 LETTER_ID = re.compile(r"^(job|message)-([1-9][0-9]{0,18})$")
 MAX_BULK = 10_000
 
+# $4: list the resolved letters instead of the open ones
 FAILED_JOBS = """
-SELECT id, kind, queue, error, attempt, finished_at FROM jobs
+SELECT id, kind, queue, error, attempt, finished_at, resolved_at, resolution FROM jobs
 WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR queue = $2)
+  AND (resolved_at IS NOT NULL) = $4
 ORDER BY id DESC LIMIT $3
 """
 MESSAGES = """
-SELECT * FROM dead_letters WHERE ($1::text IS NULL OR queue = $1) ORDER BY id DESC LIMIT $2
+SELECT * FROM dead_letters WHERE ($1::text IS NULL OR queue = $1) AND (resolved_at IS NOT NULL) = $3
+ORDER BY id DESC LIMIT $2
 """
+RESOLVE_JOB = """
+UPDATE jobs SET resolved_at = now(), resolution = $2, updated_at = now()
+WHERE id = $1 AND state = 'failed' RETURNING id
+"""
+RESOLVE_MESSAGE = "UPDATE dead_letters SET resolved_at = now(), resolution = $2 WHERE id = $1 RETURNING id"
+MAX_NOTE = 1000
 MESSAGE = "SELECT * FROM dead_letters WHERE id = $1"
 DELETE_MESSAGE = "DELETE FROM dead_letters WHERE id = $1 RETURNING id"
 DELETE_FAILED_JOB = "DELETE FROM jobs WHERE id = $1 AND state = 'failed' RETURNING id"
@@ -37,8 +46,8 @@ JOB_STATE = "SELECT state FROM jobs WHERE id = $1"
 BULK_REQUEUE = f"""
 WITH picked AS (
     SELECT id FROM jobs AS f
-    WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR queue = $2)
-      AND ($3::text IS NULL OR error->>'class' = $3)
+    WHERE state = 'failed' AND resolved_at IS NULL AND ($1::text IS NULL OR kind = $1)
+      AND ($2::text IS NULL OR queue = $2) AND ($3::text IS NULL OR error->>'class' = $3)
       AND {DEDUPE_FREE}
     ORDER BY id LIMIT $4
     FOR UPDATE SKIP LOCKED
@@ -64,12 +73,13 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     if letter_type not in (None, "job", "message"):
         raise ValidationProblem([field_error("type", "must be job or message")])
     limit = query_value(request, "limit", bounded_int(1, 1000), "must be an integer from 1 to 1000") or 100
+    resolved = query_value(request, "resolved", _boolean, "must be true or false") or False
     letters: list[tuple[Any, dict[str, Any]]] = []
     if letter_type in (None, "job"):
-        rows = await gw.pool.fetch(FAILED_JOBS, kind, queue, limit)
+        rows = await gw.pool.fetch(FAILED_JOBS, kind, queue, limit, resolved)
         letters += [(r["finished_at"], failed_job_letter(r)) for r in rows]
     if letter_type in (None, "message") and kind is None:
-        rows = await gw.pool.fetch(MESSAGES, queue, limit)
+        rows = await gw.pool.fetch(MESSAGES, queue, limit, resolved)
         letters += [(r["created_at"], message_letter(r)) for r in rows]
     letters.sort(key=lambda pair: (pair[0] is not None, pair[0]), reverse=True)
     return json_response({"dead_letters": [letter for _, letter in letters[:limit]]})
@@ -125,6 +135,30 @@ def _bulk_filters(data: Any) -> tuple[str | None, str | None, str | None, int]:
     if errors:
         raise ValidationProblem(errors)
     return texts[0], texts[1], texts[2], limit
+
+
+async def resolve_letter(request: web.Request) -> web.Response:
+    """Take a dead letter off the list, keeping it (`?resolved=true` lists it), with an optional note."""
+    gw = gateway_of(request)
+    letter_type, number = parse_letter_id(request.match_info["id"])
+    _, body = await read_json(request, allow_empty=True)
+    note = body.get("note") if isinstance(body, dict) else None
+    if not isinstance(body, dict) or set(body) - {"note"} or not (note is None or isinstance(note, str)):
+        raise ValidationProblem([field_error("note", 'the body is empty or {"note": "<text>"}')])
+    if note is not None and len(note) > MAX_NOTE:
+        raise ValidationProblem([field_error("note", f"at most {MAX_NOTE} characters")])
+    statement = RESOLVE_JOB if letter_type == "job" else RESOLVE_MESSAGE
+    if await gw.pool.fetchval(statement, number, note) is None:
+        if letter_type == "job":
+            await _missing_or_not_failed(gw.pool, number)
+        raise Problem(404, "Not Found", f"dead letter message-{number} does not exist")
+    return web.Response(status=204)
+
+
+def _boolean(raw: str) -> bool:
+    if raw not in ("true", "false"):
+        raise ValueError(raw)
+    return raw == "true"
 
 
 async def delete_letter(request: web.Request) -> web.Response:

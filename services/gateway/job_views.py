@@ -36,8 +36,10 @@ JOB_FIELDS = (
     "timeout_s",
     "retry_base_s",
     "retry_cap_s",
+    "resolved_at",
+    "resolution",
 )
-JOB_TIMES = ("created_at", "started_at", "finished_at", "run_at", "updated_at")
+JOB_TIMES = ("created_at", "started_at", "finished_at", "run_at", "updated_at", "resolved_at")
 ATTEMPT_FIELDS = (
     "attempt",
     "worker",
@@ -102,6 +104,8 @@ def failed_job_letter(row: Row) -> dict[str, Any]:
         "error": row["error"],
         "attempt": row["attempt"],
         "finished_at": timestamp(row["finished_at"]),
+        "resolved_at": timestamp(row["resolved_at"]),
+        "resolution": row["resolution"],
     }
 
 
@@ -123,6 +127,8 @@ def message_letter(row: Row) -> dict[str, Any]:
         "body_base64": base64.b64encode(raw).decode("ascii"),
         "headers": row["headers"],
         "created_at": timestamp(row["created_at"]),
+        "resolved_at": timestamp(row["resolved_at"]),
+        "resolution": row["resolution"],
     }
 
 

@@ -33,6 +33,7 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get(f"{API}/dead-letters", dead_letters_api.list_dead_letters, allow_head=False)
     r.add_post(f"{API}/dead-letters/requeue", dead_letters_api.bulk_requeue)
     r.add_post(f"{API}/dead-letters/{{id}}/requeue", dead_letters_api.requeue_letter)
+    r.add_post(f"{API}/dead-letters/{{id}}/resolve", dead_letters_api.resolve_letter)
     r.add_delete(f"{API}/dead-letters/{{id}}", dead_letters_api.delete_letter)
     r.add_get(f"{API}/queues", queues_api.list_queues, allow_head=False)
     r.add_post(f"{API}/queues/{{name}}/pause", queues_api.pause_queue)

@@ -125,6 +125,9 @@ def add_parsers(commands: Any) -> None:
         parser.add_argument("--queue")
         parser.add_argument("--limit", type=int, default=100)
     requeue.add_argument("--error-class")
+    resolve = _json(letters_actions.add_parser("resolve", help="mark a dead letter resolved (kept, off the list)"))
+    resolve.add_argument("id", help="job-<id> or message-<id>")
+    resolve.add_argument("--note")
     sites = _json(commands.add_parser("sites", help="sites: policy and live rate-limit state"))
     sites.add_argument("name", nargs="?")
     stats = _json(commands.add_parser("stats", help="jobs by site and kind over the last hours"))
@@ -216,6 +219,11 @@ async def letters_requeue(api: GatewayClient, args: argparse.Namespace) -> tuple
     return body, f"requeued {body['requeued']} failed job(s)"
 
 
+async def letters_resolve(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
+    await api.post(f"/dead-letters/{args.id}/resolve", {"note": args.note} if args.note else None)
+    return {"resolved": args.id}, f"{args.id} resolved"
+
+
 async def sites(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
     if args.name:
         site = await api.get(f"/sites/{args.name}")
@@ -283,6 +291,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("jobs", "retry"): jobs_retry,
     ("dead-letters", "list"): letters_list,
     ("dead-letters", "requeue"): letters_requeue,
+    ("dead-letters", "resolve"): letters_resolve,
     ("sites", None): sites,
     ("stats", None): stats,
     ("health", None): health,

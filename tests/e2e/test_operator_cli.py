@@ -56,6 +56,21 @@ async def test_a_failed_job_shows_its_traceback_and_is_requeued_from_the_dead_le
     assert requeued.strip() == "requeued 1 failed job(s)"
 
 
+async def test_a_dead_letter_is_resolved_from_the_command_line(stack: Stack, gateway: Service) -> None:
+    await stack.start("worker")
+    env = api_env(gateway)
+    submitted = await stack.run_cli(
+        "jobs", "submit", "fail", "--payload", '{"mode": "permanent"}', "--wait", "15", env=env
+    )
+    letter = f"job-{submitted.split()[1]}"
+
+    resolved = await stack.run_cli("dead-letters", "resolve", letter, "--note", "retired", env=env)
+    listed = await stack.run_cli("dead-letters", "list", env=env)
+
+    assert resolved.strip() == f"{letter} resolved"
+    assert listed.strip() == "(none)"
+
+
 async def test_health_stats_sites_schedules_and_cleanup_answer(stack: Stack, gateway: Service) -> None:
     await stack.start("worker")
     env = api_env(gateway)

@@ -253,6 +253,33 @@ async def test_dead_letters_are_listed_requeued_and_deleted(gateway: Api, db: as
     assert listing["dead_letters"] == []
 
 
+async def test_a_resolved_dead_letter_leaves_the_list_keeps_its_history_and_is_not_bulk_requeued(
+    gateway: Api, db: asyncpg.Connection
+) -> None:
+    first, second = [await gateway.submit(kind="noop", queue="idle") for _ in range(2)]
+    for job in (first, second):
+        await fail_job(db, job["id"])
+
+    status, _ = await gateway.request("POST", f"/dead-letters/job-{first['id']}/resolve", json={"note": "site gone"})
+    _, open_letters = await gateway.request("GET", "/dead-letters")
+    _, resolved = await gateway.request("GET", "/dead-letters", params={"resolved": "true"})
+    _, bulk = await gateway.request("POST", "/dead-letters/requeue", json={})
+    _, job = await gateway.request("GET", f"/jobs/{first['id']}")
+
+    assert status == 204
+    assert [d["id"] for d in open_letters["dead_letters"]] == [f"job-{second['id']}"]
+    assert [(d["id"], d["resolution"]) for d in resolved["dead_letters"]] == [(f"job-{first['id']}", "site gone")]
+    assert bulk["requeued"] == 1, "only the open letter"
+    assert job["state"] == "failed" and job["resolution"] == "site gone" and job["resolved_at"] is not None
+
+    status, requeued = await gateway.request("POST", f"/dead-letters/job-{first['id']}/requeue")
+    assert status == 202 and requeued["resolved_at"] is None and requeued["resolution"] is None
+    assert (await gateway.request("POST", f"/dead-letters/job-{first['id']}/resolve"))[0] == 409
+    assert (await gateway.request("POST", "/dead-letters/message-999999/resolve"))[0] == 404
+    bad, problem = await gateway.request("POST", f"/dead-letters/job-{second['id']}/resolve", json={"note": 5})
+    assert bad == 422 and problem["errors"][0]["field"] == "note"
+
+
 async def test_queues_report_broker_depth_and_database_counts(gateway: Api) -> None:
     await gateway.submit(kind="noop", queue="idle")
     await gateway.submit(kind="noop", queue="idle", delay_s=3600)

@@ -112,6 +112,8 @@ async def test_requeue_failed_gives_exhausted_old_failures_another_round_and_no_
     await add_failed(pool, attempt=3, hours_ago=0.5)  # too recent: the cause may not be fixed yet
     await add_failed(pool, attempt=9, attempt_base=6)  # had its 3 rounds
     await add_failed(pool, attempt=3, kind="http.fetch")  # filtered out by kind
+    resolved = await add_failed(pool, attempt=3)
+    await pool.execute("UPDATE jobs SET resolved_at = now() WHERE id = $1", resolved)  # someone dealt with it
 
     result = await maintenance.requeue_failed(context(pool, "maintenance.requeue_failed", {"kind": "noop"}))
 
@@ -123,7 +125,7 @@ async def test_requeue_failed_gives_exhausted_old_failures_another_round_and_no_
     for row in rows:
         assert (row["state"], row["enqueued_at"], row["error"], row["finished_at"]) == ("queued", None, None, None)
         assert row["attempt_base"] == row["attempt"], "a fresh budget of max_attempts"
-    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE state = 'failed'") == 4
+    assert await pool.fetchval("SELECT count(*) FROM jobs WHERE state = 'failed'") == 5
 
 
 @pytest.mark.parametrize(

@@ -97,6 +97,8 @@ def test_a_poison_message_shows_text_when_it_can_and_base64_always() -> None:
         "body": b"\xff\xfe",
         "headers": {},
         "created_at": None,
+        "resolved_at": None,
+        "resolution": None,
     }
     letter = message_letter(row)
     assert (letter["id"], letter["body"], letter["body_base64"]) == ("message-3", None, "//4=")
