@@ -75,6 +75,8 @@ class Consumer:
     _channel: AbstractRobustChannel | None = None
     _queues: dict[str, AbstractQueue] = field(default_factory=dict)
     _consumers: dict[str, str] = field(default_factory=dict)  # queue name → consumer tag
+    # the heartbeat and a queues.changed event may reconcile at once: one at a time, or a queue gets two consumers
+    _pausing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _flows: int = 0
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     acks: AckCoalescer = field(default_factory=AckCoalescer)
@@ -96,6 +98,10 @@ class Consumer:
 
     async def apply_pauses(self, paused: Collection[str]) -> None:
         """Consume every queue not in `paused` and none that is; deliveries already taken run on."""
+        async with self._pausing:
+            await self._apply_pauses(paused)
+
+    async def _apply_pauses(self, paused: Collection[str]) -> None:
         for name, queue in self._queues.items():
             if self.stopping:
                 return
