@@ -37,31 +37,26 @@ class GatewayClient:
 
     async def health(self) -> tuple[bool, Any]:
         """(healthy, body) of the gateway's /health, beside the API root; a 503 still has its checks."""
-        root = self.base_url.removesuffix("/api/v1")
-        healthy, body = await self.request("GET", "/health", base=root, accept=(503,))
-        return bool(healthy), body
+        status, body = await self._send("GET", self.base_url.removesuffix("/api/v1") + "/health")
+        if status not in (200, 503):
+            raise ApiError(problem_text(status, body))
+        return status == 200, body
 
-    async def request(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: dict[str, Any] | None = None,
-        json: Any = None,
-        base: str | None = None,
-        accept: tuple[int, ...] = (),
-    ) -> Any:
-        """The response's JSON; an error status not in `accept` raises ApiError with the problem's text."""
+    async def request(self, method: str, path: str, *, params: dict[str, Any] | None = None, json: Any = None) -> Any:
+        """The response's JSON; an error status raises ApiError with the problem's text."""
+        status, body = await self._send(method, self.base_url + path, params=params, json=json)
+        if status >= 400:
+            raise ApiError(problem_text(status, body))
+        return body
+
+    async def _send(
+        self, method: str, url: str, *, params: dict[str, Any] | None = None, json: Any = None
+    ) -> tuple[int, Any]:
         query = {k: str(v) for k, v in (params or {}).items() if v is not None}
-        url = (base or self.base_url) + path
         try:
             async with self._session.request(method, url, params=query, json=json) as response:
                 body = await response.json(content_type=None) if response.content_length != 0 else None
-                if response.status in accept:
-                    return response.status < 400, body
-                if response.status >= 400:
-                    raise ApiError(problem_text(response.status, body))
-                return (True, body) if accept else body
+                return response.status, body
         except aiohttp.ClientError as exc:
             raise ApiError(f"cannot reach the gateway at {self.base_url} (GLEANER_API_URL): {exc}") from None
         except TimeoutError:

@@ -19,7 +19,6 @@ from services.worker.handlers import Registry, load_registry
 from services.worker.heartbeat import heartbeat_loop
 from services.worker.presence import Presence
 from services.worker.publishing import FinishWriter
-from services.worker.queue_pauses import paused_queues, reconciler
 from services.worker.runner import RunningJobs
 from services.worker.shutdown import Drainer
 from services.worker.site_limits import SiteLimits
@@ -111,7 +110,7 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
         ),
     )
     app[DRAINER_KEY].attach(consumer, app[RUNNING_KEY])
-    await consumer.start(await paused_queues(app[POOL_KEY]))
+    await consumer.start()
     app[CONSUMER_KEY] = consumer
     yield
     # drained already when a signal started the shutdown; otherwise here, before the batchers, broker and pool close
@@ -124,7 +123,7 @@ async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
     presence = Presence(app[POOL_KEY], app[WORKER_ID_KEY], config.consumed_queues, config.worker_concurrency)
     await presence.announce(0)
     running = app[RUNNING_KEY]
-    each_beat = [lambda: presence.announce(len(running)), reconciler(app[POOL_KEY], app[CONSUMER_KEY].apply_pauses)]
+    each_beat = [lambda: presence.announce(len(running)), app[CONSUMER_KEY].follow_pauses]
     task = spawn(heartbeat_loop(app[STORE_KEY], running, config.lease_s / 3, each_beat=each_beat), "heartbeat")
     yield
     task.cancel()
@@ -134,8 +133,7 @@ async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def cancel_listener_ctx(app: web.Application) -> AsyncIterator[None]:
-    reconcile = reconciler(app[POOL_KEY], app[CONSUMER_KEY].apply_pauses)
-    listener = CancelListener(app[BROKER_KEY], app[RUNNING_KEY], on_queues_changed=reconcile)
+    listener = CancelListener(app[BROKER_KEY], app[RUNNING_KEY], on_queues_changed=app[CONSUMER_KEY].follow_pauses)
     await listener.start()
     yield
     with contextlib.suppress(Exception):

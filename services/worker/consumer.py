@@ -21,6 +21,7 @@ from services.worker.claims import Claim, Finish, Finished, JobStore, Key
 from services.worker.context import Deferred, JobContext, job_logger
 from services.worker.handlers import Registry
 from services.worker.job_metrics import JobMetrics, Series
+from services.worker.queue_pauses import paused_queues
 from services.worker.results import ResultStore
 from services.worker.retry import DEFERRED, FAILED, HANDBACK, RETRYING, Outcome, early_by_s, from_error
 from services.worker.runner import RunningJobs
@@ -81,8 +82,8 @@ class Consumer:
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     acks: AckCoalescer = field(default_factory=AckCoalescer)
 
-    async def start(self, paused: Collection[str] = ()) -> None:
-        """Declare the consumed queues and consume those not `paused`."""
+    async def start(self) -> None:
+        """Declare the consumed queues and consume those not paused."""
         assert self.broker.connection is not None, "the broker must be connected first"
         channel = await self.broker.connection.channel()
         assert isinstance(channel, AbstractRobustChannel)
@@ -94,7 +95,11 @@ class Consumer:
             )
         self._channel = channel
         self._idle.set()
-        await self.apply_pauses(paused)
+        await self.follow_pauses()
+
+    async def follow_pauses(self) -> None:
+        """Match the paused queues in the database now (at start, each heartbeat, on `queues.changed`)."""
+        await self.apply_pauses(await paused_queues(self.pool))
 
     async def apply_pauses(self, paused: Collection[str]) -> None:
         """Consume every queue not in `paused` and none that is; deliveries already taken run on."""
