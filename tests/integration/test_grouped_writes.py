@@ -14,7 +14,7 @@ from services.gateway.submission import JobSpec
 from services.worker.app import POINT_LOOKUPS
 from services.worker.claims import JobStore
 from shared.db import init_connection
-from shared.outbox import OutboxRow, mark_enqueued
+from shared.outbox import MARK_ENQUEUED, OutboxRow, mark
 from tests.support.stack import eventually
 
 
@@ -88,10 +88,10 @@ async def test_a_claim_and_an_enqueue_marker_taking_the_same_rows_in_opposite_or
         OutboxRow(id=job_id, attempt=0, queue="default", kind="noop", priority=0, delay_s=0, due_ms=0)
         for job_id in (b, a)
     ]
-    mark = await started_and_waiting(mark_enqueued(db, rows), db, 2)
+    marker = await started_and_waiting(mark(db, MARK_ENQUEUED, rows), db, 2)
     await hold.rollback()
     await db.release(holder)
-    claimed, _ = await asyncio.gather(claim, mark)
+    claimed, _ = await asyncio.gather(claim, marker)
     assert [c.job.id if c else None for c in claimed] == [a, c, b]
     assert await deadlocks(db) == before
 
