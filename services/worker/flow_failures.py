@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from aiormq.exceptions import AMQPError, ChannelInvalidStateError
 
-from shared.db import unavailable
+from shared.db import CONFLICT, failure_kind, unavailable
 
 FAILURES_HEADER: Final = "x-gleaner-failures"
 MAX_FAILURES: Final = 5
@@ -24,8 +24,8 @@ GIVE_UP: Final = "give_up"
 
 
 def transient(error: BaseException) -> bool:
-    """A failure of the surroundings (PostgreSQL or RabbitMQ out of reach), not of the message."""
-    if unavailable(error):
+    """A failure of the surroundings (PostgreSQL or RabbitMQ out of reach, a lost lock race), not of the message."""
+    if unavailable(error) or failure_kind(error) == CONFLICT:
         return True
     return isinstance(error, (AMQPError, ChannelInvalidStateError, ConnectionError, TimeoutError))
 
