@@ -326,13 +326,14 @@ async def postgres_outage(rig: FaultRig, sizes: Sizes) -> Outcome:
 
 async def _crash(scene: Scene, seconds: float) -> tuple[float, float, float]:
     """Crash the cluster for `seconds`; monotonic (crashed, restart begun, back). The scene's pool is renewed."""
+    scene.drop_db()
     await scene.rig.postgres.crash()
     crashed = time.monotonic()
     await asyncio.sleep(seconds)  # the outage lasts this long
     restarting = time.monotonic()
     await scene.rig.postgres.restart_after_crash()
     back = time.monotonic()
-    await scene.reconnect_db()
+    await scene.reopen_db()
     return crashed, restarting, back
 
 

@@ -8,6 +8,7 @@ services started on demand with the recording handlers loaded, a pool for assert
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 import tempfile
 from collections.abc import AsyncIterator, Iterator
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import pytest
 
 from shared.db import init_connection
-from tests.support import recording
-from tests.support.private_broker import PrivateRabbit, private_rabbit
-from tests.support.private_postgres import PrivatePostgres, private_postgres
+from tests.support import private_broker, private_postgres, recording
+from tests.support.private_broker import PrivateRabbit
+from tests.support.private_postgres import PrivatePostgres
 from tests.support.services import test_env, unique
 from tests.support.stack import Api, Service, Stack
 
@@ -51,8 +53,12 @@ class Scene:
     async def executions(self) -> recording.Executions:
         return await recording.executions(self.db)
 
-    async def reconnect_db(self) -> None:
-        """A fresh pool after the cluster crashed (the old one holds dead connections)."""
+    def drop_db(self) -> None:
+        """Close the scene's pool before the cluster goes away (else it keeps trying to refill itself)."""
+        self.db.terminate()
+
+    async def reopen_db(self) -> None:
+        """A fresh pool once the cluster is back."""
         self.db.terminate()
         self.db = await _pool(self.env["GLEANER_DATABASE_URL"])
 
@@ -100,12 +106,22 @@ async def _pool(dsn: str) -> asyncpg.Pool:
     return pool
 
 
+def require_private_services() -> None:
+    """Skip when a private node or cluster cannot be started here, except under CI, where that is a failure."""
+    missing = [why for why in (private_broker.available(), private_postgres.available()) if why]
+    if missing:
+        message = "; ".join(missing)
+        if os.environ.get("CI"):
+            pytest.fail(message + " (CI must have them)")
+        pytest.skip(message)
+
+
 @contextlib.contextmanager
 def fault_rig(log_root: Path | None = None) -> Iterator[FaultRig]:
     """Start a private node and cluster (about 5-10 s), and remove both afterwards."""
     root = log_root or Path(tempfile.mkdtemp(prefix="gleaner-faults-"))
     root.mkdir(parents=True, exist_ok=True)
-    with private_rabbit() as rabbit, private_postgres() as postgres:
+    with private_broker.private_rabbit() as rabbit, private_postgres.private_postgres() as postgres:
         yield FaultRig(rabbit, postgres, root)
 
 
