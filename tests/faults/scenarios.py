@@ -11,9 +11,10 @@ import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from tests.faults import poison
-from tests.faults.outcome import Outcome, all_final, since, until
+from tests.faults.outcome import FINAL, Outcome, all_final, since, until
 from tests.faults.workload import Submitter, create_schedules, leaders, record_jobs, submit_batches
 from tests.support.fault_rig import FaultRig, Scene, get_status, metric
 from tests.support.stack import Api, Service
@@ -72,7 +73,7 @@ async def ran_at_least(scene: Scene, count: int) -> bool:
     return (await scene.executions()).runs >= count
 
 
-async def lease_s(scene: Scene) -> float:
+def lease_s(scene: Scene) -> float:
     return float(scene.env["GLEANER_LEASE_S"])
 
 
@@ -159,28 +160,28 @@ async def _reconnected(worker: Service, before: float) -> bool:
 
 DEGRADED_PROMISE_S = 2.0
 START_PROMISE_S = 5.0
+HEALTHY_AGAIN_S = 15.0
 
 
 async def broker_outage(rig: FaultRig, sizes: Sizes) -> Outcome:
     """RabbitMQ stopped while the gateway takes jobs and a 1 s schedule fires: the outage shows, nothing waits."""
     out = Outcome("RabbitMQ stopped")
     async with rig.scene("outage") as scene:
-        gateway = await scene.start("gateway")
-        scheduler = await scene.start("scheduler")
-        worker = await scene.start("worker")
-        api = scene.api(gateway)
+        services = [await scene.start(command) for command in ("gateway", "scheduler", "worker")]
+        api = scene.api(services[0])
         schedules = await create_schedules(api, sizes.outage_schedules, interval_s=1)
         fired = await until(lambda: _fired_each(scene, schedules, 2), 20)
         out.check(fired is not None, "the schedules did not fire before the outage")
         rate = sizes.outage_submissions / sizes.broker_outage_s
-        submitter = Submitter(gateway.url, rate, record_jobs(1)[0])
-        down, up = await _outage(scene, out, submitter, [gateway, scheduler, worker], sizes.broker_outage_s)
+        submitter = Submitter(services[0].url, rate, record_jobs(1)[0])
+        window = await _outage(scene, out, submitter, services, sizes.broker_outage_s)
         await submitter.settle()
         refused = [a.status for a in submitter.answers if a.status != 202]
         out.check(not refused, f"submissions during the outage answered {refused} instead of 202")
-        await _started_after_return(scene, out, submitter.acknowledged, down, up)
-        healthy = await until(lambda: _all_status([gateway, scheduler, worker], "/health", 200), 20)
-        out.figures["healthy_again_s"] = since(time.monotonic(), healthy)
+        await _started_after_return(scene, out, submitter.acknowledged, window)
+        healthy = since(window.returned, await until(lambda: _all_status(services, "/health", 200), 30))
+        out.figures["healthy_again_s"] = healthy
+        out.check(healthy is not None and healthy <= HEALTHY_AGAIN_S, f"/health not 200 again {healthy} s after")
         await _settle_schedules(scene, out, api, schedules, interval_s=1)
     return out
 
@@ -195,10 +196,17 @@ async def _fired_each(scene: Scene, schedules: list[int], count: int) -> bool:
     return bool(fired == len(schedules))
 
 
-async def _outage(
-    scene: Scene, out: Outcome, submitter: Submitter, services: list[Service], seconds: float
-) -> tuple[object, object]:
-    """Stop the broker for `seconds` with submissions going on; check what the services say. (down, up) DB times."""
+@dataclass(frozen=True, slots=True)
+class Window:
+    """An outage by the database clock (`down`, `up`), and the monotonic time the broker returned."""
+
+    down: datetime
+    up: datetime
+    returned: float
+
+
+async def _outage(scene: Scene, out: Outcome, submitter: Submitter, services: list[Service], seconds: float) -> Window:
+    """Stop the broker for `seconds` with submissions going on, and check what the services say meanwhile."""
     await scene.rig.rabbit.app_down()
     stopped = time.monotonic()
     down = await scene.db.fetchval(NOW)
@@ -207,7 +215,8 @@ async def _outage(
     await asyncio.sleep(max(0.0, stopped + seconds - time.monotonic()))  # the outage lasts this long
     submitter.stop()
     await scene.rig.rabbit.app_up()
-    return down, await scene.db.fetchval(NOW)
+    returned = time.monotonic()
+    return Window(down, await scene.db.fetchval(NOW), returned)
 
 
 async def _watch_degraded(out: Outcome, services: list[Service], stopped: float) -> None:
@@ -242,15 +251,15 @@ async def _all_status(services: list[Service], path: str, wanted: int) -> bool:
     return all([(await get_status(s.url + path))[0] == wanted for s in services])
 
 
-async def _started_after_return(scene: Scene, out: Outcome, submitted: list[int], down: object, up: object) -> None:
+async def _started_after_return(scene: Scene, out: Outcome, submitted: list[int], window: Window) -> None:
     """Every job submitted or fired while the broker was down starts within 5 s of its return."""
-    fired = await scene.db.fetch("SELECT id FROM jobs WHERE scheduled_for BETWEEN $1 AND $2", down, up)
+    fired = await scene.db.fetch("SELECT id FROM jobs WHERE scheduled_for BETWEEN $1 AND $2", window.down, window.up)
     ids = submitted + [row["id"] for row in fired]
     out.figures["fired_during_outage"] = len(fired)
     started = await until(lambda: _all_started(scene, ids), 30)
     out.check(started is not None, "jobs of the outage never started")
     latest = await scene.db.fetchval("SELECT max(started_at) FROM jobs WHERE id = ANY($1)", ids)
-    out.recovery_s = None if latest is None else round(max(0.0, (latest - up).total_seconds()), 2)
+    out.recovery_s = None if latest is None else round(max(0.0, (latest - window.up).total_seconds()), 2)
     late = out.recovery_s is None or out.recovery_s > START_PROMISE_S
     out.check(not late, f"the last job of the outage started {out.recovery_s} s after the broker came back")
 
@@ -264,14 +273,15 @@ async def _settle_schedules(scene: Scene, out: Outcome, api: Api, schedules: lis
     """Pause the scheduler, let every job finish, then check each schedule's slots: none twice, none skipped."""
     status, _ = await api.request("POST", "/scheduler/pause")
     assert status == 200, status
-    everything = [row["id"] for row in await scene.db.fetch("SELECT id FROM jobs")]
-    await until(lambda: all_final(scene.db, everything), 30)
-    everything = [row["id"] for row in await scene.db.fetch("SELECT id FROM jobs")]
-    await until(lambda: all_final(scene.db, everything), 30)
-    await out.tally(scene.db, everything)
+    await until(lambda: _nothing_unfinished(scene), 30)
+    await out.tally(scene.db, [row["id"] for row in await scene.db.fetch("SELECT id FROM jobs")])
     skipped = await _skipped_slots(scene, schedules, interval_s)
     out.figures["skipped_slots"] = skipped
     out.check(skipped == 0, f"{skipped} schedule slots have no job")
+
+
+async def _nothing_unfinished(scene: Scene) -> bool:
+    return not await scene.db.fetchval("SELECT count(*) FROM jobs WHERE state <> ALL($1::text[])", list(FINAL))
 
 
 SLOTS = """
@@ -316,7 +326,7 @@ async def postgres_outage(rig: FaultRig, sizes: Sizes) -> Outcome:
         out.figures["submissions_while_down"] = len(while_down)
         out.check(not accepted, f"{len(accepted)} of {len(while_down)} submissions got 2xx while PostgreSQL was down")
         acknowledged = ids + submitter.acknowledged
-        promise = await lease_s(scene) + FINAL_AFTER_LEASE_S
+        promise = lease_s(scene) + FINAL_AFTER_LEASE_S
         out.recovery_s = since(back, await until(lambda: all_final(scene.db, acknowledged), promise + 30))
         late = out.recovery_s is None or out.recovery_s > promise
         out.check(not late, f"jobs final {out.recovery_s} s after PostgreSQL came back (promise: {promise} s)")
@@ -359,7 +369,7 @@ async def worker_kill(rig: FaultRig, sizes: Sizes) -> Outcome:
         victim.kill()
         killed = time.monotonic()
         await scene.start("worker", name="victim", **worker_env)
-        promise = await lease_s(scene) + RECOVERED_AFTER_LEASE_S
+        promise = lease_s(scene) + RECOVERED_AFTER_LEASE_S
         busy = record_jobs(max(1, count // 2), "record.sleep", payload={"seconds": promise + 2})
         ids += await submit_batches(api, busy)
         out.figures["in_flight_at_kill"] = len(in_flight)
@@ -447,7 +457,9 @@ async def poison_messages(rig: FaultRig, sizes: Sizes) -> Outcome:
         depth = (await rig.rabbit.queue_depths()).get(queue)
         out.check(depth is not None and depth.ready == depth.unacked == 0, f"{queue} still holds messages: {depth}")
         out.check(worker.process is not None and worker.process.poll() is None, "the worker died")
-        out.figures["flows_requeued"] = worker.log().count("requeueing the message")
+        requeued = worker.log().count("requeueing the message")
+        out.figures["flows_requeued"] = requeued
+        out.check(requeued == 0, f"poison was handed back to the queue {requeued} times")
         await out.tally(scene.db, [normal["id"]])
     return out
 
