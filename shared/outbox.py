@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.amqp import Broker
+from shared.batcher import write_isolated
+from shared.db import ORDERED_LOCKS
 from shared.messages import JobMessage
 from shared.metrics import Metrics
 
@@ -17,12 +19,20 @@ OUTBOX_COLUMNS = """id, attempt, queue, kind, priority, request_id,
     GREATEST(0, EXTRACT(EPOCH FROM (run_at - now())))::float8 AS delay_s,
     (EXTRACT(EPOCH FROM run_at) * 1000)::bigint AS due_ms"""
 
-# Fenced on the attempt the message was for: a row that moved on since keeps its own marker.
-MARK_ENQUEUED = """
+# Fenced on the attempt the message was for: a row that moved on since keeps its own marker. Rows another
+# transaction holds are skipped, not waited for (so the marker never joins a lock cycle): such a row is being
+# claimed (it leaves the waiting states, the marker does not matter any more) or moved on by a finish, a cancel or
+# the relay; if it is still waiting and unmarked afterwards, the relay publishes it once more after its grace, a
+# duplicate message that the fenced claim drops.
+MARK_ENQUEUED = f"""
+WITH locked AS (
+    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id
+    ORDER BY j.id FOR NO KEY UPDATE OF j SKIP LOCKED
+)
 UPDATE jobs AS j SET enqueued_at = now()
 FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
 WHERE j.id = m.id AND j.attempt = m.attempt AND j.enqueued_at IS NULL
-  AND j.state IN ('scheduled', 'queued', 'retrying')
+  AND j.state IN ('scheduled', 'queued', 'retrying') AND j.id IN (SELECT id FROM locked) AND {ORDERED_LOCKS}
 """
 
 
@@ -78,13 +88,23 @@ async def publish_rows(
     confirmed = await broker.publish_many([(row.message(), _remaining(row, started)) for row in rows])
     done = [row for row, ok in zip(rows, confirmed, strict=True) if ok]
     if done:
-        await pool.execute(MARK_ENQUEUED, [r.id for r in done], [r.attempt for r in done])
+        await mark_enqueued(pool, done)
     if metrics is not None:
         for row in done:
             metrics.enqueued.labels(row.queue).inc()
         if len(done) < len(rows):
             metrics.publish_failures.inc(len(rows) - len(done))
     return len(done)
+
+
+async def mark_enqueued(pool: asyncpg.Pool, rows: Sequence[OutboxRow]) -> None:
+    """Record that the broker confirmed these rows' messages (a lost lock race is written again)."""
+
+    async def mark(part: Sequence[OutboxRow]) -> list[None]:
+        await pool.execute(MARK_ENQUEUED, [r.id for r in part], [r.attempt for r in part])
+        return [None] * len(part)
+
+    await write_isolated(mark, rows)
 
 
 def _remaining(row: OutboxRow, started: float) -> float:

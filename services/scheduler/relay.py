@@ -26,15 +26,18 @@ ORDER BY run_at
 LIMIT $3
 """
 
-# waiting long past due with a confirmed message: the message went missing, so the next pass republishes
+# waiting long past due with a confirmed message: the message went missing, so the next pass republishes. Rows
+# another transaction holds are left for the next pass (SKIP LOCKED: the relay never waits in a lock cycle).
 CLEAR_STALE = """
-UPDATE jobs SET enqueued_at = NULL, updated_at = now()
-WHERE id IN (
+WITH stale AS (
     SELECT id FROM jobs
     WHERE state IN ('scheduled', 'queued', 'retrying') AND enqueued_at IS NOT NULL
       AND run_at < now() - make_interval(secs => $1)
-    LIMIT $2)
-  AND state IN ('scheduled', 'queued', 'retrying') AND enqueued_at IS NOT NULL
+    LIMIT $2
+    FOR NO KEY UPDATE SKIP LOCKED
+)
+UPDATE jobs SET enqueued_at = NULL, updated_at = now()
+WHERE id IN (SELECT id FROM stale) AND state IN ('scheduled', 'queued', 'retrying') AND enqueued_at IS NOT NULL
 """
 
 BACKLOG = """

@@ -31,7 +31,7 @@ async def beat(store: JobStore, running: RunningJobs) -> int:
     local = [job.key for job in running]
     if not local:
         return 0
-    leased = await store.heartbeat()
+    leased = await store.heartbeat(local)
     cancelled = 0
     for (job_id, attempt), reason in to_cancel(local, leased):
         job = running.get(job_id)
