@@ -84,10 +84,10 @@ async def plain_run(rig: FaultRig, sizes: Sizes) -> Outcome:
     """Many noop jobs, two workers, no fault: every job runs exactly once and PostgreSQL sees no deadlock."""
     out = Outcome("plain run")
     async with rig.scene("plain") as scene:
-        gateway = await scene.start("gateway")
-        await scene.start("scheduler")
-        for n in range(sizes.plain_workers):
-            await scene.start("worker", name=f"worker-{n}", GLEANER_WORKER_CONCURRENCY="64")
+        workers = [
+            scene.start("worker", f"worker-{n}", GLEANER_WORKER_CONCURRENCY="64") for n in range(sizes.plain_workers)
+        ]
+        gateway, *_ = await asyncio.gather(scene.start("gateway"), scene.start("scheduler"), *workers)
         before = await scene.db.fetchval(DEADLOCKS)
         started = time.monotonic()
         jobs = record_jobs(sizes.plain_jobs)
@@ -129,9 +129,11 @@ async def connection_drop(rig: FaultRig, sizes: Sizes) -> Outcome:
     out = Outcome("AMQP connection drop")
     count = sizes.drop_in_flight
     async with rig.scene("drop") as scene:
-        gateway = await scene.start("gateway")
-        await scene.start("scheduler")
-        worker = await scene.start("worker", GLEANER_WORKER_CONCURRENCY=str(count + 8))
+        gateway, _, worker = await asyncio.gather(
+            scene.start("gateway"),
+            scene.start("scheduler"),
+            scene.start("worker", GLEANER_WORKER_CONCURRENCY=str(count + 8)),
+        )
         api = scene.api(gateway)
         ids = await submit_batches(api, record_jobs(count, "record.sleep", payload={"seconds": DROP_SLEEP_S}))
         out.check(await until(lambda: ran_at_least(scene, count), 30) is not None, f"{count} jobs never ran at once")
@@ -167,7 +169,7 @@ async def broker_outage(rig: FaultRig, sizes: Sizes) -> Outcome:
     """RabbitMQ stopped while the gateway takes jobs and a 1 s schedule fires: the outage shows, nothing waits."""
     out = Outcome("RabbitMQ stopped")
     async with rig.scene("outage") as scene:
-        services = [await scene.start(command) for command in ("gateway", "scheduler", "worker")]
+        services = list(await asyncio.gather(*(scene.start(command) for command in ("gateway", "scheduler", "worker"))))
         api = scene.api(services[0])
         schedules = await create_schedules(api, sizes.outage_schedules, interval_s=1)
         fired = await until(lambda: _fired_each(scene, schedules, 2), 20)
@@ -309,9 +311,7 @@ async def postgres_outage(rig: FaultRig, sizes: Sizes) -> Outcome:
     """An immediate stop of PostgreSQL under load: no 2xx while it is down, every job final within lease + 15 s."""
     out = Outcome("PostgreSQL crashed")
     async with rig.scene("crash") as scene:
-        gateway = await scene.start("gateway")
-        await scene.start("scheduler")
-        await scene.start("worker")
+        gateway, *_ = await asyncio.gather(scene.start("gateway"), scene.start("scheduler"), scene.start("worker"))
         api = scene.api(gateway)
         jobs = record_jobs(sizes.postgres_jobs, "record.sleep", payload={"seconds": 0.2}, retry_base_s=0.2)
         ids = await submit_batches(api, jobs)
@@ -359,9 +359,9 @@ async def worker_kill(rig: FaultRig, sizes: Sizes) -> Outcome:
     count = sizes.kill_jobs
     worker_env = {"GLEANER_WORKER_ID": "victim", "GLEANER_WORKER_CONCURRENCY": str(2 * count)}
     async with rig.scene("kill") as scene:
-        gateway = await scene.start("gateway")
-        await scene.start("scheduler")
-        victim = await scene.start("worker", name="victim", **worker_env)
+        gateway, _, victim = await asyncio.gather(
+            scene.start("gateway"), scene.start("scheduler"), scene.start("worker", "victim", **worker_env)
+        )
         api = scene.api(gateway)
         ids = await submit_batches(api, record_jobs(count, "record.sleep", payload={"seconds": 2.0}, retry_base_s=0.2))
         await until(lambda: ran_at_least(scene, count // 2), 20)
@@ -393,9 +393,11 @@ async def leader_kills(rig: FaultRig, sizes: Sizes) -> Outcome:
     """kill -9 of the scheduler leader, repeatedly, three schedulers running: no slot fired twice or skipped."""
     out = Outcome("scheduler leader kill -9")
     async with rig.scene("leader") as scene:
-        gateway = await scene.start("gateway")
-        await scene.start("worker")
-        schedulers = [await scene.start("scheduler", name=f"scheduler-{n}") for n in range(3)]
+        gateway, _, *schedulers = await asyncio.gather(
+            scene.start("gateway"),
+            scene.start("worker"),
+            *(scene.start("scheduler", f"scheduler-{n}") for n in range(3)),
+        )
         api = scene.api(gateway)
         schedules = await create_schedules(api, sizes.leader_schedules, interval_s=LEADER_INTERVAL_S)
         takeovers = []
@@ -415,10 +417,11 @@ async def leader_kills(rig: FaultRig, sizes: Sizes) -> Outcome:
 
 async def _kill_leader(scene: Scene, schedulers: list[Service], kill: int) -> float | None:
     """Kill the one leader, time the takeover, and start a replacement so three run again."""
-    found = await until(lambda: _one_leader(schedulers), TAKEOVER_TIMEOUT_S, interval_s=0.05)
-    if found is None:
+    await until(lambda: _one_leader(schedulers), TAKEOVER_TIMEOUT_S, interval_s=0.05)
+    current = await leaders(schedulers)
+    if len(current) != 1:
         return None
-    [leader] = await leaders(schedulers)
+    leader = current[0]
     leader.kill()
     killed = time.monotonic()
     schedulers.remove(leader)
@@ -441,8 +444,7 @@ async def poison_messages(rig: FaultRig, sizes: Sizes) -> Outcome:
     out = Outcome("poison messages")
     bad = [p for copy in range(sizes.poison_copies) for p in poison.poisons(copy)]
     async with rig.scene("poison") as scene:
-        gateway = await scene.start("gateway")
-        worker = await scene.start("worker")
+        gateway, worker = await asyncio.gather(scene.start("gateway"), scene.start("worker"))
         api = scene.api(gateway)
         queue = f"{scene.env['GLEANER_NAMESPACE']}.q.default"
         published = time.monotonic()
