@@ -11,6 +11,7 @@ import aio_pika
 import orjson
 
 NO_SUCH_JOB = 10**12  # far beyond any id a scenario's database hands out
+NAMES = ("non_json", "wrong_schema", "no_such_job", "id_out_of_range", "attempt_out_of_range", "nul_in_header")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,34 +24,29 @@ class Poison:
     headers: dict[str, Any]
 
 
-def _envelope(marker: str, **fields: Any) -> bytes:
-    message = {"v": 1, "id": NO_SUCH_JOB, "attempt": 1, "queue": "default", "kind": "record.noop", "marker": marker}
-    return orjson.dumps({**message, **fields})
-
-
 def poisons(copy: int) -> list[Poison]:
     """The issue's poison kinds: not JSON, wrong schema, unknown job, ids out of range, NUL in a header."""
-    mark = {name: f"poison-{name}-{copy}" for name in NAMES}
-    return [
-        Poison("non_json", mark["non_json"], f"\x00 not json {mark['non_json']}".encode(), {}),
-        Poison(
-            "wrong_schema", mark["wrong_schema"], orjson.dumps({"v": 1, "id": "seven", "m": mark["wrong_schema"]}), {}
-        ),
-        Poison("no_such_job", mark["no_such_job"], _envelope(mark["no_such_job"], id=NO_SUCH_JOB + copy), {}),
-        Poison("id_out_of_range", mark["id_out_of_range"], _envelope(mark["id_out_of_range"], id=2**63), {}),
-        Poison(
-            "attempt_out_of_range",
-            mark["attempt_out_of_range"],
-            _envelope(mark["attempt_out_of_range"], attempt=2**31),
-            {},
-        ),
-        Poison(
-            "nul_in_header", mark["nul_in_header"], f"not json {mark['nul_in_header']}".encode(), {"note": "a\x00b"}
-        ),
-    ]
+    made = []
+    for name in NAMES:
+        marker = f"poison-{name}-{copy}"
+        body, headers = _variant(name, marker, copy)
+        made.append(Poison(name, marker, body, headers))
+    return made
 
 
-NAMES = ("non_json", "wrong_schema", "no_such_job", "id_out_of_range", "attempt_out_of_range", "nul_in_header")
+def _variant(name: str, marker: str, copy: int) -> tuple[bytes, dict[str, Any]]:
+    # a well-formed envelope (unknown fields are ignored) for a job that does not exist
+    envelope = {"v": 1, "id": NO_SUCH_JOB + copy, "attempt": 1, "queue": "default", "kind": "record.noop"}
+    envelope["marker"] = marker
+    variants: dict[str, tuple[bytes, dict[str, Any]]] = {
+        "non_json": (f"\x00 not json {marker}".encode(), {}),
+        "wrong_schema": (orjson.dumps({"v": 1, "id": "seven", "marker": marker}), {}),
+        "no_such_job": (orjson.dumps(envelope), {}),
+        "id_out_of_range": (orjson.dumps({**envelope, "id": 2**63}), {}),
+        "attempt_out_of_range": (orjson.dumps({**envelope, "attempt": 2**31}), {}),
+        "nul_in_header": (f"not json {marker}".encode(), {"note": "a\x00b"}),
+    }
+    return variants[name]
 
 
 async def publish(amqp_url: str, queue: str, messages: Iterable[Poison]) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import aiohttp
 
-from tests.support.fault_rig import metric
+from tests.support.fault_rig import Scene, metric
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Api, Service
 
@@ -136,3 +136,12 @@ async def is_leader(service: Service) -> bool:
 async def leaders(services: Sequence[Service]) -> list[Service]:
     alive = [s for s in services if s.process is not None and s.process.poll() is None]
     return [s for s in alive if await is_leader(s)]
+
+
+async def ran_at_least(scene: Scene, count: int) -> bool:
+    """The recording table shows at least `count` executions."""
+    return (await scene.executions()).runs >= count
+
+
+def lease_s(scene: Scene) -> float:
+    return float(scene.env["GLEANER_LEASE_S"])
