@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +32,8 @@ log = logging.getLogger(__name__)
 
 MAX_PRIORITY = 9
 PUBLISH_TIMEOUT_S = 10.0
+# between reconnection attempts of a lost connection (aio-pika's default is 5 s): work waits for the broker's return
+RECONNECT_INTERVAL_S = 1.0
 # on the events exchange: a queue was paused or resumed (workers re-read the pauses)
 QUEUES_CHANGED_EVENT = "queues.changed"
 
@@ -143,10 +147,13 @@ class BrokerUnavailable(ConnectionError):
 class Broker:
     """One robust connection, a confirming publish channel, and the topology it declared."""
 
-    def __init__(self, config: Config, *, name: str) -> None:
+    def __init__(self, config: Config, *, name: str, identity: str | None = None) -> None:
         self.config = config
         self.topology = Topology.from_config(config)
         self.name = name
+        # how the broker's management API names this connection: service, namespace and process
+        process = identity or f"{socket.gethostname()}-{os.getpid()}"
+        self.connection_name = f"gleaner-{name} {config.namespace} {process}"
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractChannel | None = None
         self._jobs: AbstractExchange | None = None
@@ -162,7 +169,9 @@ class Broker:
     async def connect(self) -> None:
         """Connect once, declare the topology and open the publish channel."""
         connection = await aio_pika.connect_robust(
-            self.config.amqp_url, client_properties={"connection_name": f"gleaner-{self.name}"}
+            self.config.amqp_url,
+            client_properties={"connection_name": self.connection_name},
+            reconnect_interval=RECONNECT_INTERVAL_S,
         )
         connection.reconnect_callbacks.add(self._on_reconnect)
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)

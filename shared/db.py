@@ -100,3 +100,17 @@ def failure_kind(error: BaseException) -> str:
     if isinstance(error, (ValueError, TypeError, ArithmeticError)):
         return ROW
     return TRANSIENT
+
+
+# SQLSTATE classes of a database that cannot answer now: connection exceptions (08), insufficient resources
+# (53: too many connections), operator intervention (57: shutdown, starting up)
+UNAVAILABLE_STATE_CLASSES = frozenset({"08", "53", "57"})
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether an exception says PostgreSQL is out of reach for now (so the same write may work later)."""
+    if isinstance(error, asyncpg.PostgresError):
+        return (error.sqlstate or "")[:2] in UNAVAILABLE_STATE_CLASSES
+    if isinstance(error, ValueError):  # asyncpg's client-side DataError is an InterfaceError too
+        return False
+    return isinstance(error, (OSError, TimeoutError, asyncpg.InterfaceError))

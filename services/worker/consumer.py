@@ -16,7 +16,7 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from aiormq.exceptions import AMQPError
 
 from services.worker import dead_letters
-from services.worker.acks import AckCoalescer
+from services.worker.acks import AckCoalescer, channel_of
 from services.worker.claims import Claim, Finish, Finished, JobStore, Key
 from services.worker.context import Deferred, JobContext, job_logger
 from services.worker.handlers import Registry
@@ -30,6 +30,7 @@ from shared import logging as context
 from shared.amqp import Broker
 from shared.batcher import Batcher
 from shared.config import Config
+from shared.db import unavailable
 from shared.errors import DecodeError, HandlerError
 from shared.messages import JobMessage
 from shared.metrics import Metrics
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 
 # a failed flow (database or broker trouble) waits this long before its message is requeued, to avoid a hot loop
 REQUEUE_PAUSE_S = 1.0
+# how long a flow keeps trying to write an outcome while PostgreSQL is unreachable (twice the lease, at least this)
+FINISH_PATIENCE_MIN_S = 10.0
+FINISH_RETRY_PAUSE_S = 0.2
+FINISH_RETRY_MAX_PAUSE_S = 5.0
 
 
 @dataclass(slots=True)
@@ -80,7 +85,13 @@ class Consumer:
     _pausing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _flows: int = 0
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # the flow tasks (the loop keeps only weak references) and the slots that bound how many run at once
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _slots: asyncio.Semaphore = field(init=False)
     acks: AckCoalescer = field(default_factory=AckCoalescer)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.config.worker_concurrency)
 
     async def start(self) -> None:
         """Declare the consumed queues and consume those not paused."""
@@ -146,11 +157,29 @@ class Consumer:
             self._channel = None
 
     async def on_message(self, queue: str, message: AbstractIncomingMessage) -> None:
+        """aio-pika's callback: hand the delivery to a flow task this worker owns, and return.
+
+        aiormq cancels a channel's callback tasks when the channel closes (a dropped connection), so a flow
+        running in one would abandon its job midway. The owned flow keeps going and writes the outcome to
+        PostgreSQL even when the ack can no longer be sent; the broker redelivers the message on the new channel,
+        and the fenced claim drops the copy (an ack of a finished or still running attempt is stale).
+        """
         self.acks.delivered(message)
         self._flows += 1
         self._idle.clear()
+        task = asyncio.get_running_loop().create_task(self._owned_flow(queue, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _owned_flow(self, queue: str, message: AbstractIncomingMessage) -> None:
+        """One delivery's flow, holding one of `worker_concurrency` slots.
+
+        Prefetch bounds the deliveries of one channel; after a reconnect the new channel's deliveries (mostly
+        redeliveries of the jobs still running here) wait for a slot, so handlers never outnumber the slots.
+        """
         try:
-            await self._flow(queue, message)
+            async with self._slots:
+                await self._flow(queue, message)
         except Exception:
             log.exception("message flow failed; requeueing the message")
             await asyncio.sleep(REQUEUE_PAUSE_S)
@@ -164,6 +193,8 @@ class Consumer:
         if self.stopping:
             await self._give_back(message)
             return
+        if channel_of(message) is None:
+            return  # its channel closed while it waited for a slot: the broker delivers it again
         try:
             job = JobMessage.decode(message.body)
         except DecodeError as exc:
@@ -197,6 +228,14 @@ class Consumer:
         await self._reject(message)
 
     async def _run(self, message: AbstractIncomingMessage, claim: Claim) -> None:
+        key = (claim.job.id, claim.job.attempt)
+        self.running.hold(key)  # the heartbeat renews the lease until the outcome is written
+        try:
+            await self._run_claimed(message, claim)
+        finally:
+            self.running.release(key)
+
+    async def _run_claimed(self, message: AbstractIncomingMessage, claim: Claim) -> None:
         job = claim.job
         context.request_id.set(job.request_id)
         context.job_id.set(job.id)
@@ -206,7 +245,7 @@ class Consumer:
             await self.batchers.handbacks.submit((job.id, job.attempt))
             await self._give_back(message)
             return
-        finished = await self.batchers.finishes.submit(Finish(job.id, job.attempt, outcome))
+        finished = await self._write_outcome(Finish(job.id, job.attempt, outcome))
         if finished is None:
             self.acks.ack(message)
             return
@@ -215,6 +254,22 @@ class Consumer:
             await self._reject(message)  # into the dead-letter exchange: a copy in <ns>.dead
         else:
             self.acks.ack(message)
+
+    async def _write_outcome(self, item: Finish) -> Finished | None:
+        """Write an attempt's outcome, through a database outage too: the handler ran, and running it again
+        costs more than waiting. The lease is renewed meanwhile (when the database answers); if the reaper took
+        the job over after all, the fenced write finds nothing and the attempt is dropped."""
+        deadline = time.monotonic() + max(FINISH_PATIENCE_MIN_S, 2 * self.config.lease_s)
+        pause_s = FINISH_RETRY_PAUSE_S
+        while True:
+            try:
+                return await self.batchers.finishes.submit(item)
+            except Exception as exc:
+                if not unavailable(exc) or time.monotonic() + pause_s > deadline:
+                    raise
+                log.warning("writing the outcome of job %d failed, retrying: %r", item.job_id, exc)
+            await asyncio.sleep(pause_s)
+            pause_s = min(pause_s * 2, FINISH_RETRY_MAX_PAUSE_S)
 
     async def _give_back(self, message: AbstractIncomingMessage) -> None:
         await settle(message.nack(requeue=True))

@@ -27,8 +27,8 @@ def to_cancel(local: Sequence[Key], leased: Mapping[Key, bool]) -> list[tuple[Ke
 
 
 async def beat(store: JobStore, running: RunningJobs) -> int:
-    """One heartbeat; returns how many handlers it cancelled."""
-    local = [job.key for job in running]
+    """One heartbeat over the attempts this process holds; returns how many handlers it cancelled."""
+    local = running.held()
     if not local:
         return 0
     leased = await store.heartbeat(local)
