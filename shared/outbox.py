@@ -24,16 +24,19 @@ OUTBOX_COLUMNS = """id, attempt, queue, kind, priority, request_id,
 # claimed (it leaves the waiting states, the marker does not matter any more) or moved on by a finish, a cancel or
 # the relay; if it is still waiting and unmarked afterwards, the relay publishes it once more after its grace, a
 # duplicate message that the fenced claim drops.
-MARK_ENQUEUED = f"""
+_MARK = """
 WITH locked AS (
     SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id
     ORDER BY j.id FOR NO KEY UPDATE OF j SKIP LOCKED
 )
-UPDATE jobs AS j SET enqueued_at = now()
+UPDATE jobs AS j SET {assignments}
 FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
 WHERE j.id = m.id AND j.attempt = m.attempt AND j.enqueued_at IS NULL
-  AND j.state IN ('scheduled', 'queued', 'retrying') AND j.id IN (SELECT id FROM locked) AND {ORDERED_LOCKS}
+  AND j.state IN ('scheduled', 'queued', 'retrying') AND j.id IN (SELECT id FROM locked) AND {ordered}
 """
+MARK_ENQUEUED = _MARK.format(assignments="enqueued_at = now(), publish_failed = false", ordered=ORDERED_LOCKS)
+# the broker did not confirm: the relay publishes the row as soon as the broker is back (no grace)
+MARK_UNPUBLISHED = _MARK.format(assignments="publish_failed = true", ordered=ORDERED_LOCKS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,32 +82,36 @@ async def publish_rows(
 ) -> int:
     """Publish rows (confirms pipelined), mark the confirmed ones enqueued; returns how many were confirmed.
 
-    Unconfirmed rows keep `enqueued_at IS NULL`, so the scheduler's relay publishes them later.
-    A crash between confirm and mark only costs a duplicate message, which the fenced claim drops.
+    Never waits for a broker that is down. Unconfirmed rows keep `enqueued_at IS NULL` and get `publish_failed`,
+    so the scheduler's relay publishes them as soon as the broker is back. A crash between confirm and mark only
+    costs a duplicate message, which the fenced claim drops.
     """
     if not rows:
         return 0
     started = time.monotonic()
     confirmed = await broker.publish_many([(row.message(), _remaining(row, started)) for row in rows])
     done = [row for row, ok in zip(rows, confirmed, strict=True) if ok]
+    failed = [row for row, ok in zip(rows, confirmed, strict=True) if not ok]
     if done:
-        await mark_enqueued(pool, done)
+        await mark(pool, MARK_ENQUEUED, done)
+    if failed:
+        await mark(pool, MARK_UNPUBLISHED, failed)
     if metrics is not None:
         for row in done:
             metrics.enqueued.labels(row.queue).inc()
-        if len(done) < len(rows):
-            metrics.publish_failures.inc(len(rows) - len(done))
+        if failed:
+            metrics.publish_failures.inc(len(failed))
     return len(done)
 
 
-async def mark_enqueued(pool: asyncpg.Pool, rows: Sequence[OutboxRow]) -> None:
-    """Record that the broker confirmed these rows' messages (a lost lock race is written again)."""
+async def mark(pool: asyncpg.Pool, statement: str, rows: Sequence[OutboxRow]) -> None:
+    """Record a publish outcome (MARK_ENQUEUED or MARK_UNPUBLISHED) on rows; a lost lock race is written again."""
 
-    async def mark(part: Sequence[OutboxRow]) -> list[None]:
-        await pool.execute(MARK_ENQUEUED, [r.id for r in part], [r.attempt for r in part])
+    async def write(part: Sequence[OutboxRow]) -> list[None]:
+        await pool.execute(statement, [r.id for r in part], [r.attempt for r in part])
         return [None] * len(part)
 
-    await write_isolated(mark, rows)
+    await write_isolated(write, rows)
 
 
 def _remaining(row: OutboxRow, started: float) -> float:

@@ -8,11 +8,11 @@ import asyncpg
 from aiohttp import web
 
 from services.gateway.insert_lanes import InsertLanes
-from services.gateway.publisher import Publisher
 from services.gateway.waiting import Waiters
 from shared.amqp import Broker
 from shared.config import Config
 from shared.metrics import Metrics
+from shared.publisher import Publisher
 
 
 @dataclass(slots=True)

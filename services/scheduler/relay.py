@@ -16,12 +16,13 @@ BATCH = 1000
 # a pass stops after this many batches so the other duties and a fresh backlog reading get their turn
 MAX_BATCHES = 50
 
-# served by the jobs_unenqueued index; rows written within the grace period are left to their writer
+# served by the jobs_unenqueued index; rows written within the grace period are left to their writer, unless their
+# writer's publish failed (the broker was down): those go as soon as the broker is back
 UNPUBLISHED = f"""
 SELECT {OUTBOX_COLUMNS} FROM jobs
 WHERE enqueued_at IS NULL AND state IN ('scheduled', 'queued', 'retrying')
   AND run_at <= now() + make_interval(secs => $1)
-  AND updated_at < now() - make_interval(secs => $2)
+  AND (updated_at < now() - make_interval(secs => $2) OR publish_failed)
 ORDER BY run_at
 LIMIT $3
 """

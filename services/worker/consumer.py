@@ -23,14 +23,14 @@ from services.worker.handlers import Registry
 from services.worker.job_metrics import JobMetrics, Series
 from services.worker.queue_pauses import paused_queues
 from services.worker.results import ResultStore
-from services.worker.retry import DEFERRED, FAILED, HANDBACK, RETRYING, Outcome, early_by_s, from_error
+from services.worker.retry import DEFERRED, FAILED, HANDBACK, RETRYING, Outcome, early_by_s, from_error, refused
 from services.worker.runner import RunningJobs
 from services.worker.site_sessions import SiteSessions
 from shared import logging as context
 from shared.amqp import Broker
 from shared.batcher import Batcher
 from shared.config import Config
-from shared.db import unavailable
+from shared.db import ROW, failure_kind, unavailable
 from shared.errors import DecodeError, HandlerError
 from shared.messages import JobMessage
 from shared.metrics import Metrics
@@ -249,16 +249,27 @@ class Consumer:
         if finished is None:
             self.acks.ack(message)
             return
-        self._count(claim, outcome)
+        self._count(claim, finished.state)
         if finished.state == FAILED:
             await self._reject(message)  # into the dead-letter exchange: a copy in <ns>.dead
         else:
             self.acks.ack(message)
 
     async def _write_outcome(self, item: Finish) -> Finished | None:
-        """Write an attempt's outcome, through a database outage too: the handler ran, and running it again
-        costs more than waiting. The lease is renewed meanwhile (when the database answers); if the reaper took
-        the job over after all, the fenced write finds nothing and the attempt is dropped."""
+        """Write an attempt's outcome; one PostgreSQL refuses (its own values: the batch wrote its neighbours) is
+        replaced by a storable one, so the job moves on instead of waiting for its lease to run out."""
+        try:
+            return await self._write_patiently(item)
+        except Exception as exc:
+            if failure_kind(exc) != ROW:
+                raise
+            log.warning("PostgreSQL refused the outcome of job %d; writing it without the refused values", item.job_id)
+            return await self._write_patiently(Finish(item.job_id, item.attempt, refused(item.outcome, exc)))
+
+    async def _write_patiently(self, item: Finish) -> Finished | None:
+        """Write an outcome, through a database outage too: the handler ran, and running it again costs more
+        than waiting. The lease is renewed meanwhile (when the database answers); if the reaper took the job
+        over after all, the fenced write finds nothing and the attempt is dropped."""
         deadline = time.monotonic() + max(FINISH_PATIENCE_MIN_S, 2 * self.config.lease_s)
         pause_s = FINISH_RETRY_PAUSE_S
         while True:
@@ -311,12 +322,13 @@ class Consumer:
         except (Deferred, HandlerError) as exc:
             return from_error(exc, claim.budget)
 
-    def _count(self, claim: Claim, outcome: Outcome) -> None:
-        if outcome.state == DEFERRED:
+    def _count(self, claim: Claim, state: str) -> None:
+        """Count the state written (a refused outcome may have changed it)."""
+        if state == DEFERRED:
             return  # not an outcome: counted as a site wait where it was decided
         series = self._metrics_of(claim.job.kind, claim.job.queue)
-        series.completed(outcome.state).inc()
-        if outcome.state == RETRYING:
+        series.completed(state).inc()
+        if state == RETRYING:
             series.retries.inc()
 
     def _metrics_of(self, kind: str, queue: str) -> Series:

@@ -30,6 +30,7 @@ REASON_LEASE_LOST: Final = "lease_lost"
 REASON_SHUTDOWN: Final = "shutdown"
 
 MAX_ERROR_MESSAGE = 2000
+REFUSED_DELAY_CAP_S = 86_400.0
 MAX_TRACEBACK = 8000
 
 
@@ -127,6 +128,28 @@ def from_cancellation(reason: str | None, budget: Budget) -> Outcome:
     if reason in (REASON_CANCEL, REASON_LEASE_LOST):
         return Outcome(CANCELLED, error_class=reason, error_message=f"handler cancelled: {reason}")
     return from_error(RetryableError("handler task cancelled", error_class="cancelled_unexpectedly"), budget)
+
+
+def refused(outcome: Outcome, error: BaseException) -> Outcome:
+    """What to write instead of an outcome PostgreSQL refused (a NUL in the result or an error text, a delay out
+    of range): the same state without the result, texts cleaned, delays capped; a success whose result cannot be
+    stored fails (`result_refused`), since running the handler again would most likely return the same."""
+    note = _clip(f"PostgreSQL refused this attempt's outcome ({type(error).__name__}: {error})")
+    if outcome.state in (SUCCEEDED, PARTIAL):
+        return Outcome(FAILED, error_class="result_refused", error_message=_printable(note))
+    message = f"{outcome.error_message or ''} [{note}]"
+    return Outcome(
+        outcome.state,
+        error_class=_printable(outcome.error_class or "outcome_refused")[:100],
+        error_message=_printable(_clip(message)),
+        # a delay PostgreSQL cannot add to now() (a site's rate near zero) waits a day instead
+        retry_delay_s=None if outcome.retry_delay_s is None else min(outcome.retry_delay_s, REFUSED_DELAY_CAP_S),
+    )
+
+
+def _printable(text: str) -> str:
+    """Text PostgreSQL stores: no NUL characters."""
+    return text.replace("\x00", "\ufffd")
 
 
 def early_by_s(due_ms: int, now_ms: int, unit_ms: int) -> float:

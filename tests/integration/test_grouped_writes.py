@@ -3,19 +3,27 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from services.gateway.insert_lanes import InsertLanes
 from services.gateway.job_store import NewJob, insert_jobs
 from services.gateway.submission import JobSpec
 from services.worker.app import POINT_LOOKUPS
 from services.worker.claims import JobStore
+from shared.amqp import Broker
 from shared.db import init_connection
-from shared.outbox import OutboxRow, mark_enqueued
-from tests.support.stack import eventually
+from shared.outbox import MARK_ENQUEUED, OutboxRow, mark
+from tests.integration.test_worker_lifecycle import insert_jobs as insert_rows
+from tests.integration.test_worker_lifecycle import publish, wait_final
+from tests.support.stack import Stack, eventually
+
+REPO_ROOT = str(Path(__file__).resolve().parents[2])
 
 
 @pytest.fixture
@@ -88,10 +96,10 @@ async def test_a_claim_and_an_enqueue_marker_taking_the_same_rows_in_opposite_or
         OutboxRow(id=job_id, attempt=0, queue="default", kind="noop", priority=0, delay_s=0, due_ms=0)
         for job_id in (b, a)
     ]
-    mark = await started_and_waiting(mark_enqueued(db, rows), db, 2)
+    marker = await started_and_waiting(mark(db, MARK_ENQUEUED, rows), db, 2)
     await hold.rollback()
     await db.release(holder)
-    claimed, _ = await asyncio.gather(claim, mark)
+    claimed, _ = await asyncio.gather(claim, marker)
     assert [c.job.id if c else None for c in claimed] == [a, c, b]
     assert await deadlocks(db) == before
 
@@ -127,3 +135,30 @@ async def test_concurrent_inserts_of_the_same_dedupe_keys_in_opposite_orders_do_
     assert [r["dedupe_key"] if r else None for r in inserted] == ["a", "c", "b"]
     assert duplicates == [None, None]
     assert await deadlocks(db) == before
+
+
+async def test_a_submission_postgres_refuses_fails_alone_and_its_group_is_inserted(db: asyncpg.Pool) -> None:
+    lanes = InsertLanes(lambda items: insert_jobs(db, items), lanes=1, window_s=0.05, max_items=100)
+    lanes.start()
+    jobs = [NewJob(spec(None), None) for _ in range(20)]
+    jobs[13] = NewJob(dataclasses.replace(spec(None), payload={"text": "a\x00b"}), None)
+    outcomes = await asyncio.gather(*(lanes.submit(job) for job in jobs), return_exceptions=True)
+    await lanes.close()
+    assert isinstance(outcomes[13], asyncpg.exceptions.UntranslatableCharacterError)
+    inserted = [o for i, o in enumerate(outcomes) if i != 13]
+    assert all(isinstance(o, asyncpg.Record) for o in inserted)
+    assert await db.fetchval("SELECT count(*) FROM jobs") == 19
+
+
+async def test_a_result_postgres_refuses_fails_its_own_job_and_the_jobs_finishing_with_it_succeed(
+    stack: Stack, db: asyncpg.Pool, broker: Broker
+) -> None:
+    await stack.start("worker", GLEANER_HANDLER_MODULES="tests.integration.refused_handlers", PYTHONPATH=REPO_ROOT)
+    good = await insert_rows(db, 30, "sleep", {"seconds": 0.3})
+    [bad] = await insert_rows(db, 1, "test.nul_result", {"seconds": 0.3})
+    await publish(db, broker, [*good, bad])
+    jobs = await wait_final(db, [*good, bad])
+    assert {jobs[i]["state"] for i in good} == {"succeeded"}
+    assert (jobs[bad]["state"], jobs[bad]["error"]["class"]) == ("failed", "result_refused")
+    attempts = await db.fetch("SELECT job_id, attempt, outcome FROM job_attempts WHERE job_id = ANY($1)", [*good, bad])
+    assert sorted((r["job_id"], r["attempt"]) for r in attempts) == [(i, 1) for i in sorted([*good, bad])]

@@ -16,15 +16,18 @@ from services.worker.retry import (
     REASON_CANCEL,
     REASON_LEASE_LOST,
     REASON_SHUTDOWN,
+    REFUSED_DELAY_CAP_S,
     RETRYING,
     SUCCEEDED,
     Budget,
     JobTimedOut,
+    Outcome,
     classify,
     early_by_s,
     from_cancellation,
     from_error,
     from_result,
+    refused,
     traceback_text,
 )
 from shared.errors import HandlerError, PermanentError, RetryableError, UnknownKindError
@@ -144,3 +147,17 @@ def test_a_long_traceback_keeps_its_end_and_an_unraised_error_has_none() -> None
     assert text is not None and len(text) == MAX_TRACEBACK
     assert text.startswith("…") and text.rstrip().endswith("x" * 100)
     assert traceback_text(RuntimeError("never raised")) is None
+
+
+def test_a_result_postgres_refuses_becomes_a_failure_that_says_why() -> None:
+    outcome = refused(Outcome(SUCCEEDED, result_json='{"t":"a\\u0000b"}'), ValueError("unsupported Unicode escape"))
+    assert (outcome.state, outcome.result_json, outcome.error_class) == (FAILED, None, "result_refused")
+    assert outcome.error_message is not None and "unsupported Unicode escape" in outcome.error_message
+
+
+def test_a_refused_failure_keeps_its_state_and_class_without_nul_and_with_a_delay_postgres_can_add() -> None:
+    original = Outcome(RETRYING, error_class="boom", error_message="bad\x00bytes", retry_delay_s=1e300)
+    outcome = refused(original, ValueError("invalid byte sequence"))
+    assert (outcome.state, outcome.error_class) == (RETRYING, "boom")
+    assert outcome.error_message is not None and "\x00" not in outcome.error_message
+    assert outcome.retry_delay_s == REFUSED_DELAY_CAP_S
