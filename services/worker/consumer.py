@@ -198,16 +198,21 @@ class Consumer:
             await self._give_back(message)
             return
         log.error("handling a message failed (%d of %d times)", failures, MAX_FAILURES, exc_info=error)
-        if step == GIVE_UP:
-            await self._poison(queue, message, HANDLING_FAILED, f"handling failed {failures} times; last: {error!r}")
-            return
-        headers = {**(message.headers or {}), FAILURES_HEADER: failures}
         try:
-            await self.broker.publish_copy(message.body, headers, queue, message.priority or 0)
-        except Exception as exc:  # noqa: BLE001 - the broker went away: the delivery itself comes back
-            log.warning("could not publish the counted copy, requeueing the message: %r", exc)
+            if step == GIVE_UP:
+                await self._poison(
+                    queue, message, HANDLING_FAILED, f"handling failed {failures} times; last: {error!r}"
+                )
+            else:
+                await self._count_failure(queue, message, failures)
+        except Exception as exc:  # noqa: BLE001 - the database or the broker went away: the delivery comes back
+            log.warning("could not count or record the failure, requeueing the message: %r", exc)
             await self._give_back(message)
-            return
+
+    async def _count_failure(self, queue: str, message: AbstractIncomingMessage, failures: int) -> None:
+        """Replace the delivery by a copy that carries its failure count."""
+        headers = {**(message.headers or {}), FAILURES_HEADER: failures}
+        await self.broker.publish_copy(message.body, headers, queue, message.priority or 0)
         self.acks.ack(message)
 
     async def _poison(self, queue: str, message: AbstractIncomingMessage, reason: str, detail: str) -> None:
