@@ -10,11 +10,11 @@ import aio_pika
 import pytest
 from aiormq.exceptions import ChannelAccessRefused
 
-from shared.amqp import Broker, Topology, TopologyMissing, declare
+from shared.amqp import Broker, Topology, TopologyMissing, declare, declared_names
 from shared.config import Config
 from tests.e2e.test_lifecycle import wait_state
 from tests.support import services
-from tests.support.rabbitmq_users import Accounts, defined_accounts
+from tests.support.rabbitmq_users import Accounts, declared_objects, defined_accounts
 from tests.support.stack import Api, Stack, eventually
 
 SERVICES = ("gateway", "worker", "scheduler")
@@ -65,6 +65,9 @@ async def test_the_migrate_user_declares_and_the_service_users_run_jobs_but_cann
 ) -> None:
     migrate = Stack(env_of(base_env, accounts, "migrate"), tmp_path)
     assert "declared" in await migrate.run_cli("migrate", "--topology")
+    # what services check passively is everything the migration declared
+    exchanges, queues = declared_names(Topology.from_config(Config.from_env(base_env)))
+    assert await declared_objects(accounts.vhost) == (set(exchanges), set(queues))
     stack = Stack(base_env, tmp_path)
     try:
         for service in ("worker", "scheduler"):

@@ -49,18 +49,23 @@ def _defined(service: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return user, permission
 
 
-async def _call(session: aiohttp.ClientSession, method: str, path: str, body: Any = None) -> None:
+def _session() -> aiohttp.ClientSession:
+    credentials = base64.b64encode(f"{BROKER.user}:{BROKER.password}".encode()).decode()
+    return aiohttp.ClientSession(headers={"Authorization": f"Basic {credentials}"})
+
+
+async def _call(session: aiohttp.ClientSession, method: str, path: str, body: Any = None) -> Any:
     async with session.request(method, f"{MANAGEMENT_API}{path}", json=body) as response:
         assert response.status < 300, (method, path, response.status, await response.text())
+        return await response.json() if response.status == 200 else None
 
 
 @asynccontextmanager
 async def defined_accounts(services: tuple[str, ...]) -> AsyncIterator[Accounts]:
     """Create a vhost and one user per service with the defined tags and permissions; delete them after."""
-    credentials = base64.b64encode(f"{BROKER.user}:{BROKER.password}".encode()).decode()
     accounts = Accounts(unique("gleaner-t-"), {service: secrets.token_hex(12) for service in services})
     vhost = quote(accounts.vhost, safe="")
-    async with aiohttp.ClientSession(headers={"Authorization": f"Basic {credentials}"}) as session:
+    async with _session() as session:
         await _call(session, "PUT", f"/vhosts/{vhost}")
         try:
             for service in services:
@@ -75,3 +80,12 @@ async def defined_accounts(services: tuple[str, ...]) -> AsyncIterator[Accounts]
             for service in services:
                 await _call(session, "DELETE", f"/users/{quote(accounts.user(service), safe='')}")
             await _call(session, "DELETE", f"/vhosts/{vhost}")
+
+
+async def declared_objects(vhost: str) -> tuple[set[str], set[str]]:
+    """The exchanges (without the built-in `amq.*` and default ones) and the queues of a vhost."""
+    async with _session() as session:
+        exchanges = await _call(session, "GET", f"/exchanges/{quote(vhost, safe='')}?columns=name")
+        queues = await _call(session, "GET", f"/queues/{quote(vhost, safe='')}?columns=name")
+    names = {e["name"] for e in exchanges if e["name"] and not e["name"].startswith("amq.")}
+    return names, {q["name"] for q in queues}
