@@ -23,6 +23,7 @@ from tests.support.stack import Api, Stack, eventually
 
 ROLES_SQL = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "roles.sql"
 DENIED = ("permission denied", "InsufficientPrivilege", "must be owner")
+SCHEMA_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,9 +226,6 @@ async def test_granting_again_takes_back_what_was_granted_by_hand(roles: Roles, 
         await worker.close()
     listed = {table for service in SERVICES for table in GRANTS[service]} | OWNER_ONLY
     assert tables == listed, "every table of the migrated schema is granted to a service or kept for the owner"
-
-
-SCHEMA_TABLES = "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'"
 
 
 async def test_granting_refuses_a_missing_role_a_superuser_and_the_owner_itself(roles: Roles, granted: Stack) -> None:
