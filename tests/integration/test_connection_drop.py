@@ -24,10 +24,13 @@ async def test_jobs_in_flight_when_the_worker_loses_its_broker_connection_finish
 ) -> None:
     await stack.start("scheduler")  # its reaper would re-run any job left without an outcome
     worker = await stack.start("worker", GLEANER_WORKER_CONCURRENCY="40")
-    ids = await submit(db, broker, 40, "sleep", {"seconds": 3}, max_attempts=3, retry_base_s=0.1)
-    await wait_running(db, ids)
+    # the management API lists a new connection after a few seconds: look it up before the jobs start
     names = await eventually(lambda: connections_of("worker", namespace), what="the worker's connection listed")
+    ids = await submit(db, broker, 40, "sleep", {"seconds": 4}, max_attempts=3, retry_base_s=0.1)
+    await wait_running(db, ids)
     await close_connections(names)
+    running = await db.fetchval("SELECT count(*) FROM jobs WHERE id = ANY($1) AND state = 'running'", ids)
+    assert running == len(ids), "the connection must drop while every job runs"
 
     jobs = await wait_final(db, ids, timeout_s=30)
     assert {r["state"] for r in jobs.values()} == {"succeeded"}
