@@ -9,9 +9,11 @@ from typing import TypeVar
 
 from shared.errors import ConfigError
 
-QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-NAMESPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+NAMESPACE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+# a retention longer than a century is a typo; 0 keeps forever
+MAX_RETENTION_DAYS = 36_500
 DEFAULT_PORTS = {"gateway": 8080, "worker": 8081, "scheduler": 8082}
 
 T = TypeVar("T")
@@ -56,6 +58,7 @@ class Config:
     relay_stale_s: float = 600.0
     reaper_interval_s: float = 2.0
     retention_days: float = 30.0
+    result_retention_days: float = 7.0
     prune_interval_s: float = 300.0
     dead_letter_ttl_s: int = 7 * 24 * 3600
     default_max_attempts: int = 3
@@ -105,7 +108,10 @@ class Config:
             relay_grace_s=reader.number("GLEANER_RELAY_GRACE_S", d.relay_grace_s, float, 0, 3600),
             relay_stale_s=reader.number("GLEANER_RELAY_STALE_S", d.relay_stale_s, float, 1, 86_400 * 7),
             reaper_interval_s=reader.number("GLEANER_REAPER_INTERVAL_S", d.reaper_interval_s, float, 0.05, 3600),
-            retention_days=reader.number("GLEANER_RETENTION_DAYS", d.retention_days, float, 0, 36_500),
+            retention_days=reader.number("GLEANER_RETENTION_DAYS", d.retention_days, float, 0, MAX_RETENTION_DAYS),
+            result_retention_days=reader.number(
+                "GLEANER_RESULT_RETENTION_DAYS", d.result_retention_days, float, 0, MAX_RETENTION_DAYS
+            ),
             prune_interval_s=reader.number("GLEANER_PRUNE_INTERVAL_S", d.prune_interval_s, float, 0.1, 86_400),
             dead_letter_ttl_s=reader.number("GLEANER_DEAD_LETTER_TTL_S", d.dead_letter_ttl_s, int, 1, 2**31 // 1000),
             default_max_attempts=reader.number("GLEANER_DEFAULT_MAX_ATTEMPTS", d.default_max_attempts, int, 1, 1000),
@@ -167,7 +173,7 @@ class _Reader:
 
     def match(self, name: str, default: str, pattern: re.Pattern[str]) -> str:
         value = self.text(name, default)
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             self.problems.append(f"{name}={value!r}: must match {pattern.pattern}")
         return value
 
@@ -219,7 +225,7 @@ class _Reader:
         if raw is None:
             return default
         items = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
-        bad = [item for item in items if not QUEUE_NAME.match(item)]
+        bad = [item for item in items if not QUEUE_NAME.fullmatch(item)]
         if bad or not items:
             self.problems.append(f"{name}={raw!r}: queue names are lowercase letters, digits, _ and -")
             return default
@@ -230,7 +236,7 @@ class _Reader:
         if raw is None:
             return ()
         items = tuple(part.strip() for part in raw.split(",") if part.strip())
-        bad = [item for item in items if not re.match(r"^[A-Za-z_][\w.]*$", item)]
+        bad = [item for item in items if not re.fullmatch(r"[A-Za-z_][\w.]*", item)]
         if bad:
             self.problems.append(f"{name}={raw!r}: not importable module names: {', '.join(bad)}")
         return items
@@ -301,6 +307,7 @@ _KNOWN = {
     "GLEANER_RELAY_STALE_S",
     "GLEANER_REAPER_INTERVAL_S",
     "GLEANER_RETENTION_DAYS",
+    "GLEANER_RESULT_RETENTION_DAYS",
     "GLEANER_PRUNE_INTERVAL_S",
     "GLEANER_DEAD_LETTER_TTL_S",
     "GLEANER_DEFAULT_MAX_ATTEMPTS",

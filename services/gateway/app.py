@@ -13,6 +13,7 @@ from services.gateway import job_store
 from services.gateway.auth import KeyCache, auth_middleware
 from services.gateway.context import GATEWAY_KEY, Gateway
 from services.gateway.insert_lanes import InsertLanes
+from services.gateway.pagination import PageTokens
 from services.gateway.problems import problem_middleware
 from services.gateway.publisher import Publisher
 from services.gateway.rate_limit import buckets_for
@@ -27,6 +28,7 @@ from shared.metrics import Metrics
 from shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
 
 KEYS_KEY = web.AppKey("keys", KeyCache)
+TOKENS_KEY = web.AppKey("page_tokens", PageTokens)
 STOP_KEY = web.AppKey("stop", asyncio.Event)
 FIRST_CONNECT_S = 5.0
 INSERT_LANES = 2
@@ -36,6 +38,7 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[POOL_KEY] = await create_pool(app[CONFIG_KEY], min_size=4, max_size=16, name="gleaner-gateway")
     app[METRICS_KEY].watch_pool(app[POOL_KEY])
     app[KEYS_KEY] = KeyCache(app[POOL_KEY], app[CONFIG_KEY].admin_token)
+    app[TOKENS_KEY] = await PageTokens.load(app[POOL_KEY])
     yield
     await app[POOL_KEY].close()
 
@@ -85,7 +88,8 @@ def _gateway(app: web.Application, broker: Broker, waiters: Waiters) -> Gateway:
         ),
         publisher=Publisher(broker, pool, metrics, config.max_delay_s),
         waiters=waiters,
-        kinds=frozenset(load_registry(config).kinds),
+        kinds=load_registry(config).rules(),
+        page_tokens=app[TOKENS_KEY],
     )
 
 

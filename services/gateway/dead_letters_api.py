@@ -59,7 +59,7 @@ RETURNING {RETURNING}
 
 
 def parse_letter_id(raw: str) -> tuple[str, int]:
-    match = LETTER_ID.match(raw)
+    match = LETTER_ID.fullmatch(raw)
     if match is None:
         raise Problem(404, "Not Found", "dead letter ids look like job-<id> or message-<id>")
     return match.group(1), int(match.group(2))

@@ -37,6 +37,7 @@ RETURNING {RETURNING}
 """
 
 GET = "SELECT * FROM jobs WHERE id = $1"
+KIND_OF = "SELECT kind FROM jobs WHERE id = $1"
 GET_MANY = f"SELECT {RETURNING} FROM jobs AS j WHERE id = ANY($1::bigint[]) ORDER BY id"
 UNFINISHED_BY_DEDUPE = """
 SELECT id FROM jobs WHERE dedupe_key = $1 AND state IN ('scheduled', 'queued', 'running', 'retrying')
@@ -121,6 +122,11 @@ async def dedupe_holder(pool: asyncpg.Pool, dedupe_key: str) -> int | None:
 
 async def get_job(pool: asyncpg.Pool, job_id: int) -> asyncpg.Record | None:
     return await pool.fetchrow(GET, job_id)
+
+
+async def kind_of(pool: asyncpg.Pool, job_id: int) -> str | None:
+    kind: str | None = await pool.fetchval(KIND_OF, job_id)
+    return kind
 
 
 async def get_jobs(connection: Connection | asyncpg.Pool, ids: Sequence[int]) -> list[asyncpg.Record]:
