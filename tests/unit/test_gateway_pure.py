@@ -10,7 +10,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from services.gateway.auth import ADMIN, READ, WRITE, Principal, bearer_of, parse_scopes, required_scope
+from services.gateway.api_keys import parse_scopes
+from services.gateway.auth import ADMIN, READ, WRITE, Principal, bearer_of, required_scope
 from services.gateway.job_store import ListFilters, NewJob, list_query, match_inserted
 from services.gateway.job_views import JOB_FIELDS, JOB_TIMES, job_view, message_letter, timestamp
 from services.gateway.pagination import PageTokens, filter_hash
