@@ -8,6 +8,7 @@ cache cleared), cached keys are trusted for one second only.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import hashlib
 import hmac
@@ -42,7 +43,7 @@ ADMIN_ONLY_PATHS = (f"{API_PREFIX}/api-keys",)
 REVOKED_CHANNEL = "gleaner_api_keys"
 LISTENER_SETTINGS = {"application_name": "gleaner-gateway-keys"}
 RECONNECT_S = 1.0
-PING_S = 5.0
+PING_S = 1.0
 
 LOOKUP = "SELECT id, name, scopes FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL"
 
@@ -129,8 +130,11 @@ class KeyCache:
 
 
 async def follow_revocations(config: Config, cache: KeyCache) -> None:
-    """Keep a connection LISTENing for revocations, clearing the cache on each (and on every reconnect, since
-    some may have been missed); runs until cancelled."""
+    """Keep a connection LISTENing for revocations, clearing the cache on each; runs until cancelled.
+
+    Losing the connection clears the cache too and trusts keys read meanwhile for FALLBACK_TTL_S only, so a
+    revocation missed while it is down still takes effect within a second.
+    """
     while True:
         try:
             connection = await asyncpg.connect(config.database_url, timeout=5, server_settings=LISTENER_SETTINGS)
@@ -144,22 +148,29 @@ async def follow_revocations(config: Config, cache: KeyCache) -> None:
             log.warning("lost the API key revocation listener (keys are trusted 1 s meanwhile): %r", exc)
         finally:
             cache.listening = False
+            cache.forget()
             connection.terminate()
         await asyncio.sleep(RECONNECT_S)
 
 
 async def _listen(connection: asyncpg.Connection, cache: KeyCache) -> None:
-    """Listen until the connection fails; a ping every PING_S finds a connection that died silently."""
+    """Listen until the connection ends; a ping every PING_S finds one that died without a word."""
+    lost = asyncio.Event()
 
-    def revoked(*_: Any) -> None:
+    def on_lost(_: Any) -> None:
+        cache.listening = False
         cache.forget()
+        lost.set()
 
-    await connection.add_listener(REVOKED_CHANNEL, revoked)
+    connection.add_termination_listener(on_lost)
+    await connection.add_listener(REVOKED_CHANNEL, lambda *_: cache.forget())
     cache.forget()
     cache.listening = True
-    while not connection.is_closed():
-        await asyncio.sleep(PING_S)
-        await connection.fetchval("SELECT 1", timeout=PING_S)
+    while not lost.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(lost.wait(), PING_S)
+        if not lost.is_set():
+            await connection.fetchval("SELECT 1", timeout=PING_S)
 
 
 def auth_middleware(cache_of: Callable[[web.Application], KeyCache]) -> Callable[..., Awaitable[web.StreamResponse]]:
