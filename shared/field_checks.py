@@ -111,6 +111,17 @@ def boolean(value: Any) -> bool:
     return value
 
 
+def string(max_length: int) -> Callable[[Any], str]:
+    """A converter accepting free text of 1 to `max_length` characters (no NUL: PostgreSQL's text refuses it)."""
+
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or not 0 < len(value) <= max_length or "\x00" in value:
+            raise Invalid(f"must be a string of 1 to {max_length} characters")
+        return value
+
+    return convert
+
+
 def timestamp(value: Any) -> datetime:
     """An RFC 3339 timestamp string with a UTC offset, between years 1 and 9999 once the offset is applied."""
     if not isinstance(value, str):

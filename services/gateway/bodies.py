@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from aiohttp import web
 
 from shared.errors import Problem, ValidationProblem, field_error
-from shared.field_checks import Invalid, InvalidJSON, NotJSON, load_json, path_id
+from shared.field_checks import Invalid, InvalidJSON, MemberCheck, NotJSON, load_json, path_id
 
 T = TypeVar("T")
 QUERY_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
@@ -78,6 +78,14 @@ def bounded_float(low: float, high: float, *, exclusive_low: bool = False) -> Ca
         return value
 
     return convert
+
+
+def checked(body: Any, check: MemberCheck) -> dict[str, Any]:
+    """A JSON object body that passed `check` (field_checks.members), or a 422 naming each bad member."""
+    errors = check(body)
+    if errors:
+        raise ValidationProblem([field_error(path or "body", message) for path, message in errors])
+    return dict(body)
 
 
 def id_param(request: web.Request, what: str) -> int:
