@@ -70,7 +70,6 @@ async def test_a_forty_day_old_job_survives_the_pruner_and_the_maintenance_jobs_
     api = api_factory((await stack.start("gateway")).url)
     await stack.start("worker")
     pruned = await run_system_schedule(api, "maintenance.prune")
-    assert pruned["payload"] == {} and pruned["result"]["retention_days"] == keep_days
     results = await run_system_schedule(api, "maintenance.prune_results")
 
     rows = {
@@ -78,6 +77,7 @@ async def test_a_forty_day_old_job_survives_the_pruner_and_the_maintenance_jobs_
     }
     assert forty in rows, "a 40-day-old job outlives a retention of 90 days, and of 0 (forever)"
     assert (hundred in rows) == (keep_days == 0), "100 days: pruned at 90, kept forever at 0"
+    assert pruned["payload"] == {} and pruned["result"]["retention_days"] == keep_days
     results_days = float(extra_env["GLEANER_RESULT_RETENTION_DAYS"])
     assert results["result"]["retention_days"] == results_days
     assert (rows[forty] is None) == (0 < results_days < 40), "results follow their own setting"
