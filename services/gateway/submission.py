@@ -12,9 +12,10 @@ from shared.config import Config
 from shared.errors import Problem, ValidationProblem, field_error
 from shared.field_checks import Invalid, integer, number, text, timestamp
 from shared.kind_rules import KIND_NAME, KindRules, privileged_by_name
-from shared.site_rules import valid_name
+from shared.site_rules import NAME as SITE_NAME
 
 DEDUPE_KEY = re.compile(r".{1,200}", re.S)
+SITE = text(SITE_NAME, "a site name, 1-63 lowercase letters, digits, _ . - starting with a letter or digit")
 MAX_BATCH = 1000
 MAX_FAN_OUT = 1000
 MAX_DELAY_S = 366 * 86_400.0
@@ -82,7 +83,7 @@ def parse_job(
         retry_cap_s=reader.get("retry_cap_s", number(0, 30 * 86_400), default=config.default_retry_cap_s),
         run_at=reader.get("run_at", timestamp, default=None),
         delay_s=reader.get("delay_s", number(0, MAX_DELAY_S), default=None),
-        site=reader.get("site", _site, default=None),
+        site=reader.get("site", SITE, default=None),
         dedupe_key=reader.get("dedupe_key", text(DEDUPE_KEY, "1-200 characters"), default=None),
     )
     _cross_checks(spec, reader, kinds)
@@ -251,12 +252,6 @@ def _kind(kinds: KindRules | None) -> Callable[[Any], str]:
         return value
 
     return convert
-
-
-def _site(value: Any) -> str:
-    if not isinstance(value, str) or not valid_name(value):
-        raise Invalid("must name a site: 1-63 lowercase letters, digits, _ . - starting with a letter or digit")
-    return value
 
 
 def _payload(value: Any) -> Any:

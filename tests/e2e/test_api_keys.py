@@ -4,7 +4,6 @@ every gateway replica (issue 11: it kept working up to 30 s, and there was no co
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
@@ -14,13 +13,6 @@ from tests.support.stack import Api, Stack, eventually
 REFUSED_WITHIN_S = 1.0
 # the application name of each gateway's revocation listener (services.gateway.auth.LISTENER_SETTINGS)
 APP = "gleaner-gateway-keys"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 @pytest.fixture

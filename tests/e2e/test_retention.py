@@ -6,7 +6,6 @@ Issue 11: the system maintenance.prune schedule hard-coded 30 days, so with GLEA
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -30,13 +29,6 @@ def extra_env(request: pytest.FixtureRequest) -> dict[str, str]:
         "GLEANER_RESULT_RETENTION_DAYS": results,
         "GLEANER_PRUNE_INTERVAL_S": "0.5",
     }
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(database_url)
-    yield connection
-    await connection.close()
 
 
 async def run_system_schedule(api: Api, name: str) -> dict[str, Any]:
