@@ -79,7 +79,7 @@ async def test_a_revocation_missed_while_the_listener_is_down_still_takes_effect
     await warm(gateways, key, api_factory)
 
     async def listeners() -> int:
-        return int(await db.fetchval("SELECT count(*) FROM pg_stat_activity WHERE application_name = $1", APP))
+        return int(await db.fetchval(f"SELECT count(*) FROM pg_stat_activity WHERE {OURS}", APP))
 
     assert await eventually(listeners, what="both gateways listening") == 2
     # cut the listeners' connections, then revoke without the notification they would have heard
