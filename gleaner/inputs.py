@@ -79,6 +79,7 @@ class JobTemplate(TypedDict, total=False):
 
 
 class _Timing(TypedDict, total=False):
+    type: Literal["interval", "cron", "once"]  # implied by the timing field given
     interval_s: float
     jitter: float
     cron: str
