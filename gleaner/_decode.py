@@ -40,35 +40,40 @@ def member(data: Json, name: str) -> Json:
 @functools.cache
 def _decoder(cls: type[Any]) -> Convert:
     namespace = vars(sys.modules[cls.__module__])
-    fields = [(f, _converter(_hint(f, namespace))) for f in dataclasses.fields(cls) if f.name != "raw"]
+    fields = [_Field.of(f, namespace) for f in dataclasses.fields(cls) if f.name != "raw"]
 
     def build(data: Json, where: str) -> Any:
         obj = _object(data, where)
-        values = {f.name: _field(obj, f, convert, where) for f, convert in fields}
-        return cls(**values, raw=obj)
+        return cls(**{f.name: f.read(obj, where) for f in fields}, raw=obj)
 
     return build
 
 
-def _hint(field: dataclasses.Field[Any], namespace: dict[str, Any]) -> Any:
-    # the models use `from __future__ import annotations`: their field types are strings of their module
-    return eval(field.type, namespace) if isinstance(field.type, str) else field.type
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Field:
+    name: str
+    convert: Convert
+    default: Callable[[], Any] | None  # None: the field is required
+
+    @classmethod
+    def of(cls, field: dataclasses.Field[Any], namespace: dict[str, Any]) -> _Field:
+        # the models use `from __future__ import annotations`: their field types are strings of their module
+        hint = eval(field.type, namespace) if isinstance(field.type, str) else field.type
+        factory = field.default_factory
+        default = factory if callable(factory) else None
+        if field.default is not dataclasses.MISSING:
+            default = _constant(field.default)
+        return cls(field.name, _converter(hint), default)
+
+    def read(self, obj: JsonObject, where: str) -> Any:
+        value = obj.get(self.name)
+        if value is None and self.default is not None:
+            return self.default()  # absent (another server version) or null
+        return self.convert(value, f"{where}.{self.name}")
 
 
-def _field(obj: JsonObject, field: dataclasses.Field[Any], convert: Convert, where: str) -> Any:
-    value = obj.get(field.name)
-    if value is None and _has_default(field):
-        return _default(field)  # absent (another server version) or null
-    return convert(value, f"{where}.{field.name}")
-
-
-def _has_default(field: dataclasses.Field[Any]) -> bool:
-    return field.default is not dataclasses.MISSING or field.default_factory is not dataclasses.MISSING
-
-
-def _default(field: dataclasses.Field[Any]) -> Any:
-    factory = field.default_factory
-    return factory() if callable(factory) else field.default
+def _constant(value: Any) -> Callable[[], Any]:
+    return lambda: value
 
 
 def _converter(hint: Any) -> Convert:

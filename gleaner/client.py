@@ -48,6 +48,11 @@ class Client:
     `url` (e.g. `http://127.0.0.1:8080/api/v1`) and `token` default to GLEANER_API_URL and GLEANER_API_TOKEN
     (else GLEANER_ADMIN_TOKEN), as for the `gleaner` operator commands. `timeout_s` bounds each request (a
     `wait` adds the time the gateway holds it); `retry` sets how often and how long it tries again.
+
+    Retries (the rule in `gleaner.retries`): a request the gateway did not act on (connection refused, 429)
+    is sent again whatever it is; after a timeout, a dropped connection or a 502/503/504 only reads,
+    submissions (same `Idempotency-Key`) and writes that set a state (cancel, pause, resume, resolve, PUT,
+    PATCH, DELETE) are: never retry, requeue, trigger, schedule create or scheduler run.
     """
 
     def __init__(
