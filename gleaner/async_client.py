@@ -73,8 +73,8 @@ class AsyncClient:
         retry: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        self.settings = _transport.Settings.resolve(url, token)
-        self._http = httpx.AsyncClient(headers=self.settings.headers(), transport=transport)
+        self._settings = _transport.Settings.resolve(url, token)
+        self._http = httpx.AsyncClient(headers=self._settings.headers(), transport=transport)
         self._timeout_s = timeout_s
         self._retry = retry or RetryPolicy()
         self.jobs = AsyncJobs(self)
@@ -86,7 +86,7 @@ class AsyncClient:
 
     @property
     def url(self) -> str:
-        return self.settings.url
+        return self._settings.url
 
     async def close(self) -> None:
         await self._http.aclose()
@@ -130,12 +130,12 @@ class AsyncClient:
             result = await self._send(call)
             delay = _transport.retry_delay(self._retry, call, attempt, result)
             if delay is None:
-                return _transport.finish(call, result, self.settings)
+                return _transport.finish(call, result, self._settings)
             await asyncio.sleep(delay)
             attempt += 1
 
     async def _send(self, call: _calls.Call[T]) -> _transport.Result:
-        request = _transport.build(self._http, self.settings, call, self._timeout_s)
+        request = _transport.build(self._http, self._settings, call, self._timeout_s)
         try:
             return await self._http.send(request)
         except httpx.TransportError as error:

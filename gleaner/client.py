@@ -64,8 +64,8 @@ class Client:
         retry: RetryPolicy | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        self.settings = _transport.Settings.resolve(url, token)
-        self._http = httpx.Client(headers=self.settings.headers(), transport=transport)
+        self._settings = _transport.Settings.resolve(url, token)
+        self._http = httpx.Client(headers=self._settings.headers(), transport=transport)
         self._timeout_s = timeout_s
         self._retry = retry or RetryPolicy()
         self.jobs = Jobs(self)
@@ -77,7 +77,7 @@ class Client:
 
     @property
     def url(self) -> str:
-        return self.settings.url
+        return self._settings.url
 
     def close(self) -> None:
         self._http.close()
@@ -121,12 +121,12 @@ class Client:
             result = self._send(call)
             delay = _transport.retry_delay(self._retry, call, attempt, result)
             if delay is None:
-                return _transport.finish(call, result, self.settings)
+                return _transport.finish(call, result, self._settings)
             time.sleep(delay)
             attempt += 1
 
     def _send(self, call: _calls.Call[T]) -> _transport.Result:
-        request = _transport.build(self._http, self.settings, call, self._timeout_s)
+        request = _transport.build(self._http, self._settings, call, self._timeout_s)
         try:
             return self._http.send(request)
         except httpx.TransportError as error:

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from gleaner import AsyncClient, Client, Job, Submission, ValidationError
+from gleaner import AsyncClient, Client, Job, Submission, Unauthorized, ValidationError
 from tests.support.proxy import DroppingProxy
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Service, Stack, eventually
@@ -89,7 +89,9 @@ async def test_listing_pages_through_2500_jobs_without_duplicates_or_gaps(gatewa
         assert listed == sorted(listed, reverse=True)  # newest first, page after page
 
 
-async def test_a_422_surfaces_as_a_validation_error_naming_the_field(gateway: Service) -> None:
+async def test_a_422_surfaces_as_a_validation_error_naming_the_field_and_a_bad_key_as_unauthorized(
+    gateway: Service,
+) -> None:
     def sync_submit() -> ValidationError:
         with Client(api_url(gateway), ADMIN_TOKEN) as client, pytest.raises(ValidationError) as caught:
             client.jobs.submit("noop", {"n": 1}, priority=12)
@@ -100,11 +102,15 @@ async def test_a_422_surfaces_as_a_validation_error_naming_the_field(gateway: Se
         with pytest.raises(ValidationError) as caught:
             await client.jobs.submit_many([{"kind": "noop"}, {"kind": "noop", "queue": "no-such-queue"}])
         stored = [j async for j in client.jobs.list()]
+    async with AsyncClient(api_url(gateway), "not-a-key-of-this-gateway") as stranger:
+        with pytest.raises(Unauthorized) as refused:
+            await stranger.jobs.get(1)
 
     assert error.status == 422 and error.title == "Unprocessable Content"
     assert error.message_for("priority") is not None and [e.field for e in error.errors] == ["priority"]
     assert caught.value.status == 422 and caught.value.message_for("jobs[1].queue") is not None
     assert stored == []
+    assert refused.value.status == 401
 
 
 async def test_a_submission_whose_connection_dropped_after_the_gateway_acted_is_retried_without_a_duplicate(
