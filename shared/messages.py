@@ -10,11 +10,10 @@ import orjson
 
 from shared.config import QUEUE_NAME
 from shared.errors import DecodeError
+from shared.kind_rules import KIND_NAME
 
 VERSION = 1
 CONTENT_TYPE = "application/json"
-# A job kind: what the gateway accepts at submit and a worker registers.
-KIND_NAME = re.compile(r"^[a-z0-9_.:-]{1,100}$")
 # Every decoded field stays within what PostgreSQL stores (bigint ids, int attempts) and what the code expects:
 # a message outside them (forged, or from a broken producer) is poison, never a statement that fails forever.
 MAX_BIGINT = 2**63 - 1
