@@ -8,7 +8,7 @@ import itertools
 import logging
 import os
 import socket
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import aio_pika
@@ -237,17 +237,19 @@ class Broker:
             raise BrokerUnavailable("not connected to RabbitMQ")
         exchange, key = self._route(job, delay_s)
         # priority rides along through the delay levels (which ignore it) to the work queue (which uses it)
-        message = aio_pika.Message(
-            job.encode(),
-            content_type=CONTENT_TYPE,
-            delivery_mode=DeliveryMode.PERSISTENT,
-            priority=job.priority,
-            headers=dict(self._headers(job)),  # aio-pika's header type is wider (invariant dict)
-        )
+        message = _persistent(job.encode(), job.priority, self._headers(job))
         target = self._jobs if exchange == self._jobs.name else self._delay
         # the timeout covers aio-pika waiting for a reconnecting channel, not only the confirm
         async with asyncio.timeout(timeout_s):
             await target.publish(message, key, timeout=timeout_s)
+
+    async def publish_copy(self, body: bytes, headers: Mapping[str, FieldValue], queue: str, priority: int) -> None:
+        """Publish a message as it is to a work queue (a delivery that failed, with its failure count in
+        `headers`); raises if it is not confirmed in time."""
+        if not self.connected or self._jobs is None:
+            raise BrokerUnavailable("not connected to RabbitMQ")
+        async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+            await self._jobs.publish(_persistent(body, priority, headers), queue, timeout=PUBLISH_TIMEOUT_S)
 
     async def publish_many(self, jobs: Sequence[tuple[JobMessage, float]]) -> list[bool]:
         """Publish with confirms pipelined (one write for the batch); True where the broker confirmed in time.
@@ -301,3 +303,10 @@ class Broker:
                 )
         except Exception as exc:  # noqa: BLE001 - events are advisory; a failure must not fail the job
             log.debug("event publish failed: %r", exc)
+
+
+def _persistent(body: bytes, priority: int, headers: Mapping[str, FieldValue]) -> aio_pika.Message:
+    """A persistent job message (aio-pika's header type is a wider, invariant dict)."""
+    return aio_pika.Message(
+        body, content_type=CONTENT_TYPE, delivery_mode=DeliveryMode.PERSISTENT, priority=priority, headers=dict(headers)
+    )

@@ -12,9 +12,10 @@ from typing import Any
 from shared.config import Config
 from shared.errors import ValidationProblem, field_error
 from shared.field_checks import Invalid, integer
+from shared.messages import KIND_NAME
 from shared.urlguard import BlockedURL, Policy, check_url
 
-KIND = re.compile(r"^[a-z0-9_.:-]{1,100}$")
+KIND = KIND_NAME  # one rule for kinds, shared with the wire format
 SITE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
 MAX_BATCH = 1000
 MAX_FAN_OUT = 1000

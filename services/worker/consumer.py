@@ -19,6 +19,8 @@ from services.worker import dead_letters
 from services.worker.acks import AckCoalescer, channel_of
 from services.worker.claims import Claim, Finish, Finished, JobStore, Key
 from services.worker.context import Deferred, JobContext, job_logger
+from services.worker.dead_letters import HANDLING_FAILED
+from services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
 from services.worker.handlers import Registry
 from services.worker.job_metrics import JobMetrics, Series
 from services.worker.queue_pauses import paused_queues
@@ -180,14 +182,50 @@ class Consumer:
         try:
             async with self._slots:
                 await self._flow(queue, message)
-        except Exception:
-            log.exception("message flow failed; requeueing the message")
-            await asyncio.sleep(REQUEUE_PAUSE_S)
-            await self._give_back(message)
+        except Exception as exc:  # noqa: BLE001 - every failure settles the message, see flow_failures
+            await self._flow_failed(queue, message, exc)
         finally:
             self._flows -= 1
             if self._flows == 0:
                 self._idle.set()
+
+    async def _flow_failed(self, queue: str, message: AbstractIncomingMessage, error: Exception) -> None:
+        """Requeue the delivery, or publish a copy that counts the failure, or make it a dead letter."""
+        await asyncio.sleep(REQUEUE_PAUSE_S)  # never a hot loop
+        step, failures = next_step(error, message.headers)
+        if step == REQUEUE or self.stopping:
+            log.warning("message flow failed, requeueing the message: %r", error)
+            await self._give_back(message)
+            return
+        log.error("handling a message failed (%d of %d times)", failures, MAX_FAILURES, exc_info=error)
+        try:
+            if step == GIVE_UP:
+                await self._poison(
+                    queue, message, HANDLING_FAILED, f"handling failed {failures} times; last: {error!r}"
+                )
+            else:
+                await self._count_failure(queue, message, failures)
+        except Exception as exc:  # noqa: BLE001 - the database or the broker went away: the delivery comes back
+            log.warning("could not count or record the failure, requeueing the message: %r", exc)
+            await self._give_back(message)
+
+    async def _count_failure(self, queue: str, message: AbstractIncomingMessage, failures: int) -> None:
+        """Replace the delivery by a copy that carries its failure count."""
+        headers = {**(message.headers or {}), FAILURES_HEADER: failures}
+        await self.broker.publish_copy(message.body, headers, queue, message.priority or 0)
+        self.acks.ack(message)
+
+    async def _poison(self, queue: str, message: AbstractIncomingMessage, reason: str, detail: str) -> None:
+        """Record a message as a dead letter and reject it into the dead-letter exchange."""
+        try:
+            await dead_letters.record(self.pool, queue, reason, detail, message.body, message.headers)
+        except Exception as exc:
+            if transient(exc):
+                raise
+            # never a loop: the copy in <ns>.dead is all that is kept of it
+            log.error("could not record a dead letter (%s), rejecting the message anyway: %r", reason, exc)
+        self.metrics.dead_letters.labels(reason).inc()
+        await self._reject(message)
 
     async def _flow(self, queue: str, message: AbstractIncomingMessage) -> None:
         if self.stopping:
@@ -210,15 +248,21 @@ class Consumer:
             return
         claim = await self.batchers.claims.submit((job.job_id, job.attempt))
         if claim is None:
-            self.metrics.stale_claims.labels(queue).inc()
-            self.acks.ack(message)
+            await self._unclaimed(queue, message, job)
             return
         await self._run(message, claim)
 
+    async def _unclaimed(self, queue: str, message: AbstractIncomingMessage, job: JobMessage) -> None:
+        """No row to run: a duplicate or outdated message (dropped), or poison naming no job at all."""
+        if await dead_letters.record_if_no_job(self.pool, queue, job, message.body, message.headers):
+            self.metrics.dead_letters.labels(dead_letters.NO_SUCH_JOB).inc()
+            await self._reject(message)
+            return
+        self.metrics.stale_claims.labels(queue).inc()
+        self.acks.ack(message)
+
     async def _undecodable(self, queue: str, message: AbstractIncomingMessage, error: DecodeError) -> None:
-        await dead_letters.record_undecodable(self.pool, queue, str(error), message.body, message.headers)
-        self.metrics.dead_letters.labels(dead_letters.UNDECODABLE).inc()
-        await self._reject(message)
+        await self._poison(queue, message, dead_letters.UNDECODABLE, str(error))
 
     async def _unknown_kind(self, queue: str, message: AbstractIncomingMessage, job: JobMessage) -> None:
         failed = await dead_letters.record_unknown_kind(self.pool, queue, job, message.body, message.headers)

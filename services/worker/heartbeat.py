@@ -46,10 +46,15 @@ async def heartbeat_loop(
 ) -> None:
     """Beat every `interval_s` (a third of the lease) until cancelled; a failed beat is retried next time.
 
-    `each_beat` runs after every beat: the worker's presence row and the paused queues.
+    `each_beat` runs after every beat: the worker's presence row and the paused queues. Beats keep their rate
+    however long those take (a slow database must not stretch the time between renewals: an expired lease is
+    not renewed).
     """
+    loop = asyncio.get_running_loop()
+    next_at = loop.time() + interval_s
     while True:
-        await asyncio.sleep(interval_s)
+        await asyncio.sleep(max(0.0, next_at - loop.time()))
+        next_at = max(next_at + interval_s, loop.time())
         try:
             await beat(store, running)
             for step in each_beat:

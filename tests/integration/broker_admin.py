@@ -36,3 +36,11 @@ async def close_connections(names: list[str]) -> None:
             url = f"{MANAGEMENT_URL}/connections/{quote(name, safe='')}"
             async with session.delete(url, headers={"X-Reason": "gleaner test: connection drop"}) as response:
                 assert response.status in (204, 404), response.status
+
+
+async def queue_messages(queue: str) -> int:
+    """Messages in a queue of the default vhost, ready and unacked (as the management API last sampled them)."""
+    url = f"{MANAGEMENT_URL}/queues/%2F/{quote(queue, safe='')}"
+    async with aiohttp.ClientSession(headers=HEADERS) as session, session.get(url) as response:
+        data: dict[str, Any] = await response.json()
+    return int(data.get("messages", 0))

@@ -19,9 +19,12 @@ class TcpProxy:
     stopping the services waits for each process synchronously, and they close their AMQP connections then).
     """
 
-    def __init__(self, target_host: str, target_port: int) -> None:
+    def __init__(self, target_host: str, target_port: int, *, drop_answers: int = 0) -> None:
         self.target = (target_host, target_port)
         self.port = free_port()
+        # the first `drop_answers` connections reach the target, but their client is cut off at the answer
+        self.drop_answers = drop_answers
+        self.dropped = 0
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcp-proxy", daemon=True)
         self._thread.start()
@@ -66,14 +69,17 @@ class TcpProxy:
             client_writer.transport.abort()
             return
         self._writers |= {client_writer, upstream_writer}
-        for reader, writer in ((client_reader, upstream_writer), (upstream_reader, client_writer)):
-            pipe = asyncio.get_running_loop().create_task(self._pipe(reader, writer))
+        drop = self.dropped < self.drop_answers
+        self.dropped += drop
+        for reader, writer, cut in ((client_reader, upstream_writer, False), (upstream_reader, client_writer, drop)):
+            pipe = asyncio.get_running_loop().create_task(self._pipe(reader, writer, cut))
             self._pipes.add(pipe)
             pipe.add_done_callback(self._pipes.discard)
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, cut: bool) -> None:
+        """Copy until the end; `cut`: at the first data, reset the connection instead of passing it on."""
         with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-            while data := await reader.read(65536):
+            while (data := await reader.read(65536)) and not cut:
                 writer.write(data)
                 await writer.drain()
         writer.transport.abort()

@@ -78,6 +78,13 @@ class FakeDatabase:
         return [True] * len(keys)
 
 
+class ExistingJobs:
+    """The pool as the stale-claim path sees it: every job exists (nothing is recorded as poison)."""
+
+    async def fetchrow(self, sql: str, *args: Any) -> None:
+        return None
+
+
 class Gate:
     """A handler that blocks until released and counts how many run at once."""
 
@@ -111,7 +118,7 @@ async def consumer_with(gate: Gate, database: FakeDatabase, concurrency: int) ->
     return Consumer(
         config=config,
         broker=Broker(config, name="test"),
-        pool=None,  # type: ignore[arg-type]
+        pool=ExistingJobs(),  # type: ignore[arg-type]
         registry=registry,
         metrics=Metrics("worker"),
         store=JobStore(None, "w", 30.0),  # type: ignore[arg-type]
