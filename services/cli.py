@@ -10,10 +10,11 @@ import sys
 from collections.abc import Sequence
 
 from services.operator import commands as operator_commands
+from shared import grants
 from shared import logging as gleaner_logging
 from shared.config import Config
 from shared.errors import ConfigError, GleanerError
-from shared.migrate import migrate
+from shared.provision import provision
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,7 +23,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("gateway", help="serve the HTTP API")
     commands.add_parser("worker", help="consume queues and run jobs")
     commands.add_parser("scheduler", help="fire schedules, relay unpublished jobs, reap leases, prune")
-    commands.add_parser("migrate", help="apply pending database migrations")
+    migrate = commands.add_parser("migrate", help="apply pending database migrations (and grants, topology)")
+    migrate.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        type=grants.role_assignment,
+        metavar="SERVICE=ROLE",
+        help="after migrating, leave ROLE exactly the privileges SERVICE needs (gateway, worker, scheduler)",
+    )
+    migrate.add_argument("--topology", action="store_true", help="also declare the RabbitMQ exchanges and queues")
     apikey = commands.add_parser("apikey", help="manage API keys").add_subparsers(dest="action", required=True)
     create = apikey.add_parser("create", help="create a key and print it once")
     create.add_argument("--name", required=True)
@@ -53,8 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "migrate":
-        applied = asyncio.run(migrate(config.database_url))
-        print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+        print("\n".join(asyncio.run(provision(config, roles=dict(args.grant), topology=args.topology))))
         return 0
     if args.command == "apikey":
         from services.gateway.auth import create_key_cli
