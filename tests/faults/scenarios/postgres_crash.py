@@ -48,7 +48,7 @@ async def postgres_outage(rig: FaultRig, sizes: Sizes) -> Outcome:
 
 async def _crash(scene: Scene, seconds: float) -> tuple[float, float, float]:
     """Crash the cluster for `seconds`; monotonic (crashed, restart begun, back). The scene's pool is renewed."""
-    scene.drop_db()
+    scene.close_db()
     await scene.rig.postgres.crash()
     crashed = time.monotonic()
     await asyncio.sleep(seconds)  # the outage lasts this long
