@@ -17,7 +17,6 @@ In = TypeVar("In")
 Out = TypeVar("Out")
 
 Flush = Callable[[Sequence[In]], Awaitable[Sequence[Out]]]
-Classify = Callable[[BaseException], str]
 
 # a statement that lost a deadlock or a serialization race is run again this many times at most
 CONFLICT_RETRIES = 5
@@ -31,44 +30,43 @@ class Refused:
     error: Exception
 
 
-async def write_isolated(
-    flush: Flush[In, Out], items: Sequence[In], classify: Classify = failure_kind
-) -> list[Out | Refused]:
+async def write_isolated(flush: Flush[In, Out], items: Sequence[In]) -> list[Out | Refused]:
     """Run `flush` for all items; on a failure that rows can cause, find the rows at fault by bisection.
 
-    A conflict (deadlock, serialization failure) reruns the same group after a short jittered pause. A failure of
-    the whole group for another reason (the database is gone) is raised, so every caller gets it. A failure that
-    one row's values can cause (ROW) splits the group in halves, each written on its own, until only the rows
-    at fault fail: k bad rows among n cost about 2·k·log2(n) extra statements, against n for one by one.
+    Failures are told apart by `shared.db.failure_kind`. A conflict (deadlock, serialization failure) reruns the
+    same group after a short jittered pause. A failure of the whole group for another reason (the database is
+    gone) is raised, so every caller gets it. A failure that one row's values can cause (ROW) splits the group in
+    halves, each written on its own, until only the rows at fault fail: k bad rows among n cost about
+    2·k·log2(n) extra statements, against n for one by one.
 
     `flush` must write all of its items or none (one statement or one transaction), so a retried half never
     repeats a write that committed.
     """
     try:
-        return list(await _with_conflict_retries(flush, items, classify))
+        return list(await _with_conflict_retries(flush, items))
     except Exception as exc:
-        if classify(exc) != ROW:
+        if failure_kind(exc) != ROW:
             raise
         if len(items) == 1:
             return [Refused(exc)]
     middle = len(items) // 2
-    return [*await _part(flush, items[:middle], classify), *await _part(flush, items[middle:], classify)]
+    return [*await _part(flush, items[:middle]), *await _part(flush, items[middle:])]
 
 
-async def _part(flush: Flush[In, Out], items: Sequence[In], classify: Classify) -> list[Out | Refused]:
+async def _part(flush: Flush[In, Out], items: Sequence[In]) -> list[Out | Refused]:
     """One half of a split group: once the other half may have committed, every failure is per item."""
     try:
-        return await write_isolated(flush, items, classify)
+        return await write_isolated(flush, items)
     except Exception as exc:  # noqa: BLE001 - handed to this half's callers only
         return [Refused(exc)] * len(items)
 
 
-async def _with_conflict_retries(flush: Flush[In, Out], items: Sequence[In], classify: Classify) -> Sequence[Out]:
+async def _with_conflict_retries(flush: Flush[In, Out], items: Sequence[In]) -> Sequence[Out]:
     for attempt in range(1, CONFLICT_RETRIES + 1):
         try:
             return await flush(items)
         except Exception as exc:
-            if classify(exc) != CONFLICT or attempt == CONFLICT_RETRIES:
+            if failure_kind(exc) != CONFLICT or attempt == CONFLICT_RETRIES:
                 raise
             log.warning("a group of %d lost a lock race (%r); writing it again", len(items), exc)
             await asyncio.sleep(CONFLICT_PAUSE_S * attempt * random.uniform(0.5, 1.5))
@@ -84,14 +82,11 @@ class Batcher(Generic[In, Out]):
     database pays one commit per batch, not per item.
     """
 
-    def __init__(
-        self, flush: Flush[In, Out], *, window_s: float, max_items: int, name: str, classify: Classify = failure_kind
-    ) -> None:
+    def __init__(self, flush: Flush[In, Out], *, window_s: float, max_items: int, name: str) -> None:
         self._flush = flush
         self._window_s = window_s
         self._max_items = max_items
         self._name = name
-        self._classify = classify
         self._items: list[tuple[In, asyncio.Future[Out]]] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -122,7 +117,7 @@ class Batcher(Generic[In, Out]):
 
     async def _write(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
         try:
-            results = await write_isolated(self._flush, [item for item, _ in batch], self._classify)
+            results = await write_isolated(self._flush, [item for item, _ in batch])
         except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
             log.warning("batch %s of %d failed: %r", self._name, len(batch), exc)
             results = [Refused(exc)] * len(batch)

@@ -10,7 +10,6 @@ import asyncpg
 
 from shared.amqp import Broker
 from shared.batcher import write_isolated
-from shared.db import ORDERED_LOCKS
 from shared.messages import JobMessage
 from shared.metrics import Metrics
 
@@ -20,23 +19,27 @@ OUTBOX_COLUMNS = """id, attempt, queue, kind, priority, request_id,
     (EXTRACT(EPOCH FROM run_at) * 1000)::bigint AS due_ms"""
 
 # Fenced on the attempt the message was for: a row that moved on since keeps its own marker. Rows another
-# transaction holds are skipped, not waited for (so the marker never joins a lock cycle): such a row is being
-# claimed (it leaves the waiting states, the marker does not matter any more) or moved on by a finish, a cancel or
-# the relay; if it is still waiting and unmarked afterwards, the relay publishes it once more after its grace, a
-# duplicate message that the fenced claim drops.
+# transaction holds are skipped, not waited for (so the marker never joins a lock cycle and needs no lock order):
+# such a row is being claimed (it leaves the waiting states, the marker does not matter any more) or moved on by a
+# finish, a cancel or the relay; if it is still waiting and unmarked afterwards, the relay publishes it once more
+# after its grace, a duplicate message that the fenced claim drops.
+# Each row is locked by primary key alone (`LIMIT 1` keeps the fence out of that scan: with it, a fresh table's
+# planner read the whole jobs_unenqueued index once per row); the fence is checked on the locked row, and the
+# UPDATE writes only rows locked here (`id = ANY(ARRAY(...))`, evaluated before the UPDATE reads a row).
 _MARK = """
 WITH locked AS (
-    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id
-    ORDER BY j.id FOR NO KEY UPDATE OF j SKIP LOCKED
+    SELECT l.id FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.attempt, j.enqueued_at, j.state FROM jobs AS j
+        WHERE j.id = m.id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED
+    ) AS l
+    WHERE l.attempt = m.attempt AND l.enqueued_at IS NULL AND l.state IN ('scheduled', 'queued', 'retrying')
 )
-UPDATE jobs AS j SET {assignments}
-FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
-WHERE j.id = m.id AND j.attempt = m.attempt AND j.enqueued_at IS NULL
-  AND j.state IN ('scheduled', 'queued', 'retrying') AND j.id IN (SELECT id FROM locked) AND {ordered}
+UPDATE jobs SET {assignments} WHERE id = ANY(ARRAY(SELECT id FROM locked))
 """
-MARK_ENQUEUED = _MARK.format(assignments="enqueued_at = now(), publish_failed = false", ordered=ORDERED_LOCKS)
+MARK_ENQUEUED = _MARK.format(assignments="enqueued_at = now(), publish_failed = false")
 # the broker did not confirm: the relay publishes the row as soon as the broker is back (no grace)
-MARK_UNPUBLISHED = _MARK.format(assignments="publish_failed = true", ordered=ORDERED_LOCKS)
+MARK_UNPUBLISHED = _MARK.format(assignments="publish_failed = true")
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,17 @@ from services.worker.handlers import Registry
 from services.worker.job_metrics import JobMetrics, Series
 from services.worker.queue_pauses import paused_queues
 from services.worker.results import ResultStore
-from services.worker.retry import DEFERRED, FAILED, HANDBACK, RETRYING, Outcome, early_by_s, from_error, refused
+from services.worker.retry import (
+    ABANDONED,
+    DEFERRED,
+    FAILED,
+    HANDBACK,
+    RETRYING,
+    Outcome,
+    early_by_s,
+    from_error,
+    refused,
+)
 from services.worker.runner import RunningJobs
 from services.worker.site_sessions import SiteSessions
 from shared import logging as context
@@ -291,6 +301,10 @@ class Consumer:
         if outcome.state == HANDBACK:
             await self.batchers.handbacks.submit((job.id, job.attempt))
             await self._give_back(message)
+            return
+        if outcome.state == ABANDONED:
+            log.warning("job %d attempt %d: its lease ran out; the reaper takes it over", job.id, job.attempt)
+            self.acks.ack(message)  # the reaper publishes the next attempt's message
             return
         finished = await self._write_outcome(Finish(job.id, job.attempt, outcome))
         if finished is None:

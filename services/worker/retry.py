@@ -23,6 +23,9 @@ CANCELLED: Final = "cancelled"
 HANDBACK: Final = "handback"
 # the attempt is undone and the job waits `retry_delay_s` for its site (rate limit or concurrency slot)
 DEFERRED: Final = "deferred"
+# not a job state: the lease ran out, so the attempt belongs to the reaper (which records it as lost and retries);
+# the worker writes nothing
+ABANDONED: Final = "abandoned"
 
 # why a running handler task was cancelled
 REASON_CANCEL: Final = "cancel_requested"
@@ -122,10 +125,14 @@ def deferred(signal: Deferred) -> Outcome:
 
 
 def from_cancellation(reason: str | None, budget: Budget) -> Outcome:
-    """A cancelled handler task: cancel → cancelled, shutdown → hand back; anything else counts as a failure."""
+    """A cancelled handler task: cancel → cancelled, shutdown → hand back, a lost lease → abandoned to the reaper
+    (an expired lease is never renewed, so a cancelled outcome could otherwise end a job nobody cancelled);
+    anything else counts as a failure."""
     if reason == REASON_SHUTDOWN:
         return Outcome(HANDBACK)
-    if reason in (REASON_CANCEL, REASON_LEASE_LOST):
+    if reason == REASON_LEASE_LOST:
+        return Outcome(ABANDONED)
+    if reason == REASON_CANCEL:
         return Outcome(CANCELLED, error_class=reason, error_message=f"handler cancelled: {reason}")
     return from_error(RetryableError("handler task cancelled", error_class="cancelled_unexpectedly"), budget)
 

@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
+import aiohttp
 import asyncpg
 
 from services.worker.claims import JobStore
+from shared.amqp import Broker
+from tests.integration.test_worker_lifecycle import submit, wait_final, wait_running
+from tests.support.stack import Service, Stack, eventually
 
 
 async def test_the_heartbeat_renews_only_the_attempts_it_is_given_and_never_a_lease_that_ran_out(
@@ -29,3 +35,38 @@ async def test_the_heartbeat_renews_only_the_attempts_it_is_given_and_never_a_le
     assert after[running] > before[running]
     assert after[abandoned] == before[abandoned]
     assert after[expired] == before[expired]
+
+
+async def in_progress(worker: Service) -> float:
+    async with aiohttp.ClientSession() as session, session.get(f"{worker.url}/metrics") as response:
+        text = await response.text()
+    return sum(float(v) for v in re.findall(r"^gleaner_jobs_in_progress\{[^}]*\} (\S+)$", text, re.MULTILINE))
+
+
+async def test_a_job_whose_lease_ran_out_is_left_to_the_reaper_and_never_ends_cancelled(
+    stack: Stack, db: asyncpg.Pool, broker: Broker
+) -> None:
+    worker = await stack.start("worker")
+    [job_id] = await submit(db, broker, 1, "sleep", {"seconds": 3}, max_attempts=3, retry_base_s=0.1)
+    await wait_running(db, [job_id])
+
+    async def handler_running() -> bool:
+        return await in_progress(worker) == 1
+
+    await eventually(handler_running, what="the handler running")
+    # the lease runs out (a database outage longer than the lease would do it): no heartbeat brings it back
+    await db.execute("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", job_id)
+
+    async def handler_ended() -> bool:
+        return await in_progress(worker) == 0
+
+    await eventually(handler_ended, timeout_s=6, what="the worker's handler to end")
+    row = await db.fetchrow("SELECT state, lease_expires_at < now() AS expired FROM jobs WHERE id = $1", job_id)
+    assert (row["state"], row["expired"]) == ("running", True)
+    assert await db.fetchval("SELECT count(*) FROM job_attempts WHERE job_id = $1", job_id) == 0
+
+    await stack.start("scheduler")  # its reaper records the lost attempt and retries the job
+    job = (await wait_final(db, [job_id], timeout_s=20))[job_id]
+    assert job["state"] == "succeeded"
+    outcomes = await db.fetch("SELECT attempt, outcome FROM job_attempts WHERE job_id = $1 ORDER BY attempt", job_id)
+    assert [(r["attempt"], r["outcome"]) for r in outcomes] == [(1, "lost"), (2, "succeeded")]

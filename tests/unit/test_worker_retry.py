@@ -8,6 +8,7 @@ import pytest
 
 from services.worker.context import Partial
 from services.worker.retry import (
+    ABANDONED,
     CANCELLED,
     FAILED,
     HANDBACK,
@@ -101,9 +102,9 @@ def test_a_result_that_is_not_json_fails_permanently_as_bad_result() -> None:
     assert (outcome.state, outcome.error_class) == (FAILED, "bad_result")
 
 
-def test_a_requested_cancel_or_a_lost_lease_ends_cancelled() -> None:
+def test_a_requested_cancel_ends_cancelled_and_a_lost_lease_is_left_to_the_reaper() -> None:
     assert from_cancellation(REASON_CANCEL, budget(1)).state == CANCELLED
-    assert from_cancellation(REASON_LEASE_LOST, budget(1)).state == CANCELLED
+    assert from_cancellation(REASON_LEASE_LOST, budget(1)).state == ABANDONED
 
 
 def test_a_cancel_for_shutdown_hands_the_job_back() -> None:
