@@ -20,9 +20,10 @@ _ALL = "SELECT, INSERT, UPDATE, DELETE"
 # not listed for a role are out of its reach: the worker, which handles fetched content, never reads api_keys.
 GRANTS: Mapping[str, Mapping[str, str]] = {
     "gateway": {
-        "api_keys": "SELECT, INSERT",
+        "api_keys": "SELECT, INSERT, UPDATE",
         "dead_letters": "SELECT, UPDATE, DELETE",
         "idempotency_keys": "SELECT, INSERT, DELETE",
+        "gateway_secrets": "SELECT",
         "job_attempts": "SELECT, INSERT",
         "jobs": _ALL,
         "queue_pauses": _ALL,
