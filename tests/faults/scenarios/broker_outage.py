@@ -26,7 +26,6 @@ SELECT count(*) FROM (
 FIRED_BETWEEN = "SELECT id FROM jobs WHERE scheduled_for BETWEEN $1 AND $2"
 STARTED = "SELECT count(*) FROM jobs WHERE id = ANY($1) AND started_at IS NOT NULL"
 LAST_START = "SELECT max(started_at) FROM jobs WHERE id = ANY($1)"
-
 DEGRADED_PROMISE_S = 2.0
 START_PROMISE_S = 5.0
 HEALTHY_AGAIN_S = 15.0
