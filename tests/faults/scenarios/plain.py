@@ -10,7 +10,6 @@ from tests.faults.sizes import Sizes
 from tests.faults.workload import record_jobs, submit_batches
 from tests.support.fault_rig import FaultRig, Scene
 
-PLAIN_LEASE_S = 30
 DEADLOCKS = "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
 OTHER_BACKENDS = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
 
@@ -18,8 +17,7 @@ OTHER_BACKENDS = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_
 async def plain_run(rig: FaultRig, sizes: Sizes) -> Outcome:
     """Many noop jobs, two workers, no fault: every job runs exactly once and PostgreSQL sees no deadlock."""
     out = Outcome("plain run")
-    # the production lease: on a starved machine a 3 s lease can run out between heartbeats, which is a fault
-    async with rig.scene("plain", GLEANER_LEASE_S=str(PLAIN_LEASE_S)) as scene:
+    async with rig.scene("plain") as scene:
         workers = [
             scene.start("worker", f"worker-{n}", GLEANER_WORKER_CONCURRENCY="64") for n in range(sizes.plain_workers)
         ]
