@@ -13,6 +13,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from tests.faults.outcome import Outcome
@@ -65,22 +66,30 @@ def exit_status(outcomes: Sequence[Outcome]) -> int:
     return 1 if any(o.problems for o in outcomes) else 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+@dataclass(frozen=True, slots=True)
+class Plan:
+    names: tuple[str, ...]
+    sizes: Sizes
+    logs: Path | None
+
+
+def choose(argv: Sequence[str] | None = None) -> Plan:
+    """What to run, from the command line; an unknown scenario exits with status 2 and the choices."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    names = tuple(n.strip() for n in args.scenarios.split(",") if n.strip())
     unknown = [n for n in names if n not in SCENARIOS]
     if unknown:
-        print(f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}", file=sys.stderr)
-        return 2
-    sizes = Sizes.smoke() if args.smoke else Sizes().scaled(args.scale)
-    with fault_rig(args.logs) as rig:
-        print(
-            f"private RabbitMQ {rig.rabbit.node} :{rig.rabbit.port}, PostgreSQL :{rig.postgres.port}, "
-            f"logs in {rig.log_root}",
-            file=sys.stderr,
-            flush=True,
-        )
-        outcomes = asyncio.run(run(rig, names, sizes))
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}; choose from {', '.join(SCENARIOS)}")
+    return Plan(names, Sizes.smoke() if args.smoke else Sizes().scaled(args.scale), args.logs)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    plan = choose(argv)
+    with fault_rig(plan.logs) as rig:
+        where = f"private RabbitMQ {rig.rabbit.node} :{rig.rabbit.port}, PostgreSQL :{rig.postgres.port}"
+        print(f"{where}, logs in {rig.log_root}", file=sys.stderr, flush=True)
+        outcomes = asyncio.run(run(rig, plan.names, plan.sizes))
     print(table(outcomes))
     return exit_status(outcomes)
 

@@ -16,6 +16,8 @@ FINAL = ("succeeded", "partial", "failed", "cancelled")
 FINAL_IDS = "SELECT id FROM jobs WHERE id = ANY($1::bigint[]) AND state = ANY($2::text[])"
 COUNT_FINAL = "SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[]) AND state = ANY($2::text[])"
 FAILED = "SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[]) AND state = 'failed'"
+# attempts the reaper ended because their lease ran out: where re-executions came from
+LEASES_EXPIRED = "SELECT count(*) FROM job_attempts WHERE error_class = 'lease_expired'"
 # a job that reached a successful outcome in two attempts ran to completion twice
 COMPLETED_TWICE = """
 SELECT count(*) FROM (
@@ -53,6 +55,7 @@ class Outcome:
         self.re_executed = runs.repeated
         self.completed_twice = await db.fetchval(COMPLETED_TWICE)
         failed = await db.fetchval(FAILED, ids)
+        self.figures["leases_expired"] = await db.fetchval(LEASES_EXPIRED)
         self.check(self.lost == 0, f"{self.lost} acknowledged jobs never finished")
         self.check(self.completed_twice == 0, f"{self.completed_twice} jobs completed twice")
         self.check(failed == 0, f"{failed} jobs that would succeed ended failed")

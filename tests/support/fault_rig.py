@@ -53,7 +53,7 @@ class Scene:
     async def executions(self) -> recording.Executions:
         return await recording.executions(self.db)
 
-    def drop_db(self) -> None:
+    def close_db(self) -> None:
         """Close the scene's pool before the cluster goes away (else it keeps trying to refill itself)."""
         self.db.terminate()
 
@@ -61,9 +61,6 @@ class Scene:
         """A fresh pool once the cluster is back."""
         self.db.terminate()
         self.db = await _pool(self.env["GLEANER_DATABASE_URL"])
-
-    def logs(self) -> str:
-        return "\n".join(service.log() for service in self.stack.services)
 
     async def close(self) -> None:
         for client in self.apis:

@@ -42,10 +42,6 @@ SELECT $1, $2, (SELECT lease_owner FROM jobs WHERE id = $1), $3
 """
 
 COUNT = "SELECT count(*) AS runs, count(DISTINCT job_id) AS jobs FROM recorded_executions"
-RUNS_OF = "SELECT count(*) FROM recorded_executions WHERE job_id = ANY($1::bigint[])"
-REPEATED = """
-SELECT job_id, count(*) AS runs FROM recorded_executions GROUP BY job_id HAVING count(*) > 1 ORDER BY job_id
-"""
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,16 @@ from tests.support.fault_rig import FaultRig, Scene, get_status
 from tests.support.stack import Service
 
 NOW = "SELECT now()"
-
-
+# schedules that fired at least $2 jobs that succeeded
+FIRED_EACH = """
+SELECT count(*) FROM (
+    SELECT schedule_id FROM jobs WHERE schedule_id = ANY($1) AND state = 'succeeded'
+    GROUP BY schedule_id HAVING count(*) >= $2
+) AS fired
+"""
+FIRED_BETWEEN = "SELECT id FROM jobs WHERE scheduled_for BETWEEN $1 AND $2"
+STARTED = "SELECT count(*) FROM jobs WHERE id = ANY($1) AND started_at IS NOT NULL"
+LAST_START = "SELECT max(started_at) FROM jobs WHERE id = ANY($1)"
 DEGRADED_PROMISE_S = 2.0
 START_PROMISE_S = 5.0
 HEALTHY_AGAIN_S = 15.0
@@ -47,13 +55,7 @@ async def broker_outage(rig: FaultRig, sizes: Sizes) -> Outcome:
 
 
 async def _fired_each(scene: Scene, schedules: list[int], count: int) -> bool:
-    fired = await scene.db.fetchval(
-        "SELECT count(DISTINCT schedule_id) FROM (SELECT schedule_id FROM jobs WHERE schedule_id = ANY($1) "
-        "AND state = 'succeeded' GROUP BY schedule_id HAVING count(*) >= $2) AS s",
-        schedules,
-        count,
-    )
-    return bool(fired == len(schedules))
+    return bool(await scene.db.fetchval(FIRED_EACH, schedules, count) == len(schedules))
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,17 +115,16 @@ async def _all_status(services: list[Service], path: str, wanted: int) -> bool:
 
 async def _started_after_return(scene: Scene, out: Outcome, submitted: list[int], window: Window) -> None:
     """Every job submitted or fired while the broker was down starts within 5 s of its return."""
-    fired = await scene.db.fetch("SELECT id FROM jobs WHERE scheduled_for BETWEEN $1 AND $2", window.down, window.up)
+    fired = await scene.db.fetch(FIRED_BETWEEN, window.down, window.up)
     ids = submitted + [row["id"] for row in fired]
     out.figures["fired_during_outage"] = len(fired)
     started = await until(lambda: _all_started(scene, ids), 30)
     out.check(started is not None, "jobs of the outage never started")
-    latest = await scene.db.fetchval("SELECT max(started_at) FROM jobs WHERE id = ANY($1)", ids)
+    latest = await scene.db.fetchval(LAST_START, ids)
     out.recovery_s = None if latest is None else round(max(0.0, (latest - window.up).total_seconds()), 2)
     late = out.recovery_s is None or out.recovery_s > START_PROMISE_S
     out.check(not late, f"the last job of the outage started {out.recovery_s} s after the broker came back")
 
 
 async def _all_started(scene: Scene, ids: list[int]) -> bool:
-    started = await scene.db.fetchval("SELECT count(*) FROM jobs WHERE id = ANY($1) AND started_at IS NOT NULL", ids)
-    return bool(started == len(set(ids)))
+    return bool(await scene.db.fetchval(STARTED, ids) == len(set(ids)))

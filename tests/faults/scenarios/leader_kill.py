@@ -29,11 +29,11 @@ async def leader_kills(rig: FaultRig, sizes: Sizes) -> Outcome:
         schedules = await create_schedules(api, sizes.leader_schedules, interval_s=LEADER_INTERVAL_S)
         takeovers = []
         for kill in range(sizes.leader_kills):
-            await asyncio.sleep(LEADER_INTERVAL_S * 1.5)  # the leader fires a slot or two first
+            await asyncio.sleep(LEADER_INTERVAL_S)  # the leader fires a slot first
             takeover = await _kill_leader(scene, schedulers, kill)
             out.check(takeover is not None, f"no new leader within {TAKEOVER_TIMEOUT_S} s of kill {kill + 1}")
             takeovers.append(takeover)
-        await asyncio.sleep(LEADER_INTERVAL_S * 1.5)
+        await asyncio.sleep(LEADER_INTERVAL_S)  # the last leader fires a slot too
         measured = [t for t in takeovers if t is not None]
         out.recovery_s = max(measured, default=None)
         out.figures["takeovers_s"] = measured

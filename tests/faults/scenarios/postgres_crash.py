@@ -17,7 +17,13 @@ async def postgres_outage(rig: FaultRig, sizes: Sizes) -> Outcome:
     """An immediate stop of PostgreSQL under load: no 2xx while it is down, every job final within lease + 15 s."""
     out = Outcome("PostgreSQL crashed")
     async with rig.scene("crash") as scene:
-        gateway, *_ = await asyncio.gather(scene.start("gateway"), scene.start("scheduler"), scene.start("worker"))
+        # enough handlers that the backlog of the outage drains within the promise at every size
+        concurrency = str(max(32, sizes.postgres_jobs // 5))
+        gateway, *_ = await asyncio.gather(
+            scene.start("gateway"),
+            scene.start("scheduler"),
+            scene.start("worker", GLEANER_WORKER_CONCURRENCY=concurrency),
+        )
         api = scene.api(gateway)
         jobs = record_jobs(sizes.postgres_jobs, "record.sleep", payload={"seconds": 0.2}, retry_base_s=0.2)
         ids = await submit_batches(api, jobs)
@@ -42,7 +48,7 @@ async def postgres_outage(rig: FaultRig, sizes: Sizes) -> Outcome:
 
 async def _crash(scene: Scene, seconds: float) -> tuple[float, float, float]:
     """Crash the cluster for `seconds`; monotonic (crashed, restart begun, back). The scene's pool is renewed."""
-    scene.drop_db()
+    scene.close_db()
     await scene.rig.postgres.crash()
     crashed = time.monotonic()
     await asyncio.sleep(seconds)  # the outage lasts this long

@@ -11,6 +11,7 @@ from tests.faults.workload import lease_s, ran_at_least, record_jobs, submit_bat
 from tests.support.fault_rig import FaultRig
 
 RECOVERED_AFTER_LEASE_S = 5.0
+RUNNING = "SELECT id FROM jobs WHERE state = 'running'"
 
 
 async def worker_kill(rig: FaultRig, sizes: Sizes) -> Outcome:
@@ -26,7 +27,7 @@ async def worker_kill(rig: FaultRig, sizes: Sizes) -> Outcome:
         api = scene.api(gateway)
         ids = await submit_batches(api, record_jobs(count, "record.sleep", payload={"seconds": 2.0}, retry_base_s=0.2))
         await until(lambda: ran_at_least(scene, count // 2), 20)
-        in_flight = [row["id"] for row in await scene.db.fetch("SELECT id FROM jobs WHERE state = 'running'")]
+        in_flight = [row["id"] for row in await scene.db.fetch(RUNNING)]
         victim.kill()
         killed = time.monotonic()
         await scene.start("worker", name="victim", **worker_env)
