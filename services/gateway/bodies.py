@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 import orjson
@@ -27,14 +27,25 @@ async def read_json(request: web.Request, *, allow_empty: bool = False) -> tuple
 
 
 def query_value(request: web.Request, name: str, convert: Callable[[str], T], message: str) -> T | None:
-    """A converted query parameter, None when absent; 422 naming the parameter when `convert` fails."""
+    """A converted query parameter, None when absent; 422 naming the parameter when `convert` fails.
+
+    An empty value (`?created_before=`) is not a value of the parameter's type: it is refused like any other.
+    """
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         return convert(raw)
     except ValueError:
         raise ValidationProblem([field_error(name, message)]) from None
+
+
+def query_choice(request: web.Request, name: str, choices: Collection[str]) -> str | None:
+    """A query parameter that takes one of `choices`, None when absent; 422 naming it otherwise (empty too)."""
+    raw = request.query.get(name)
+    if raw is not None and raw not in choices:
+        raise ValidationProblem([field_error(name, f"must be one of {', '.join(sorted(choices))}")])
+    return raw
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:

@@ -8,12 +8,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from services.gateway.bodies import bounded_int, query_value, read_json
+from services.gateway.bodies import bounded_int, query_choice, query_value, read_json
 from services.gateway.context import Gateway, gateway_of
 from services.gateway.job_store import RETURNING
 from services.gateway.job_views import failed_job_letter, job_view, json_response, message_letter
 from services.gateway.jobs_api import requeue_finished
 from shared.errors import DecodeError, Problem, ValidationProblem, field_error
+from shared.field_checks import whole_number
 from shared.messages import JobMessage
 from shared.requeue import DEDUPE_FREE, REQUEUE_SET
 
@@ -69,9 +70,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     """Newest first; `kind` filters failed jobs only (poison messages have no trustworthy kind)."""
     gw = gateway_of(request)
     kind, queue = request.query.get("kind") or None, request.query.get("queue") or None
-    letter_type = request.query.get("type") or None
-    if letter_type not in (None, "job", "message"):
-        raise ValidationProblem([field_error("type", "must be job or message")])
+    letter_type = query_choice(request, "type", ("job", "message"))
     limit = query_value(request, "limit", bounded_int(1, 1000), "must be an integer from 1 to 1000") or 100
     resolved = query_value(request, "resolved", _boolean, "must be true or false") or False
     letters: list[tuple[Any, dict[str, Any]]] = []
@@ -129,10 +128,10 @@ def _bulk_filters(data: Any) -> tuple[str | None, str | None, str | None, int]:
         if value is not None and not isinstance(value, str):
             errors.append(field_error(name, "must be a string"))
         texts.append(value if isinstance(value, str) else None)
-    limit = data.get("limit", 1000)
-    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_BULK:
+    limit = whole_number(data.get("limit", 1000))
+    if limit is None or not 1 <= limit <= MAX_BULK:
         errors.append(field_error("limit", f"must be an integer from 1 to {MAX_BULK}"))
-    if errors:
+    if errors or limit is None:
         raise ValidationProblem(errors)
     return texts[0], texts[1], texts[2], limit
 

@@ -20,7 +20,7 @@ def payload_containment(query: Mapping[str, str]) -> str | None:
     """
     wanted: dict[str, Any] = {}
     raw = query.get("payload")
-    if raw:
+    if raw is not None:
         try:
             parsed = orjson.loads(raw)
         except orjson.JSONDecodeError:
