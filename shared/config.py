@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeVar
 
 from shared.errors import ConfigError
 
-QUEUE_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
-NAMESPACE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+QUEUE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}")
+NAMESPACE_NAME = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+PREFIX = "GLEANER_"
+# GLEANER_* variables that are not settings: the test and development tooling's own (tests/support/services.py)
+TOOLING_PREFIXES = ("GLEANER_TEST_",)
+# a retention longer than a century is a typo; 0 keeps forever
+MAX_RETENTION_DAYS = 36_500
 DEFAULT_PORTS = {"gateway": 8080, "worker": 8081, "scheduler": 8082}
 
 T = TypeVar("T")
@@ -56,13 +62,13 @@ class Config:
     relay_stale_s: float = 600.0
     reaper_interval_s: float = 2.0
     retention_days: float = 30.0
+    result_retention_days: float = 7.0
     prune_interval_s: float = 300.0
     dead_letter_ttl_s: int = 7 * 24 * 3600
     default_max_attempts: int = 3
     default_timeout_s: float = 300.0
     default_retry_base_s: float = 1.0
     default_retry_cap_s: float = 300.0
-    extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def default_queue(self) -> str:
@@ -105,7 +111,10 @@ class Config:
             relay_grace_s=reader.number("GLEANER_RELAY_GRACE_S", d.relay_grace_s, float, 0, 3600),
             relay_stale_s=reader.number("GLEANER_RELAY_STALE_S", d.relay_stale_s, float, 1, 86_400 * 7),
             reaper_interval_s=reader.number("GLEANER_REAPER_INTERVAL_S", d.reaper_interval_s, float, 0.05, 3600),
-            retention_days=reader.number("GLEANER_RETENTION_DAYS", d.retention_days, float, 0, 36_500),
+            retention_days=reader.number("GLEANER_RETENTION_DAYS", d.retention_days, float, 0, MAX_RETENTION_DAYS),
+            result_retention_days=reader.number(
+                "GLEANER_RESULT_RETENTION_DAYS", d.result_retention_days, float, 0, MAX_RETENTION_DAYS
+            ),
             prune_interval_s=reader.number("GLEANER_PRUNE_INTERVAL_S", d.prune_interval_s, float, 0.1, 86_400),
             dead_letter_ttl_s=reader.number("GLEANER_DEAD_LETTER_TTL_S", d.dead_letter_ttl_s, int, 1, 2**31 // 1000),
             default_max_attempts=reader.number("GLEANER_DEFAULT_MAX_ATTEMPTS", d.default_max_attempts, int, 1, 1000),
@@ -116,9 +125,9 @@ class Config:
             default_retry_cap_s=reader.number(
                 "GLEANER_DEFAULT_RETRY_CAP_S", d.default_retry_cap_s, float, 0, 86_400 * 30
             ),
-            extra={k: v for k, v in env.items() if k.startswith("GLEANER_") and k not in _KNOWN},
         )
         reader.check(config)
+        reader.unknown_names()
         if reader.problems:
             raise ConfigError(reader.problems)
         return config
@@ -150,13 +159,15 @@ class Config:
 
 
 class _Reader:
-    """Collects problems instead of stopping at the first one."""
+    """Collects problems instead of stopping at the first one, and the names it was asked for."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[str] = []
+        self.known: set[str] = set()
 
     def _raw(self, name: str) -> str | None:
+        self.known.add(name)
         value = self.env.get(name)
         if value is None or value.strip() == "":
             return None
@@ -167,7 +178,7 @@ class _Reader:
 
     def match(self, name: str, default: str, pattern: re.Pattern[str]) -> str:
         value = self.text(name, default)
-        if not pattern.match(value):
+        if not pattern.fullmatch(value):
             self.problems.append(f"{name}={value!r}: must match {pattern.pattern}")
         return value
 
@@ -219,7 +230,7 @@ class _Reader:
         if raw is None:
             return default
         items = tuple(dict.fromkeys(part.strip() for part in raw.split(",") if part.strip()))
-        bad = [item for item in items if not QUEUE_NAME.match(item)]
+        bad = [item for item in items if not QUEUE_NAME.fullmatch(item)]
         if bad or not items:
             self.problems.append(f"{name}={raw!r}: queue names are lowercase letters, digits, _ and -")
             return default
@@ -230,10 +241,21 @@ class _Reader:
         if raw is None:
             return ()
         items = tuple(part.strip() for part in raw.split(",") if part.strip())
-        bad = [item for item in items if not re.match(r"^[A-Za-z_][\w.]*$", item)]
+        bad = [item for item in items if not re.fullmatch(r"[A-Za-z_][\w.]*", item)]
         if bad:
             self.problems.append(f"{name}={raw!r}: not importable module names: {', '.join(bad)}")
         return items
+
+    def unknown_names(self) -> None:
+        """A GLEANER_* variable no setting reads is a typo until proven otherwise (GLEANER_WORKER_CONCURENCY=4
+        was ignored and the worker ran 32 slots); variables of the test tooling (GLEANER_TEST_*) are not settings."""
+        for name in sorted(self.env):
+            if name.startswith(PREFIX) and name not in self.known and not name.startswith(TOOLING_PREFIXES):
+                # compared without the common prefix, which would make every name look alike
+                cut = len(PREFIX)
+                close = difflib.get_close_matches(name[cut:], [known[cut:] for known in self.known], n=1)
+                hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
+                self.problems.append(f"{name}: not a Gleaner setting{hint}")
 
     def check(self, config: Config) -> None:
         unknown = [q for q in config.worker_queues if q not in config.queues]
@@ -267,44 +289,3 @@ def _token(raw: str) -> str:
     if len(raw) < 16:
         raise ValueError("must be at least 16 characters")
     return raw
-
-
-_KNOWN = {
-    "GLEANER_DATABASE_URL",
-    "GLEANER_AMQP_URL",
-    "GLEANER_NAMESPACE",
-    "GLEANER_QUEUES",
-    "GLEANER_HTTP_HOST",
-    "GLEANER_HTTP_PORT",
-    "GLEANER_ADMIN_TOKEN",
-    "GLEANER_RABBITMQ_MANAGEMENT_URL",
-    "GLEANER_API_URL",
-    "GLEANER_API_TOKEN",
-    "GLEANER_API_RATE_PER_S",
-    "GLEANER_API_BURST",
-    "GLEANER_WORKER_QUEUES",
-    "GLEANER_WORKER_CONCURRENCY",
-    "GLEANER_WORKER_ID",
-    "GLEANER_DELAY_UNIT_MS",
-    "GLEANER_DELAY_LEVELS",
-    "GLEANER_HANDLER_MODULES",
-    "GLEANER_LOG_LEVEL",
-    "GLEANER_FETCH_ALLOW_PRIVATE",
-    "GLEANER_FETCH_MAX_BYTES",
-    "GLEANER_LEASE_S",
-    "GLEANER_SHUTDOWN_GRACE_S",
-    "GLEANER_MAX_BODY_BYTES",
-    "GLEANER_BATCH_WINDOW_MS",
-    "GLEANER_BATCH_MAX",
-    "GLEANER_RELAY_INTERVAL_S",
-    "GLEANER_RELAY_GRACE_S",
-    "GLEANER_RELAY_STALE_S",
-    "GLEANER_REAPER_INTERVAL_S",
-    "GLEANER_RETENTION_DAYS",
-    "GLEANER_PRUNE_INTERVAL_S",
-    "GLEANER_DEAD_LETTER_TTL_S",
-    "GLEANER_DEFAULT_MAX_ATTEMPTS",
-    "GLEANER_DEFAULT_TIMEOUT_S",
-    "GLEANER_DEFAULT_RETRY_BASE_S",
-    "GLEANER_DEFAULT_RETRY_CAP_S",
-}

@@ -15,7 +15,8 @@ class ConfigError(GleanerError):
 
     def __init__(self, problems: Sequence[str]) -> None:
         self.problems = list(problems)
-        super().__init__("invalid configuration:\n  " + "\n  ".join(self.problems))
+        separator = " " if len(self.problems) == 1 else "\n  "
+        super().__init__("invalid configuration:" + separator + "\n  ".join(self.problems))
 
 
 class DecodeError(GleanerError):

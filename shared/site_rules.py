@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,13 +10,17 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from shared.errors import ValidationProblem, field_error
-from shared.field_checks import Invalid, integer
+from shared.field_checks import Invalid, integer, number
 
-# the same rule as the CHECK constraint on sites.name
-NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,62}$")
-CLOCK = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?$")
+# the one rule for site names (jobs name their site by it too); the same as the CHECK constraint on sites.name
+NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?")
 # printable text only: a user agent becomes a header, so no CR/LF (header injection) and no other controls
-USER_AGENT = re.compile(r"^[\x20-\x7e\u00a0-\uffff]{1,512}$")
+USER_AGENT = re.compile(r"[\x20-\x7e\u00a0-\uffff]{1,512}")
+# the slowest rate a site may have: one request per 100 hours. Slower rates put a job's next turn centuries away
+# (1e-9 an hour meant the year 116106, which no datetime holds)
+MIN_REQUESTS_PER_HOUR = 0.01
+FACTOR = number(1, 1000)
 HOURS_KEYS = frozenset({"timezone", "start", "end", "factor"})
 MAX_BYTES = 1 << 30
 DAY_S = 86_400.0
@@ -45,7 +48,7 @@ class SitePolicy:
 
 
 def valid_name(name: str) -> bool:
-    return NAME.match(name) is not None
+    return NAME.fullmatch(name) is not None
 
 
 def parse_site(name: str, data: Any) -> SitePolicy:
@@ -86,19 +89,8 @@ def _failed(errors: Errors, name: str) -> bool:
     return any(e["field"] == name for e in errors)
 
 
-def _number(low: float, high: float, *, exclusive_low: bool = False) -> Callable[[Any], float]:
-    def convert(value: Any) -> float:
-        ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-        if not ok or not (value > low if exclusive_low else value >= low) or value > high:
-            bound = f"above {low:g}" if exclusive_low else f"at least {low:g}"
-            raise Invalid(f"must be a number {bound} and at most {high:g}")
-        return float(value)
-
-    return convert
-
-
 def _user_agent(value: Any) -> str:
-    if not isinstance(value, str) or not USER_AGENT.match(value):
+    if not isinstance(value, str) or not USER_AGENT.fullmatch(value):
         raise Invalid("must be 1-512 printable characters (no control characters)")
     return value
 
@@ -120,7 +112,7 @@ def _timezone(value: Any) -> str:
 
 
 def _clock(key: str, value: Any) -> str:
-    if not isinstance(value, str) or not CLOCK.match(value):
+    if not isinstance(value, str) or not CLOCK.fullmatch(value):
         raise Invalid("must be a local time HH:MM (or HH:MM:SS) from 00:00 to 23:59", f"respectful_hours.{key}")
     return value
 
@@ -129,28 +121,29 @@ def _respectful_hours(value: Any) -> dict[str, Any]:
     """{"timezone", "start", "end", "factor"}: requests are `factor` times slower from start to end (local)."""
     if not isinstance(value, dict) or set(value) != HOURS_KEYS:
         raise Invalid("must be null or an object with exactly timezone, start, end and factor")
-    factor = value["factor"]
-    if isinstance(factor, bool) or not isinstance(factor, int | float) or not 1 <= factor <= 1000:
-        raise Invalid("must be a number from 1 to 1000", "respectful_hours.factor")
+    try:
+        factor = FACTOR(value["factor"])
+    except Invalid as exc:
+        raise Invalid(str(exc), "respectful_hours.factor") from None
     return {
         "timezone": _timezone(value["timezone"]),
         "start": _clock("start", value["start"]),
         "end": _clock("end", value["end"]),
-        "factor": float(factor),
+        "factor": factor,
     }
 
 
 # the policy fields of a PUT body and how each is checked (the ranges of the CHECK constraints, plus sane caps)
 FIELDS: dict[str, Callable[[Any], Any]] = {
-    "requests_per_hour": _number(0, 1e9, exclusive_low=True),
+    "requests_per_hour": number(MIN_REQUESTS_PER_HOUR, 1e9),
     "burst": integer(1, 1_000_000),
-    "min_delay_s": _number(0, DAY_S),
-    "pause_min_s": _number(0, DAY_S),
-    "pause_max_s": _number(0, DAY_S),
+    "min_delay_s": number(0, DAY_S),
+    "pause_min_s": number(0, DAY_S),
+    "pause_max_s": number(0, DAY_S),
     "respectful_hours": _respectful_hours,
     "max_concurrency": integer(1, 10_000),
-    "partial_error_ratio": _number(0, 1),
-    "timeout_s": _number(0, 3600, exclusive_low=True),
+    "partial_error_ratio": number(0, 1),
+    "timeout_s": number(0, 3600, exclusive_low=True),
     "max_bytes": integer(1, MAX_BYTES),
     "user_agent": _user_agent,
 }

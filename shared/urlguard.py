@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from yarl import URL
+
+from shared.field_checks import Invalid
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -100,6 +104,21 @@ def check_url(raw: str, policy: Policy) -> URL:
         if reason:
             raise BlockedURL(reason)
     return url
+
+
+def url_field(policy: Policy) -> Callable[[Any], str]:
+    """A payload member holding a URL a fetch may reach under `policy` (field_checks' converter shape)."""
+
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or not value:
+            raise Invalid("must be a non-empty URL string")
+        try:
+            check_url(value, policy)
+        except BlockedURL as exc:
+            raise Invalid(str(exc)) from None
+        return value
+
+    return convert
 
 
 def check_static(raw: str, policy: Policy | None = None) -> str | None:

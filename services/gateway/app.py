@@ -10,9 +10,11 @@ import asyncpg
 from aiohttp import web
 
 from services.gateway import job_store
-from services.gateway.auth import KeyCache, auth_middleware
+from services.gateway.auth import KeyCache, auth_middleware, follow_revocations
+from services.gateway.boundary import add_security_headers, query_middleware, refuse_sample_token, use_problem_errors
 from services.gateway.context import GATEWAY_KEY, Gateway
 from services.gateway.insert_lanes import InsertLanes
+from services.gateway.pagination import PageTokens
 from services.gateway.problems import problem_middleware
 from services.gateway.publisher import Publisher
 from services.gateway.rate_limit import buckets_for
@@ -27,6 +29,7 @@ from shared.metrics import Metrics
 from shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
 
 KEYS_KEY = web.AppKey("keys", KeyCache)
+TOKENS_KEY = web.AppKey("page_tokens", PageTokens)
 STOP_KEY = web.AppKey("stop", asyncio.Event)
 FIRST_CONNECT_S = 5.0
 INSERT_LANES = 2
@@ -36,8 +39,18 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[POOL_KEY] = await create_pool(app[CONFIG_KEY], min_size=4, max_size=16, name="gleaner-gateway")
     app[METRICS_KEY].watch_pool(app[POOL_KEY])
     app[KEYS_KEY] = KeyCache(app[POOL_KEY], app[CONFIG_KEY].admin_token)
+    app[TOKENS_KEY] = await PageTokens.load(app[POOL_KEY])
     yield
     await app[POOL_KEY].close()
+
+
+async def revocations_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Every replica hears key revocations at once (PostgreSQL LISTEN on a connection of its own)."""
+    task = spawn(follow_revocations(app[CONFIG_KEY], app[KEYS_KEY]), "key-revocations")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -85,7 +98,8 @@ def _gateway(app: web.Application, broker: Broker, waiters: Waiters) -> Gateway:
         ),
         publisher=Publisher(broker, pool, metrics, config.max_delay_s),
         waiters=waiters,
-        kinds=frozenset(load_registry(config).kinds),
+        kinds=load_registry(config).rules(),
+        page_tokens=app[TOKENS_KEY],
     )
 
 
@@ -107,16 +121,20 @@ def create_app(config: Config) -> web.Application:
     buckets = buckets_for(config.api_rate_per_s, config.api_burst)
     if buckets is not None:
         middlewares.append(rate_limit_middleware(buckets))
+    middlewares.append(query_middleware)
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
+    app.on_response_prepare.append(add_security_headers)
     app[CONFIG_KEY] = config
     app[METRICS_KEY] = Metrics("gateway")
     app[STOP_KEY] = asyncio.Event()
     app[READY_KEY] = lambda: is_ready(app)
     add_ops_routes(app)
     add_api_routes(app)
-    app.cleanup_ctx.extend([pool_ctx, broker_ctx, workers_ctx])
+    app.cleanup_ctx.extend([pool_ctx, revocations_ctx, broker_ctx, workers_ctx])
     return app
 
 
 def main(config: Config) -> None:
+    refuse_sample_token(config)
+    use_problem_errors()
     run(create_app(config), config, "gateway")

@@ -8,10 +8,12 @@ import asyncpg
 from aiohttp import web
 
 from services.gateway.insert_lanes import InsertLanes
+from services.gateway.pagination import PageTokens
 from services.gateway.publisher import Publisher
 from services.gateway.waiting import Waiters
 from shared.amqp import Broker
 from shared.config import Config
+from shared.kind_rules import KindRules
 from shared.metrics import Metrics
 
 
@@ -24,7 +26,8 @@ class Gateway:
     inserts: InsertLanes
     publisher: Publisher
     waiters: Waiters
-    kinds: frozenset[str]
+    kinds: KindRules
+    page_tokens: PageTokens
 
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)

@@ -8,13 +8,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from services.gateway.bodies import bounded_int, query_choice, query_value, read_json
+from services.gateway.bodies import bounded_int, checked, query_choice, query_value, read_json
 from services.gateway.context import Gateway, gateway_of
 from services.gateway.job_store import RETURNING
 from services.gateway.job_views import failed_job_letter, job_view, json_response, message_letter
 from services.gateway.jobs_api import requeue_finished
-from shared.errors import DecodeError, Problem, ValidationProblem, field_error
-from shared.field_checks import whole_number
+from shared.errors import DecodeError, Problem
+from shared.field_checks import integer, members, string
 from shared.messages import JobMessage
 from shared.requeue import DEDUPE_FREE, REQUEUE_SET
 
@@ -38,6 +38,11 @@ WHERE id = $1 AND state = 'failed' RETURNING id
 """
 RESOLVE_MESSAGE = "UPDATE dead_letters SET resolved_at = now(), resolution = $2 WHERE id = $1 RETURNING id"
 MAX_NOTE = 1000
+# the body is empty or {"note": "<text>"}
+RESOLVE_BODY = members({"note": string(MAX_NOTE)})
+BULK_FILTERS = members(
+    {"kind": string(200), "queue": string(200), "error_class": string(200), "limit": integer(1, MAX_BULK)}
+)
 MESSAGE = "SELECT * FROM dead_letters WHERE id = $1"
 DELETE_MESSAGE = "DELETE FROM dead_letters WHERE id = $1 RETURNING id"
 DELETE_FAILED_JOB = "DELETE FROM jobs WHERE id = $1 AND state = 'failed' RETURNING id"
@@ -60,7 +65,7 @@ RETURNING {RETURNING}
 
 
 def parse_letter_id(raw: str) -> tuple[str, int]:
-    match = LETTER_ID.match(raw)
+    match = LETTER_ID.fullmatch(raw)
     if match is None:
         raise Problem(404, "Not Found", "dead letter ids look like job-<id> or message-<id>")
     return match.group(1), int(match.group(2))
@@ -118,22 +123,10 @@ async def bulk_requeue(request: web.Request) -> web.Response:
 
 
 def _bulk_filters(data: Any) -> tuple[str | None, str | None, str | None, int]:
-    if not isinstance(data, dict):
-        raise ValidationProblem([field_error("body", "must be a JSON object")])
-    known = {"kind", "queue", "error_class", "limit"}
-    errors = [field_error(name, "unknown field") for name in sorted(set(data) - known)]
-    texts: list[str | None] = []
-    for name in ("kind", "queue", "error_class"):
-        value = data.get(name)
-        if value is not None and not isinstance(value, str):
-            errors.append(field_error(name, "must be a string"))
-        texts.append(value if isinstance(value, str) else None)
-    limit = whole_number(data.get("limit", 1000))
-    if limit is None or not 1 <= limit <= MAX_BULK:
-        errors.append(field_error("limit", f"must be an integer from 1 to {MAX_BULK}"))
-    if errors or limit is None:
-        raise ValidationProblem(errors)
-    return texts[0], texts[1], texts[2], limit
+    body = checked(data, BULK_FILTERS)
+    limit = body.get("limit")
+    # int(): a limit of 1000.0 passed the integer check (JSON Schema's integers) but is a float in the body
+    return body.get("kind"), body.get("queue"), body.get("error_class"), 1000 if limit is None else int(limit)
 
 
 async def resolve_letter(request: web.Request) -> web.Response:
@@ -141,11 +134,7 @@ async def resolve_letter(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     letter_type, number = parse_letter_id(request.match_info["id"])
     _, body = await read_json(request, allow_empty=True)
-    note = body.get("note") if isinstance(body, dict) else None
-    if not isinstance(body, dict) or set(body) - {"note"} or not (note is None or isinstance(note, str)):
-        raise ValidationProblem([field_error("note", 'the body is empty or {"note": "<text>"}')])
-    if note is not None and len(note) > MAX_NOTE:
-        raise ValidationProblem([field_error("note", f"at most {MAX_NOTE} characters")])
+    note = checked(body, RESOLVE_BODY).get("note")
     statement = RESOLVE_JOB if letter_type == "job" else RESOLVE_MESSAGE
     if await gw.pool.fetchval(statement, number, note) is None:
         if letter_type == "job":

@@ -9,12 +9,18 @@ from typing import Any
 
 import asyncpg
 
+from services.gateway.job_views import JOB_FIELDS, JOB_TIMES
 from services.gateway.submission import JobSpec
 from shared.db import Connection
 from shared.requeue import REQUEUE_SET
 
+# A timestamp past year 9999 (or before year 1) is valid in PostgreSQL but no Python datetime holds it: reading
+# one failed every listing that met the row. Views clamp them, so any stored instant shows (as the limit).
+CLAMPED = """CASE WHEN j.{name} > '9999-12-31 23:59:59.999999+00' THEN '9999-12-31 23:59:59.999999+00'::timestamptz
+    WHEN j.{name} < '0001-01-01 00:00:00+00' THEN '0001-01-01 00:00:00+00'::timestamptz ELSE j.{name} END AS {name}"""
+VIEW_COLUMNS = ", ".join(CLAMPED.format(name=n) if n in JOB_TIMES else f"j.{n}" for n in (*JOB_FIELDS, "request_id"))
 # every job column the API shows, plus what the outbox needs to publish the row
-RETURNING = """j.*,
+RETURNING = f"""{VIEW_COLUMNS},
     GREATEST(0, EXTRACT(EPOCH FROM (j.run_at - now())))::float8 AS delay_s,
     (EXTRACT(EPOCH FROM j.run_at) * 1000)::bigint AS due_ms"""
 
@@ -36,22 +42,23 @@ DO NOTHING
 RETURNING {RETURNING}
 """
 
-GET = "SELECT * FROM jobs WHERE id = $1"
+GET = f"SELECT {VIEW_COLUMNS} FROM jobs AS j WHERE id = $1"
+KIND_OF = "SELECT kind FROM jobs WHERE id = $1"
 GET_MANY = f"SELECT {RETURNING} FROM jobs AS j WHERE id = ANY($1::bigint[]) ORDER BY id"
 UNFINISHED_BY_DEDUPE = """
 SELECT id FROM jobs WHERE dedupe_key = $1 AND state IN ('scheduled', 'queued', 'running', 'retrying')
 """
 ATTEMPTS = "SELECT * FROM job_attempts WHERE job_id = $1 ORDER BY attempt"
 
-CANCEL_WAITING = """
-UPDATE jobs SET state = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL
+CANCEL_WAITING = f"""
+UPDATE jobs AS j SET state = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL
 WHERE id = $1 AND state IN ('scheduled', 'queued', 'retrying')
-RETURNING *
+RETURNING {VIEW_COLUMNS}
 """
-CANCEL_RUNNING = """
-UPDATE jobs SET cancel_requested = true, updated_at = now()
+CANCEL_RUNNING = f"""
+UPDATE jobs AS j SET cancel_requested = true, updated_at = now()
 WHERE id = $1 AND state = 'running'
-RETURNING *
+RETURNING {VIEW_COLUMNS}
 """
 
 RETRY = f"""
@@ -123,6 +130,11 @@ async def get_job(pool: asyncpg.Pool, job_id: int) -> asyncpg.Record | None:
     return await pool.fetchrow(GET, job_id)
 
 
+async def kind_of(pool: asyncpg.Pool, job_id: int) -> str | None:
+    kind: str | None = await pool.fetchval(KIND_OF, job_id)
+    return kind
+
+
 async def get_jobs(connection: Connection | asyncpg.Pool, ids: Sequence[int]) -> list[asyncpg.Record]:
     rows = await connection.fetch(GET_MANY, list(ids))
     by_id = {r["id"]: r for r in rows}
@@ -186,4 +198,4 @@ def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[
             conditions.append(template.format(len(args)))
     where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
     args.append(limit)
-    return f"SELECT * FROM jobs {where} ORDER BY id DESC LIMIT ${len(args)}", args
+    return f"SELECT {VIEW_COLUMNS} FROM jobs AS j {where} ORDER BY id DESC LIMIT ${len(args)}", args

@@ -11,17 +11,17 @@ import orjson
 from aiohttp import web
 
 from services.gateway import idempotency, job_store
-from services.gateway.auth import current_principal
+from services.gateway.auth import ADMIN, current_principal
 from services.gateway.bodies import bounded_float, bounded_int, job_id_param, query_choice, query_value, read_json
 from services.gateway.context import Gateway, gateway_of
 from services.gateway.job_store import ListFilters, NewJob
 from services.gateway.job_views import FINAL_STATES, STATES, attempt_view, job_view, json_response
-from services.gateway.pagination import decode_token, encode_token
 from services.gateway.payload_filter import payload_containment
-from services.gateway.submission import JobSpec, parse_batch, parse_one, parse_timestamp
+from services.gateway.submission import JobSpec, parse_batch, parse_one, refuse_privileged
 from services.gateway.waiting import POLL_S
 from shared import logging as gleaner_logging
 from shared.errors import Problem, field_error
+from shared.field_checks import parse_timestamp
 from shared.ops import spawn
 
 API = "/api/v1"
@@ -42,9 +42,15 @@ def dedupe_conflict(field: str, key: str | None, holder: int | None) -> Problem:
     return Problem(409, "Conflict", message, errors=[field_error(field, message)])
 
 
+def is_admin() -> bool:
+    principal = current_principal.get()
+    return principal is not None and principal.allows(ADMIN)
+
+
 async def submit(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     raw, data = await read_json(request)
+    refuse_privileged(data, gw.kinds, is_admin())
     spec = parse_one(data, gw.config, gw.kinds)
     items = [NewJob(spec, gleaner_logging.request_id.get())]
     rows, status = await _insert(request, gw, raw, items, single=True)
@@ -55,6 +61,7 @@ async def submit(request: web.Request) -> web.Response:
 async def submit_batch(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     raw, data = await read_json(request)
+    refuse_privileged(data, gw.kinds, is_admin())
     specs = parse_batch(data, gw.config, gw.kinds)
     items = [NewJob(spec, gleaner_logging.request_id.get()) for spec in specs]
     rows, status = await _insert(request, gw, raw, items, single=False)
@@ -171,12 +178,12 @@ async def list_jobs(request: web.Request) -> web.Response:
     filters = _filters(request)
     page_size = query_value(request, "page_size", bounded_int(1, 500), "must be an integer from 1 to 500") or 50
     token = request.query.get("page_token") or None
-    after_id = decode_token(token, filters.as_dict()) if token is not None else None
+    after_id = gw.page_tokens.decode(token, filters.as_dict()) if token is not None else None
     sql, args = job_store.list_query(filters, after_id, page_size + 1)
     rows = await gw.pool.fetch(sql, *args)
     page = rows[:page_size]
     more = len(rows) > page_size
-    next_token = encode_token(page[-1]["id"], filters.as_dict()) if more and page else None
+    next_token = gw.page_tokens.encode(page[-1]["id"], filters.as_dict()) if more and page else None
     return json_response({"jobs": [job_view(r) for r in page], "next_page_token": next_token})
 
 
@@ -206,8 +213,14 @@ async def cancel_job(request: web.Request) -> web.Response:
 
 
 async def retry_job(request: web.Request) -> web.Response:
+    """A privileged kind (a maintenance job) is re-run only by `admin`, as it is submitted only by `admin`."""
     gw = gateway_of(request)
-    row = await requeue_finished(gw, job_id_param(request))
+    job_id = job_id_param(request)
+    kind = await job_store.kind_of(gw.pool, job_id)
+    if kind is None:
+        raise not_found(job_id)
+    refuse_privileged({"kind": kind}, gw.kinds, is_admin())
+    row = await requeue_finished(gw, job_id)
     return json_response(job_view(row), 202)
 
 

@@ -9,6 +9,7 @@ from typing import Any
 import orjson
 
 from shared.errors import ValidationProblem, field_error
+from shared.field_checks import InvalidJSON, NotJSON, load_json
 
 PREFIX = "payload."
 
@@ -22,9 +23,11 @@ def payload_containment(query: Mapping[str, str]) -> str | None:
     raw = query.get("payload")
     if raw is not None:
         try:
-            parsed = orjson.loads(raw)
-        except orjson.JSONDecodeError:
+            parsed = load_json(raw.encode())
+        except NotJSON:
             parsed = None
+        except InvalidJSON as exc:
+            raise ValidationProblem([field_error(f"payload.{path}", message) for path, message in exc.errors]) from None
         if not isinstance(parsed, dict):
             raise ValidationProblem([field_error("payload", 'must be a JSON object, e.g. {"ticker": "PETR4"}')])
         wanted.update(parsed)

@@ -11,12 +11,13 @@ import aiohttp
 import orjson
 from aiohttp import web
 
-from services.gateway.bodies import read_json
+from services.gateway.bodies import checked, read_json
 from services.gateway.broker_stats import management_of, queue_counts
 from services.gateway.context import Gateway, gateway_of
 from services.gateway.job_views import json_response, timestamp
 from shared.amqp import QUEUES_CHANGED_EVENT
-from shared.errors import Problem, ValidationProblem, field_error
+from shared.errors import Problem
+from shared.field_checks import members, string
 
 log = logging.getLogger(__name__)
 
@@ -27,6 +28,8 @@ INSERT INTO queue_pauses (queue, reason) VALUES ($1, $2)
 ON CONFLICT (queue) DO UPDATE SET reason = COALESCE(EXCLUDED.reason, queue_pauses.reason)
 """
 RESUME = "DELETE FROM queue_pauses WHERE queue = $1"
+# the body is empty or {"reason": "<text>"}
+PAUSE_BODY = members({"reason": string(1000)})
 
 COUNTS = """
 SELECT queue,
@@ -104,9 +107,7 @@ async def pause_queue(request: web.Request) -> web.Response:
     """Workers stop taking this queue's jobs (those already delivered finish); its messages wait."""
     gw, name = gateway_of(request), _queue_name(request)
     _, body = await read_json(request, allow_empty=True)
-    reason = body.get("reason") if isinstance(body, dict) else None
-    if not isinstance(body, dict) or set(body) - {"reason"} or not isinstance(reason, str | None):
-        raise ValidationProblem([field_error("reason", 'the body is empty or {"reason": "<text>"}')])
+    reason = checked(body, PAUSE_BODY).get("reason")
     await gw.pool.execute(PAUSE, name, reason)
     return await _changed(gw, name)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from services.gateway import (
+    api_keys,
     dead_letters_api,
     jobs_api,
     openapi,
@@ -62,3 +63,5 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get(f"{API}/sites", sites_api.list_sites, allow_head=False)
     r.add_get(f"{API}/sites/{{name}}", sites_api.get_site, allow_head=False)
     r.add_put(f"{API}/sites/{{name}}", sites_api.put_site)
+    r.add_get(f"{API}/api-keys", api_keys.list_api_keys, allow_head=False)
+    r.add_post(f"{API}/api-keys/{{id}}/revoke", api_keys.revoke_api_key)

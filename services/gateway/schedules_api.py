@@ -10,11 +10,12 @@ import asyncpg
 from aiohttp import web
 
 from services.gateway import job_store
-from services.gateway.bodies import bounded_int, query_value, read_json
+from services.gateway.bodies import bounded_int, id_param, query_value, read_json
 from services.gateway.context import Gateway, gateway_of
 from services.gateway.job_views import job_view, json_response
+from services.gateway.jobs_api import is_admin
 from services.gateway.schedule_views import preview_view, schedule_view
-from services.gateway.submission import template_check
+from services.gateway.submission import refuse_privileged, template_check
 from services.scheduler import definitions, planner, schedule_store
 from services.scheduler.firing import fire_manual
 from services.scheduler.schedule_rows import spec_of
@@ -27,10 +28,7 @@ TIMING = ("interval_s", "cron", "at")
 
 
 def schedule_id_param(request: web.Request) -> int:
-    raw = request.match_info["id"]
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
-        raise Problem(404, "Not Found", "schedule ids are positive integers")
-    return int(raw)
+    return id_param(request, "schedule")
 
 
 def not_found(schedule_id: int) -> Problem:
@@ -43,7 +41,9 @@ def name_taken(name: str) -> Problem:
 
 
 def parse_definition(gw: Gateway, body: Any) -> definitions.Definition:
-    """A 422 naming every bad field, the job template checked like a submission (kinds, queues, URLs)."""
+    """A 422 naming every bad field, the job template checked like a submission (kinds, queues, payloads); a
+    privileged template kind is a 403 without `admin` (every schedule change needs it today: defence in depth)."""
+    refuse_privileged(body.get("job") if isinstance(body, dict) else None, gw.kinds, is_admin())
     return definitions.parse(body, template_check(gw.config, gw.kinds), anchor=datetime.now(UTC))
 
 

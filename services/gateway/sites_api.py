@@ -9,7 +9,6 @@ from services.gateway.bodies import bounded_int, job_id_param, query_value, read
 from services.gateway.context import gateway_of
 from services.gateway.job_views import json_response
 from services.gateway.jobs_api import not_found
-from services.gateway.pagination import decode_token, encode_token
 from shared.errors import Problem
 from shared.site_rules import parse_site, valid_name
 
@@ -44,10 +43,10 @@ async def list_results(request: web.Request) -> web.Response:
     page_size = query_value(request, "page_size", bounded_int(1, 1000), "must be an integer from 1 to 1000") or 100
     token = request.query.get("page_token") or None
     filters = {"job_id": job_id}
-    after_id = decode_token(token, filters) if token is not None else 0
+    after_id = gw.page_tokens.decode(token, filters) if token is not None else 0
     rows = await gw.pool.fetch(site_store.RESULTS, job_id, after_id, page_size + 1)
     if not rows and await job_store.get_job(gw.pool, job_id) is None:
         raise not_found(job_id)
     page = rows[:page_size]
-    next_token = encode_token(page[-1]["id"], filters) if len(rows) > page_size else None
+    next_token = gw.page_tokens.encode(page[-1]["id"], filters) if len(rows) > page_size else None
     return json_response({"results": [site_store.result_view(r) for r in page], "next_page_token": next_token})

@@ -9,6 +9,7 @@ from typing import Any
 
 from services.gateway.job_views import Row
 from shared.errors import ValidationProblem, field_error
+from shared.field_checks import Invalid, parse_timestamp
 
 DEFAULT_WINDOW_S = 3600.0
 MAX_WINDOW_S = 366 * 86_400.0
@@ -60,13 +61,10 @@ def _window(raw: str, errors: list[dict[str, str]]) -> float | None:
 
 def _since(raw: str, errors: list[dict[str, str]]) -> datetime | None:
     try:
-        value = datetime.fromisoformat(raw)
-    except ValueError:
-        value = None
-    if value is None or value.tzinfo is None:
-        errors.append(field_error("since", "must be an RFC 3339 timestamp with a timezone, e.g. 2030-01-01T00:00:00Z"))
+        return parse_timestamp(raw)
+    except Invalid as exc:
+        errors.append(field_error("since", str(exc)))
         return None
-    return value
 
 
 def success_rate(states: Mapping[str, int]) -> float | None:

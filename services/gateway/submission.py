@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from shared.config import Config
-from shared.errors import ValidationProblem, field_error
-from shared.field_checks import Invalid, integer
-from shared.urlguard import BlockedURL, Policy, check_url
+from shared.errors import Problem, ValidationProblem, field_error
+from shared.field_checks import Invalid, integer, number, text, timestamp
+from shared.kind_rules import KIND_NAME, KindRules, privileged_by_name
+from shared.site_rules import NAME as SITE_NAME
 
-KIND = re.compile(r"^[a-z0-9_.:-]{1,100}$")
-SITE = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+DEDUPE_KEY = re.compile(r".{1,200}", re.S)
+SITE = text(SITE_NAME, "a site name, 1-63 lowercase letters, digits, _ . - starting with a letter or digit")
 MAX_BATCH = 1000
 MAX_FAN_OUT = 1000
 MAX_DELAY_S = 366 * 86_400.0
@@ -61,11 +61,11 @@ class JobSpec:
 
 
 def parse_job(
-    data: Any, config: Config, prefix: str = "", kinds: Collection[str] | None = None
+    data: Any, config: Config, prefix: str = "", kinds: KindRules | None = None
 ) -> tuple[JobSpec | None, Errors]:
     """Validate one submission; field paths are prefixed (e.g. `jobs[3].`) for batch items.
 
-    `kinds` is the set of registered job kinds; None skips that check (pure unit tests).
+    `kinds` are the registered job kinds with their payload checks; None skips those checks (pure unit tests).
     """
     if not isinstance(data, dict):
         return None, [field_error(prefix.rstrip(".") or "body", "must be a JSON object")]
@@ -78,26 +78,26 @@ def parse_job(
         queue=reader.get("queue", _queue(config), default=config.default_queue),
         priority=reader.get("priority", integer(0, 9), default=0),
         max_attempts=reader.get("max_attempts", integer(1, 1000), default=config.default_max_attempts),
-        timeout_s=reader.get("timeout_s", _number(0.001, 86_400), default=config.default_timeout_s),
-        retry_base_s=reader.get("retry_base_s", _number(0, 86_400), default=config.default_retry_base_s),
-        retry_cap_s=reader.get("retry_cap_s", _number(0, 30 * 86_400), default=config.default_retry_cap_s),
-        run_at=reader.get("run_at", _timestamp, default=None),
-        delay_s=reader.get("delay_s", _number(0, MAX_DELAY_S), default=None),
-        site=reader.get("site", _text(SITE, "letters, digits, _ . : - (1-100)"), default=None),
-        dedupe_key=reader.get("dedupe_key", _text(re.compile(r"^.{1,200}$", re.S), "1-200 characters"), default=None),
+        timeout_s=reader.get("timeout_s", number(0.001, 86_400), default=config.default_timeout_s),
+        retry_base_s=reader.get("retry_base_s", number(0, 86_400), default=config.default_retry_base_s),
+        retry_cap_s=reader.get("retry_cap_s", number(0, 30 * 86_400), default=config.default_retry_cap_s),
+        run_at=reader.get("run_at", timestamp, default=None),
+        delay_s=reader.get("delay_s", number(0, MAX_DELAY_S), default=None),
+        site=reader.get("site", SITE, default=None),
+        dedupe_key=reader.get("dedupe_key", text(DEDUPE_KEY, "1-200 characters"), default=None),
     )
-    _cross_checks(spec, reader, config)
+    _cross_checks(spec, reader, kinds)
     return (None, reader.errors) if reader.errors else (spec, [])
 
 
-def parse_one(data: Any, config: Config, kinds: Collection[str] | None = None) -> JobSpec:
+def parse_one(data: Any, config: Config, kinds: KindRules | None = None) -> JobSpec:
     spec, errors = parse_job(data, config, kinds=kinds)
     if spec is None:
         raise ValidationProblem(errors)
     return spec
 
 
-def parse_batch(data: Any, config: Config, kinds: Collection[str] | None = None) -> list[JobSpec]:
+def parse_batch(data: Any, config: Config, kinds: KindRules | None = None) -> list[JobSpec]:
     """All or nothing: every item's errors are reported, under `jobs[i].field`."""
     if not isinstance(data, dict):
         raise ValidationProblem([field_error("body", "must be a JSON object with a `jobs` list")])
@@ -120,7 +120,7 @@ def parse_batch(data: Any, config: Config, kinds: Collection[str] | None = None)
     return specs
 
 
-def template_check(config: Config, kinds: Collection[str] | None) -> Callable[[Any, str], dict[str, Any]]:
+def template_check(config: Config, kinds: KindRules | None) -> Callable[[Any, str], dict[str, Any]]:
     """The job-template check of schedule definitions: a submission without timing or dedupe fields.
 
     The template is normalized to the fields given (timeouts as floats), so a file applied twice compares equal;
@@ -179,21 +179,40 @@ def parse_fan_out(value: Any, where: str) -> tuple[dict[str, Any] | None, Errors
     return (None, errors) if errors else ({"key": key, "values": values}, [])
 
 
-def _cross_checks(spec: JobSpec, reader: _Fields, config: Config) -> None:
+def _cross_checks(spec: JobSpec, reader: _Fields, kinds: KindRules | None) -> None:
     if spec.run_at is not None and spec.delay_s is not None:
         reader.fail("delay_s", "give either run_at or delay_s, not both")
     if spec.retry_cap_s < spec.retry_base_s and not reader.failed("retry_base_s", "retry_cap_s"):
         reader.fail("retry_cap_s", "must not be below retry_base_s")
-    if spec.kind == "http.fetch" and isinstance(spec.payload, dict):
-        url = spec.payload.get("url")
-        if not isinstance(url, str) or not url:
-            reader.fail("payload.url", "must be a non-empty string")
-            return
-        try:
-            # the same policy the worker's fetch client applies
-            check_url(url, Policy.configured(config.fetch_allow_private))
-        except BlockedURL as exc:
-            reader.fail("payload.url", str(exc))
+    if kinds is not None and not reader.failed("kind", "payload"):
+        for path, message in kinds.payload_errors(spec.kind, spec.payload):
+            reader.fail(f"payload.{path}" if path else "payload", message)
+
+
+def refuse_privileged(data: Any, kinds: KindRules | None, allowed: bool) -> None:
+    """403 naming each job of a raw body (one job, a batch, a schedule's template) whose kind needs `admin`,
+    unless the caller has it; checked before the body's other fields."""
+    if allowed:
+        return
+    privileged = kinds.is_privileged if kinds is not None else privileged_by_name
+    denied = [(where, kind) for where, kind in _kinds_asked(data) if privileged(kind)]
+    if denied:
+        names = ", ".join(sorted({kind for _, kind in denied}))
+        errors = [field_error(where, f"{kind!r} needs the `admin` scope") for where, kind in denied[:100]]
+        raise Problem(403, "Forbidden", f"job kind {names} needs the `admin` scope", errors=errors)
+
+
+def _kinds_asked(data: Any) -> list[tuple[str, str]]:
+    """(field, kind) of each job in a raw body: `kind` for one job, `jobs[i].kind` for a batch."""
+    batch = data.get("jobs") if isinstance(data, dict) else None
+    if not isinstance(batch, list):
+        kind = data.get("kind") if isinstance(data, dict) else None
+        return [("kind", kind)] if isinstance(kind, str) else []
+    return [
+        (f"jobs[{index}].kind", item["kind"])
+        for index, item in enumerate(batch)
+        if isinstance(item, dict) and isinstance(item.get("kind"), str)
+    ]
 
 
 class _Fields:
@@ -224,12 +243,12 @@ class _Fields:
             return default
 
 
-def _kind(kinds: Collection[str] | None) -> Callable[[Any], str]:
+def _kind(kinds: KindRules | None) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
-        if not isinstance(value, str) or not KIND.match(value):
+        if not isinstance(value, str) or not KIND_NAME.fullmatch(value):
             raise Invalid("must be a string of 1-100 lowercase letters, digits, _ . : -")
-        if kinds is not None and value not in kinds:
-            raise Invalid(f"unknown kind {value!r}; registered kinds: {', '.join(sorted(kinds))}")
+        if kinds is not None and value not in kinds.known:
+            raise Invalid(f"unknown kind {value!r}; registered kinds: {', '.join(sorted(kinds.known))}")
         return value
 
     return convert
@@ -245,43 +264,6 @@ def _queue(config: Config) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         if not isinstance(value, str) or value not in config.queues:
             raise Invalid(f"must be one of the configured queues: {', '.join(config.queues)}")
-        return value
-
-    return convert
-
-
-def _number(low: float, high: float) -> Callable[[Any], float]:
-    def convert(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise Invalid(f"must be a number from {low:g} to {high:g}")
-        if not low <= value <= high:
-            raise Invalid(f"must be a number from {low:g} to {high:g}")
-        return float(value)
-
-    return convert
-
-
-def _timestamp(value: Any) -> datetime:
-    if not isinstance(value, str):
-        raise Invalid("must be an RFC 3339 timestamp string")
-    return parse_timestamp(value)
-
-
-def parse_timestamp(value: str) -> datetime:
-    """An RFC 3339 timestamp with a timezone; raises ValueError (as Invalid) otherwise."""
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise Invalid("must be an RFC 3339 timestamp such as 2030-01-01T00:00:00Z") from None
-    if parsed.tzinfo is None:
-        raise Invalid("must include a timezone (Z or ±hh:mm)")
-    return parsed
-
-
-def _text(pattern: re.Pattern[str], what: str) -> Callable[[Any], str]:
-    def convert(value: Any) -> str:
-        if not isinstance(value, str) or not pattern.match(value):
-            raise Invalid(f"must be a string: {what}")
         return value
 
     return convert

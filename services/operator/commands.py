@@ -144,8 +144,8 @@ def add_parsers(commands: Any) -> None:
         if action == "pause":
             parser.add_argument("--reason")
     _json(commands.add_parser("workers", help="workers alive or seen within the hour, and how busy they are"))
-    cleanup = _json(commands.add_parser("cleanup", help="prune finished jobs older than --days now"))
-    cleanup.add_argument("--days", type=float, default=30.0)
+    cleanup = _json(commands.add_parser("cleanup", help="prune finished jobs past retention now (needs admin)"))
+    cleanup.add_argument("--days", type=float, help="older than this many days (default: GLEANER_RETENTION_DAYS)")
 
 
 def add_schedule_list(schedule_actions: Any) -> None:
@@ -271,11 +271,13 @@ async def workers(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, st
 
 
 async def cleanup(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    job = await api.post("/jobs", {"kind": "maintenance.prune", "payload": {"retention_days": args.days}})
+    payload = {"retention_days": args.days} if args.days is not None else {}
+    job = await api.post("/jobs", {"kind": "maintenance.prune", "payload": payload})
     job = await api.get(f"/jobs/{job['id']}", wait=60)
     if job["state"] != "succeeded":
         return job, f"job {job['id']} {job['state']}: {job.get('error')}"
-    return job, "removed " + ", ".join(f"{n} {table_name}" for table_name, n in job["result"].items())
+    removed = {name: n for name, n in job["result"].items() if name != "retention_days"}
+    return job, "removed " + ", ".join(f"{n} {table_name}" for table_name, n in removed.items())
 
 
 async def schedules_list(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:

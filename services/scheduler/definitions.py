@@ -10,8 +10,17 @@ from typing import Any
 
 from services.scheduler import planner
 from shared.errors import ValidationProblem, field_error
+from shared.field_checks import Invalid, number, timestamp
 
-NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,100}$")
+NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+# the bounds of a definition's numbers: an interval from a second to a year (planner arithmetic stays in range)
+MIN_INTERVAL_S = 1.0
+MAX_INTERVAL_S = 366 * 86_400.0
+MAX_GRACE_S = 366 * 86_400.0
+MAX_CRON_LENGTH = 200
+INTERVAL = number(MIN_INTERVAL_S, MAX_INTERVAL_S)
+JITTER = number(0, planner.MAX_JITTER)
+GRACE = number(0, MAX_GRACE_S)
 TIMING_FIELDS = ("interval_s", "cron", "at")
 FIELDS = frozenset(
     {"name", "type", *TIMING_FIELDS, "timezone", "jitter", "job", "misfire", "overlap", "misfire_grace_s", "enabled"}
@@ -21,6 +30,7 @@ POLICIES = {"misfire": ("fire_once", "skip"), "overlap": ("skip", "allow")}
 Errors = list[Mapping[str, Any]]
 # validates a job template and returns it normalized; raises ValidationProblem with field paths under `prefix`
 TemplateCheck = Callable[[Any, str], dict[str, Any]]
+Converter = Callable[[Any], float]
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,16 +74,16 @@ def parse(body: Any, check_template: TemplateCheck, *, anchor: datetime, prefix:
         raise ValidationProblem([field_error(prefix or "body", "must be an object")])
     errors: Errors = [field_error(prefix + key, "unknown field") for key in body if key not in FIELDS]
     name = body.get("name")
-    if not isinstance(name, str) or not NAME.match(name):
+    if not isinstance(name, str) or not NAME.fullmatch(name):
         errors.append(field_error(prefix + "name", "required: 1-100 letters, digits, '_', '.', ':' or '-'"))
     spec = _spec(body, anchor, prefix, errors)
     job = _template(body.get("job"), check_template, prefix, errors)
     policies = {key: _choice(body, key, prefix, errors) for key in POLICIES}
-    grace = _number(body, "misfire_grace_s", 60.0, prefix, errors)
+    grace = _number(body, "misfire_grace_s", GRACE, 60.0, prefix, errors)
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
         errors.append(field_error(prefix + "enabled", "must be true or false"))
-    if errors or spec is None or job is None:
+    if errors or spec is None or job is None or grace is None:
         raise ValidationProblem(errors, "the schedule definition is invalid")
     return Definition(str(name), spec, job, policies["misfire"], policies["overlap"], grace, bool(enabled))
 
@@ -97,35 +107,29 @@ def _spec(body: Mapping[str, Any], anchor: datetime, prefix: str, errors: Errors
 
 def _build(key: str, body: Mapping[str, Any], anchor: datetime, prefix: str, errors: Errors) -> planner.Spec | None:
     if key == "interval_s":
-        every = body["interval_s"]
-        if isinstance(every, bool) or not isinstance(every, int | float):
-            errors.append(field_error(prefix + "interval_s", "must be a number of seconds"))
-            return None
-        return planner.interval(every, anchor, _number(body, "jitter", 0.1, prefix, errors))
+        every = _number(body, "interval_s", INTERVAL, None, prefix, errors)
+        jitter = _number(body, "jitter", JITTER, 0.1, prefix, errors)
+        return planner.interval(every, anchor, jitter) if every is not None and jitter is not None else None
     if key == "cron":
-        timezone = body.get("timezone", "UTC")
-        if not isinstance(body["cron"], str) or not isinstance(timezone, str):
-            errors.append(field_error(prefix + "cron", "cron and timezone must be strings"))
-            return None
-        problems = planner.cron_problems(body["cron"], timezone)
-        errors.extend(field_error(prefix + problem.field, problem.message) for problem in problems)
-        return None if problems else planner.cron(body["cron"], timezone)
-    at = parse_instant(body["at"])
-    if at is None:
-        errors.append(field_error(prefix + "at", "must be an RFC 3339 instant with a UTC offset"))
-        return None
-    return planner.once(at)
-
-
-def parse_instant(value: Any) -> datetime | None:
-    """An RFC 3339 instant with an offset (or `Z`), else None."""
-    if not isinstance(value, str):
-        return None
+        return _cron(body, prefix, errors)
     try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
+        return planner.once(timestamp(body["at"]))
+    except Invalid as exc:
+        errors.append(field_error(prefix + "at", str(exc)))
         return None
-    return moment if moment.tzinfo is not None else None
+
+
+def _cron(body: Mapping[str, Any], prefix: str, errors: Errors) -> planner.Spec | None:
+    expression, timezone = body["cron"], body.get("timezone", "UTC")
+    if not isinstance(expression, str) or not isinstance(timezone, str):
+        errors.append(field_error(prefix + "cron", "cron and timezone must be strings"))
+        return None
+    if len(expression) > MAX_CRON_LENGTH or "\x00" in expression:
+        errors.append(field_error(prefix + "cron", f"must be at most {MAX_CRON_LENGTH} characters, no NUL"))
+        return None
+    problems = planner.cron_problems(expression, timezone)
+    errors.extend(field_error(prefix + problem.field, problem.message) for problem in problems)
+    return None if problems else planner.cron(expression, timezone)
 
 
 def _template(job: Any, check: TemplateCheck, prefix: str, errors: Errors) -> dict[str, Any] | None:
@@ -148,9 +152,20 @@ def _choice(body: Mapping[str, Any], key: str, prefix: str, errors: Errors) -> s
     return str(value)
 
 
-def _number(body: Mapping[str, Any], key: str, default: float, prefix: str, errors: Errors) -> float:
-    value = body.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-        errors.append(field_error(prefix + key, "must be a number ≥ 0"))
+def _number(
+    body: Mapping[str, Any],
+    key: str,
+    convert: Callable[[Any], float],
+    default: float | None,
+    prefix: str,
+    errors: Errors,
+) -> float | None:
+    """The member through its converter (absent or null: `default`); a bad value is an error and None."""
+    value = body.get(key)
+    if value is None:
         return default
-    return float(value)
+    try:
+        return convert(value)
+    except Invalid as exc:
+        errors.append(field_error(prefix + key, str(exc)))
+        return None

@@ -92,7 +92,7 @@ class FetchClient:
         for _ in range(MAX_REDIRECTS + 1):
             async with self._request(current, timeout_s, headers) as response:
                 if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
-                    current = self._check(str(current.join(URL(response.headers["Location"]))))
+                    current = self._check(_redirect_target(current, response.headers["Location"]))
                     continue
                 body = await self._read_capped(response, max_bytes or self.max_bytes)
                 _raise_for_status(response.status, current)
@@ -133,6 +133,17 @@ class FetchClient:
                 raise PermanentError(f"response larger than {max_bytes} bytes", error_class="too_large")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _redirect_target(current: URL, location: str) -> str:
+    """Where a redirect points; a Location no URL parser agrees on (a backslash in its host, which browsers read
+    as a slash and yarl refuses) is a refused redirect of this page, not an error that retries the whole job."""
+    try:
+        return str(current.join(URL(location)))
+    except (ValueError, TypeError) as exc:
+        raise PermanentError(
+            f"{current}: refused redirect to {location[:200]!r}: {exc}", error_class="bad_redirect"
+        ) from None
 
 
 def _raise_for_status(status: int, url: URL) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 import traceback
 from dataclasses import dataclass
@@ -29,6 +30,9 @@ REASON_CANCEL: Final = "cancel_requested"
 REASON_LEASE_LOST: Final = "lease_lost"
 REASON_SHUTDOWN: Final = "shutdown"
 
+# a deferred job waits at most this long before it asks its site again: an extreme policy (or a policy fixed
+# meanwhile) never parks a job beyond what a timestamp holds, and a corrected policy applies within the hour
+MAX_DEFER_S = 3600.0
 MAX_ERROR_MESSAGE = 2000
 MAX_TRACEBACK = 8000
 
@@ -116,8 +120,9 @@ def traceback_text(error: BaseException) -> str | None:
 
 
 def deferred(signal: Deferred) -> Outcome:
-    """Wait for the site without spending an attempt (never a failure)."""
-    return Outcome(DEFERRED, error_class=signal.reason, retry_delay_s=max(0.0, signal.wait_s))
+    """Wait for the site without spending an attempt (never a failure), at most MAX_DEFER_S."""
+    wait_s = signal.wait_s if math.isfinite(signal.wait_s) else MAX_DEFER_S
+    return Outcome(DEFERRED, error_class=signal.reason, retry_delay_s=min(max(0.0, wait_s), MAX_DEFER_S))
 
 
 def from_cancellation(reason: str | None, budget: Budget) -> Outcome:

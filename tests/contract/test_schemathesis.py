@@ -2,9 +2,10 @@
 
 The gateway runs on its own database and namespace (nothing else sees the jobs, schedules and pauses the run
 creates), with the admin token, so every operation is exercised, side effects included: scheduler pause and run,
-bulk requeues, deletes. A few failed jobs and a poison message are seeded so the dead-letter operations have
-something to act on. The size is bounded (GLEANER_SCHEMATHESIS_EXAMPLES cases per operation and phase, default 10)
-and the seed fixed (GLEANER_SCHEMATHESIS_SEED), so a run takes about a minute and a failure can be replayed.
+bulk requeues, deletes, key revocations. A few failed jobs, poison messages and API keys are seeded so the
+operations on them have something to act on. The size is bounded (GLEANER_SCHEMATHESIS_EXAMPLES cases per
+operation and phase, default 10) and the seed fixed (GLEANER_SCHEMATHESIS_SEED), so a run takes about a minute
+and a failure can be replayed.
 """
 
 from __future__ import annotations
@@ -31,14 +32,15 @@ EXAMPLES = os.environ.get("GLEANER_SCHEMATHESIS_EXAMPLES", "10")
 SEED = os.environ.get("GLEANER_SCHEMATHESIS_SEED", "20261130")
 RUN_TIMEOUT_S = 600
 
-# failed jobs, half of them resolved (which bulk requeues skip), and poison messages
-SEED_DEAD_LETTERS = """
+# failed jobs, half of them resolved (which bulk requeues skip), poison messages, API keys to revoke
+SEED_ROWS = """
 INSERT INTO jobs (kind, queue, state, attempt, max_attempts, finished_at, error, resolved_at)
 SELECT 'noop', 'default', 'failed', 1, 1, now(), jsonb_build_object('class', 'boom', 'message', 'seeded'),
        CASE WHEN n % 2 = 0 THEN now() END
 FROM generate_series(1, 6) AS n;
 INSERT INTO dead_letters (queue, reason, detail, body, headers)
 VALUES ('default', 'undecodable', 'seeded', '\\x7b', '{}'), ('default', 'unknown_kind', 'seeded', '\\x7b7d', '{}');
+INSERT INTO api_keys (name, key_hash, scopes) VALUES ('one', 'seeded-1', '{jobs:read}'), ('two', 'seeded-2', '{admin}');
 """
 
 
@@ -47,10 +49,10 @@ def extra_env() -> dict[str, str]:
     return {"GLEANER_QUEUES": "default,idle"}
 
 
-async def seed(database_url: str) -> None:
+async def seed_rows(database_url: str) -> None:
     connection = await asyncpg.connect(database_url)
     try:
-        await connection.execute(SEED_DEAD_LETTERS)
+        await connection.execute(SEED_ROWS)
     finally:
         await connection.close()
 
@@ -104,7 +106,7 @@ def figures(report: dict[str, Any]) -> str:
 
 
 async def test_schemathesis_finds_no_failure_in_any_operation(stack: Stack, database_url: str, tmp_path: Path) -> None:
-    await seed(database_url)
+    await seed_rows(database_url)
     gateway = await stack.start("gateway")
     report_path = tmp_path / "schemathesis.json"
     output = await run_schemathesis(f"{gateway.url}/api/v1", report_path)

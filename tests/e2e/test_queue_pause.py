@@ -56,7 +56,7 @@ async def test_pausing_an_unknown_queue_is_404_and_a_bad_body_is_422(stack: Stac
     bad, problem = await api.request("POST", "/queues/default/pause", json={"why": 1})
 
     assert missing == 404
-    assert bad == 422 and problem["errors"][0]["field"] == "reason"
+    assert bad == 422 and problem["errors"][0]["field"] == "why"
 
 
 async def test_queues_are_paused_and_listed_from_the_command_line(stack: Stack) -> None:

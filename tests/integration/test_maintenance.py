@@ -10,9 +10,10 @@ import asyncpg
 import pytest
 
 from services.worker.context import JobContext, JobInfo
-from services.worker.handlers import maintenance
+from services.worker.handlers import load_registry, maintenance
 from shared.config import Config
 from shared.db import create_pool
+from shared.errors import PermanentError
 
 
 @pytest.fixture
@@ -76,8 +77,42 @@ async def test_prune_results_keeps_the_rows_and_drops_old_results(pool: asyncpg.
 
 async def test_analyze_runs_and_bad_payloads_fail_permanently(pool: asyncpg.Pool) -> None:
     assert (await maintenance.analyze(context(pool, "maintenance.analyze", {})))["analyzed"]
-    with pytest.raises(maintenance.PermanentError):
+    with pytest.raises(PermanentError):
         await maintenance.prune(context(pool, "maintenance.prune", {"retention_days": -1}))
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload"),
+    [
+        ("maintenance.prune", {"retention_days": 1e-9}),
+        ("maintenance.prune", {"retention_days": 0}),
+        ("maintenance.prune", {"retention_days": 0.5}),
+        ("maintenance.prune", {"retention_days": 1e308}),
+        ("maintenance.prune", {"retention_days": "30"}),
+        ("maintenance.prune", {"retention_day": 30}),
+        ("maintenance.prune", {"idempotency_hours": 0}),
+        ("maintenance.prune", {"batch": 0}),
+        ("maintenance.prune", [30]),
+        ("maintenance.prune_results", {"retention_days": 1e-9}),
+        ("maintenance.analyze", {"tables": ["api_keys"]}),
+        ("maintenance.requeue_failed", {"rounds": 1e9}),
+        ("maintenance.requeue_failed", {"min_age_s": -1}),
+        ("maintenance.requeue_failed", {"limit": 10**6}),
+        ("maintenance.requeue_failed", {"kind": "Not A Kind"}),
+    ],
+)
+async def test_a_bad_maintenance_payload_fails_permanently_and_changes_nothing(
+    pool: asyncpg.Pool, kind: str, payload: Any
+) -> None:
+    """Defence in depth: the gateway refuses these at submit, and the handler refuses them again."""
+    old = await add_job(pool, "succeeded", 40)
+    failed = await add_failed(pool, attempt=3)
+    handler = load_registry(Config()).get(kind)
+    with pytest.raises(PermanentError) as caught:
+        await handler(context(pool, kind, payload))
+    assert caught.value.error_class == "bad_payload"
+    rows = {r["id"]: (r["state"], r["result"]) for r in await pool.fetch("SELECT id, state, result FROM jobs")}
+    assert rows[old] == ("succeeded", {"a": 1}) and rows[failed][0] == "failed"
 
 
 async def test_the_default_maintenance_schedules_exist_and_are_due_in_the_future(pool: asyncpg.Pool) -> None:
@@ -132,5 +167,5 @@ async def test_requeue_failed_gives_exhausted_old_failures_another_round_and_no_
     "payload", [{"rounds": 0}, {"min_age_s": "soon"}, {"kind": 5}, {"limit": -1}, {"queue": ["default"]}]
 )
 async def test_requeue_failed_refuses_a_bad_payload(pool: asyncpg.Pool, payload: dict[str, Any]) -> None:
-    with pytest.raises(maintenance.PermanentError):
+    with pytest.raises(PermanentError):
         await maintenance.requeue_failed(context(pool, "maintenance.requeue_failed", payload))

@@ -7,11 +7,13 @@ import time
 
 import asyncpg
 
+from services.worker.retry import MAX_DEFER_S
 from shared.amqp import Broker
 from shared.config import Config
+from shared.site_rules import MIN_REQUESTS_PER_HOUR
 from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer, add_site, overlapping, pages
 from tests.integration.test_worker_lifecycle import submit, wait_final
-from tests.support.stack import Stack, eventually
+from tests.support.stack import Api, Stack, eventually
 
 
 async def test_two_workers_together_keep_a_site_to_one_request_per_second(
@@ -89,3 +91,32 @@ async def test_the_slot_of_a_killed_worker_frees_itself_within_the_lease(
         # free within the lease (GLEANER_LEASE_S) plus one slot retry (at most 2 s) plus claim and fetch time
         assert config.lease_s / 3 <= hit.started - killed_at <= config.lease_s + 3.0
         assert job["deferrals"] >= 1
+
+
+async def test_the_slowest_site_defers_a_job_an_hour_at_most_and_any_stored_run_at_still_lists(
+    stack: Stack, db: asyncpg.Pool, broker: Broker, api_factory: type[Api]
+) -> None:
+    """Issue 11: 1e-9 requests an hour deferred a job to the year 116106, after which GET /jobs answered 500 for
+    everyone. Rates are floored (0.01), deferrals capped at an hour, and views clamp what is stored anyway."""
+    all_day = {"timezone": "UTC", "start": "00:00", "end": "00:00", "factor": 1000}
+    await add_site(db, "glacial", requests_per_hour=MIN_REQUESTS_PER_HOUR, burst=1, respectful_hours=all_day)
+    api = api_factory((await stack.start("gateway")).url)
+    async with PageServer(pages) as server:
+        await stack.start("worker", **LOCAL_WORKER_ENV)
+        first, second = await submit(db, broker, 2, "http.fetch", {"url": f"{server.url}/ok/1"}, site="glacial")
+
+        async def deferred() -> asyncpg.Record | None:
+            row = await db.fetchrow(
+                "SELECT *, EXTRACT(EPOCH FROM run_at - now()) AS wait_s FROM jobs "
+                "WHERE id = ANY($1) AND deferrals > 0 AND state IN ('scheduled', 'queued')",
+                [first, second],
+            )
+            return row
+
+        waiting = await eventually(deferred, timeout_s=20, what="one job deferred by the site")
+        assert 3000 < waiting["wait_s"] <= MAX_DEFER_S, waiting["wait_s"]
+    await db.execute("UPDATE jobs SET run_at = '20000-01-01T00:00:00Z' WHERE id = $1", waiting["id"])
+    status, listing = await api.request("GET", "/jobs")
+    assert status == 200 and {j["id"] for j in listing["jobs"]} == {first, second}
+    status, job = await api.request("GET", f"/jobs/{waiting['id']}")
+    assert status == 200 and job["run_at"] == "9999-12-31T23:59:59.999999Z"

@@ -64,3 +64,26 @@ def test_a_short_admin_token_is_refused() -> None:
 def test_the_longest_ttl_delay_follows_unit_and_levels() -> None:
     config = Config.from_env({"GLEANER_DELAY_UNIT_MS": "100", "GLEANER_DELAY_LEVELS": "10"})
     assert config.max_delay_s == pytest.approx(102.3)
+
+
+def test_an_unknown_gleaner_variable_is_an_error_naming_the_closest_setting() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Config.from_env({"GLEANER_WORKER_CONCURENCY": "4", "GLEANER_RETENTON_DAYS": "90", "GLEANER_NONSENSE_XYZ": "1"})
+    assert caught.value.problems == [
+        "GLEANER_NONSENSE_XYZ: not a Gleaner setting",
+        "GLEANER_RETENTON_DAYS: not a Gleaner setting; did you mean GLEANER_RETENTION_DAYS?",
+        "GLEANER_WORKER_CONCURENCY: not a Gleaner setting; did you mean GLEANER_WORKER_CONCURRENCY?",
+    ]
+
+
+def test_the_test_tooling_variables_and_other_programs_variables_are_not_settings_and_pass() -> None:
+    config = Config.from_env({"GLEANER_TEST_PG": "postgresql://x/y", "GLEANERX": "1", "PATH": "/bin"})
+    assert config == Config()
+
+
+def test_the_result_retention_has_its_own_setting_and_zero_keeps_forever() -> None:
+    config = Config.from_env({"GLEANER_RETENTION_DAYS": "0", "GLEANER_RESULT_RETENTION_DAYS": "0"})
+    assert (config.retention_days, config.result_retention_days) == (0.0, 0.0)
+    assert Config.from_env({}).result_retention_days == 7.0
+    with pytest.raises(ConfigError, match="GLEANER_RESULT_RETENTION_DAYS"):
+        Config.from_env({"GLEANER_RESULT_RETENTION_DAYS": "-1"})

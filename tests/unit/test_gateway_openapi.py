@@ -15,8 +15,8 @@ from services.gateway.routes import API
 from shared.config import Config
 
 METHODS = {"get", "post", "put", "patch", "delete"}
-# what any authenticated request may meet: no key, a key without the scope, past the key's rate, no database
-EVERY_REQUEST = {"401", "403", "429", "503"}
+# what any authenticated request may meet: unparsable, no key, a key without the scope, past its rate, no database
+EVERY_REQUEST = {"400", "401", "403", "429", "503"}
 # what any request with a body may meet: not JSON, too large, field errors
 EVERY_BODY = {"400", "413", "422"}
 

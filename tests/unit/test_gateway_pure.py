@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -9,32 +10,54 @@ import orjson
 import pytest
 from aiohttp import web
 
-from services.gateway.auth import ADMIN, READ, WRITE, Principal, bearer_of, parse_scopes, required_scope
+from services.gateway.api_keys import parse_scopes
+from services.gateway.auth import ADMIN, READ, WRITE, Principal, bearer_of, required_scope
 from services.gateway.job_store import ListFilters, NewJob, list_query, match_inserted
 from services.gateway.job_views import JOB_FIELDS, JOB_TIMES, job_view, message_letter, timestamp
-from services.gateway.pagination import decode_token, encode_token
+from services.gateway.pagination import PageTokens, filter_hash
 from services.gateway.problems import from_http_exception, render
 from services.gateway.submission import parse_one
 from services.gateway.waiting import finished_ids
 from shared.config import Config
 from shared.errors import GleanerError, Problem, ValidationProblem, field_error
 
+TOKENS = PageTokens(b"k" * 32)
+
 
 def test_a_page_token_round_trips_with_the_same_filters() -> None:
-    token = encode_token(42, {"kind": "noop", "state": None})
-    assert decode_token(token, {"kind": "noop"}) == 42
+    token = TOKENS.encode(42, {"kind": "noop", "state": None})
+    assert TOKENS.decode(token, {"kind": "noop"}) == 42
 
 
-@pytest.mark.parametrize("token", ["garbage", "", "e30", encode_token(1, {})[:-2] + "!!"])
-def test_a_garbled_page_token_is_a_422_naming_it(token: str) -> None:
+def forged(last: object, filters: dict[str, object]) -> str:
+    """A token as anyone can build it from the visible format, without the key."""
+    body = orjson.dumps({"last": last, "f": filter_hash(filters)})
+    return base64.urlsafe_b64encode(body).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        "garbage",
+        "",
+        "e30",
+        "é.é",
+        TOKENS.encode(1, {})[:-2] + "!!",
+        forged(2**63, {}),
+        forged(5, {}),
+        forged(6, {}) + "." + TOKENS.encode(5, {}).split(".")[1],
+        PageTokens(b"another key, another gateway").encode(5, {}),
+    ],
+)
+def test_a_garbled_or_forged_page_token_is_a_422_naming_it(token: str) -> None:
     with pytest.raises(ValidationProblem) as caught:
-        decode_token(token, {})
+        TOKENS.decode(token, {})
     assert caught.value.errors[0]["field"] == "page_token"
 
 
 def test_a_page_token_from_other_filters_is_refused() -> None:
     with pytest.raises(ValidationProblem, match="page_token"):
-        decode_token(encode_token(5, {"kind": "a"}), {"kind": "b"})
+        TOKENS.decode(TOKENS.encode(5, {"kind": "a"}), {"kind": "b"})
 
 
 def test_a_validation_problem_renders_as_problem_json_with_field_errors() -> None:

@@ -8,14 +8,17 @@ from typing import Any
 import pytest
 
 from services.gateway.submission import MAX_BATCH, parse_batch, parse_job, parse_one
+from services.worker.handlers import load_registry
 from shared.config import Config
 from shared.errors import ValidationProblem
+from shared.kind_rules import KindRules
 
 CONFIG = Config(queues=("default", "bulk"), default_max_attempts=4)
+KINDS = load_registry(CONFIG).rules()
 
 
 def fields(data: Any) -> list[str]:
-    _, errors = parse_job(data, CONFIG)
+    _, errors = parse_job(data, CONFIG, kinds=KINDS)
     return [e["field"] for e in errors]
 
 
@@ -81,7 +84,11 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_private_urls_pass_when_configured() -> None:
     config = Config(fetch_allow_private=True)
-    assert parse_one({"kind": "http.fetch", "payload": {"url": "http://127.0.0.1:8080/"}}, config).kind == "http.fetch"
+    kinds = load_registry(config).rules()
+    assert (
+        parse_one({"kind": "http.fetch", "payload": {"url": "http://127.0.0.1:8080/"}}, config, kinds).kind
+        == "http.fetch"
+    )
 
 
 def test_a_non_object_body_is_a_422() -> None:
@@ -108,7 +115,7 @@ def test_a_valid_batch_keeps_its_order() -> None:
 
 
 def test_an_unregistered_kind_is_named_with_the_registered_ones() -> None:
-    _, errors = parse_job({"kind": "no.such.kind"}, CONFIG, kinds={"noop", "sleep"})
+    _, errors = parse_job({"kind": "no.such.kind"}, CONFIG, kinds=KindRules.named({"noop", "sleep"}))
     assert [e["field"] for e in errors] == ["kind"]
     assert "noop, sleep" in errors[0]["message"]
-    assert parse_one({"kind": "noop"}, CONFIG, kinds={"noop"}).kind == "noop"
+    assert parse_one({"kind": "noop"}, CONFIG, kinds=KindRules.named({"noop"})).kind == "noop"

@@ -14,11 +14,13 @@ from services.gateway.submission import parse_job, template_check
 from services.scheduler.definitions import parse
 from services.scheduler.firing import fan_out_payloads
 from services.scheduler.firing_loop import FIRE_INTERVAL_S, MIN_PAUSE_S, next_pause
+from services.worker.handlers import load_registry
 from shared.config import Config
 from shared.errors import ValidationProblem
+from shared.kind_rules import KindRules
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-CHECK = template_check(Config(), {"noop", "sleep", "http.fetch"})
+CHECK = template_check(Config(), load_registry(Config()).rules())
 
 
 def fields_of(body: Any) -> set[str]:
@@ -91,7 +93,9 @@ def test_every_job_a_fan_out_creates_is_checked_like_a_submission() -> None:
 
 
 def test_a_submitted_job_may_not_fan_out() -> None:
-    _, errors = parse_job({"kind": "noop", "fan_out": {"key": "t", "values": [1]}}, Config(), kinds={"noop"})
+    _, errors = parse_job(
+        {"kind": "noop", "fan_out": {"key": "t", "values": [1]}}, Config(), kinds=KindRules.named({"noop"})
+    )
     assert [e["field"] for e in errors] == ["fan_out"]
 
 

@@ -62,6 +62,9 @@ def test_a_lone_minimum_pause_is_a_fixed_pause() -> None:
     [
         ({"requests_per_hour": 0}, "requests_per_hour"),
         ({"requests_per_hour": "60"}, "requests_per_hour"),
+        ({"requests_per_hour": 1e-9}, "requests_per_hour"),
+        ({"requests_per_hour": 1e-300}, "requests_per_hour"),
+        ({"requests_per_hour": 0.009}, "requests_per_hour"),
         ({"burst": 0}, "burst"),
         ({"burst": 1.5}, "burst"),
         ({"burst": True}, "burst"),
@@ -97,7 +100,7 @@ def test_every_bad_field_is_reported_at_once() -> None:
     assert set(fields_of("shop", body)) == {"burst", "timeout_s", "respectful_hours.timezone", "extra"}
 
 
-@pytest.mark.parametrize("name", ["", "Shop", "-shop", "a b", "x" * 64, "shop/1"])
+@pytest.mark.parametrize("name", ["", "Shop", "-shop", "a b", "x" * 64, "shop/1", "shop\n", "Foo:Bar", "a\x00"])
 def test_a_name_the_sites_table_would_refuse_is_refused(name: str) -> None:
     assert "name" in fields_of(name, {})
 

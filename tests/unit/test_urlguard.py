@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.gateway.submission import parse_one
+from services.worker.handlers import load_registry
 from shared.config import Config
 from shared.urlguard import BlockedURL, Policy, check_address, check_url
 
@@ -72,6 +73,7 @@ def test_private_addresses_are_allowed_when_configured() -> None:
 def test_the_configured_policy_lifts_address_and_port_checks_together_at_submit_and_fetch() -> None:
     local = {"kind": "http.fetch", "payload": {"url": "http://127.0.0.1:44023/page"}}
     check_url("http://127.0.0.1:44023/page", Policy.configured(allow_private=True))
-    assert parse_one(local, Config(fetch_allow_private=True)).payload == local["payload"]
+    config = Config(fetch_allow_private=True)
+    assert parse_one(local, config, load_registry(config).rules()).payload == local["payload"]
     with pytest.raises(BlockedURL):
         check_url("http://example.com:44023/", Policy.configured(allow_private=False))

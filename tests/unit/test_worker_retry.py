@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
 
-from services.worker.context import Partial
+from services.worker.context import Deferred, Partial
+from services.worker.politeness import INLINE_WAIT_S, BucketState, Limits, reserve
 from services.worker.retry import (
     CANCELLED,
+    DEFERRED,
     FAILED,
     HANDBACK,
+    MAX_DEFER_S,
     MAX_TRACEBACK,
     PARTIAL,
     REASON_CANCEL,
@@ -27,7 +31,11 @@ from services.worker.retry import (
     from_result,
     traceback_text,
 )
+from shared.backoff import MAX_RETRY_DELAY_S
 from shared.errors import HandlerError, PermanentError, RetryableError, UnknownKindError
+from shared.site_rules import MIN_REQUESTS_PER_HOUR
+
+T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
 
 def budget(attempt: int, max_attempts: int = 3, attempt_base: int = 0) -> Budget:
@@ -144,3 +152,23 @@ def test_a_long_traceback_keeps_its_end_and_an_unraised_error_has_none() -> None
     assert text is not None and len(text) == MAX_TRACEBACK
     assert text.startswith("…") and text.rstrip().endswith("x" * 100)
     assert traceback_text(RuntimeError("never raised")) is None
+
+
+@pytest.mark.parametrize("wait_s", [3601.0, 1e303, float("inf"), float("nan")])
+def test_a_deferral_waits_at_most_an_hour_whatever_the_site_asks(wait_s: float) -> None:
+    outcome = from_error(Deferred(wait_s, "rate_limited"), budget(1))
+    assert outcome.state == DEFERRED and outcome.retry_delay_s == MAX_DEFER_S
+
+
+def test_the_slowest_allowed_site_defers_a_waiting_job_by_an_hour_not_centuries() -> None:
+    limits = Limits(requests_per_hour=MIN_REQUESTS_PER_HOUR, burst=1, min_delay_s=86_400, factor=1000)
+    taken = reserve(BucketState(), limits, T0, INLINE_WAIT_S)
+    refused = reserve(taken.state, limits, T0, INLINE_WAIT_S)
+    assert taken.taken and not refused.taken and refused.wait_s > 365 * 86_400
+    assert from_error(Deferred(refused.wait_s, "rate_limited"), budget(1)).retry_delay_s == MAX_DEFER_S
+
+
+def test_a_retry_delay_never_exceeds_thirty_days_whatever_the_row_says() -> None:
+    huge = Budget(attempt=1, attempt_base=0, max_attempts=3, retry_base_s=1e300, retry_cap_s=float("inf"))
+    outcome = from_error(RetryableError("x"), huge, random.Random(1))
+    assert outcome.retry_delay_s is not None and outcome.retry_delay_s <= MAX_RETRY_DELAY_S * 1.1

@@ -2,6 +2,9 @@
 
 A handler module defines `register(registry)` and calls `registry.add("kind", handler)` there; the
 worker (to run them) and the gateway (to refuse unknown kinds at submit) both load the same registry.
+`registry.add(kind, handler, privileged=True)` makes a kind submittable only with the `admin` scope (every
+`maintenance.*` kind is), and `payload_check=` a check the gateway runs on its payloads at submit (422 naming the
+member); `registry.config` is the process's configuration, for handlers that depend on settings.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from typing import Any
 from services.worker.context import JobContext
 from shared.config import Config
 from shared.errors import ConfigError, UnknownKindError
+from shared.kind_rules import KindRules, PayloadCheck
 
 Handler = Callable[[JobContext], Awaitable[Any]]
 
@@ -25,15 +29,28 @@ BUILTIN_MODULES = (
 
 
 class Registry:
-    """Job kind → async handler."""
+    """Job kind → async handler, with what submitting the kind takes (scope, payload check)."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config if config is not None else Config()
         self._handlers: dict[str, Handler] = {}
+        self._privileged: set[str] = set()
+        self._checks: dict[str, PayloadCheck] = {}
 
-    def add(self, kind: str, handler: Handler) -> None:
+    def add(
+        self, kind: str, handler: Handler, *, privileged: bool = False, payload_check: PayloadCheck | None = None
+    ) -> None:
         if kind in self._handlers:
             raise ValueError(f"job kind {kind!r} is registered twice")
         self._handlers[kind] = handler
+        if privileged:
+            self._privileged.add(kind)
+        if payload_check is not None:
+            self._checks[kind] = payload_check
+
+    def rules(self) -> KindRules:
+        """What the gateway checks submissions against."""
+        return KindRules(frozenset(self._handlers), frozenset(self._privileged), dict(self._checks))
 
     def get(self, kind: str) -> Handler:
         try:
@@ -54,7 +71,7 @@ class Registry:
 
 def load_registry(config: Config) -> Registry:
     """Import the built-in handler modules and the configured ones; each must define `register`."""
-    registry = Registry()
+    registry = Registry(config)
     problems: list[str] = []
     for name in (*BUILTIN_MODULES, *config.handler_modules):
         try:

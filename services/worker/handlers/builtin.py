@@ -7,6 +7,21 @@ from typing import Any
 
 from services.worker.context import JobContext
 from shared.errors import PermanentError, RetryableError
+from shared.field_checks import Invalid, integer, members, number
+from shared.kind_rules import require_payload
+
+MODES = ("retryable", "permanent")
+
+
+def _mode(value: Any) -> str:
+    if value not in MODES:
+        raise Invalid("must be 'retryable' or 'permanent'")
+    return str(value)
+
+
+# other members are allowed: tests tag their payloads
+SLEEP_PAYLOAD = members({"seconds": number(0, 86_400)}, closed=False)
+FAIL_PAYLOAD = members({"mode": _mode, "times": integer(0, 1_000_000)}, closed=False)
 
 
 async def noop(ctx: JobContext) -> Any:
@@ -15,35 +30,25 @@ async def noop(ctx: JobContext) -> Any:
 
 
 async def sleep(ctx: JobContext) -> Any:
-    """Sleeps `payload.seconds` (cancellable), then succeeds."""
-    seconds = _number(ctx.job.payload, "seconds", default=1.0)
+    """Sleeps `payload.seconds` (default 1, cancellable), then succeeds."""
+    require_payload(SLEEP_PAYLOAD, ctx.job.payload)
+    seconds = float(ctx.job.payload.get("seconds", 1.0))
     await asyncio.sleep(seconds)
     return {"slept_s": seconds}
 
 
 async def fail(ctx: JobContext) -> Any:
     """Fails the first `times` attempts (default: all), `mode` retryable or permanent, then succeeds."""
-    payload = ctx.job.payload if isinstance(ctx.job.payload, dict) else {}
-    mode = payload.get("mode", "retryable")
-    if mode not in ("retryable", "permanent"):
-        raise PermanentError(f"payload.mode must be 'retryable' or 'permanent', not {mode!r}")
-    times = payload.get("times")
-    if times is not None and (not isinstance(times, int) or isinstance(times, bool) or times < 0):
-        raise PermanentError("payload.times must be a non-negative integer")
+    require_payload(FAIL_PAYLOAD, ctx.job.payload)
+    mode = ctx.job.payload.get("mode", "retryable")
+    times = ctx.job.payload.get("times")
     if times is None or ctx.job.attempt <= times:
         error = RetryableError if mode == "retryable" else PermanentError
         raise error(f"fail: attempt {ctx.job.attempt} fails as asked ({mode})", error_class=f"fail_{mode}")
     return {"succeeded_on_attempt": ctx.job.attempt}
 
 
-def _number(payload: Any, name: str, default: float) -> float:
-    value = payload.get(name, default) if isinstance(payload, dict) else default
-    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-        raise PermanentError(f"payload.{name} must be a non-negative number")
-    return float(value)
-
-
 def register(registry: Any) -> None:
     registry.add("noop", noop)
-    registry.add("sleep", sleep)
-    registry.add("fail", fail)
+    registry.add("sleep", sleep, payload_check=SLEEP_PAYLOAD)
+    registry.add("fail", fail, payload_check=FAIL_PAYLOAD)

@@ -8,6 +8,9 @@ from services.worker.context import JobContext
 from services.worker.fetch import summary
 from services.worker.polite_http import client_of
 from shared.errors import PermanentError
+from shared.field_checks import boolean, members, number
+from shared.kind_rules import PayloadCheck
+from shared.urlguard import Policy, url_field
 
 
 async def http_fetch(ctx: JobContext) -> Any:
@@ -31,5 +34,21 @@ async def http_fetch(ctx: JobContext) -> Any:
     return out
 
 
+def payload_check(policy: Policy) -> PayloadCheck:
+    """What the gateway checks at submit: the URL through the fetch client's own guard (other members are the
+    submitter's: a fan-out adds its own)."""
+    fields = members(
+        {"url": url_field(policy), "include_body": boolean, "store_body": boolean, "timeout_s": number(0.001, 86_400)},
+        closed=False,
+    )
+
+    def check(payload: Any) -> list[tuple[str, str]]:
+        missing = isinstance(payload, dict) and payload.get("url") is None
+        return fields(payload) + ([("url", "is required: the URL to fetch")] if missing else [])
+
+    return check
+
+
 def register(registry: Any) -> None:
-    registry.add("http.fetch", http_fetch)
+    policy = Policy.configured(registry.config.fetch_allow_private)
+    registry.add("http.fetch", http_fetch, payload_check=payload_check(policy))

@@ -1,15 +1,23 @@
 """Maintenance kinds run by the default maintenance schedules: prune old jobs and results, refresh statistics,
 requeue failed jobs automatically (a default schedule, off until enabled).
 
-Each deletes in batches (one short transaction per batch) so it never holds long locks on busy tables.
+Each deletes in batches (one short transaction per batch) so it never holds long locks on busy tables. Only
+`admin` may submit them (shared.kind_rules); the gateway checks their payloads at submit, and each handler checks
+again before it acts, so a payload that slipped past (an old schedule, a message sent by hand) fails the job
+permanently instead of deleting anything. With no `retention_days` in the payload the configured retention
+governs (GLEANER_RETENTION_DAYS, GLEANER_RESULT_RETENTION_DAYS; 0 keeps forever).
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Any
 
 from services.worker.context import JobContext
-from shared.errors import PermanentError
+from shared.config import MAX_RETENTION_DAYS, QUEUE_NAME, Config
+from shared.field_checks import integer, members, number, text
+from shared.kind_rules import KIND_NAME, require_payload
 from shared.prune_statements import PRUNE_DEAD_LETTERS, PRUNE_IDEMPOTENCY, PRUNE_JOBS, PRUNE_SITE_MINUTES
 from shared.requeue import AUTO_REQUEUE
 
@@ -32,33 +40,72 @@ DELETE FROM scrape_bodies WHERE content_hash IN (
 """
 ANALYZED = ("jobs", "job_attempts", "schedules", "dead_letters", "scrape_results")
 DAY_S = 86_400.0
+MAX_BATCH = 100_000
+MAX_REQUEUE = 10_000
+
+# the payload of each kind: every member optional, nothing else allowed
+RETENTION_DAYS = number(1, MAX_RETENTION_DAYS)
+BATCH = integer(1, MAX_BATCH)
+PRUNE_PAYLOAD = members({"retention_days": RETENTION_DAYS, "idempotency_hours": number(1, 366 * 24), "batch": BATCH})
+PRUNE_RESULTS_PAYLOAD = members({"retention_days": RETENTION_DAYS, "batch": BATCH})
+ANALYZE_PAYLOAD = members({})
+# what the job retention governs
+AGED = {"jobs": PRUNE_JOBS, "dead_letters": PRUNE_DEAD_LETTERS, "site_minutes": PRUNE_SITE_MINUTES}
+REQUEUE_PAYLOAD = members(
+    {
+        "rounds": integer(1, 100),
+        "min_age_s": number(0, 366 * DAY_S),
+        "kind": text(KIND_NAME, "a job kind"),
+        "queue": text(QUEUE_NAME, "a queue name"),
+        "limit": integer(1, MAX_REQUEUE),
+    }
+)
 
 
-async def prune(ctx: JobContext) -> Any:
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """The configured retentions in days (0: keep forever): finished jobs with their attempts, dead letters and
+    site minutes; and the `result`/`progress` of finished jobs."""
+
+    jobs_days: float = 30.0
+    results_days: float = 7.0
+
+    @classmethod
+    def of(cls, config: Config) -> Retention:
+        return cls(config.retention_days, config.result_retention_days)
+
+
+async def prune(ctx: JobContext, retention: Retention = Retention()) -> Any:
     """Delete finished jobs (with their attempts and scrape results), dead letters and per-minute site
-    counters older than `retention_days` (default 30), idempotency keys older than `idempotency_hours`
-    (default 24), and page bodies no result refers to any more."""
-    days = _number(ctx.job.payload, "retention_days", 30.0)
-    hours = _number(ctx.job.payload, "idempotency_hours", 24.0)
-    batch = int(_number(ctx.job.payload, "batch", DEFAULT_BATCH))
-    return {
-        "jobs": await _batched(ctx, PRUNE_JOBS, days * DAY_S, batch),
-        "dead_letters": await _batched(ctx, PRUNE_DEAD_LETTERS, days * DAY_S, batch),
-        "site_minutes": await _batched(ctx, PRUNE_SITE_MINUTES, days * DAY_S, batch),
+    counters older than `retention_days` (default: the configured retention; 0 there keeps them forever),
+    idempotency keys older than `idempotency_hours` (default 24), and page bodies no result refers to any more."""
+    payload = _checked(ctx, PRUNE_PAYLOAD)
+    days = float(payload.get("retention_days") or retention.jobs_days)
+    hours = float(payload.get("idempotency_hours") or 24.0)
+    batch = int(payload.get("batch") or DEFAULT_BATCH)
+    counts: dict[str, Any] = {}
+    for table, statement in AGED.items():
+        counts[table] = await _batched(ctx, statement, days * DAY_S, batch) if days > 0 else 0
+    return counts | {
         "idempotency_keys": await _batched(ctx, PRUNE_IDEMPOTENCY, hours * 3600, batch),
         "scrape_bodies": await _batched(ctx, PRUNE_BODIES, DAY_S, batch),
+        "retention_days": days,
     }
 
 
-async def prune_results(ctx: JobContext) -> Any:
-    """Drop `result` and `progress` of jobs finished more than `retention_days` (default 7) ago; the rows stay."""
-    days = _number(ctx.job.payload, "retention_days", 7.0)
-    batch = int(_number(ctx.job.payload, "batch", DEFAULT_BATCH))
-    return {"jobs": await _batched(ctx, PRUNE_RESULTS, days * DAY_S, batch)}
+async def prune_results(ctx: JobContext, retention: Retention = Retention()) -> Any:
+    """Drop `result` and `progress` of jobs finished more than `retention_days` ago (default: the configured
+    result retention; 0 there keeps them forever); the rows stay."""
+    payload = _checked(ctx, PRUNE_RESULTS_PAYLOAD)
+    days = float(payload.get("retention_days") or retention.results_days)
+    batch = int(payload.get("batch") or DEFAULT_BATCH)
+    pruned = await _batched(ctx, PRUNE_RESULTS, days * DAY_S, batch) if days > 0 else 0
+    return {"jobs": pruned, "retention_days": days}
 
 
 async def analyze(ctx: JobContext) -> Any:
     """Refresh the planner statistics of Gleaner's busy tables."""
+    _checked(ctx, ANALYZE_PAYLOAD)
     for table in ANALYZED:
         await ctx.db.execute(f"ANALYZE {table}")
     return {"analyzed": list(ANALYZED)}
@@ -82,31 +129,29 @@ async def requeue_failed(ctx: JobContext) -> Any:
     had fewer than `rounds` rounds in all (default 3, so a job that keeps failing stops coming back);
     `kind` and `queue` narrow it, `limit` caps one run (default 1000). The relay publishes the rows.
     """
-    payload = ctx.job.payload if isinstance(ctx.job.payload, dict) else {}
-    rounds = _number(payload, "rounds", 3.0)
-    min_age_s = _number(payload, "min_age_s", 3600.0)
-    limit = int(_number(payload, "limit", 1000.0))
-    kind, queue = _text(payload, "kind"), _text(payload, "queue")
-    rows = await ctx.db.fetch(AUTO_REQUEUE, int(rounds), min_age_s, kind, queue, limit)
+    payload = _checked(ctx, REQUEUE_PAYLOAD)
+    rounds = int(payload.get("rounds") or 3)
+    min_age_s = payload.get("min_age_s")
+    min_age_s = 3600.0 if min_age_s is None else float(min_age_s)
+    limit = int(payload.get("limit") or 1000)
+    rows = await ctx.db.fetch(AUTO_REQUEUE, rounds, min_age_s, payload.get("kind"), payload.get("queue"), limit)
     return {"requeued": len(rows), "job_ids": [r["id"] for r in rows][:100]}
 
 
-def _text(payload: dict[str, Any], name: str) -> str | None:
-    value = payload.get(name)
-    if value is not None and not isinstance(value, str):
-        raise PermanentError(f"payload.{name} must be a string")
-    return value
-
-
-def _number(payload: Any, name: str, default: float) -> float:
-    value = payload.get(name, default) if isinstance(payload, dict) else default
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise PermanentError(f"payload.{name} must be a positive number")
-    return float(value)
+def _checked(ctx: JobContext, check: Any) -> dict[str, Any]:
+    """The job's payload once it passed the kind's check (the gateway's check, run again: defence in depth)."""
+    payload = ctx.job.payload if ctx.job.payload is not None else {}
+    require_payload(check, payload)
+    return dict(payload)
 
 
 def register(registry: Any) -> None:
-    registry.add("maintenance.prune", prune)
-    registry.add("maintenance.prune_results", prune_results)
-    registry.add("maintenance.analyze", analyze)
-    registry.add("maintenance.requeue_failed", requeue_failed)
+    retention = Retention.of(registry.config)
+    registry.add("maintenance.prune", functools.partial(prune, retention=retention), payload_check=PRUNE_PAYLOAD)
+    registry.add(
+        "maintenance.prune_results",
+        functools.partial(prune_results, retention=retention),
+        payload_check=PRUNE_RESULTS_PAYLOAD,
+    )
+    registry.add("maintenance.analyze", analyze, payload_check=ANALYZE_PAYLOAD)
+    registry.add("maintenance.requeue_failed", requeue_failed, payload_check=REQUEUE_PAYLOAD)

@@ -8,6 +8,9 @@ from typing import Any
 from services.worker.context import JobContext, Partial
 from services.worker.polite_http import client_of
 from shared.errors import HandlerError, PermanentError
+from shared.field_checks import Invalid, boolean, members
+from shared.kind_rules import PayloadCheck
+from shared.urlguard import Policy, url_field
 
 DEFAULT_PARTIAL_ERROR_RATIO = 0.3
 MAX_URLS = 1000
@@ -81,5 +84,28 @@ async def scrape_pages(ctx: JobContext) -> Any:
     return verdict(counts, ratio)
 
 
+def payload_check(policy: Policy) -> PayloadCheck:
+    """What the gateway checks at submit: 1 to MAX_URLS URLs, each through the fetch client's own guard."""
+    url = url_field(policy)
+    fields = members({"store_body": boolean}, closed=False)
+
+    def check(payload: Any) -> list[tuple[str, str]]:
+        urls = payload.get("urls") if isinstance(payload, dict) else None
+        if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_URLS:
+            return [*fields(payload), ("urls", f"must be a list of 1 to {MAX_URLS} URLs")]
+        return fields(payload) + list(_url_errors(url, urls))[:100]
+
+    return check
+
+
+def _url_errors(url: Any, urls: list[Any]) -> Any:
+    for index, item in enumerate(urls):
+        try:
+            url(item)
+        except Invalid as exc:
+            yield f"urls[{index}]", str(exc)
+
+
 def register(registry: Any) -> None:
-    registry.add("scrape.pages", scrape_pages)
+    policy = Policy.configured(registry.config.fetch_allow_private)
+    registry.add("scrape.pages", scrape_pages, payload_check=payload_check(policy))
