@@ -7,10 +7,12 @@ from typing import Any
 
 import orjson
 import pytest
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
 from services.gateway.app import create_app
 from services.gateway.openapi import MARKER, document, served_bytes, with_values
+from services.gateway.pagination import PageTokens
 from services.gateway.routes import API
 from shared.config import Config
 
@@ -98,3 +100,10 @@ def test_a_marker_becomes_an_enum_with_null_only_when_the_schema_is_nullable() -
         "a": {MARKER: "q", "type": "string", "enum": ["x"]},
         "b": [{MARKER: "q", "type": ["string", "null"], "enum": ["x", None]}],
     }
+
+
+def test_a_page_token_the_gateway_issues_matches_the_documented_parameter() -> None:
+    token = PageTokens(b"k" * 32).encode(12345, {"kind": "noop"})
+    schema = document()["components"]["parameters"]["PageToken"]["schema"]
+    assert Draft202012Validator(schema).is_valid(token), token
+    assert not Draft202012Validator(schema).is_valid("garbage!")
