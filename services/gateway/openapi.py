@@ -1,8 +1,8 @@
 """The OpenAPI 3.1 document kept beside the code, served at /api/v1/openapi.json with this gateway's values.
 
 Schemas marked `"x-gleaner-enum": "<name>"` name values the configuration decides (the queues, the registered job
-kinds, the timezones); the served document lists them as an `enum`, so a client (or schemathesis) knows exactly
-what this gateway accepts, and the file in the repository stays the same for every deployment.
+kinds); the served document lists them as an `enum`, so a client (or schemathesis) knows exactly what this gateway
+accepts, and the file in the repository stays the same for every deployment.
 """
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ import functools
 from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
-from zoneinfo import available_timezones
 
 import orjson
 from aiohttp import web
@@ -49,7 +48,7 @@ def with_values(node: Any, values: Mapping[str, Sequence[str]]) -> Any:
 
 @functools.lru_cache(maxsize=8)
 def served_bytes(queues: tuple[str, ...], kinds: tuple[str, ...]) -> bytes:
-    values = {"queues": queues, "kinds": kinds, "timezones": tuple(sorted(available_timezones()))}
+    values = {"queues": queues, "kinds": kinds}
     return orjson.dumps(with_values(document(), values))
 
 

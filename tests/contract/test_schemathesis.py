@@ -4,7 +4,7 @@ The gateway runs on its own database and namespace (nothing else sees the jobs, 
 creates), with the admin token, so every operation is exercised, side effects included: scheduler pause and run,
 bulk requeues, deletes, key revocations. A few failed jobs, poison messages and API keys are seeded so the
 operations on them have something to act on. The size is bounded (GLEANER_SCHEMATHESIS_EXAMPLES cases per
-operation and phase, default 10) and the seed fixed (GLEANER_SCHEMATHESIS_SEED), so a run takes about a minute
+operation and phase, default 20) and the seed fixed (GLEANER_SCHEMATHESIS_SEED), so a run takes about a minute
 and a failure can be replayed.
 """
 
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.e2e
 
 SCHEMATHESIS = str(Path(sys.executable).with_name("schemathesis"))
 ROOT = Path(__file__).resolve().parents[2]
-EXAMPLES = os.environ.get("GLEANER_SCHEMATHESIS_EXAMPLES", "10")
+EXAMPLES = os.environ.get("GLEANER_SCHEMATHESIS_EXAMPLES", "20")
 SEED = os.environ.get("GLEANER_SCHEMATHESIS_SEED", "20261130")
 RUN_TIMEOUT_S = 600
 

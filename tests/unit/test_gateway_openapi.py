@@ -1,5 +1,5 @@
 """The OpenAPI document: valid OpenAPI 3.1, the same routes as the code, the errors every request can meet, and the
-values of this deployment (queues, kinds, timezones) in the document a gateway serves."""
+values of this deployment (queues, kinds) in the document a gateway serves."""
 
 from __future__ import annotations
 
@@ -85,11 +85,10 @@ def test_every_operation_with_a_body_documents_malformed_oversized_and_invalid_b
     assert missing == {}
 
 
-def test_the_served_document_lists_this_gateways_queues_kinds_and_timezones() -> None:
+def test_the_served_document_lists_this_gateways_queues_and_kinds() -> None:
     schemas = served_document()["components"]["schemas"]
     assert schemas["QueueChoice"]["enum"] == ["default", "scraping", None]
     assert schemas["KindName"]["enum"] == ["http.fetch", "noop"]
-    assert "Europe/Berlin" in schemas["Timezone"]["enum"]
     assert MARKER in document()["components"]["schemas"]["QueueChoice"]
     assert "enum" not in document()["components"]["schemas"]["QueueChoice"]
 
