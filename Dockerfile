@@ -1,6 +1,9 @@
-# syntax=docker/dockerfile:1.7
+# syntax=docker/dockerfile:1.7@sha256:a57df69d0ea827fb7266491f2813635de6f17269be881f696fbfdf2d83dda33e
 # One image for every Gleaner service: `docker run gleaner gateway|worker|scheduler|migrate`.
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# The base by digest, so a rebuild gets the same bytes: python:3.11-slim-bookworm of 2026-08-25 (Python 3.11.16),
+# the multi-platform index recorded in docker-library/repo-info (repos/python/remote/3.11-slim-bookworm.md).
+# Update tag and digest together (deploy/README.md, "Images").
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:fe556eaffd0d96abd8685b83bb8a69addd0dc730fa193669a7df0d49ddcfac02
 
 # Build stage: a wheel of Gleaner plus wheels of every dependency, so the runtime needs no compiler.
 FROM ${PYTHON_IMAGE} AS build

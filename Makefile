@@ -30,12 +30,12 @@ run: migrate
 	@bash scripts/run-stack.sh
 
 lint: install
-	$(BIN)/ruff check shared services tests bench
-	$(BIN)/ruff format --check shared services tests bench
+	$(BIN)/ruff check gleaner shared services tests bench
+	$(BIN)/ruff format --check gleaner shared services tests bench
 
 format: install
-	$(BIN)/ruff format shared services tests bench
-	$(BIN)/ruff check --fix shared services tests bench
+	$(BIN)/ruff format gleaner shared services tests bench
+	$(BIN)/ruff check --fix gleaner shared services tests bench
 
 typecheck: install
 	$(BIN)/mypy

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 
 from services.operator import commands as operator_commands
 from services.operator.tables import Column, field, table
+from shared import grants
 from shared import logging as gleaner_logging
 from shared.config import Config
 from shared.errors import ConfigError, GleanerError
-from shared.migrate import migrate
+from shared.provision import provision
 
 KEY_COLUMNS: list[Column] = [
     ("ID", field("id")),
@@ -31,7 +32,16 @@ def _parser() -> argparse.ArgumentParser:
     commands.add_parser("gateway", help="serve the HTTP API")
     commands.add_parser("worker", help="consume queues and run jobs")
     commands.add_parser("scheduler", help="fire schedules, relay unpublished jobs, reap leases, prune")
-    commands.add_parser("migrate", help="apply pending database migrations")
+    migrate = commands.add_parser("migrate", help="apply pending database migrations (and grants, topology)")
+    migrate.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        type=grants.role_assignment,
+        metavar="SERVICE=ROLE",
+        help="after migrating, leave ROLE exactly the privileges SERVICE needs (gateway, worker, scheduler)",
+    )
+    migrate.add_argument("--topology", action="store_true", help="also declare the RabbitMQ exchanges and queues")
     apikey = commands.add_parser("apikey", help="manage API keys (in PostgreSQL directly)").add_subparsers(
         dest="action", required=True
     )
@@ -70,8 +80,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if args.command == "migrate":
-        applied = asyncio.run(migrate(config.database_url))
-        print(f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else ""))
+        print("\n".join(asyncio.run(provision(config, roles=dict(args.grant), topology=args.topology))))
         return 0
     if args.command == "apikey":
         return _apikey(config, args)

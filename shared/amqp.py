@@ -136,8 +136,51 @@ async def _declare_delay_levels(channel: AbstractChannel, topology: Topology, de
         below = exchange
 
 
+def declared_names(topology: Topology) -> tuple[list[str], list[str]]:
+    """The exchanges and the queues `declare` creates."""
+    levels = [topology.delay_level(n) for n in range(topology.delay_levels)]
+    exchanges = [topology.jobs_exchange, topology.dlx, topology.events_exchange, topology.delay_deliver, *levels]
+    queues = [topology.dead_queue, *(topology.work_queue(q) for q in topology.queues), *levels]
+    return exchanges, queues
+
+
+async def check_declared(connection: AbstractRobustConnection, topology: Topology) -> None:
+    """Check passively (no configure permission needed) that every exchange and queue exists.
+
+    For services that may not declare (GLEANER_AMQP_DECLARE=0); raises TopologyMissing naming what is missing.
+    """
+    exchanges, queues = declared_names(topology)
+    checks = [("exchange", name) for name in exchanges] + [("queue", name) for name in queues]
+    missing: list[str] = []
+    channel = await connection.channel()
+    try:
+        for kind, name in checks:
+            try:
+                if kind == "exchange":
+                    await channel.declare_exchange(name, passive=True, robust=False)
+                else:
+                    await channel.declare_queue(name, passive=True, robust=False)
+            except aiormq.exceptions.ChannelNotFoundEntity:
+                missing.append(f"{kind} {name!r}")
+                channel = await connection.channel()  # the broker closed the channel with NOT_FOUND
+    finally:
+        await channel.close()
+    if missing:
+        raise TopologyMissing(missing)
+
+
 class BrokerUnavailable(ConnectionError):
     """No connection to RabbitMQ right now; the outbox relay will publish later."""
+
+
+class TopologyMissing(BrokerUnavailable):
+    """GLEANER_AMQP_DECLARE=0 and some exchanges or queues do not exist yet."""
+
+    def __init__(self, missing: Sequence[str]) -> None:
+        super().__init__(
+            f"RabbitMQ lacks {', '.join(missing)}: with GLEANER_AMQP_DECLARE=0 services only check the topology; "
+            "declare it with `gleaner migrate --topology` as a user that may configure it"
+        )
 
 
 class Broker:
@@ -166,7 +209,14 @@ class Broker:
         )
         connection.reconnect_callbacks.add(self._on_reconnect)
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
-        await declare(channel, self.topology)
+        try:
+            if self.config.amqp_declare:
+                await declare(channel, self.topology)
+            else:
+                await check_declared(connection, self.topology)
+        except BaseException:
+            await connection.close()  # or every retry of connect_forever leaves a connection reconnecting forever
+            raise
         self._jobs = await channel.get_exchange(self.topology.jobs_exchange, ensure=False)
         self._delay = await channel.get_exchange(self.topology.delay_entry, ensure=False)
         self._events = await channel.get_exchange(self.topology.events_exchange, ensure=False)

@@ -29,6 +29,8 @@ class Config:
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/gleaner"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    # declare the exchanges and queues at start; off: only check they exist (`gleaner migrate --topology` declares)
+    amqp_declare: bool = True
     # RabbitMQ's management API, for the unacked counts of GET /queues; empty: the AMQP host on port 15672
     # with the AMQP credentials; "off": not asked
     rabbitmq_management_url: str = ""
@@ -83,6 +85,7 @@ class Config:
         config = cls(
             database_url=reader.text("GLEANER_DATABASE_URL", d.database_url),
             amqp_url=reader.text("GLEANER_AMQP_URL", d.amqp_url),
+            amqp_declare=reader.flag("GLEANER_AMQP_DECLARE", d.amqp_declare),
             rabbitmq_management_url=reader.text("GLEANER_RABBITMQ_MANAGEMENT_URL", d.rabbitmq_management_url),
             namespace=reader.match("GLEANER_NAMESPACE", d.namespace, NAMESPACE_NAME),
             queues=reader.names("GLEANER_QUEUES", d.queues),

@@ -167,10 +167,6 @@ def path_id(raw: str) -> int | None:
     return value if value <= MAX_ID else None
 
 
-def has_nul(values: Iterator[str]) -> bool:
-    return any("\x00" in value for value in values)
-
-
 def load_json(raw: bytes) -> Any:
     """Parse a JSON document, refusing what PostgreSQL's jsonb or the encoder would refuse later.
 

@@ -91,7 +91,10 @@ class Consumer:
         topology = self.broker.topology
         for name in self.config.consumed_queues:
             self._queues[name] = await channel.declare_queue(
-                topology.work_queue(name), durable=True, arguments=topology.work_queue_arguments()
+                topology.work_queue(name),
+                durable=True,
+                arguments=topology.work_queue_arguments(),
+                passive=not self.config.amqp_declare,  # a worker user without configure permission only checks
             )
         self._channel = channel
         self._idle.set()

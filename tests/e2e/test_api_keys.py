@@ -13,8 +13,8 @@ from tests.support.stack import Api, Stack, eventually
 REFUSED_WITHIN_S = 1.0
 # the application name of each gateway's revocation listener (services.gateway.auth.LISTENER_SETTINGS)
 APP = "gleaner-gateway-keys"
-# this test's gateways only: other stacks on the machine's PostgreSQL have listeners of the same name
-LISTENERS = "FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()"
+# this test's gateways only: other stacks on the machine's PostgreSQL have their own databases
+OURS = "application_name = $1 AND datname = current_database()"
 
 
 @pytest.fixture
@@ -79,11 +79,11 @@ async def test_a_revocation_missed_while_the_listener_is_down_still_takes_effect
     await warm(gateways, key, api_factory)
 
     async def listeners() -> int:
-        return int(await db.fetchval(f"SELECT count(*) {LISTENERS}", APP))
+        return int(await db.fetchval(f"SELECT count(*) FROM pg_stat_activity WHERE {OURS}", APP))
 
     assert await eventually(listeners, what="both gateways listening") == 2
     # cut the listeners' connections, then revoke without the notification they would have heard
-    await db.execute(f"SELECT pg_terminate_backend(pid) {LISTENERS}", APP)
+    await db.execute(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE {OURS}", APP)
     await db.execute("UPDATE api_keys SET revoked_at = now() WHERE name = 'quiet'")
     assert await seconds_until_refused_everywhere(gateways, key, api_factory) < REFUSED_WITHIN_S
     assert await eventually(listeners, what="both gateways listening again") == 2

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from tests.ops.config_names import unknown_variables
@@ -42,7 +43,8 @@ def test_services_start_after_a_successful_migration_and_a_healthy_broker_and_da
         assert depends["migrate"]["condition"] == "service_completed_successfully", name
         assert depends["rabbitmq"]["condition"] == "service_healthy", name
         assert depends["postgres"]["condition"] == "service_healthy", name
-    assert _services()["migrate"]["command"] == ["migrate"]
+    assert _services()["migrate"]["command"][0] == "migrate"
+    assert _services()["migrate"]["depends_on"]["rabbitmq"]["condition"] == "service_healthy"  # it declares there
 
 
 def test_every_long_running_service_has_a_healthcheck() -> None:
@@ -50,11 +52,35 @@ def test_every_long_running_service_has_a_healthcheck() -> None:
     assert not missing
 
 
-def test_each_service_connects_to_rabbitmq_as_its_own_user() -> None:
-    users = {
-        name: _services()[name]["environment"]["GLEANER_AMQP_URL"].split("//")[1].split(":")[0] for name in APP_SERVICES
-    }
-    assert users == {name: f"gleaner-{name}" for name in APP_SERVICES}
+def _user(url: str) -> str:
+    return url.split("//")[1].split(":")[0]
+
+
+def test_each_service_connects_to_rabbitmq_and_postgresql_as_its_own_user() -> None:
+    environments = {name: _services()[name]["environment"] for name in (*APP_SERVICES, "migrate")}
+    amqp = {name: _user(env["GLEANER_AMQP_URL"]) for name, env in environments.items()}
+    assert amqp == {name: f"gleaner-{name}" for name in environments}
+    database = {name: _user(env["GLEANER_DATABASE_URL"]) for name, env in environments.items()}
+    assert database == {name: f"gleaner_{name}" for name in environments}
+
+
+def test_services_only_check_the_topology_the_migration_declares_and_grants_each_role_its_privileges() -> None:
+    for name in APP_SERVICES:
+        assert _services()[name]["environment"]["GLEANER_AMQP_DECLARE"] == "0", name
+    command = _services()["migrate"]["command"]
+    assert "--topology" in command
+    grants = {arg.removeprefix("--grant=") for arg in command if arg.startswith("--grant=")}
+    assert grants == {f"{name}=gleaner_{name}" for name in APP_SERVICES}
+
+
+def test_postgres_creates_the_roles_with_deploy_s_roles_script_on_its_first_start() -> None:
+    mounts = {v["target"]: v["source"] for v in _services()["postgres"]["volumes"] if v["type"] == "bind"}
+    assert mounts["/gleaner/roles.sql"].endswith("deploy/postgres/roles.sql")
+    init = next(source for target, source in mounts.items() if target.startswith("/docker-entrypoint-initdb.d/"))
+    script = (ROOT / "deploy" / "postgres" / "compose-init.sh").read_text()
+    assert init.endswith("deploy/postgres/compose-init.sh") and "/gleaner/roles.sql" in script
+    for name in ("migrate", *APP_SERVICES):
+        assert f"-v {'owner' if name == 'migrate' else name}=gleaner_{name}" in script, name
 
 
 def test_every_gleaner_setting_in_compose_is_a_real_variable() -> None:
@@ -74,5 +100,9 @@ def test_prometheus_and_grafana_get_their_configuration_from_deploy() -> None:
     prometheus = {v["target"]: v["source"] for v in _services()["prometheus"]["volumes"] if v["type"] == "bind"}
     assert prometheus["/etc/prometheus/prometheus.yml"].endswith("deploy/prometheus/prometheus.yml")
     assert prometheus["/etc/prometheus/alerts.yaml"].endswith("deploy/prometheus/alerts.yaml")
-    grafana = {v["source"].split("deploy/", 1)[-1] for v in _services()["grafana"]["volumes"] if v["type"] == "bind"}
+    grafana = {
+        Path(v["source"]).relative_to(ROOT / "deploy").as_posix()
+        for v in _services()["grafana"]["volumes"]
+        if v["type"] == "bind"
+    }
     assert {"grafana/provisioning/datasources", "grafana/provisioning/dashboards", "grafana/dashboards"} <= grafana

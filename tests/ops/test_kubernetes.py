@@ -15,7 +15,6 @@ K8S = DEPLOY / "k8s"
 KUBERNETES_VERSION = "1.30.0"
 TARGETS = ("base", "overlays/dev", "overlays/production", "overlays/production-keda", "prometheus-adapter")
 WORKLOADS = {"gleaner-gateway": 8080, "gleaner-worker": 8081, "gleaner-scheduler": 8082}
-PRIVATE_RANGES = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"}
 # Custom resources have no schema in kubernetes-validate: their required fields and known spec keys.
 CUSTOM: dict[str, tuple[set[str], set[str]]] = {
     "ScaledObject": (
@@ -185,32 +184,44 @@ def test_every_deployment_has_a_disruption_budget() -> None:
         assert budgets[name]["spec"]["selector"]["matchLabels"] == {"app.kubernetes.io/name": name}
 
 
-def test_the_migration_job_runs_gleaner_migrate_once() -> None:
+def test_the_migration_job_migrates_grants_every_service_role_and_declares_the_topology_once() -> None:
     job = _objects("overlays/production", "Job")["gleaner-migrate"]["spec"]
-    assert job["template"]["spec"]["containers"][0]["args"] == ["migrate"]
+    args = job["template"]["spec"]["containers"][0]["args"]
+    assert args[0] == "migrate" and "--topology" in args
+    grants = {arg.removeprefix("--grant=") for arg in args if arg.startswith("--grant=")}
+    assert grants == {f"{name.removeprefix('gleaner-')}={name.replace('-', '_')}" for name in WORKLOADS}
     assert job["template"]["spec"]["restartPolicy"] == "Never"
 
 
-def test_workers_reach_dns_broker_database_and_public_internet_but_no_private_range() -> None:
-    policy = _objects("overlays/production", "NetworkPolicy")["gleaner-worker-egress"]["spec"]
-    assert policy["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "gleaner-worker"}
-    ports = {p["port"] for rule in policy["egress"] for p in rule.get("ports", [])}
-    assert {53, 5672, 5432, 443} <= ports
-    blocks = [peer["ipBlock"] for rule in policy["egress"] for peer in rule["to"] if "ipBlock" in peer]
-    ipv4 = next(block for block in blocks if block["cidr"] == "0.0.0.0/0")
-    assert set(ipv4["except"]) >= PRIVATE_RANGES
+@pytest.mark.parametrize("target", ("base", "overlays/dev", "overlays/production"))
+def test_services_only_check_the_topology_the_migration_job_declares(target: str) -> None:
+    assert _config(target)["GLEANER_AMQP_DECLARE"] == "0"
+
+
+def _secret_refs(target: str) -> dict[str, set[str]]:
+    return {
+        name: {ref["secretRef"]["name"] for ref in container["envFrom"] if "secretRef" in ref}
+        for name, _, container in _containers(target)
+    }
+
+
+def test_each_workload_reads_only_its_own_secret() -> None:
+    assert _secret_refs("overlays/production") == {name: {name} for name in (*WORKLOADS, "gleaner-migrate")}
 
 
 def test_dev_ships_example_secrets_with_every_key_the_workloads_read_and_production_none() -> None:
     secrets = _objects("overlays/dev", "Secret")
-    assert set(secrets) == {"gleaner-database", "gleaner-gateway", "gleaner-worker", "gleaner-scheduler"}
-    keys = {key for secret in secrets.values() for key in secret["stringData"]}
-    assert {"GLEANER_DATABASE_URL", "GLEANER_AMQP_URL", "GLEANER_ADMIN_TOKEN"} <= keys
-    assert not _objects("overlays/production", "Secret")
-    referenced = {
-        ref["secretRef"]["name"]
-        for _, _, c in _containers("overlays/dev")
-        for ref in c["envFrom"]
-        if "secretRef" in ref
+    assert set(secrets) == {*WORKLOADS, "gleaner-migrate"}
+    for name, secret in secrets.items():
+        data = secret["stringData"]
+        assert {"GLEANER_DATABASE_URL", "GLEANER_AMQP_URL"} <= set(data), name
+        # each as its own PostgreSQL role and RabbitMQ user (deploy/postgres/roles.sql, deploy/rabbitmq)
+        assert data["GLEANER_DATABASE_URL"].split("//")[1].startswith(name.replace("-", "_") + ":"), name
+        assert data["GLEANER_AMQP_URL"].split("//")[1].startswith(name + ":"), name
+    assert set(secrets["gleaner-gateway"]["stringData"]) == {
+        "GLEANER_DATABASE_URL",
+        "GLEANER_AMQP_URL",
+        "GLEANER_ADMIN_TOKEN",
     }
-    assert referenced <= set(secrets)
+    assert not _objects("overlays/production", "Secret")
+    assert set().union(*_secret_refs("overlays/dev").values()) <= set(secrets)

@@ -4,6 +4,7 @@ Test HTTP sessions come from here (`checked_session`, and `Api` in `tests/suppor
 middleware that resolves the operation by method and path template and fails the request with `ContractViolation`
 when the status is not documented for it, the content type is not, or the body does not match the schema.
 A request may opt out with `middlewares=UNCHECKED` — only for raw garbage whose answer is not the API's.
+`gleaner.Client` and `AsyncClient` get the same check through `CheckedTransport` and `CheckedAsyncTransport`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import httpx
 import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
@@ -202,6 +204,41 @@ async def check_middleware(
     )
     contract().check(answer)
     return response
+
+
+def _check_httpx(request: httpx.Request, response: httpx.Response) -> None:
+    path = request.url.raw_path.decode("ascii").split("?", 1)[0]
+    if not path.startswith(API + "/") or response.headers.get("Content-Type", "").startswith("text/event-stream"):
+        return
+    answer = Answer(
+        request.method,
+        path.removeprefix(API),
+        response.status_code,
+        response.headers.get("Content-Type", ""),
+        dict(response.headers),
+        response.content,
+    )
+    contract().check(answer)
+
+
+class CheckedTransport(httpx.HTTPTransport):
+    """An httpx transport (for `gleaner.Client`) that checks every answer of the gateway's API."""
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        response = super().handle_request(request)
+        response.read()
+        _check_httpx(request, response)
+        return response
+
+
+class CheckedAsyncTransport(httpx.AsyncHTTPTransport):
+    """An httpx transport (for `gleaner.AsyncClient`) that checks every answer of the gateway's API."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        await response.aread()
+        _check_httpx(request, response)
+        return response
 
 
 def checked_session(**kwargs: Any) -> aiohttp.ClientSession:

@@ -11,7 +11,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from shared.amqp import Topology
+from shared.amqp import Topology, declared_names
 from shared.config import Config
 from shared.migrate import migrate
 
@@ -65,16 +65,12 @@ async def drop_database(name: str) -> None:
 
 async def delete_topology(config: Config) -> None:
     """Remove every queue and exchange of a test namespace so the broker does not fill up."""
-    topology = Topology.from_config(config)
+    exchanges, queues = declared_names(Topology.from_config(config))
     connection = await aio_pika.connect(AMQP_URL)
     try:
         channel = await connection.channel()
-        queues = [topology.work_queue(q) for q in topology.queues] + [topology.dead_queue]
-        queues += [topology.delay_level(n) for n in range(topology.delay_levels)]
         for name in queues:
             await channel.queue_delete(name)
-        exchanges = [topology.jobs_exchange, topology.dlx, topology.events_exchange, topology.delay_deliver]
-        exchanges += [topology.delay_level(n) for n in range(topology.delay_levels)]
         for name in exchanges:
             await channel.exchange_delete(name)
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +54,9 @@ DOCUMENT: dict[str, Any] = {
     },
 }
 PROBLEM_TYPE = "application/problem+json"
+# a gleaner.Client or AsyncClient being built (not the word in prose, a string or an import)
+GLEANER_CLIENT = re.compile(r"(?<![\w.\"'])(Async)?Client\(")
+CHECKED = "transport=Checked"
 
 
 def answer(
@@ -113,12 +117,32 @@ def test_the_most_literal_template_wins_and_other_methods_must_be_405_problems(c
         contract.check(answer("GET", "/nowhere", 200, {}))
 
 
+def client_calls(text: str) -> list[str]:
+    """Each `Client(...)` / `AsyncClient(...)` call in a source, up to its closing parenthesis."""
+    calls = []
+    for match in GLEANER_CLIENT.finditer(text):
+        depth, end = 0, match.end() - 1
+        for end in range(match.end() - 1, len(text)):
+            depth += {"(": 1, ")": -1}.get(text[end], 0)
+            if depth == 0:
+                break
+        calls.append(" ".join(text[match.start() : end + 1].split()))
+    return calls
+
+
 def test_tests_open_http_sessions_only_through_the_checked_client() -> None:
-    """Every test's answers are checked: no test builds its own aiohttp session (tests/support/contract.py does)."""
+    """Every test's answers are checked: no test builds its own aiohttp session (tests/support/contract.py does),
+    and every gleaner client a live test builds has a checking transport."""
     root = Path(__file__).resolve().parents[1]
+    sources = {path: path.read_text() for path in root.rglob("*.py") if path != Path(__file__).resolve()}
     raw = [
-        str(path.relative_to(root))
-        for path in root.rglob("*.py")
-        if "ClientSession(" in path.read_text() and path.name != "contract.py" and path != Path(__file__).resolve()
+        str(p.relative_to(root)) for p, text in sources.items() if "ClientSession(" in text and p.name != "contract.py"
     ]
     assert raw == [], f"use tests.support.contract.checked_session() (or Api) instead of aiohttp.ClientSession in {raw}"
+    live = [p for p in sources if p.parent.name in ("integration", "e2e", "contract")]
+    unchecked = [
+        f"{p.relative_to(root)}: {call}" for p in live for call in client_calls(sources[p]) if CHECKED not in call
+    ]
+    assert unchecked == [], (
+        "give gleaner clients transport=CheckedTransport() / CheckedAsyncTransport():\n" + "\n".join(unchecked)
+    )

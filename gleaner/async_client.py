@@ -1,0 +1,352 @@
+"""`gleaner.AsyncClient`: the asyncio Python client of the gateway's API, with the same methods as `Client`.
+
+Submissions carry an `Idempotency-Key` (generated per call unless given) and are sent again after a timeout,
+a dropped connection or a 503 with the same key, so a retry never makes a second job; `gleaner.retries`
+states which other requests are repeated. Every answer is a typed, frozen object whose `raw` is the JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Literal, TypeVar, Unpack
+
+import httpx
+
+from gleaner import _calls, _transport
+from gleaner.errors import WaitTimeout
+from gleaner.inputs import JobFilters, JobOptions, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
+from gleaner.json_types import Json, JsonInput, JsonObjectInput
+from gleaner.models import (
+    Attempt,
+    DeadLetter,
+    Health,
+    Job,
+    Page,
+    Queue,
+    Schedule,
+    SchedulePreview,
+    SchedulerStatus,
+    ScrapeResult,
+    Site,
+    Stats,
+    Workers,
+)
+from gleaner.retries import RetryPolicy
+
+__all__ = [
+    "AsyncClient",
+    "AsyncDeadLetters",
+    "AsyncJobs",
+    "AsyncQueues",
+    "AsyncScheduler",
+    "AsyncSchedules",
+    "AsyncSites",
+]
+
+T = TypeVar("T")
+DEFAULT_TIMEOUT_S = 30.0
+
+
+class AsyncClient:
+    """The gateway's API for asyncio: `async with AsyncClient() as client: await client.jobs.submit("noop")`.
+
+    `url` (e.g. `http://127.0.0.1:8080/api/v1`) and `token` default to GLEANER_API_URL and GLEANER_API_TOKEN
+    (else GLEANER_ADMIN_TOKEN), as for the `gleaner` operator commands. `timeout_s` bounds each request (a
+    `wait` adds the time the gateway holds it); `retry` sets how often and how long it tries again.
+
+    Retries (the rule in `gleaner.retries`): a request the gateway did not act on (connection refused, 429)
+    is sent again whatever it is; after a timeout, a dropped connection or a 502/503/504 only reads,
+    submissions (same `Idempotency-Key`) and writes that set a state (cancel, pause, resume, resolve, PUT,
+    PATCH, DELETE) are: never retry, requeue, trigger, schedule create or scheduler run.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        retry: RetryPolicy | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self._settings = _transport.Settings.resolve(url, token)
+        self._http = httpx.AsyncClient(headers=self._settings.headers(), transport=transport)
+        self._timeout_s = timeout_s
+        self._retry = retry or RetryPolicy()
+        self.jobs = AsyncJobs(self)
+        self.dead_letters = AsyncDeadLetters(self)
+        self.schedules = AsyncSchedules(self)
+        self.scheduler = AsyncScheduler(self)
+        self.sites = AsyncSites(self)
+        self.queues = AsyncQueues(self)
+
+    @property
+    def url(self) -> str:
+        return self._settings.url
+
+    async def close(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.close()
+
+    async def workers(self) -> Workers:
+        """Workers alive or seen within the hour, with the totals of the alive ones."""
+        return await self._run(_calls.workers())
+
+    async def stats(
+        self,
+        *,
+        window_s: float | None = None,
+        since: datetime | str | None = None,
+        site: str | None = None,
+        kind: str | None = None,
+    ) -> Stats:
+        """Jobs by site and kind over the last `window_s` (default 3600) or `since` an RFC 3339 instant."""
+        return await self._run(_calls.stats({"window_s": window_s, "since": since, "site": site, "kind": kind}))
+
+    async def health(self) -> Health:
+        """The gateway's PostgreSQL and RabbitMQ checks; a degraded gateway is an answer, not an error."""
+        return await self._run(_calls.health())
+
+    async def request(
+        self, method: str, path: str, *, params: Mapping[str, JsonInput] | None = None, json: JsonInput = None
+    ) -> Json:
+        """Any API request (`path` under the API root, e.g. `/jobs`); the answer's JSON, errors raised."""
+        return await self._run(_calls.raw(method, path, params or {}, json))
+
+    async def _run(self, call: _calls.Call[T]) -> T:
+        attempt = 1
+        while True:
+            result = await self._send(call)
+            delay = _transport.retry_delay(self._retry, call, attempt, result)
+            if delay is None:
+                return _transport.finish(call, result, self._settings)
+            await asyncio.sleep(delay)
+            attempt += 1
+
+    async def _send(self, call: _calls.Call[T]) -> _transport.Result:
+        request = _transport.build(self._http, self._settings, call, self._timeout_s)
+        try:
+            return await self._http.send(request)
+        except httpx.TransportError as error:
+            return error
+
+    async def _iterate(self, page_of: Callable[[str | None], _calls.Call[Page[T]]]) -> AsyncIterator[T]:
+        token: str | None = None
+        while True:
+            page = await self._run(page_of(token))
+            for item in page.items:
+                yield item
+            token = _calls.next_token(page, token)
+            if token is None:
+                return
+
+
+class AsyncJobs:
+    """`client.jobs`: submit, watch, list, cancel and retry jobs."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def submit(
+        self,
+        kind: str,
+        payload: JsonObjectInput | None = None,
+        *,
+        idempotency_key: str | None = None,
+        **options: Unpack[JobOptions],
+    ) -> Job:
+        """Submit one job; safe to retry: the same `Idempotency-Key` goes with every attempt of this call."""
+        submission: Submission = {"kind": kind, "payload": payload or {}, **options}
+        return await self._client._run(_calls.submit(submission, idempotency_key))
+
+    async def submit_many(
+        self, submissions: Iterable[Submission], *, idempotency_key: str | None = None
+    ) -> tuple[Job, ...]:
+        """Submit up to 1,000 jobs in one request, all or nothing (`POST /jobs/batch`), safe to retry."""
+        return await self._client._run(_calls.submit_many(tuple(submissions), idempotency_key))
+
+    async def get(self, job_id: int) -> Job:
+        return await self._client._run(_calls.get_job(job_id))
+
+    async def wait(self, job_id: int, timeout_s: float | None = None) -> Job:
+        """The job once it is final, held by the gateway (`?wait`) a minute at a time; `WaitTimeout` (with the
+        job as last seen) if `timeout_s` passes first."""
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        while True:
+            hold_s = _calls.hold_for(deadline, time.monotonic())
+            job = await self._client._run(_calls.get_job(job_id, hold_s))
+            if job.is_final:
+                return job
+            if hold_s is None:
+                raise WaitTimeout(job, timeout_s or 0.0)
+
+    def list(self, *, page_size: int | None = None, **filters: Unpack[JobFilters]) -> AsyncIterator[Job]:
+        """Every job matching the filters, newest first, fetched a page at a time as you iterate."""
+        return self._client._iterate(lambda token: _calls.list_jobs(filters, page_size, token))
+
+    async def page(
+        self, page_token: str | None = None, *, page_size: int | None = None, **filters: Unpack[JobFilters]
+    ) -> Page[Job]:
+        """One page of the list; pass its `next_page_token` (with the same filters) for the next."""
+        return await self._client._run(_calls.list_jobs(filters, page_size, page_token))
+
+    async def cancel(self, job_id: int) -> Job:
+        """Cancel a waiting job at once, a running one cooperatively (the job comes back `cancel_requested`)."""
+        return await self._client._run(_calls.cancel_job(job_id))
+
+    async def retry(self, job_id: int) -> Job:
+        """Run a finished job again with a fresh attempt budget."""
+        return await self._client._run(_calls.retry_job(job_id))
+
+    async def attempts(self, job_id: int) -> tuple[Attempt, ...]:
+        return await self._client._run(_calls.attempts(job_id))
+
+    def results(self, job_id: int, *, page_size: int | None = None) -> AsyncIterator[ScrapeResult]:
+        """The pages the job stored, oldest first, fetched a page at a time as you iterate."""
+        return self._client._iterate(lambda token: _calls.results(job_id, page_size, token))
+
+
+class AsyncDeadLetters:
+    """`client.dead_letters`: failed jobs (`job-<id>`) and poison messages (`message-<id>`)."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(
+        self,
+        *,
+        kind: str | None = None,
+        queue: str | None = None,
+        type: Literal["job", "message"] | None = None,
+        resolved: bool = False,
+        limit: int | None = None,
+    ) -> tuple[DeadLetter, ...]:
+        """Newest first; `resolved=True` lists the resolved ones instead."""
+        filters = {"kind": kind, "queue": queue, "type": type, "resolved": resolved or None, "limit": limit}
+        return await self._client._run(_calls.dead_letters(filters))
+
+    async def requeue(self, letter_id: str) -> Job:
+        return await self._client._run(_calls.requeue_letter(letter_id))
+
+    async def requeue_many(
+        self,
+        *,
+        kind: str | None = None,
+        queue: str | None = None,
+        error_class: str | None = None,
+        limit: int | None = None,
+    ) -> int:
+        """Requeue the failed jobs matching the filters; how many were requeued."""
+        return await self._client._run(
+            _calls.requeue_letters({"kind": kind, "queue": queue, "error_class": error_class, "limit": limit})
+        )
+
+    async def resolve(self, letter_id: str, note: str | None = None) -> None:
+        """Take it off the list, kept with its history and the note."""
+        await self._client._run(_calls.resolve_letter(letter_id, note))
+
+    async def delete(self, letter_id: str) -> None:
+        await self._client._run(_calls.delete_letter(letter_id))
+
+
+class AsyncSchedules:
+    """`client.schedules`: create, change, pause and trigger schedules."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    def list(self, *, page_size: int | None = None) -> AsyncIterator[Schedule]:
+        return self._client._iterate(lambda token: _calls.list_schedules(page_size, token))
+
+    async def get(self, schedule_id: int) -> Schedule:
+        return await self._client._run(_calls.get_schedule(schedule_id))
+
+    async def create(self, **definition: Unpack[ScheduleDefinition]) -> Schedule:
+        """A new schedule (`ValidationError` naming each bad field, `Conflict` for a taken name)."""
+        return await self._client._run(_calls.create_schedule(definition))
+
+    async def replace(self, schedule_id: int, **definition: Unpack[ScheduleDefinition]) -> Schedule:
+        return await self._client._run(_calls.replace_schedule(schedule_id, definition))
+
+    async def update(self, schedule_id: int, **changes: Unpack[ScheduleFields]) -> Schedule:
+        """Change some fields (`PATCH`); another timing field than the current one replaces it."""
+        return await self._client._run(_calls.update_schedule(schedule_id, changes))
+
+    async def delete(self, schedule_id: int) -> None:
+        await self._client._run(_calls.delete_schedule(schedule_id))
+
+    async def pause(self, schedule_id: int) -> Schedule:
+        return await self._client._run(_calls.schedule_action(schedule_id, "pause"))
+
+    async def resume(self, schedule_id: int) -> Schedule:
+        return await self._client._run(_calls.schedule_action(schedule_id, "resume"))
+
+    async def trigger(self, schedule_id: int) -> Job:
+        """One job now, whatever the pauses (the first one for a fan-out schedule)."""
+        return await self._client._run(_calls.trigger_schedule(schedule_id))
+
+    async def preview(self, schedule_id: int, count: int | None = None) -> SchedulePreview:
+        return await self._client._run(_calls.preview_schedule(schedule_id, count))
+
+
+class AsyncScheduler:
+    """`client.scheduler`: the scheduler's status, global pause and resume, and a tick now."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def status(self) -> SchedulerStatus:
+        return await self._client._run(_calls.scheduler_status())
+
+    async def pause(self) -> SchedulerStatus:
+        return await self._client._run(_calls.scheduler_action("pause"))
+
+    async def resume(self) -> SchedulerStatus:
+        return await self._client._run(_calls.scheduler_action("resume"))
+
+    async def run(self) -> SchedulerStatus:
+        return await self._client._run(_calls.scheduler_action("run"))
+
+
+class AsyncSites:
+    """`client.sites`: site policies and their live rate-limit state."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(self) -> tuple[Site, ...]:
+        return await self._client._run(_calls.list_sites())
+
+    async def get(self, name: str) -> Site:
+        return await self._client._run(_calls.get_site(name))
+
+    async def put(self, name: str, **policy: Unpack[SitePolicy]) -> Site:
+        """Create or replace a site's policy; left-out fields take their defaults."""
+        return await self._client._run(_calls.put_site(name, policy))
+
+
+class AsyncQueues:
+    """`client.queues`: depths and counts of every queue; pause and resume one."""
+
+    def __init__(self, client: AsyncClient) -> None:
+        self._client = client
+
+    async def list(self) -> tuple[Queue, ...]:
+        return await self._client._run(_calls.list_queues())
+
+    async def pause(self, name: str, reason: str | None = None) -> Queue:
+        return await self._client._run(_calls.queue_action(name, "pause", reason))
+
+    async def resume(self, name: str) -> Queue:
+        return await self._client._run(_calls.queue_action(name, "resume"))

@@ -1,0 +1,367 @@
+"""What the client returns: frozen dataclasses read from the API's JSON (`raw` keeps the JSON as sent)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from gleaner.json_types import Json, JsonObject
+
+__all__ = [
+    "FINAL_STATES",
+    "Attempt",
+    "DeadLetter",
+    "Durations",
+    "Health",
+    "Job",
+    "LastJob",
+    "Page",
+    "Queue",
+    "Schedule",
+    "ScheduleCounters",
+    "SchedulePreview",
+    "SchedulerStatus",
+    "ScrapeResult",
+    "Site",
+    "SiteCounters",
+    "SiteState",
+    "Stats",
+    "StatsGroup",
+    "WindowCounters",
+    "Worker",
+    "Workers",
+]
+
+T = TypeVar("T")
+
+FINAL_STATES = frozenset({"succeeded", "partial", "failed", "cancelled"})
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """A job as `GET /jobs/{id}` shows it; `state` is one of the lifecycle's states (a string, so new ones read)."""
+
+    id: int
+    kind: str
+    state: str
+    attempt: int = 0
+    max_attempts: int = 0
+    priority: int = 0
+    queue: str = ""
+    payload: JsonObject = field(default_factory=dict)
+    result: Json = None
+    error: Json = None
+    progress: Json = None
+    site: str | None = None
+    schedule_id: int | None = None
+    trigger: str | None = None
+    dedupe_key: str | None = None
+    cancel_requested: bool = False
+    created_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    run_at: datetime | None = None
+    updated_at: datetime | None = None
+    timeout_s: float | None = None
+    retry_base_s: float | None = None
+    retry_cap_s: float | None = None
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def is_final(self) -> bool:
+        """Succeeded, partial, failed or cancelled: nothing more will happen unless it is retried."""
+        return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One run of a job: who ran it, when, and how it ended."""
+
+    attempt: int
+    worker: str | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    outcome: str | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    retry_delay_s: float | None = None
+    error_traceback: str | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ScrapeResult:
+    """A page a job stored: what was fetched and what the handler extracted (`data`)."""
+
+    id: int
+    url: str
+    final_url: str | None = None
+    status: int | None = None
+    content_type: str | None = None
+    size: int | None = None
+    content_hash: str | None = None
+    data: Json = None
+    unchanged: bool = False
+    body_stored: bool = False
+    fetched_at: datetime | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a listing; `next_page_token` fetches the next (None on the last page)."""
+
+    items: tuple[T, ...]
+    next_page_token: str | None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A failed job (`id` `job-<n>`, `type` job) or a poison message (`message-<n>`, `type` message)."""
+
+    id: str
+    type: str
+    job_id: int | None = None
+    kind: str | None = None
+    queue: str | None = None
+    error: Json = None
+    attempt: int | None = None
+    finished_at: datetime | None = None
+    reason: str | None = None
+    detail: str | None = None
+    body: str | None = None
+    body_base64: str | None = None
+    headers: Json = None
+    created_at: datetime | None = None
+    resolved_at: datetime | None = None
+    resolution: str | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Queue:
+    """A queue's broker counts (None when unknown) beside its PostgreSQL counts, and its pause."""
+
+    name: str
+    paused: bool = False
+    paused_at: datetime | None = None
+    pause_reason: str | None = None
+    ready: int | None = None
+    unacked: int | None = None
+    consumers: int | None = None
+    scheduled: int = 0
+    queued: int = 0
+    retrying: int = 0
+    running: int = 0
+    oldest_waiting_s: float | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Worker:
+    """A worker that announced itself: what it consumes and how busy it is."""
+
+    id: str
+    alive: bool = False
+    queues: tuple[str, ...] = ()
+    concurrency: int = 0
+    running: int = 0
+    started_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    stopped_at: datetime | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Workers:
+    """`GET /workers`: the workers seen within the hour and the totals of the alive ones."""
+
+    alive: int = 0
+    running: int = 0
+    capacity: int = 0
+    workers: tuple[Worker, ...] = ()
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteState:
+    """A site's live limiter state and counters."""
+
+    tokens_left: float | None = None
+    next_allowed_at: datetime | None = None
+    running_jobs: int = 0
+    slots_held: int = 0
+    requests_total: int = 0
+    rate_limit_waits: int = 0
+    deferrals: int = 0
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Site:
+    """A site's politeness policy and its live `state`."""
+
+    name: str
+    requests_per_hour: float | None = None
+    burst: int | None = None
+    min_delay_s: float | None = None
+    pause_min_s: float | None = None
+    pause_max_s: float | None = None
+    respectful_hours: JsonObject | None = None
+    max_concurrency: int | None = None
+    partial_error_ratio: float | None = None
+    timeout_s: float | None = None
+    max_bytes: int | None = None
+    user_agent: str | None = None
+    state: SiteState = field(default_factory=SiteState)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LastJob:
+    """The last job a schedule created (`state` None once it was pruned)."""
+
+    id: int
+    state: str | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleCounters:
+    fired: int = 0
+    skipped_overlap: int = 0
+    skipped_misfire: int = 0
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A schedule: its timing (`type` interval, cron or once), job template, policies and firing state."""
+
+    id: int
+    name: str
+    type: str
+    interval_s: float | None = None
+    jitter: float | None = None
+    cron: str | None = None
+    timezone: str | None = None
+    at: datetime | None = None
+    job: JsonObject = field(default_factory=dict)
+    misfire: str | None = None
+    overlap: str | None = None
+    misfire_grace_s: float | None = None
+    enabled: bool = True
+    paused: bool = False
+    source: str | None = None
+    last_job: LastJob | None = None
+    counters: ScheduleCounters = field(default_factory=ScheduleCounters)
+    next_fire_at: datetime | None = None
+    next_slot_at: datetime | None = None
+    last_fire_at: datetime | None = None
+    last_slot_at: datetime | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulePreview:
+    """The next nominal fire times of a schedule (interval jitter moves each by up to ±jitter·interval)."""
+
+    id: int
+    name: str
+    fire_times: tuple[datetime, ...] = ()
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStatus:
+    """The scheduler: its leader, pause, last tick and backlog; `fired` only after `run`."""
+
+    leader: str | None = None
+    leader_since: datetime | None = None
+    last_leader: str | None = None
+    paused: bool = False
+    last_tick_at: datetime | None = None
+    due_backlog: int = 0
+    last_fire_lag_s: float | None = None
+    next_fire_at: datetime | None = None
+    schedules: int = 0
+    active_schedules: int = 0
+    fired: int | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Durations:
+    p50: float | None = None
+    p95: float | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class StatsGroup:
+    """The jobs of one (site, kind) in the window: counts by state, success rate, durations, pages."""
+
+    kind: str
+    site: str | None = None
+    jobs: int = 0
+    states: dict[str, int] = field(default_factory=dict)
+    success_rate: float | None = None
+    duration_s: Durations = field(default_factory=Durations)
+    pages_fetched: int = 0
+    pages_unchanged: int = 0
+    deferrals: int = 0
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class WindowCounters:
+    requests: int = 0
+    rate_limit_waits: int = 0
+    deferrals: int = 0
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SiteCounters:
+    """A site's counters since it was created, and `in_window`."""
+
+    name: str
+    requests_total: int = 0
+    rate_limit_waits: int = 0
+    deferrals: int = 0
+    in_window: WindowCounters = field(default_factory=WindowCounters)
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """`GET /stats`: the window and its groups by site and kind, and per-site counters."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    window_s: float | None = None
+    groups: tuple[StatsGroup, ...] = ()
+    sites: tuple[SiteCounters, ...] = ()
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Health:
+    """The gateway's `/health`: `ok` when PostgreSQL and RabbitMQ answer; `checks` says what is down."""
+
+    status: str
+    ready: bool = False
+    checks: JsonObject = field(default_factory=dict)
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
