@@ -5,6 +5,8 @@ middleware that resolves the operation by method and path template and fails the
 when the status is not documented for it, the content type is not, or the body does not match the schema.
 A request may opt out with `middlewares=UNCHECKED` — only for raw garbage whose answer is not the API's.
 `gleaner.Client` and `AsyncClient` get the same check through `CheckedTransport` and `CheckedAsyncTransport`.
+Only the gateways the tests start (`Service.start` registers them) are checked: Prometheus answers under /api/v1
+too.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ METHODS = ("get", "put", "post", "delete", "patch")
 # the per-request `middlewares=` value that skips the check (aiohttp's own per-request override)
 UNCHECKED: tuple[()] = ()
 MAX_ERRORS = 5
+# host:port of every gateway the tests started (Service.start adds them)
+GATEWAYS: set[str] = set()
 
 
 class ContractViolation(AssertionError):
@@ -185,13 +189,26 @@ def contract() -> Contract:
     return Contract(document())
 
 
+def gateway_started(url: str) -> None:
+    GATEWAYS.add(_origin(url))
+
+
+def _origin(url: object) -> str:
+    parsed = httpx.URL(str(url))
+    return f"{parsed.host}:{parsed.port}"
+
+
+def _is_api(url: object, path: str) -> bool:
+    return path.startswith(API + "/") and _origin(url) in GATEWAYS
+
+
 async def check_middleware(
     request: aiohttp.ClientRequest, handler: aiohttp.client_middlewares.ClientHandlerType
 ) -> aiohttp.ClientResponse:
     """A client middleware: answers to /api/v1 paths must conform; others (/metrics, /readyz) pass unchecked."""
     response = await handler(request)
     path = request.url.raw_path
-    if not path.startswith(API + "/") or response.content_type == "text/event-stream":
+    if not _is_api(request.url, path) or response.content_type == "text/event-stream":
         return response
     body = await response.read()  # kept by aiohttp: the caller reads it again
     answer = Answer(
@@ -208,7 +225,7 @@ async def check_middleware(
 
 def _check_httpx(request: httpx.Request, response: httpx.Response) -> None:
     path = request.url.raw_path.decode("ascii").split("?", 1)[0]
-    if not path.startswith(API + "/") or response.headers.get("Content-Type", "").startswith("text/event-stream"):
+    if not _is_api(request.url, path) or response.headers.get("Content-Type", "").startswith("text/event-stream"):
         return
     answer = Answer(
         request.method,

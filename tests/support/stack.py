@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
-from tests.support.contract import checked_session
+from tests.support.contract import checked_session, gateway_started
 from tests.support.services import ADMIN_TOKEN
 
 T = TypeVar("T")
@@ -44,6 +44,8 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        if self.command == "gateway":
+            gateway_started(self.url)  # its answers under /api/v1 are checked against the document
         log = self.log_path.open("ab")
         self.process = subprocess.Popen([GLEANER, self.command], env=self.env, stdout=log, stderr=log)
 
