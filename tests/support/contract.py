@@ -198,8 +198,14 @@ def _origin(url: object) -> str:
     return f"{parsed.host}:{parsed.port}"
 
 
-def _is_api(url: object, path: str) -> bool:
-    return path.startswith(API + "/") and _origin(url) in GATEWAYS
+def _checked(url: object, path: str, content_type: str) -> bool:
+    """An answer of a gateway the tests started, under /api/v1, that is not a stream (nothing to read whole)."""
+    return path.startswith(API + "/") and _origin(url) in GATEWAYS and not content_type.startswith("text/event-stream")
+
+
+def _check(method: str, path: str, status: int, headers: Mapping[str, str], body: bytes) -> None:
+    answer = Answer(method, path.removeprefix(API), status, headers.get("Content-Type", ""), dict(headers), body)
+    contract().check(answer)
 
 
 async def check_middleware(
@@ -208,34 +214,14 @@ async def check_middleware(
     """A client middleware: answers to /api/v1 paths must conform; others (/metrics, /readyz) pass unchecked."""
     response = await handler(request)
     path = request.url.raw_path
-    if not _is_api(request.url, path) or response.content_type == "text/event-stream":
-        return response
-    body = await response.read()  # kept by aiohttp: the caller reads it again
-    answer = Answer(
-        request.method,
-        path.removeprefix(API),
-        response.status,
-        response.headers.get("Content-Type", ""),
-        dict(response.headers),
-        body,
-    )
-    contract().check(answer)
+    if _checked(request.url, path, response.headers.get("Content-Type", "")):
+        body = await response.read()  # kept by aiohttp: the caller reads it again
+        _check(request.method, path, response.status, response.headers, body)
     return response
 
 
-def _check_httpx(request: httpx.Request, response: httpx.Response) -> None:
-    path = request.url.raw_path.decode("ascii").split("?", 1)[0]
-    if not _is_api(request.url, path) or response.headers.get("Content-Type", "").startswith("text/event-stream"):
-        return
-    answer = Answer(
-        request.method,
-        path.removeprefix(API),
-        response.status_code,
-        response.headers.get("Content-Type", ""),
-        dict(response.headers),
-        response.content,
-    )
-    contract().check(answer)
+def _httpx_path(request: httpx.Request) -> str:
+    return request.url.raw_path.decode("ascii").split("?", 1)[0]
 
 
 class CheckedTransport(httpx.HTTPTransport):
@@ -243,8 +229,9 @@ class CheckedTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         response = super().handle_request(request)
-        response.read()
-        _check_httpx(request, response)
+        path = _httpx_path(request)
+        if _checked(request.url, path, response.headers.get("Content-Type", "")):
+            _check(request.method, path, response.status_code, response.headers, response.read())
         return response
 
 
@@ -253,8 +240,9 @@ class CheckedAsyncTransport(httpx.AsyncHTTPTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await super().handle_async_request(request)
-        await response.aread()
-        _check_httpx(request, response)
+        path = _httpx_path(request)
+        if _checked(request.url, path, response.headers.get("Content-Type", "")):
+            _check(request.method, path, response.status_code, response.headers, await response.aread())
         return response
 
 
