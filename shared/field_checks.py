@@ -52,14 +52,27 @@ class InvalidJSON(ValueError):
 
 
 def integer(low: int, high: int) -> Callable[[Any], int]:
-    """A converter accepting whole numbers from `low` to `high` (booleans are not numbers here)."""
+    """A converter accepting whole numbers from `low` to `high` (booleans are not numbers here).
+
+    `5.0` is the integer 5, as JSON Schema (and so the OpenAPI document) counts it.
+    """
 
     def convert(value: Any) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        whole = whole_number(value)
+        if whole is None or not low <= whole <= high:
             raise Invalid(f"must be an integer from {low} to {high}")
-        return value
+        return whole
 
     return convert
+
+
+def whole_number(value: Any) -> int | None:
+    """`value` as an int when it is a JSON integer (`5` or `5.0`), else None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, float):
+        return int(value) if value.is_integer() else None
+    return value if isinstance(value, int) else None
 
 
 def number(low: float, high: float, *, exclusive_low: bool = False) -> Callable[[Any], float]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -42,9 +42,12 @@ def json_document(raw: bytes, what: str) -> Any:
 
 def query_value(request: web.Request, name: str, convert: Callable[[str], T], message: str) -> T | None:
     """A converted query parameter, None when absent; 422 naming the parameter when `convert` fails (with the
-    converter's own message when it raises Invalid, else `message`)."""
+    converter's own message when it raises Invalid, else `message`).
+
+    An empty value (`?created_before=`) is not a value of the parameter's type: it is refused like any other.
+    """
     raw = request.query.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return None
     try:
         return convert(raw)
@@ -52,6 +55,14 @@ def query_value(request: web.Request, name: str, convert: Callable[[str], T], me
         raise ValidationProblem([field_error(name, str(exc))]) from None
     except ValueError:
         raise ValidationProblem([field_error(name, message)]) from None
+
+
+def query_choice(request: web.Request, name: str, choices: Collection[str]) -> str | None:
+    """A query parameter that takes one of `choices`, None when absent; 422 naming it otherwise (empty too)."""
+    raw = request.query.get(name)
+    if raw is not None and raw not in choices:
+        raise ValidationProblem([field_error(name, f"must be one of {', '.join(sorted(choices))}")])
+    return raw
 
 
 def bounded_int(low: int, high: int) -> Callable[[str], int]:

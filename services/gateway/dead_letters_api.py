@@ -8,12 +8,12 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from services.gateway.bodies import bounded_int, checked, query_value, read_json
+from services.gateway.bodies import bounded_int, checked, query_choice, query_value, read_json
 from services.gateway.context import Gateway, gateway_of
 from services.gateway.job_store import RETURNING
 from services.gateway.job_views import failed_job_letter, job_view, json_response, message_letter
 from services.gateway.jobs_api import requeue_finished
-from shared.errors import DecodeError, Problem, ValidationProblem, field_error
+from shared.errors import DecodeError, Problem
 from shared.field_checks import integer, members, string
 from shared.messages import JobMessage
 from shared.requeue import DEDUPE_FREE, REQUEUE_SET
@@ -75,9 +75,7 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     """Newest first; `kind` filters failed jobs only (poison messages have no trustworthy kind)."""
     gw = gateway_of(request)
     kind, queue = request.query.get("kind") or None, request.query.get("queue") or None
-    letter_type = request.query.get("type") or None
-    if letter_type not in (None, "job", "message"):
-        raise ValidationProblem([field_error("type", "must be job or message")])
+    letter_type = query_choice(request, "type", ("job", "message"))
     limit = query_value(request, "limit", bounded_int(1, 1000), "must be an integer from 1 to 1000") or 100
     resolved = query_value(request, "resolved", _boolean, "must be true or false") or False
     letters: list[tuple[Any, dict[str, Any]]] = []
@@ -126,7 +124,9 @@ async def bulk_requeue(request: web.Request) -> web.Response:
 
 def _bulk_filters(data: Any) -> tuple[str | None, str | None, str | None, int]:
     body = checked(data, BULK_FILTERS)
-    return body.get("kind"), body.get("queue"), body.get("error_class"), body.get("limit") or 1000
+    limit = body.get("limit")
+    # int(): a limit of 1000.0 passed the integer check (JSON Schema's integers) but is a float in the body
+    return body.get("kind"), body.get("queue"), body.get("error_class"), 1000 if limit is None else int(limit)
 
 
 async def resolve_letter(request: web.Request) -> web.Response:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 import asyncpg
@@ -12,6 +13,8 @@ from shared.errors import ValidationProblem, field_error
 
 HEADER = "Idempotency-Key"
 MAX_KEY_LENGTH = 200
+# printable ASCII: what a header carries unchanged (str.isprintable() also takes letters no header encodes alike)
+KEY = re.compile(rf"[\x20-\x7e]{{1,{MAX_KEY_LENGTH}}}")
 
 LOOKUP = "SELECT request_hash, job_ids, status FROM idempotency_keys WHERE principal = $1 AND key = $2"
 STORE = """
@@ -32,8 +35,8 @@ def request_hash(method: str, path: str, body: bytes) -> str:
 
 
 def check_key(key: str) -> str:
-    if not 0 < len(key) <= MAX_KEY_LENGTH or not key.isprintable():
-        raise ValidationProblem([field_error(HEADER, f"must be 1-{MAX_KEY_LENGTH} printable characters")])
+    if KEY.fullmatch(key) is None:
+        raise ValidationProblem([field_error(HEADER, f"must be 1-{MAX_KEY_LENGTH} printable ASCII characters")])
     return key
 
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from services.gateway import idempotency, job_store
 from services.gateway.auth import ADMIN, current_principal
-from services.gateway.bodies import bounded_float, bounded_int, job_id_param, query_value, read_json
+from services.gateway.bodies import bounded_float, bounded_int, job_id_param, query_choice, query_value, read_json
 from services.gateway.context import Gateway, gateway_of
 from services.gateway.job_store import ListFilters, NewJob
 from services.gateway.job_views import FINAL_STATES, STATES, attempt_view, job_view, json_response
@@ -20,7 +20,7 @@ from services.gateway.payload_filter import payload_containment
 from services.gateway.submission import JobSpec, parse_batch, parse_one, refuse_privileged
 from services.gateway.waiting import POLL_S
 from shared import logging as gleaner_logging
-from shared.errors import Problem, ValidationProblem, field_error
+from shared.errors import Problem, field_error
 from shared.field_checks import parse_timestamp
 from shared.ops import spawn
 
@@ -156,9 +156,7 @@ async def _wait_final(gw: Gateway, job_id: int, row: asyncpg.Record, deadline: f
 
 
 def _filters(request: web.Request) -> ListFilters:
-    state = request.query.get("state") or None
-    if state is not None and state not in STATES:
-        raise ValidationProblem([field_error("state", f"must be one of {', '.join(sorted(STATES))}")])
+    state = query_choice(request, "state", STATES)
 
     def timestamp(name: str) -> datetime | None:
         return query_value(request, name, parse_timestamp, "must be an RFC 3339 timestamp with a timezone")

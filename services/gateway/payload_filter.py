@@ -21,7 +21,7 @@ def payload_containment(query: Mapping[str, str]) -> str | None:
     """
     wanted: dict[str, Any] = {}
     raw = query.get("payload")
-    if raw:
+    if raw is not None:
         try:
             parsed = load_json(raw.encode())
         except NotJSON:

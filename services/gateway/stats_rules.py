@@ -34,7 +34,7 @@ class StatsQuery:
 def parse_stats_query(query: Mapping[str, str]) -> StatsQuery:
     """`window_s` (default 3600) or `since` (RFC 3339), not both; `site` and `kind` filter."""
     errors: list[dict[str, str]] = []
-    raw_window, raw_since = query.get("window_s") or None, query.get("since") or None
+    raw_window, raw_since = query.get("window_s"), query.get("since")
     window_s = DEFAULT_WINDOW_S if raw_since is None else None
     since = None
     if raw_window is not None:

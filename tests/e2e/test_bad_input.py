@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import aiohttp
 import pytest
 
+from tests.support.contract import checked_session
 from tests.support.stack import Api, Stack
 
 PROBLEM = "application/problem+json"
@@ -71,7 +71,7 @@ async def test_malformed_json_oversize_bodies_and_unknown_routes_are_problems(ga
 
 
 async def test_a_missing_or_wrong_token_is_401_and_a_missing_scope_403(stack: Stack, gateway_api: Api) -> None:
-    async with aiohttp.ClientSession() as anonymous:
+    async with checked_session() as anonymous:
         async with anonymous.post(gateway_api.base_url + "/jobs", json={"kind": "noop"}) as response:
             assert response.status == 401
             assert response.headers["Content-Type"].startswith(PROBLEM)
@@ -95,7 +95,7 @@ async def test_a_missing_or_wrong_token_is_401_and_a_missing_scope_403(stack: St
 
 
 async def test_the_openapi_document_lists_exactly_the_served_routes(gateway_api: Api) -> None:
-    async with aiohttp.ClientSession() as anonymous, anonymous.get(gateway_api.base_url + "/openapi.json") as response:
+    async with checked_session() as anonymous, anonymous.get(gateway_api.base_url + "/openapi.json") as response:
         assert response.status == 200
         document = await response.json()
     assert document["openapi"].startswith("3.1")

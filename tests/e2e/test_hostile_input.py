@@ -23,6 +23,7 @@ from yarl import URL
 
 from services.gateway.auth import hash_key
 from services.gateway.pagination import filter_hash
+from tests.support.contract import checked_session
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Stack
 
@@ -340,7 +341,7 @@ async def test_every_hostile_input_gets_a_4xx_problem_naming_its_field_and_store
     await db.execute(finished, "maintenance.prune")
     before = await fingerprint(db)
     wrong = []
-    async with aiohttp.ClientSession() as session:
+    async with checked_session() as session:
         for case in ALL_CASES:
             status, ctype, body, headers = await send(session, base_url, case)
             tally.sent[case.cls] += 1
@@ -357,7 +358,7 @@ async def test_over_long_headers_and_request_lines_get_problem_json_with_the_sec
     base_url: str, tally: Tally
 ) -> None:
     """aiohttp answers these itself before any middleware; they used to be plain text with its version."""
-    async with aiohttp.ClientSession() as session:
+    async with checked_session() as session:
         answers = []
         for headers, path in (
             ({"X-Padding": "a" * 20_000}, "/jobs"),
@@ -401,7 +402,7 @@ async def test_a_client_sending_nul_payloads_never_fails_another_clients_submiss
 
     stop = asyncio.Event()
     headers = {"Authorization": f"Bearer {WRITE_KEY}"}
-    async with aiohttp.ClientSession(headers=headers) as session:
+    async with checked_session(headers=headers) as session:
         poisoners = [asyncio.create_task(poisoner(session, stop)) for _ in range(8)]
         await asyncio.gather(*(submitter(session, range(i, 600, 16)) for i in range(16)))
         stop.set()

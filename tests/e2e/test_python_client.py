@@ -8,6 +8,7 @@ import asyncpg
 import pytest
 
 from gleaner import AsyncClient, Client, Job, Submission, Unauthorized, ValidationError
+from tests.support.contract import CheckedAsyncTransport, CheckedTransport
 from tests.support.proxy import DroppingProxy
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Service, Stack, eventually
@@ -34,12 +35,12 @@ async def test_a_job_is_submitted_waited_for_and_its_result_read_by_both_clients
     await stack.start("scheduler")
 
     def sync_round_trip() -> Job:
-        with Client(api_url(gateway), ADMIN_TOKEN) as client:
+        with Client(api_url(gateway), ADMIN_TOKEN, transport=CheckedTransport()) as client:
             job = client.jobs.submit("noop", {"hello": "sync"})
             return client.jobs.wait(job.id, timeout_s=30)
 
     done = await asyncio.to_thread(sync_round_trip)
-    async with AsyncClient(api_url(gateway), ADMIN_TOKEN) as client:
+    async with AsyncClient(api_url(gateway), ADMIN_TOKEN, transport=CheckedAsyncTransport()) as client:
         submitted = await client.jobs.submit("noop", {"hello": "async"}, priority=9)
         async_done = await client.jobs.wait(submitted.id, timeout_s=30)
         attempts = await client.jobs.attempts(submitted.id)
@@ -53,11 +54,11 @@ async def test_a_batch_of_a_thousand_jobs_is_one_call_and_every_job_runs(stack: 
     await stack.start("worker")
 
     def sync_batch() -> tuple[Job, ...]:
-        with Client(api_url(gateway), ADMIN_TOKEN) as client:
+        with Client(api_url(gateway), ADMIN_TOKEN, transport=CheckedTransport()) as client:
             return client.jobs.submit_many(submissions(1000, "sync"))
 
     sync_jobs = await asyncio.to_thread(sync_batch)
-    async with AsyncClient(api_url(gateway), ADMIN_TOKEN) as client:
+    async with AsyncClient(api_url(gateway), ADMIN_TOKEN, transport=CheckedAsyncTransport()) as client:
         async_jobs = await client.jobs.submit_many(submissions(1000, "async"))
 
         async def all_succeeded() -> bool:
@@ -71,14 +72,14 @@ async def test_a_batch_of_a_thousand_jobs_is_one_call_and_every_job_runs(stack: 
 
 
 async def test_listing_pages_through_2500_jobs_without_duplicates_or_gaps(gateway: Service) -> None:
-    async with AsyncClient(api_url(gateway), ADMIN_TOKEN) as client:
+    async with AsyncClient(api_url(gateway), ADMIN_TOKEN, transport=CheckedAsyncTransport()) as client:
         submitted = []
         for size in (1000, 1000, 500):
             submitted += [j.id for j in await client.jobs.submit_many(submissions(size, "list"))]
         async_listed = [j.id async for j in client.jobs.list(kind="noop", page_size=500)]
 
     def sync_list() -> list[int]:
-        with Client(api_url(gateway), ADMIN_TOKEN) as client:
+        with Client(api_url(gateway), ADMIN_TOKEN, transport=CheckedTransport()) as client:
             return [j.id for j in client.jobs.list(state="queued", page_size=100)]
 
     sync_listed = await asyncio.to_thread(sync_list)
@@ -93,16 +94,21 @@ async def test_a_422_surfaces_as_a_validation_error_naming_the_field_and_a_bad_k
     gateway: Service,
 ) -> None:
     def sync_submit() -> ValidationError:
-        with Client(api_url(gateway), ADMIN_TOKEN) as client, pytest.raises(ValidationError) as caught:
+        with (
+            Client(api_url(gateway), ADMIN_TOKEN, transport=CheckedTransport()) as client,
+            pytest.raises(ValidationError) as caught,
+        ):
             client.jobs.submit("noop", {"n": 1}, priority=12)
         return caught.value
 
     error = await asyncio.to_thread(sync_submit)
-    async with AsyncClient(api_url(gateway), ADMIN_TOKEN) as client:
+    async with AsyncClient(api_url(gateway), ADMIN_TOKEN, transport=CheckedAsyncTransport()) as client:
         with pytest.raises(ValidationError) as caught:
             await client.jobs.submit_many([{"kind": "noop"}, {"kind": "noop", "queue": "no-such-queue"}])
         stored = [j async for j in client.jobs.list()]
-    async with AsyncClient(api_url(gateway), "not-a-key-of-this-gateway") as stranger:
+    async with AsyncClient(
+        api_url(gateway), "not-a-key-of-this-gateway", transport=CheckedAsyncTransport()
+    ) as stranger:
         with pytest.raises(Unauthorized) as refused:
             await stranger.jobs.get(1)
 
@@ -119,7 +125,7 @@ async def test_a_submission_whose_connection_dropped_after_the_gateway_acted_is_
     async with DroppingProxy(gateway.port, drops=1) as proxy:
 
         def sync_submit() -> Job:
-            with Client(f"http://127.0.0.1:{proxy.port}/api/v1", ADMIN_TOKEN) as client:
+            with Client(f"http://127.0.0.1:{proxy.port}/api/v1", ADMIN_TOKEN, transport=CheckedTransport()) as client:
                 return client.jobs.submit("noop", {"via": "sync"})
 
         job = await asyncio.to_thread(sync_submit)
@@ -127,7 +133,9 @@ async def test_a_submission_whose_connection_dropped_after_the_gateway_acted_is_
         sync_dropped, sync_connections = proxy.dropped, proxy.connections
 
     async with DroppingProxy(gateway.port, drops=1) as proxy:
-        async with AsyncClient(f"http://127.0.0.1:{proxy.port}/api/v1", ADMIN_TOKEN) as client:
+        async with AsyncClient(
+            f"http://127.0.0.1:{proxy.port}/api/v1", ADMIN_TOKEN, transport=CheckedAsyncTransport()
+        ) as client:
             jobs = await client.jobs.submit_many(
                 [{"kind": "noop", "payload": {"via": "async", "i": i}} for i in range(5)]
             )
@@ -143,11 +151,11 @@ async def test_every_method_of_both_clients_reads_the_live_answers(stack: Stack,
     await stack.start("worker")
 
     def sync_use() -> dict[str, object]:
-        with Client(api_url(gateway), ADMIN_TOKEN) as client:
+        with Client(api_url(gateway), ADMIN_TOKEN, transport=CheckedTransport()) as client:
             return use_client(client)
 
     summary = await asyncio.to_thread(sync_use)
-    async with AsyncClient(api_url(gateway), ADMIN_TOKEN) as client:
+    async with AsyncClient(api_url(gateway), ADMIN_TOKEN, transport=CheckedAsyncTransport()) as client:
         async_summary = await use_async_client(client)
 
     assert summary["result"] == {"n": 1} and summary["batch"] == 3 and summary["attempts"] == ["succeeded"]

@@ -13,6 +13,7 @@ import aiohttp
 import asyncpg
 import pytest
 
+from tests.support.contract import checked_session
 from tests.support.stack import Api, Service, Stack, eventually
 
 UNFINISHED = ("scheduled", "queued", "running", "retrying")
@@ -42,7 +43,7 @@ async def call(api: Api, method: str, path: str, **kwargs: Any) -> Any:
 
 async def is_leader(service: Service) -> bool:
     try:
-        async with aiohttp.ClientSession() as session, session.get(f"{service.url}/metrics") as response:
+        async with checked_session() as session, session.get(f"{service.url}/metrics") as response:
             return "gleaner_scheduler_leader 1.0" in await response.text()
     except aiohttp.ClientError:
         return False

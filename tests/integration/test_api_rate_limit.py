@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import aiohttp
-
+from tests.support.contract import checked_session
 from tests.support.stack import Api, Stack
 
 
@@ -22,7 +21,7 @@ async def test_a_key_past_its_rate_gets_429_with_retry_after_and_another_key_doe
         retry_after = refused.headers.get("Retry-After")
         content_type = refused.headers.get("Content-Type", "")
     other = (await reader.request("GET", "/jobs"))[0]
-    async with aiohttp.ClientSession() as anonymous, anonymous.get(f"{admin.base_url}/openapi.json") as public:
+    async with checked_session() as anonymous, anonymous.get(f"{admin.base_url}/openapi.json") as public:
         public_status = public.status
     await asyncio.sleep(0.6)  # one token back at 2/s
     later = (await admin.request("GET", "/jobs"))[0]

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aio_pika
-import aiohttp
 import asyncpg
 import pytest
 from multidict import CIMultiDictProxy
@@ -16,6 +15,7 @@ from multidict import CIMultiDictProxy
 from services.gateway.auth import hash_key
 from shared.amqp import Topology
 from shared.config import Config
+from tests.support.contract import checked_session
 from tests.support.stack import Api, Stack, eventually, free_port
 
 PROBLEM = "application/problem+json"
@@ -103,7 +103,7 @@ async def test_malformed_json_is_400_and_an_oversized_body_413(gateway: Api) -> 
 async def test_keys_are_checked_for_presence_validity_and_scope(
     stack: Stack, gateway: Api, db: asyncpg.Connection
 ) -> None:
-    async with aiohttp.ClientSession() as anonymous:
+    async with checked_session() as anonymous:
         async with anonymous.get(gateway.base_url + "/jobs") as response:
             assert response.status == 401
             assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -331,7 +331,7 @@ async def test_queues_without_the_management_api_still_count_ready_messages(
 
 
 async def test_the_openapi_document_is_served_without_auth(gateway: Api) -> None:
-    async with aiohttp.ClientSession() as anonymous, anonymous.get(gateway.base_url + "/openapi.json") as response:
+    async with checked_session() as anonymous, anonymous.get(gateway.base_url + "/openapi.json") as response:
         assert response.status == 200
         document = await response.json()
     assert document["openapi"].startswith("3.1")
@@ -356,7 +356,7 @@ async def test_requests_are_counted_by_route_template(gateway: Api) -> None:
     job = await gateway.submit(kind="noop", queue="idle")
     await gateway.job(job["id"])
     metrics_url = gateway.base_url.removesuffix("/api/v1") + "/metrics"
-    async with aiohttp.ClientSession() as anonymous, anonymous.get(metrics_url) as response:
+    async with checked_session() as anonymous, anonymous.get(metrics_url) as response:
         text = await response.text()
     assert 'gleaner_http_requests_total{code="200",method="GET",route="/api/v1/jobs/{id}"}' in text
     assert 'gleaner_jobs_submitted_total{kind="noop",queue="idle"} 1.0' in text

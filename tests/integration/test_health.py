@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import aiohttp
 import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -11,11 +10,12 @@ from shared.amqp import Broker
 from shared.config import Config
 from shared.metrics import Metrics
 from shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes
+from tests.support.contract import checked_session
 from tests.support.stack import Stack
 
 
 async def get_json(url: str) -> tuple[int, dict[str, object]]:
-    async with aiohttp.ClientSession() as session, session.get(url) as response:
+    async with checked_session() as session, session.get(url) as response:
         return response.status, await response.json()
 
 

@@ -14,6 +14,7 @@ from services.scheduler.duties import Duties
 from shared.amqp import Broker
 from shared.config import Config
 from shared.metrics import Metrics
+from tests.support.contract import checked_session
 from tests.support.stack import Service, Stack, eventually
 
 FINAL = ("succeeded", "partial", "failed", "cancelled")
@@ -21,7 +22,7 @@ FINAL = ("succeeded", "partial", "failed", "cancelled")
 
 async def is_leader(service: Service) -> bool:
     try:
-        async with aiohttp.ClientSession() as session, session.get(f"{service.url}/metrics") as response:
+        async with checked_session() as session, session.get(f"{service.url}/metrics") as response:
             text = await response.text()
     except aiohttp.ClientError:
         return False

@@ -19,6 +19,7 @@ import pytest
 from shared.amqp import Broker
 from shared.config import Config
 from shared.outbox import OUTBOX_COLUMNS, OutboxRow, publish_rows
+from tests.support.contract import checked_session
 from tests.support.stack import Service, Stack, eventually
 
 FINAL = ("succeeded", "partial", "failed", "cancelled")
@@ -68,7 +69,7 @@ async def attempts(db: asyncpg.Pool, job_id: int) -> list[asyncpg.Record]:
 
 
 async def readyz(service: Service) -> int:
-    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/readyz") as response:
+    async with checked_session() as session, session.get(f"{service.url}/readyz") as response:
         return response.status
 
 

@@ -19,6 +19,7 @@ from prometheus_client import generate_latest
 
 from shared.metrics import Metrics
 from tests.ops.tools import DEPLOY, tool
+from tests.support.contract import checked_session
 from tests.support.services import port_open
 from tests.support.stack import Api, Service, Stack, eventually, free_port
 
@@ -120,7 +121,7 @@ async def prometheus(services: dict[str, Service], tmp_path: Path) -> AsyncItera
         if server.process.poll() is not None:
             raise RuntimeError(f"prometheus exited:\n{server.log.read_text(errors='replace')[-3000:]}")
         try:
-            async with aiohttp.ClientSession() as session, session.get(f"{server.url}/-/ready") as response:
+            async with checked_session() as session, session.get(f"{server.url}/-/ready") as response:
                 return response.status == 200
         except aiohttp.ClientError:
             return False
@@ -150,7 +151,7 @@ def _instantiate(expr: str) -> str:
 
 @pytest.mark.e2e
 async def test_every_service_s_metrics_pass_promtool(services: dict[str, Service]) -> None:
-    async with aiohttp.ClientSession() as session:
+    async with checked_session() as session:
         for name, service in services.items():
             async with session.get(f"{service.url}/metrics") as response:
                 body = await response.read()
@@ -167,7 +168,7 @@ async def test_every_panel_and_alert_query_evaluates_and_the_overview_shows_the_
     for job in jobs:
         assert (await api.job(job["id"], wait=20))["state"] == "succeeded"
 
-    async with aiohttp.ClientSession() as session:
+    async with checked_session() as session:
 
         async def completions_scraped() -> bool:
             result = await prometheus.query(session, "sum(gleaner_jobs_completed_total)")
@@ -200,7 +201,7 @@ async def empty_prometheus(tmp_path: Path) -> AsyncIterator[Prometheus]:
 
     async def ready() -> bool:
         try:
-            async with aiohttp.ClientSession() as session, session.get(f"{server.url}/-/ready") as response:
+            async with checked_session() as session, session.get(f"{server.url}/-/ready") as response:
                 return response.status == 200
         except aiohttp.ClientError:
             return False
@@ -215,7 +216,7 @@ async def empty_prometheus(tmp_path: Path) -> AsyncIterator[Prometheus]:
 async def test_every_panel_and_alert_expression_parses_in_a_real_prometheus(empty_prometheus: Prometheus) -> None:
     groups = yaml.safe_load(ALERTS.read_text())["groups"]
     alerts = [("alerts", rule["alert"], rule["expr"]) for g in groups for rule in g["rules"]]
-    async with aiohttp.ClientSession() as session:
+    async with checked_session() as session:
         for uid, title, expr in [*_panel_queries(), *alerts]:
             result = await empty_prometheus.query(session, expr)
             assert result["status"] == "success", (uid, title, expr, result.get("error"))

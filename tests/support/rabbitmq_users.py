@@ -16,6 +16,7 @@ from urllib.parse import quote
 import aiohttp
 from yarl import URL
 
+from tests.support.contract import checked_session
 from tests.support.services import AMQP_URL, unique
 
 # the management API of the test broker, as its administrator (guest has the administrator tag)
@@ -51,7 +52,7 @@ def _defined(service: str) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _session() -> aiohttp.ClientSession:
     credentials = base64.b64encode(f"{BROKER.user}:{BROKER.password}".encode()).decode()
-    return aiohttp.ClientSession(headers={"Authorization": f"Basic {credentials}"})
+    return checked_session(headers={"Authorization": f"Basic {credentials}"})
 
 
 async def _call(session: aiohttp.ClientSession, method: str, path: str, body: Any = None) -> Any:

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 import aiohttp
 
+from tests.support.contract import checked_session, gateway_started
 from tests.support.services import ADMIN_TOKEN
 
 T = TypeVar("T")
@@ -43,6 +44,8 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        if self.command == "gateway":
+            gateway_started(self.url)  # its answers under /api/v1 are checked against the document
         log = self.log_path.open("ab")
         self.process = subprocess.Popen([GLEANER, self.command], env=self.env, stdout=log, stderr=log)
 
@@ -52,7 +55,7 @@ class Service:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log()[-3000:]}")
             try:
-                async with aiohttp.ClientSession() as session, session.get(f"{self.url}/readyz") as response:
+                async with checked_session() as session, session.get(f"{self.url}/readyz") as response:
                     return response.status == 200
             except aiohttp.ClientError:
                 return False
@@ -117,12 +120,13 @@ class Stack:
 
 
 class Api:
-    """A thin JSON client for the gateway with the admin token (or another)."""
+    """A thin JSON client for the gateway with the admin token (or another); every answer is checked against the
+    OpenAPI document (`tests/support/contract.py`)."""
 
     def __init__(self, base_url: str, token: str | None = ADMIN_TOKEN) -> None:
         self.base_url = base_url.rstrip("/") + "/api/v1"
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self.session = aiohttp.ClientSession(headers=headers)
+        self.session = checked_session(headers=headers)
 
     async def request(self, method: str, path: str, **kwargs: Any) -> tuple[int, Any]:
         async with self.session.request(method, self.base_url + path, **kwargs) as response:

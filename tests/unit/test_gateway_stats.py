@@ -51,6 +51,8 @@ def test_since_replaces_the_window() -> None:
         ({"since": "yesterday"}, {"since"}),
         ({"since": "2030-01-01T00:00:00"}, {"since"}),
         ({"since": "2030-01-01T00:00:00Z", "window_s": "60"}, {"since"}),
+        ({"since": ""}, {"since"}),
+        ({"window_s": ""}, {"window_s"}),
     ],
 )
 def test_bad_window_parameters_are_422_naming_them(query: dict[str, str], fields: set[str]) -> None:

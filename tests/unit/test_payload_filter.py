@@ -20,7 +20,7 @@ def test_key_parameters_and_a_json_object_merge_into_one_containment() -> None:
     assert orjson.loads(payload_containment(query) or "") == {"page": 2, "tags": ["a"], "ticker": "PETR4"}
 
 
-@pytest.mark.parametrize("query", [{"payload": "[1]"}, {"payload": "{not json"}, {"payload.": "x"}])
+@pytest.mark.parametrize("query", [{"payload": "[1]"}, {"payload": "{not json"}, {"payload.": "x"}, {"payload": ""}])
 def test_a_payload_filter_that_is_not_an_object_or_has_no_key_is_refused(query: dict[str, str]) -> None:
     with pytest.raises(ValidationProblem) as caught:
         payload_containment(MultiDict(query))
