@@ -11,6 +11,7 @@ from typing import Any
 
 import aiohttp
 
+from tests.support.contract import checked_session
 from tests.support.fault_rig import Scene, metric
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Api, Service
@@ -88,7 +89,7 @@ class Submitter:
 
     async def _pace(self) -> None:
         timeout = aiohttp.ClientTimeout(total=self.timeout_s)
-        async with aiohttp.ClientSession(headers=HEADERS, timeout=timeout) as session:
+        async with checked_session(headers=HEADERS, timeout=timeout) as session:
             n = 0
             while True:
                 task = asyncio.create_task(self._one(session, n))

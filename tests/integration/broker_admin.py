@@ -7,6 +7,8 @@ from urllib.parse import quote
 
 import aiohttp
 
+from tests.support.contract import checked_session
+
 MANAGEMENT_URL = "http://127.0.0.1:15672/api"
 HEADERS = {"Authorization": aiohttp.encode_basic_auth("guest", "guest")}
 
@@ -20,7 +22,7 @@ async def connections_of(service: str, namespace: str) -> list[str]:
     """The broker's names of the open connections of `service` in `namespace`."""
     prefix = connection_prefix(service, namespace)
     async with (
-        aiohttp.ClientSession(headers=HEADERS) as session,
+        checked_session(headers=HEADERS) as session,
         session.get(f"{MANAGEMENT_URL}/connections") as response,
     ):
         listed: list[dict[str, Any]] = await response.json()
@@ -31,7 +33,7 @@ async def connections_of(service: str, namespace: str) -> list[str]:
 
 async def close_connections(names: list[str]) -> None:
     """Close connections from the broker's side, as a network blip or a broker restart would."""
-    async with aiohttp.ClientSession(headers=HEADERS) as session:
+    async with checked_session(headers=HEADERS) as session:
         for name in names:
             url = f"{MANAGEMENT_URL}/connections/{quote(name, safe='')}"
             async with session.delete(url, headers={"X-Reason": "gleaner test: connection drop"}) as response:
@@ -41,6 +43,6 @@ async def close_connections(names: list[str]) -> None:
 async def queue_messages(queue: str) -> int:
     """Messages in a queue of the default vhost, ready and unacked (as the management API last sampled them)."""
     url = f"{MANAGEMENT_URL}/queues/%2F/{quote(queue, safe='')}"
-    async with aiohttp.ClientSession(headers=HEADERS) as session, session.get(url) as response:
+    async with checked_session(headers=HEADERS) as session, session.get(url) as response:
         data: dict[str, Any] = await response.json()
     return int(data.get("messages", 0))

@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 
 from tests.integration.tcp_proxy import TcpProxy
+from tests.support.contract import checked_session
 from tests.support.stack import Api, Service, Stack, eventually
 
 OUTAGE_REPORTED_S = 2.0
@@ -33,7 +34,7 @@ def extra_env(proxy: TcpProxy) -> dict[str, str]:
 
 async def status(service: Service, path: str) -> int:
     try:
-        async with aiohttp.ClientSession() as session, session.get(service.url + path) as response:
+        async with checked_session() as session, session.get(service.url + path) as response:
             return response.status
     except aiohttp.ClientError:
         return 0

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 
-import aiohttp
 import asyncpg
 import orjson
 import pytest
 
 from tests.integration.tcp_proxy import TcpProxy
+from tests.support.contract import checked_session
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Service, Stack
 
@@ -31,7 +31,7 @@ async def lossy(gateway: Service) -> AsyncIterator[TcpProxy]:
 
 async def posted(gateway: Service) -> float:
     """How many POST /api/v1/jobs the gateway answered."""
-    async with aiohttp.ClientSession() as session, session.get(f"{gateway.url}/metrics") as response:
+    async with checked_session() as session, session.get(f"{gateway.url}/metrics") as response:
         text = await response.text()
     pattern = r'^gleaner_http_requests_total\{[^}]*method="POST"[^}]*route="/api/v1/jobs"[^}]*\} (\S+)$'
     return sum(float(v) for v in re.findall(pattern, text, re.MULTILINE))

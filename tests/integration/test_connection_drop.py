@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
-import aiohttp
 import asyncpg
 
 from shared.amqp import Broker
 from tests.integration.broker_admin import close_connections, connections_of
 from tests.integration.test_worker_lifecycle import submit, wait_final, wait_running
+from tests.support.fault_rig import metric
 from tests.support.stack import Service, Stack, eventually
-
-
-async def stale_claims(worker: Service) -> float:
-    async with aiohttp.ClientSession() as session, session.get(f"{worker.url}/metrics") as response:
-        text = await response.text()
-    return sum(float(v) for v in re.findall(r"^gleaner_claims_stale_total\{[^}]*\} (\S+)$", text, re.MULTILINE))
 
 
 async def test_jobs_in_flight_when_the_worker_loses_its_broker_connection_finish_exactly_once(
@@ -45,4 +37,4 @@ async def test_jobs_in_flight_when_the_worker_loses_its_broker_connection_finish
 
 
 async def _at_least(worker: Service, count: int) -> bool:
-    return await stale_claims(worker) >= count
+    return await metric(worker, "gleaner_claims_stale_total") >= count

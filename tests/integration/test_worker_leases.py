@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import re
-
-import aiohttp
 import asyncpg
 
 from services.worker.claims import JobStore
 from shared.amqp import Broker
 from tests.integration.test_worker_lifecycle import submit, wait_final, wait_running
-from tests.support.stack import Service, Stack, eventually
+from tests.support.fault_rig import metric
+from tests.support.stack import Stack, eventually
 
 
 async def test_the_heartbeat_renews_only_the_attempts_it_is_given_and_never_a_lease_that_ran_out(
@@ -37,12 +35,6 @@ async def test_the_heartbeat_renews_only_the_attempts_it_is_given_and_never_a_le
     assert after[expired] == before[expired]
 
 
-async def in_progress(worker: Service) -> float:
-    async with aiohttp.ClientSession() as session, session.get(f"{worker.url}/metrics") as response:
-        text = await response.text()
-    return sum(float(v) for v in re.findall(r"^gleaner_jobs_in_progress\{[^}]*\} (\S+)$", text, re.MULTILINE))
-
-
 async def test_a_job_whose_lease_ran_out_is_left_to_the_reaper_and_never_ends_cancelled(
     stack: Stack, db: asyncpg.Pool, broker: Broker
 ) -> None:
@@ -51,14 +43,14 @@ async def test_a_job_whose_lease_ran_out_is_left_to_the_reaper_and_never_ends_ca
     await wait_running(db, [job_id])
 
     async def handler_running() -> bool:
-        return await in_progress(worker) == 1
+        return await metric(worker, "gleaner_jobs_in_progress") == 1
 
     await eventually(handler_running, what="the handler running")
     # the lease runs out (a database outage longer than the lease would do it): no heartbeat brings it back
     await db.execute("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", job_id)
 
     async def handler_ended() -> bool:
-        return await in_progress(worker) == 0
+        return await metric(worker, "gleaner_jobs_in_progress") == 0
 
     await eventually(handler_ended, timeout_s=6, what="the worker's handler to end")
     row = await db.fetchrow("SELECT state, lease_expires_at < now() AS expired FROM jobs WHERE id = $1", job_id)

@@ -21,6 +21,7 @@ import pytest
 
 from shared.db import init_connection
 from tests.support import private_broker, private_postgres, recording
+from tests.support.contract import checked_session
 from tests.support.private_broker import PrivateRabbit
 from tests.support.private_postgres import PrivatePostgres
 from tests.support.services import test_env, unique
@@ -124,7 +125,7 @@ def fault_rig(log_root: Path | None = None) -> Iterator[FaultRig]:
 
 async def metric(service: Service, name: str) -> float:
     """The sum of a metric's samples on a service's /metrics (0 when absent)."""
-    async with aiohttp.ClientSession() as session, session.get(f"{service.url}/metrics") as response:
+    async with checked_session() as session, session.get(f"{service.url}/metrics") as response:
         text = await response.text()
     pattern = re.compile(rf"^{re.escape(name)}(?:\{{[^}}]*\}})? (\S+)$", re.MULTILINE)
     return sum(float(value) for value in pattern.findall(text))
@@ -134,7 +135,7 @@ async def get_status(url: str) -> tuple[int, dict[str, object]]:
     """GET a JSON endpoint: (status, body); (0, {}) when the service does not answer."""
     try:
         timeout = aiohttp.ClientTimeout(total=2)
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as response:
+        async with checked_session(timeout=timeout) as session, session.get(url) as response:
             return response.status, await response.json(content_type=None)
     except (aiohttp.ClientError, TimeoutError, ValueError):
         return 0, {}
