@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export GLEANER_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/gleaner
 export GLEANER_ADMIN_TOKEN ?= local-admin-token-change-me
 
-.PHONY: install tools run services migrate test unit ops lint typecheck format bench clean
+.PHONY: install tools run services migrate test unit ops lint typecheck format bench chaos clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -51,6 +51,10 @@ test: install tools services lint typecheck
 
 bench: install services
 	$(PY) -m bench $(BENCH_ARGS)
+
+# the fault scenarios at ten times the `make test` size, on a private RabbitMQ node and PostgreSQL cluster
+chaos: install
+	$(PY) -m tests.faults.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Sequence
+import os
+import socket
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import aio_pika
@@ -30,6 +32,9 @@ log = logging.getLogger(__name__)
 
 MAX_PRIORITY = 9
 PUBLISH_TIMEOUT_S = 10.0
+EVENT_TIMEOUT_S = 5.0
+# between reconnection attempts of a lost connection (aio-pika's default is 5 s): work waits for the broker's return
+RECONNECT_INTERVAL_S = 1.0
 # on the events exchange: a queue was paused or resumed (workers re-read the pauses)
 QUEUES_CHANGED_EVENT = "queues.changed"
 
@@ -186,10 +191,13 @@ class TopologyMissing(BrokerUnavailable):
 class Broker:
     """One robust connection, a confirming publish channel, and the topology it declared."""
 
-    def __init__(self, config: Config, *, name: str) -> None:
+    def __init__(self, config: Config, *, name: str, identity: str | None = None) -> None:
         self.config = config
         self.topology = Topology.from_config(config)
         self.name = name
+        # how the broker's management API names this connection: service, namespace and process
+        process = identity or f"{socket.gethostname()}-{os.getpid()}"
+        self.connection_name = f"gleaner-{name} {config.namespace} {process}"
         self.connection: AbstractRobustConnection | None = None
         self.channel: AbstractChannel | None = None
         self._jobs: AbstractExchange | None = None
@@ -197,16 +205,23 @@ class Broker:
         self._events: AbstractExchange | None = None
         self.reconnects = 0
         self._message_ids = itertools.count(1)
+        # up from the first connect until the connection closes, up again once aio-pika reconnected it and restored
+        # its channels: a robust connection's `is_closed` stays False all the while it reconnects
+        self._up = False
 
     @property
     def connected(self) -> bool:
-        return self.connection is not None and not self.connection.is_closed and self.channel is not None
+        """Whether publishing can work now (the connection is up and the publish channel open); never blocks."""
+        return self._up and self.channel is not None and not self.channel.is_closed
 
     async def connect(self) -> None:
         """Connect once, declare the topology and open the publish channel."""
         connection = await aio_pika.connect_robust(
-            self.config.amqp_url, client_properties={"connection_name": f"gleaner-{self.name}"}
+            self.config.amqp_url,
+            client_properties={"connection_name": self.connection_name},
+            reconnect_interval=RECONNECT_INTERVAL_S,
         )
+        connection.close_callbacks.add(self._on_close)
         connection.reconnect_callbacks.add(self._on_reconnect)
         channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         try:
@@ -221,6 +236,7 @@ class Broker:
         self._delay = await channel.get_exchange(self.topology.delay_entry, ensure=False)
         self._events = await channel.get_exchange(self.topology.events_exchange, ensure=False)
         self.connection, self.channel = connection, channel
+        self._up = not connection.is_closed
 
     async def connect_forever(self, stop: asyncio.Event) -> None:
         """Keep trying to connect until it works or `stop` is set (services that run without a broker)."""
@@ -235,11 +251,18 @@ class Broker:
                     await asyncio.wait_for(stop.wait(), delay_s)
                 delay_s = min(delay_s * 2, 5.0)
 
+    def _on_close(self, *_: object) -> None:
+        if self._up:
+            log.warning("lost the connection to RabbitMQ; reconnecting")
+        self._up = False
+
     def _on_reconnect(self, *_: object) -> None:
         self.reconnects += 1
+        self._up = True
         log.info("reconnected to RabbitMQ")
 
     async def close(self) -> None:
+        self._up = False
         if self.connection is not None:
             await self.connection.close()
         self.connection = self.channel = None
@@ -264,15 +287,19 @@ class Broker:
             raise BrokerUnavailable("not connected to RabbitMQ")
         exchange, key = self._route(job, delay_s)
         # priority rides along through the delay levels (which ignore it) to the work queue (which uses it)
-        message = aio_pika.Message(
-            job.encode(),
-            content_type=CONTENT_TYPE,
-            delivery_mode=DeliveryMode.PERSISTENT,
-            priority=job.priority,
-            headers=dict(self._headers(job)),  # aio-pika's header type is wider (invariant dict)
-        )
+        message = _persistent(job.encode(), job.priority, self._headers(job))
         target = self._jobs if exchange == self._jobs.name else self._delay
-        await target.publish(message, key, timeout=timeout_s)
+        # the timeout covers aio-pika waiting for a reconnecting channel, not only the confirm
+        async with asyncio.timeout(timeout_s):
+            await target.publish(message, key, timeout=timeout_s)
+
+    async def publish_copy(self, body: bytes, headers: Mapping[str, FieldValue], queue: str, priority: int) -> None:
+        """Publish a message as it is to a work queue (a delivery that failed, with its failure count in
+        `headers`); raises if it is not confirmed in time."""
+        if not self.connected or self._jobs is None:
+            raise BrokerUnavailable("not connected to RabbitMQ")
+        async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+            await self._jobs.publish(_persistent(body, priority, headers), queue, timeout=PUBLISH_TIMEOUT_S)
 
     async def publish_many(self, jobs: Sequence[tuple[JobMessage, float]]) -> list[bool]:
         """Publish with confirms pipelined (one write for the batch); True where the broker confirmed in time.
@@ -283,13 +310,17 @@ class Broker:
             return []
         if not self.connected or self.channel is None:
             return [False] * len(jobs)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + PUBLISH_TIMEOUT_S
         try:
-            channel = await self.channel.get_underlay_channel()
+            # aio-pika waits for a reconnecting connection here: that wait counts against the deadline
+            async with asyncio.timeout_at(deadline):
+                channel = await self.channel.get_underlay_channel()
             if not isinstance(channel, aiormq.Channel):
                 raise TypeError(f"batch publishing needs an aiormq.Channel, not {type(channel).__name__}")
             encoder = PublishEncoder(channel.number, channel.max_content_size, CONTENT_TYPE)
             batch = [self._encoded(encoder, job, delay_s) for job, delay_s in jobs]
-            outcomes = await publish_confirmed(channel, batch, PUBLISH_TIMEOUT_S)
+            outcomes = await publish_confirmed(channel, batch, max(0.0, deadline - loop.time()))
         except Exception as exc:  # noqa: BLE001 - a channel closed under the batch (aiormq fails its futures with
             # AMQP errors, RuntimeErrors or a bare Exception): nothing counts as published, the relay retries
             log.warning("publishing %d messages failed: %r", len(jobs), exc)
@@ -313,8 +344,19 @@ class Broker:
         if not self.connected or self._events is None:
             return
         try:
-            await self._events.publish(
-                aio_pika.Message(body, content_type=CONTENT_TYPE), routing_key, mandatory=False, timeout=5
-            )
+            async with asyncio.timeout(EVENT_TIMEOUT_S):
+                await self._events.publish(
+                    aio_pika.Message(body, content_type=CONTENT_TYPE),
+                    routing_key,
+                    mandatory=False,
+                    timeout=EVENT_TIMEOUT_S,
+                )
         except Exception as exc:  # noqa: BLE001 - events are advisory; a failure must not fail the job
             log.debug("event publish failed: %r", exc)
+
+
+def _persistent(body: bytes, priority: int, headers: Mapping[str, FieldValue]) -> aio_pika.Message:
+    """A persistent job message (aio-pika's header type is a wider, invariant dict)."""
+    return aio_pika.Message(
+        body, content_type=CONTENT_TYPE, delivery_mode=DeliveryMode.PERSISTENT, priority=priority, headers=dict(headers)
+    )

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 
+from shared.config import QUEUE_NAME
 from shared.errors import DecodeError
+from shared.kind_rules import KIND_NAME
 
 VERSION = 1
 CONTENT_TYPE = "application/json"
+# Every decoded field stays within what PostgreSQL stores (bigint ids, int attempts) and what the code expects:
+# a message outside them (forged, or from a broken producer) is poison, never a statement that fails forever.
+MAX_BIGINT = 2**63 - 1
+MAX_INT = 2**31 - 1
+MAX_REQUEST_ID = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,39 +64,41 @@ class JobMessage:
             raise DecodeError(f"unsupported envelope version {data.get('v')!r}")
         try:
             message = cls(
-                job_id=_int(data, "id", low=1),
-                attempt=_int(data, "attempt", low=1),
-                queue=_str(data, "queue"),
-                kind=_str(data, "kind"),
+                job_id=_int(data, "id", low=1, high=MAX_BIGINT),
+                attempt=_int(data, "attempt", low=1, high=MAX_INT),
+                queue=_name(data, "queue", QUEUE_NAME),
+                kind=_name(data, "kind", KIND_NAME),
                 priority=_int(data, "priority", low=0, high=9, default=0),
-                due_ms=_int(data, "due_ms", low=0, default=0),
-                request_id=_optional_str(data, "request_id"),
+                due_ms=_int(data, "due_ms", low=0, high=MAX_BIGINT, default=0),
+                request_id=_request_id(data),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DecodeError(str(exc)) from exc
         return message
 
 
-def _int(data: dict[str, Any], name: str, *, low: int, high: int | None = None, default: int | None = None) -> int:
+def _int(data: dict[str, Any], name: str, *, low: int, high: int, default: int | None = None) -> int:
     value = data.get(name, default)
     if value is None:
         raise KeyError(f"missing field {name!r}")
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(f"field {name!r} must be an integer")
-    if value < low or (high is not None and value > high):
-        raise ValueError(f"field {name!r} out of range: {value}")
+    if not low <= value <= high:
+        raise ValueError(f"field {name!r} out of range: must be from {low} to {high}")
     return value
 
 
-def _str(data: dict[str, Any], name: str) -> str:
+def _name(data: dict[str, Any], name: str, rule: re.Pattern[str]) -> str:
     value = data.get(name)
-    if not isinstance(value, str) or not value:
-        raise TypeError(f"field {name!r} must be a non-empty string")
+    if not isinstance(value, str) or not rule.fullmatch(value):
+        raise ValueError(f"field {name!r} must match {rule.pattern}")
     return value
 
 
-def _optional_str(data: dict[str, Any], name: str) -> str | None:
-    value = data.get(name)
-    if value is not None and not isinstance(value, str):
-        raise TypeError(f"field {name!r} must be a string")
+def _request_id(data: dict[str, Any]) -> str | None:
+    value = data.get("request_id")
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value) <= MAX_REQUEST_ID or not value.isprintable():
+        raise ValueError(f"field 'request_id' must be 1-{MAX_REQUEST_ID} printable characters")
     return value

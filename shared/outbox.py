@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.amqp import Broker
+from shared.batcher import write_isolated
 from shared.messages import JobMessage
 from shared.metrics import Metrics
 
@@ -17,13 +18,28 @@ OUTBOX_COLUMNS = """id, attempt, queue, kind, priority, request_id,
     GREATEST(0, EXTRACT(EPOCH FROM (run_at - now())))::float8 AS delay_s,
     (EXTRACT(EPOCH FROM run_at) * 1000)::bigint AS due_ms"""
 
-# Fenced on the attempt the message was for: a row that moved on since keeps its own marker.
-MARK_ENQUEUED = """
-UPDATE jobs AS j SET enqueued_at = now()
-FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
-WHERE j.id = m.id AND j.attempt = m.attempt AND j.enqueued_at IS NULL
-  AND j.state IN ('scheduled', 'queued', 'retrying')
+# Fenced on the attempt the message was for: a row that moved on since keeps its own marker. Rows another
+# transaction holds are skipped, not waited for (so the marker never joins a lock cycle and needs no lock order):
+# such a row is being claimed (it leaves the waiting states, the marker does not matter any more) or moved on by a
+# finish, a cancel or the relay; if it is still waiting and unmarked afterwards, the relay publishes it once more
+# after its grace, a duplicate message that the fenced claim drops.
+# Each row is locked by primary key alone (`LIMIT 1` keeps the fence out of that scan: with it, a fresh table's
+# planner read the whole jobs_unenqueued index once per row); the fence is checked on the locked row, and the
+# UPDATE writes only rows locked here (`id = ANY(ARRAY(...))`, evaluated before the UPDATE reads a row).
+_MARK = """
+WITH locked AS (
+    SELECT l.id FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.attempt, j.enqueued_at, j.state FROM jobs AS j
+        WHERE j.id = m.id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED
+    ) AS l
+    WHERE l.attempt = m.attempt AND l.enqueued_at IS NULL AND l.state IN ('scheduled', 'queued', 'retrying')
+)
+UPDATE jobs SET {assignments} WHERE id = ANY(ARRAY(SELECT id FROM locked))
 """
+MARK_ENQUEUED = _MARK.format(assignments="enqueued_at = now(), publish_failed = false")
+# the broker did not confirm: the relay publishes the row as soon as the broker is back (no grace)
+MARK_UNPUBLISHED = _MARK.format(assignments="publish_failed = true")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,22 +85,36 @@ async def publish_rows(
 ) -> int:
     """Publish rows (confirms pipelined), mark the confirmed ones enqueued; returns how many were confirmed.
 
-    Unconfirmed rows keep `enqueued_at IS NULL`, so the scheduler's relay publishes them later.
-    A crash between confirm and mark only costs a duplicate message, which the fenced claim drops.
+    Never waits for a broker that is down. Unconfirmed rows keep `enqueued_at IS NULL` and get `publish_failed`,
+    so the scheduler's relay publishes them as soon as the broker is back. A crash between confirm and mark only
+    costs a duplicate message, which the fenced claim drops.
     """
     if not rows:
         return 0
     started = time.monotonic()
     confirmed = await broker.publish_many([(row.message(), _remaining(row, started)) for row in rows])
     done = [row for row, ok in zip(rows, confirmed, strict=True) if ok]
+    failed = [row for row, ok in zip(rows, confirmed, strict=True) if not ok]
     if done:
-        await pool.execute(MARK_ENQUEUED, [r.id for r in done], [r.attempt for r in done])
+        await mark(pool, MARK_ENQUEUED, done)
+    if failed:
+        await mark(pool, MARK_UNPUBLISHED, failed)
     if metrics is not None:
         for row in done:
             metrics.enqueued.labels(row.queue).inc()
-        if len(done) < len(rows):
-            metrics.publish_failures.inc(len(rows) - len(done))
+        if failed:
+            metrics.publish_failures.inc(len(failed))
     return len(done)
+
+
+async def mark(pool: asyncpg.Pool, statement: str, rows: Sequence[OutboxRow]) -> None:
+    """Record a publish outcome (MARK_ENQUEUED or MARK_UNPUBLISHED) on rows; a lost lock race is written again."""
+
+    async def write(part: Sequence[OutboxRow]) -> list[None]:
+        await pool.execute(statement, [r.id for r in part], [r.attempt for r in part])
+        return [None] * len(part)
+
+    await write_isolated(write, rows)
 
 
 def _remaining(row: OutboxRow, started: float) -> float:

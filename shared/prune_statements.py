@@ -3,12 +3,15 @@
 Each takes ($1 age in seconds, $2 batch size) and deletes at most one batch.
 """
 
-# served by the jobs_finished index; job_attempts go with their jobs (ON DELETE CASCADE)
+# served by the jobs_finished index; job_attempts go with their jobs (ON DELETE CASCADE). Rows another transaction
+# holds (a requeue, the other pruner: the scheduler's and maintenance.prune) are left for the next batch, so two
+# prunes never wait for each other in a cycle.
 PRUNE_JOBS = """
 DELETE FROM jobs WHERE id IN (
     SELECT id FROM jobs
     WHERE finished_at < now() - make_interval(secs => $1) AND state IN ('succeeded', 'partial', 'failed', 'cancelled')
-    LIMIT $2)
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED)
 """
 PRUNE_DEAD_LETTERS = """
 DELETE FROM dead_letters WHERE id IN (

@@ -16,7 +16,6 @@ from services.gateway.context import GATEWAY_KEY, Gateway
 from services.gateway.insert_lanes import InsertLanes
 from services.gateway.pagination import PageTokens
 from services.gateway.problems import problem_middleware
-from services.gateway.publisher import Publisher
 from services.gateway.rate_limit import buckets_for
 from services.gateway.routes import add_api_routes
 from services.gateway.throttle import rate_limit_middleware
@@ -27,6 +26,7 @@ from shared.config import Config
 from shared.db import create_pool
 from shared.metrics import Metrics
 from shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
+from shared.publisher import Publisher
 
 KEYS_KEY = web.AppKey("keys", KeyCache)
 TOKENS_KEY = web.AppKey("page_tokens", PageTokens)

@@ -9,12 +9,12 @@ from aiohttp import web
 
 from services.gateway.insert_lanes import InsertLanes
 from services.gateway.pagination import PageTokens
-from services.gateway.publisher import Publisher
 from services.gateway.waiting import Waiters
 from shared.amqp import Broker
 from shared.config import Config
 from shared.kind_rules import KindRules
 from shared.metrics import Metrics
+from shared.publisher import Publisher
 
 
 @dataclass(slots=True)

@@ -115,10 +115,25 @@ def match_inserted(items: Sequence[NewJob], rows: Sequence[asyncpg.Record]) -> l
     return out
 
 
+def insertion_order(items: Sequence[NewJob]) -> list[int]:
+    """Positions in the order the rows go in: those without a dedupe key first, as given, then the others by key.
+
+    Inserting a dedupe key waits for a concurrent insert of the same key; two groups inserting keys `a, b` and
+    `b, a` would wait for each other, so every group takes its keys in one order.
+    """
+    keys = [item.spec.dedupe_key for item in items]
+    return sorted(range(len(items)), key=lambda i: (keys[i] is not None, keys[i] or ""))
+
+
 async def insert_jobs(connection: Connection | asyncpg.Pool, items: Sequence[NewJob]) -> list[asyncpg.Record | None]:
     """One statement for all items; None for items whose dedupe key an unfinished job already holds."""
-    rows = await connection.fetch(INSERT, *insert_args(items))
-    return match_inserted(items, rows)
+    order = insertion_order(items)
+    ordered = [items[i] for i in order]
+    rows = match_inserted(ordered, await connection.fetch(INSERT, *insert_args(ordered)))
+    out: list[asyncpg.Record | None] = [None] * len(items)
+    for position, row in zip(order, rows, strict=True):
+        out[position] = row
+    return out
 
 
 async def dedupe_holder(pool: asyncpg.Pool, dedupe_key: str) -> int | None:

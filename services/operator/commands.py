@@ -192,7 +192,7 @@ async def jobs_submit(api: GatewayClient, args: argparse.Namespace) -> tuple[Any
     except orjson.JSONDecodeError as exc:
         raise ApiError(f"--payload is not JSON: {exc}") from None
     spec = {"kind": args.kind, "payload": payload, "queue": args.queue, "site": args.site, "priority": args.priority}
-    job = await api.post("/jobs", {k: v for k, v in spec.items() if v is not None})
+    job = await api.submit("/jobs", {k: v for k, v in spec.items() if v is not None})
     if args.wait:
         job = await api.get(f"/jobs/{job['id']}", wait=args.wait)
     return job, f"job {job['id']} {job['state']}"

@@ -14,6 +14,7 @@ from services.scheduler import firing_loop, pruner, reaper, relay, state_gauges
 from shared.amqp import Broker
 from shared.config import Config
 from shared.metrics import Metrics
+from shared.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -22,13 +23,21 @@ ERROR_PAUSE_S = 1.0
 
 @dataclass(slots=True)
 class Duties:
-    """What every duty needs; `wake` is set by schedule notifications to fire without waiting a full interval."""
+    """What every duty needs; `wake` is set by schedule notifications to fire without waiting a full interval.
+
+    The firing loop and the reaper hand the rows they commit to `publisher`, so a slow or absent broker never
+    holds them up; it publishes in the background, also after the leadership ends.
+    """
 
     config: Config
     pool: asyncpg.Pool
     broker: Broker
     metrics: Metrics
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    publisher: Publisher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.publisher = Publisher(self.broker, self.pool, self.metrics, self.config.max_delay_s)
 
     async def run(self) -> None:
         """Run every duty until cancelled (leadership lost or shutdown)."""
@@ -40,7 +49,11 @@ class Duties:
             _every(config.prune_interval_s, lambda: pruner.prune_pass(self), "prune"),
             _every(state_gauges.INTERVAL_S, lambda: state_gauges.gauge_pass(self), "gauges"),
         ]
-        await asyncio.gather(*loops)
+        self.publisher.start()
+        try:
+            await asyncio.gather(*loops)
+        finally:
+            await self.publisher.close()  # what the last passes committed, best effort; the relay has the rest
 
 
 async def _every(interval_s: float, step: Callable[[], Awaitable[object]], name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -11,12 +12,14 @@ from services.scheduler.firing import FireReport, fire_due
 from shared.amqp import Broker
 from shared.config import Config
 from shared.metrics import Metrics
-from shared.outbox import publish_rows
+from shared.outbox import OutboxRow, publish_rows
 
 if TYPE_CHECKING:
     from services.scheduler.duties import Duties
 
 log = logging.getLogger(__name__)
+
+Publish = Callable[[Sequence[OutboxRow]], Awaitable[None]]
 
 # the longest wait between passes; the loop wakes sooner for the next due schedule or a schedule change
 FIRE_INTERVAL_S = 1.0
@@ -39,10 +42,17 @@ RETURNING (SELECT EXTRACT(EPOCH FROM (min(next_fire_at) - now()))::float8
 
 
 async def fire_pass(duties: Duties) -> float:
-    """Fire every due schedule unless the scheduler is paused; returns how long to wait before the next pass."""
+    """Fire every due schedule unless the scheduler is paused; returns how long to wait before the next pass.
+
+    The fired rows go to the background publisher: the next pass never waits for the broker.
+    """
     if await duties.pool.fetchval(PAUSED):
         return FIRE_INTERVAL_S
-    _, next_due_s = await fire_all(duties.pool, duties.config, duties.broker, duties.metrics)
+
+    async def publish_later(rows: Sequence[OutboxRow]) -> None:
+        duties.publisher.add_rows(rows)
+
+    _, next_due_s = await fire_all(duties.pool, duties.config, duties.broker, duties.metrics, publish_later)
     return next_pause(next_due_s)
 
 
@@ -53,29 +63,36 @@ def next_pause(next_due_s: float | None) -> float:
     return min(FIRE_INTERVAL_S, max(MIN_PAUSE_S, next_due_s))
 
 
-async def fire_all(pool: asyncpg.Pool, config: Config, broker: Broker, metrics: Metrics) -> tuple[int, float | None]:
+async def fire_all(
+    pool: asyncpg.Pool, config: Config, broker: Broker, metrics: Metrics, publish: Publish | None = None
+) -> tuple[int, float | None]:
     """Fire every due schedule now (in batches): (jobs inserted, seconds until the next schedule is due).
 
-    Also what `POST /scheduler/run` does, paused or not; the slot constraint keeps it from doubling the leader.
+    Each batch's committed rows go to `publish` (by default published here; unconfirmed ones are marked for the
+    relay). Also what `POST /scheduler/run` does, paused or not; the slot constraint keeps it from doubling the
+    leader.
     """
+
+    async def publish_now(rows: Sequence[OutboxRow]) -> None:
+        await publish_rows(broker, pool, rows, metrics)
+
     fired = 0
     lags: list[float] = []
     for _ in range(MAX_BATCHES):
         report = await fire_due(pool, config, batch=BATCH)
         fired += len(report.rows)
         lags.extend(report.lags_s)
-        await _publish(pool, broker, metrics, report)
+        _count(metrics, report)
+        if report.rows:
+            await (publish or publish_now)(report.rows)
         if report.claimed < BATCH:
             break
     next_due_s: float | None = await pool.fetchval(RECORD, max(lags) if lags else None)
     return fired, next_due_s
 
 
-async def _publish(pool: asyncpg.Pool, broker: Broker, metrics: Metrics, report: FireReport) -> None:
+def _count(metrics: Metrics, report: FireReport) -> None:
     for outcome in report.outcomes:
         metrics.schedule_fires.labels(outcome).inc()
     for lag_s in report.lags_s:
         metrics.schedule_fire_lag.observe(lag_s)
-    if report.rows and broker.connected:
-        # unconfirmed rows keep enqueued_at NULL; the relay publishes them
-        await publish_rows(broker, pool, report.rows, metrics)

@@ -12,7 +12,7 @@ import asyncpg
 import orjson
 
 from shared.backoff import retry_delay_s
-from shared.outbox import OUTBOX_COLUMNS, OutboxRow, publish_rows
+from shared.outbox import OUTBOX_COLUMNS, OutboxRow
 
 if TYPE_CHECKING:
     from services.scheduler.duties import Duties
@@ -115,7 +115,8 @@ async def reap_batch(pool: asyncpg.Pool) -> list[asyncpg.Record]:
 
 
 async def reap_pass(duties: Duties) -> int:
-    """Reap until no expired lease is left; after each commit publish the retries and one finished event."""
+    """Reap until no expired lease is left; after each commit hand the retries to the publisher, send one finished
+    event."""
     reaped = 0
     for _ in range(MAX_BATCHES):
         records = await reap_batch(duties.pool)
@@ -124,9 +125,7 @@ async def reap_pass(duties: Duties) -> int:
         reaped += len(records)
         duties.metrics.lease_recoveries.inc(len(records))
         log.warning("recovered %d jobs whose lease expired", len(records))
-        retries = [OutboxRow.from_record(r) for r in records if r["state"] == "retrying"]
-        if retries and duties.broker.connected:
-            await publish_rows(duties.broker, duties.pool, retries, duties.metrics)
+        duties.publisher.add_rows(OutboxRow.from_record(r) for r in records if r["state"] == "retrying")
         event = finished_event([dict(r) for r in records])
         if event is not None:
             await duties.broker.publish_event(FINISHED_EVENT, event)

@@ -16,25 +16,29 @@ BATCH = 1000
 # a pass stops after this many batches so the other duties and a fresh backlog reading get their turn
 MAX_BATCHES = 50
 
-# served by the jobs_unenqueued index; rows written within the grace period are left to their writer
+# served by the jobs_unenqueued index; rows written within the grace period are left to their writer, unless their
+# writer's publish failed (the broker was down): those go as soon as the broker is back
 UNPUBLISHED = f"""
 SELECT {OUTBOX_COLUMNS} FROM jobs
 WHERE enqueued_at IS NULL AND state IN ('scheduled', 'queued', 'retrying')
   AND run_at <= now() + make_interval(secs => $1)
-  AND updated_at < now() - make_interval(secs => $2)
+  AND (updated_at < now() - make_interval(secs => $2) OR publish_failed)
 ORDER BY run_at
 LIMIT $3
 """
 
-# waiting long past due with a confirmed message: the message went missing, so the next pass republishes
+# waiting long past due with a confirmed message: the message went missing, so the next pass republishes. Rows
+# another transaction holds are left for the next pass (SKIP LOCKED: the relay never waits in a lock cycle).
 CLEAR_STALE = """
-UPDATE jobs SET enqueued_at = NULL, updated_at = now()
-WHERE id IN (
+WITH stale AS (
     SELECT id FROM jobs
     WHERE state IN ('scheduled', 'queued', 'retrying') AND enqueued_at IS NOT NULL
       AND run_at < now() - make_interval(secs => $1)
-    LIMIT $2)
-  AND state IN ('scheduled', 'queued', 'retrying') AND enqueued_at IS NOT NULL
+    LIMIT $2
+    FOR NO KEY UPDATE SKIP LOCKED
+)
+UPDATE jobs SET enqueued_at = NULL, updated_at = now()
+WHERE id IN (SELECT id FROM stale) AND state IN ('scheduled', 'queued', 'retrying') AND enqueued_at IS NOT NULL
 """
 
 BACKLOG = """

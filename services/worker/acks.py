@@ -66,22 +66,30 @@ class AckCoalescer:
         self._strays: set[asyncio.Task[None]] = set()
 
     def delivered(self, message: AbstractIncomingMessage) -> None:
-        if message.channel is not self._channel:
+        channel = channel_of(message)
+        if channel is None:
+            return
+        if channel is not self._channel:
             # a new channel (first delivery, or a reconnect): tags start again at 1
-            self._channel, self._window, self._messages = message.channel, AckWindow(), {}
+            self._channel, self._window, self._messages = channel, AckWindow(), {}
         if message.delivery_tag is not None:
             self._window.delivered(message.delivery_tag)
 
     def settled(self, message: AbstractIncomingMessage) -> None:
         """The flow nacked or rejected the message itself; call it after that frame went out, so that no
         `multiple` ack sent meanwhile covers the tag (the broker closes a channel acked twice for a tag)."""
-        if message.channel is self._channel and message.delivery_tag is not None:
+        channel = channel_of(message)
+        if channel is not None and channel is self._channel and message.delivery_tag is not None:
             self._window.settled(message.delivery_tag)
 
     def ack(self, message: AbstractIncomingMessage) -> None:
-        """Ack soon (in this loop iteration's flush); a message of an old channel is acked on its own."""
+        """Ack soon (in this loop iteration's flush); a message of an old channel is acked on its own, one of a
+        closed channel not at all (the broker redelivers it, and the fenced claim drops the copy)."""
+        channel = channel_of(message)
+        if channel is None:
+            return
         tag = message.delivery_tag
-        if message.channel is not self._channel or tag is None:
+        if channel is not self._channel or tag is None:
             stray = asyncio.get_running_loop().create_task(_send(message, multiple=False))
             self._strays.add(stray)
             stray.add_done_callback(self._strays.discard)
@@ -109,6 +117,14 @@ class AckCoalescer:
                 await _send(message, multiple=True)
             for tag in singles:
                 await _send(self._messages.pop(tag), multiple=False)
+
+
+def channel_of(message: AbstractIncomingMessage) -> Any:
+    """The channel a message came on, or None once it closed (aio-pika raises instead)."""
+    try:
+        return message.channel
+    except RuntimeError:  # aiormq's ChannelInvalidStateError
+        return None
 
 
 async def _send(message: AbstractIncomingMessage, *, multiple: bool) -> None:

@@ -46,7 +46,13 @@ DRAINER_KEY = web.AppKey("drainer", Drainer)
 
 
 def worker_id(config: Config) -> str:
-    return config.worker_id or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+    """This process's identity: the lease owner of its jobs, the holder of its site slots, its `GET /workers` id.
+
+    Unique per start even with `GLEANER_WORKER_ID` set (it becomes the prefix): a restarted worker must not renew,
+    finish or release what its previous life left behind; the reaper recovers those jobs when their leases run out.
+    """
+    boot = secrets.token_hex(3)
+    return f"{config.worker_id}-{boot}" if config.worker_id else f"{socket.gethostname()}-{os.getpid()}-{boot}"
 
 
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -59,7 +65,7 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
 
 
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
-    broker = Broker(app[CONFIG_KEY], name="worker")
+    broker = Broker(app[CONFIG_KEY], name="worker", identity=app[WORKER_ID_KEY])
     await broker.connect_forever(asyncio.Event())
     assert broker.connection is not None
     metrics = app[METRICS_KEY]

@@ -11,6 +11,7 @@ import asyncpg
 
 from services.worker.context import JobInfo
 from services.worker.retry import DEFERRED, RETRYING, Budget, Outcome
+from shared.db import ORDERED_LOCKS, Connection
 from shared.outbox import OUTBOX_COLUMNS, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -18,15 +19,22 @@ log = logging.getLogger(__name__)
 Key = tuple[int, int]
 R = TypeVar("R")
 
+# Each statement locks its rows in id order first (`locked`, see shared.db.ORDERED_LOCKS). It selects by primary key
+# alone, so no plan can read an index of all waiting or running rows instead (a fresh, unanalyzed table invites
+# that): a few rows more than the fenced UPDATE writes are locked (a stale message's row), which is harmless.
+
 # Duplicates are removed before the statement; the fence (attempt - 1, waiting, not cancelled) drops stale messages.
-CLAIM = """
+CLAIM = f"""
+WITH locked AS (
+    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+)
 UPDATE jobs AS j
 SET state = 'running', attempt = m.attempt, lease_owner = $3,
     lease_expires_at = now() + make_interval(secs => $4), attempt_started_at = now(),
     started_at = COALESCE(j.started_at, now()), updated_at = now()
 FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
 WHERE j.id = m.id AND j.attempt = m.attempt - 1
-  AND j.state IN ('scheduled', 'queued', 'retrying') AND NOT j.cancel_requested
+  AND j.state IN ('scheduled', 'queued', 'retrying') AND NOT j.cancel_requested AND {ORDERED_LOCKS}
 RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.max_attempts, j.attempt_base,
     j.retry_base_s, j.retry_cap_s, j.request_id, EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s
 """
@@ -37,6 +45,8 @@ WITH m AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[],
                          $8::text[])
         AS m(id, attempt, state, result, error_class, error_message, delay_s, error_traceback)
+), locked AS (
+    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
 ), done AS (
     UPDATE jobs AS j
     SET state = m.state,
@@ -48,7 +58,7 @@ WITH m AS (
         finished_at = CASE WHEN m.state = 'retrying' THEN NULL ELSE now() END,
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
     FROM m
-    WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $9 AND j.state = 'running'
+    WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $9 AND j.state = 'running' AND {ORDERED_LOCKS}
     RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.run_at, j.attempt_started_at
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
@@ -61,22 +71,37 @@ WITH m AS (
 SELECT state, {OUTBOX_COLUMNS} FROM done
 """
 
-# The site concurrency slots of this worker's running jobs live exactly as long as the job leases (a slot
-# whose release failed is not kept alive by the worker's other jobs).
-HEARTBEAT = """
-WITH slots AS (
-    UPDATE site_slots AS s SET expires_at = now() + make_interval(secs => $2)
-    WHERE s.holder = $1
-      AND EXISTS (SELECT 1 FROM jobs AS j WHERE j.id = s.job_id AND j.lease_owner = $1 AND j.state = 'running')
+# Renews only the attempts this process runs now ($1/$2), and never a lease that ran out: once expired, the reaper
+# may already have given the job to another worker. The site concurrency slots of those jobs live exactly as long
+# as their leases (locked in key order too).
+HEARTBEAT = f"""
+WITH locked AS (
+    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+), renewed AS (
+    UPDATE jobs AS j SET lease_expires_at = now() + make_interval(secs => $4), updated_at = now()
+    FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
+    WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $3 AND j.state = 'running'
+      AND j.lease_expires_at > now() AND {ORDERED_LOCKS}
+    RETURNING j.id, j.attempt, j.cancel_requested
+), slots AS (
+    SELECT site, job_id FROM site_slots
+    WHERE holder = $3 AND job_id = ANY($1::bigint[]) AND expires_at > now()
+    ORDER BY site, job_id
+    FOR NO KEY UPDATE
+), renewed_slots AS (
+    UPDATE site_slots AS s SET expires_at = now() + make_interval(secs => $4)
+    FROM slots
+    WHERE s.site = slots.site AND s.job_id = slots.job_id AND s.job_id IN (SELECT id FROM renewed)
 )
-UPDATE jobs SET lease_expires_at = now() + make_interval(secs => $2), updated_at = now()
-WHERE lease_owner = $1 AND state = 'running'
-RETURNING id, attempt, cancel_requested
+SELECT id, attempt, cancel_requested FROM renewed
 """
 
 # A deferred attempt is undone like a hand-back, but the row waits `delay_s` and is republished through the
 # delay levels; no job_attempts row, the budget is untouched. A cancel requested meanwhile ends the job.
 DEFER = f"""
+WITH locked AS (
+    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+)
 UPDATE jobs AS j
 SET state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'scheduled' END,
     attempt = CASE WHEN j.cancel_requested THEN j.attempt ELSE j.attempt - 1 END,
@@ -86,16 +111,20 @@ SET state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'scheduled' END,
     deferrals = j.deferrals + 1, updated_at = now()
 FROM unnest($1::bigint[], $2::int[], $3::float8[]) AS m(job_id, fenced_attempt, delay_s)
 WHERE j.id = m.job_id AND j.attempt = m.fenced_attempt AND j.lease_owner = $4 AND j.state = 'running'
+  AND {ORDERED_LOCKS}
 RETURNING m.fenced_attempt, j.state, {OUTBOX_COLUMNS}
 """
 
 # Undo the attempt so the requeued message (attempt n) claims the row again.
-HAND_BACK = """
+HAND_BACK = f"""
+WITH locked AS (
+    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+)
 UPDATE jobs AS j
 SET state = 'queued', attempt = j.attempt - 1, lease_owner = NULL, lease_expires_at = NULL,
     enqueued_at = NULL, updated_at = now()
 FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
-WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $3 AND j.state = 'running'
+WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $3 AND j.state = 'running' AND {ORDERED_LOCKS}
 RETURNING j.id, j.attempt + 1 AS attempt
 """
 
@@ -206,19 +235,28 @@ class JobStore:
         return distribute(keys, rows)
 
     async def finish(self, items: Sequence[Finish]) -> list[Finished | None]:
-        """Batcher flush: write many outcomes; None where the fence failed (the row was reaped or moved on)."""
+        """Batcher flush: write many outcomes; None where the fence failed (the row was reaped or moved on).
+
+        All or nothing (the batcher may split a failed group and write its halves again): outcomes and
+        deferrals together (rare) share one transaction.
+        """
         ended = [f for f in items if f.outcome.state != DEFERRED]
         waiting = [f for f in items if f.outcome.state == DEFERRED]
-        rows: dict[Key, Finished] = {}
-        if ended:
-            records = await self.pool.fetch(FINISH, *finish_arguments(ended), self.worker_id)
-            rows.update({(r["id"], r["attempt"]): _finished(r) for r in records})
-        if waiting:
-            rows.update(await self._defer(waiting))
+        if ended and waiting:
+            async with self.pool.acquire() as connection, connection.transaction():
+                rows = await self._end(connection, ended) | await self._defer(connection, waiting)
+        elif ended:
+            rows = await self._end(self.pool, ended)
+        else:
+            rows = await self._defer(self.pool, waiting)
         return distribute([item.key for item in items], rows)
 
-    async def _defer(self, items: Sequence[Finish]) -> dict[Key, Finished]:
-        records = await self.pool.fetch(
+    async def _end(self, connection: Connection | asyncpg.Pool, items: Sequence[Finish]) -> dict[Key, Finished]:
+        records = await connection.fetch(FINISH, *finish_arguments(items), self.worker_id)
+        return {(r["id"], r["attempt"]): _finished(r) for r in records}
+
+    async def _defer(self, connection: Connection | asyncpg.Pool, items: Sequence[Finish]) -> dict[Key, Finished]:
+        records = await connection.fetch(
             DEFER,
             [f.job_id for f in items],
             [f.attempt for f in items],
@@ -234,9 +272,12 @@ class JobStore:
         back = {(r["id"], r["attempt"]): True for r in records}
         return [bool(found) for found in distribute(keys, back)]
 
-    async def heartbeat(self) -> dict[Key, bool]:
-        """Extend the lease of every running job of this worker: (id, attempt) → cancel_requested."""
-        records = await self.pool.fetch(HEARTBEAT, self.worker_id, self.lease_s)
+    async def heartbeat(self, keys: Sequence[Key]) -> dict[Key, bool]:
+        """Extend the leases of these attempts (the ones this process runs) unless they ran out already:
+        (id, attempt) → cancel_requested for each lease renewed."""
+        records = await self.pool.fetch(
+            HEARTBEAT, [k[0] for k in keys], [k[1] for k in keys], self.worker_id, self.lease_s
+        )
         return {(r["id"], r["attempt"]): r["cancel_requested"] for r in records}
 
     async def progress(self, key: Key, data: Any) -> None:

@@ -16,20 +16,33 @@ from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustC
 from aiormq.exceptions import AMQPError
 
 from services.worker import dead_letters
-from services.worker.acks import AckCoalescer
+from services.worker.acks import AckCoalescer, channel_of
 from services.worker.claims import Claim, Finish, Finished, JobStore, Key
 from services.worker.context import Deferred, JobContext, job_logger
+from services.worker.dead_letters import HANDLING_FAILED
+from services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
 from services.worker.handlers import Registry
 from services.worker.job_metrics import JobMetrics, Series
 from services.worker.queue_pauses import paused_queues
 from services.worker.results import ResultStore
-from services.worker.retry import DEFERRED, FAILED, HANDBACK, RETRYING, Outcome, early_by_s, from_error
+from services.worker.retry import (
+    ABANDONED,
+    DEFERRED,
+    FAILED,
+    HANDBACK,
+    RETRYING,
+    Outcome,
+    early_by_s,
+    from_error,
+    refused,
+)
 from services.worker.runner import RunningJobs
 from services.worker.site_sessions import SiteSessions
 from shared import logging as context
 from shared.amqp import Broker
 from shared.batcher import Batcher
 from shared.config import Config
+from shared.db import ROW, failure_kind, unavailable
 from shared.errors import DecodeError, HandlerError
 from shared.messages import JobMessage
 from shared.metrics import Metrics
@@ -38,6 +51,10 @@ log = logging.getLogger(__name__)
 
 # a failed flow (database or broker trouble) waits this long before its message is requeued, to avoid a hot loop
 REQUEUE_PAUSE_S = 1.0
+# how long a flow keeps trying to write an outcome while PostgreSQL is unreachable (twice the lease, at least this)
+FINISH_PATIENCE_MIN_S = 10.0
+FINISH_RETRY_PAUSE_S = 0.2
+FINISH_RETRY_MAX_PAUSE_S = 5.0
 
 
 @dataclass(slots=True)
@@ -80,7 +97,13 @@ class Consumer:
     _pausing: asyncio.Lock = field(default_factory=asyncio.Lock)
     _flows: int = 0
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # the flow tasks (the loop keeps only weak references) and the slots that bound how many run at once
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _slots: asyncio.Semaphore = field(init=False)
     acks: AckCoalescer = field(default_factory=AckCoalescer)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.config.worker_concurrency)
 
     async def start(self) -> None:
         """Declare the consumed queues and consume those not paused."""
@@ -149,24 +172,80 @@ class Consumer:
             self._channel = None
 
     async def on_message(self, queue: str, message: AbstractIncomingMessage) -> None:
+        """aio-pika's callback: hand the delivery to a flow task this worker owns, and return.
+
+        aiormq cancels a channel's callback tasks when the channel closes (a dropped connection), so a flow
+        running in one would abandon its job midway. The owned flow keeps going and writes the outcome to
+        PostgreSQL even when the ack can no longer be sent; the broker redelivers the message on the new channel,
+        and the fenced claim drops the copy (an ack of a finished or still running attempt is stale).
+        """
         self.acks.delivered(message)
         self._flows += 1
         self._idle.clear()
+        task = asyncio.get_running_loop().create_task(self._owned_flow(queue, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _owned_flow(self, queue: str, message: AbstractIncomingMessage) -> None:
+        """One delivery's flow, holding one of `worker_concurrency` slots.
+
+        Prefetch bounds the deliveries of one channel; after a reconnect the new channel's deliveries (mostly
+        redeliveries of the jobs still running here) wait for a slot, so handlers never outnumber the slots.
+        """
         try:
-            await self._flow(queue, message)
-        except Exception:
-            log.exception("message flow failed; requeueing the message")
-            await asyncio.sleep(REQUEUE_PAUSE_S)
-            await self._give_back(message)
+            async with self._slots:
+                await self._flow(queue, message)
+        except Exception as exc:  # noqa: BLE001 - every failure settles the message, see flow_failures
+            await self._flow_failed(queue, message, exc)
         finally:
             self._flows -= 1
             if self._flows == 0:
                 self._idle.set()
 
+    async def _flow_failed(self, queue: str, message: AbstractIncomingMessage, error: Exception) -> None:
+        """Requeue the delivery, or publish a copy that counts the failure, or make it a dead letter."""
+        await asyncio.sleep(REQUEUE_PAUSE_S)  # never a hot loop
+        step, failures = next_step(error, message.headers)
+        if step == REQUEUE or self.stopping:
+            log.warning("message flow failed, requeueing the message: %r", error)
+            await self._give_back(message)
+            return
+        log.error("handling a message failed (%d of %d times)", failures, MAX_FAILURES, exc_info=error)
+        try:
+            if step == GIVE_UP:
+                await self._poison(
+                    queue, message, HANDLING_FAILED, f"handling failed {failures} times; last: {error!r}"
+                )
+            else:
+                await self._count_failure(queue, message, failures)
+        except Exception as exc:  # noqa: BLE001 - the database or the broker went away: the delivery comes back
+            log.warning("could not count or record the failure, requeueing the message: %r", exc)
+            await self._give_back(message)
+
+    async def _count_failure(self, queue: str, message: AbstractIncomingMessage, failures: int) -> None:
+        """Replace the delivery by a copy that carries its failure count."""
+        headers = {**(message.headers or {}), FAILURES_HEADER: failures}
+        await self.broker.publish_copy(message.body, headers, queue, message.priority or 0)
+        self.acks.ack(message)
+
+    async def _poison(self, queue: str, message: AbstractIncomingMessage, reason: str, detail: str) -> None:
+        """Record a message as a dead letter and reject it into the dead-letter exchange."""
+        try:
+            await dead_letters.record(self.pool, queue, reason, detail, message.body, message.headers)
+        except Exception as exc:
+            if transient(exc):
+                raise
+            # never a loop: the copy in <ns>.dead is all that is kept of it
+            log.error("could not record a dead letter (%s), rejecting the message anyway: %r", reason, exc)
+        self.metrics.dead_letters.labels(reason).inc()
+        await self._reject(message)
+
     async def _flow(self, queue: str, message: AbstractIncomingMessage) -> None:
         if self.stopping:
             await self._give_back(message)
             return
+        if channel_of(message) is None:
+            return  # its channel closed while it waited for a slot: the broker delivers it again
         try:
             job = JobMessage.decode(message.body)
         except DecodeError as exc:
@@ -182,15 +261,21 @@ class Consumer:
             return
         claim = await self.batchers.claims.submit((job.job_id, job.attempt))
         if claim is None:
-            self.metrics.stale_claims.labels(queue).inc()
-            self.acks.ack(message)
+            await self._unclaimed(queue, message, job)
             return
         await self._run(message, claim)
 
+    async def _unclaimed(self, queue: str, message: AbstractIncomingMessage, job: JobMessage) -> None:
+        """No row to run: a duplicate or outdated message (dropped), or poison naming no job at all."""
+        if await dead_letters.record_if_no_job(self.pool, queue, job, message.body, message.headers):
+            self.metrics.dead_letters.labels(dead_letters.NO_SUCH_JOB).inc()
+            await self._reject(message)
+            return
+        self.metrics.stale_claims.labels(queue).inc()
+        self.acks.ack(message)
+
     async def _undecodable(self, queue: str, message: AbstractIncomingMessage, error: DecodeError) -> None:
-        await dead_letters.record_undecodable(self.pool, queue, str(error), message.body, message.headers)
-        self.metrics.dead_letters.labels(dead_letters.UNDECODABLE).inc()
-        await self._reject(message)
+        await self._poison(queue, message, dead_letters.UNDECODABLE, str(error))
 
     async def _unknown_kind(self, queue: str, message: AbstractIncomingMessage, job: JobMessage) -> None:
         failed = await dead_letters.record_unknown_kind(self.pool, queue, job, message.body, message.headers)
@@ -200,6 +285,14 @@ class Consumer:
         await self._reject(message)
 
     async def _run(self, message: AbstractIncomingMessage, claim: Claim) -> None:
+        key = (claim.job.id, claim.job.attempt)
+        self.running.hold(key)  # the heartbeat renews the lease until the outcome is written
+        try:
+            await self._run_claimed(message, claim)
+        finally:
+            self.running.release(key)
+
+    async def _run_claimed(self, message: AbstractIncomingMessage, claim: Claim) -> None:
         job = claim.job
         context.request_id.set(job.request_id)
         context.job_id.set(job.id)
@@ -209,15 +302,46 @@ class Consumer:
             await self.batchers.handbacks.submit((job.id, job.attempt))
             await self._give_back(message)
             return
-        finished = await self.batchers.finishes.submit(Finish(job.id, job.attempt, outcome))
+        if outcome.state == ABANDONED:
+            log.warning("job %d attempt %d: its lease ran out; the reaper takes it over", job.id, job.attempt)
+            self.acks.ack(message)  # the reaper publishes the next attempt's message
+            return
+        finished = await self._write_outcome(Finish(job.id, job.attempt, outcome))
         if finished is None:
             self.acks.ack(message)
             return
-        self._count(claim, outcome)
+        self._count(claim, finished.state)
         if finished.state == FAILED:
             await self._reject(message)  # into the dead-letter exchange: a copy in <ns>.dead
         else:
             self.acks.ack(message)
+
+    async def _write_outcome(self, item: Finish) -> Finished | None:
+        """Write an attempt's outcome; one PostgreSQL refuses (its own values: the batch wrote its neighbours) is
+        replaced by a storable one, so the job moves on instead of waiting for its lease to run out."""
+        try:
+            return await self._write_patiently(item)
+        except Exception as exc:
+            if failure_kind(exc) != ROW:
+                raise
+            log.warning("PostgreSQL refused the outcome of job %d; writing it without the refused values", item.job_id)
+            return await self._write_patiently(Finish(item.job_id, item.attempt, refused(item.outcome, exc)))
+
+    async def _write_patiently(self, item: Finish) -> Finished | None:
+        """Write an outcome, through a database outage too: the handler ran, and running it again costs more
+        than waiting. The lease is renewed meanwhile (when the database answers); if the reaper took the job
+        over after all, the fenced write finds nothing and the attempt is dropped."""
+        deadline = time.monotonic() + max(FINISH_PATIENCE_MIN_S, 2 * self.config.lease_s)
+        pause_s = FINISH_RETRY_PAUSE_S
+        while True:
+            try:
+                return await self.batchers.finishes.submit(item)
+            except Exception as exc:
+                if not unavailable(exc) or time.monotonic() + pause_s > deadline:
+                    raise
+                log.warning("writing the outcome of job %d failed, retrying: %r", item.job_id, exc)
+            await asyncio.sleep(pause_s)
+            pause_s = min(pause_s * 2, FINISH_RETRY_MAX_PAUSE_S)
 
     async def _give_back(self, message: AbstractIncomingMessage) -> None:
         await settle(message.nack(requeue=True))
@@ -259,12 +383,13 @@ class Consumer:
         except (Deferred, HandlerError) as exc:
             return from_error(exc, claim.budget)
 
-    def _count(self, claim: Claim, outcome: Outcome) -> None:
-        if outcome.state == DEFERRED:
+    def _count(self, claim: Claim, state: str) -> None:
+        """Count the state written (a refused outcome may have changed it)."""
+        if state == DEFERRED:
             return  # not an outcome: counted as a site wait where it was decided
         series = self._metrics_of(claim.job.kind, claim.job.queue)
-        series.completed(outcome.state).inc()
-        if outcome.state == RETRYING:
+        series.completed(state).inc()
+        if state == RETRYING:
             series.retries.inc()
 
     def _metrics_of(self, kind: str, queue: str) -> Series:

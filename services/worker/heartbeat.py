@@ -27,11 +27,11 @@ def to_cancel(local: Sequence[Key], leased: Mapping[Key, bool]) -> list[tuple[Ke
 
 
 async def beat(store: JobStore, running: RunningJobs) -> int:
-    """One heartbeat; returns how many handlers it cancelled."""
-    local = [job.key for job in running]
+    """One heartbeat over the attempts this process holds; returns how many handlers it cancelled."""
+    local = running.held()
     if not local:
         return 0
-    leased = await store.heartbeat()
+    leased = await store.heartbeat(local)
     cancelled = 0
     for (job_id, attempt), reason in to_cancel(local, leased):
         job = running.get(job_id)
@@ -46,10 +46,15 @@ async def heartbeat_loop(
 ) -> None:
     """Beat every `interval_s` (a third of the lease) until cancelled; a failed beat is retried next time.
 
-    `each_beat` runs after every beat: the worker's presence row and the paused queues.
+    `each_beat` runs after every beat: the worker's presence row and the paused queues. Beats keep their rate
+    however long those take (a slow database must not stretch the time between renewals: an expired lease is
+    not renewed).
     """
+    loop = asyncio.get_running_loop()
+    next_at = loop.time() + interval_s
     while True:
-        await asyncio.sleep(interval_s)
+        await asyncio.sleep(max(0.0, next_at - loop.time()))
+        next_at = max(next_at + interval_s, loop.time())
         try:
             await beat(store, running)
             for step in each_beat:

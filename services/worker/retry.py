@@ -24,6 +24,9 @@ CANCELLED: Final = "cancelled"
 HANDBACK: Final = "handback"
 # the attempt is undone and the job waits `retry_delay_s` for its site (rate limit or concurrency slot)
 DEFERRED: Final = "deferred"
+# not a job state: the lease ran out, so the attempt belongs to the reaper (which records it as lost and retries);
+# the worker writes nothing
+ABANDONED: Final = "abandoned"
 
 # why a running handler task was cancelled
 REASON_CANCEL: Final = "cancel_requested"
@@ -34,6 +37,7 @@ REASON_SHUTDOWN: Final = "shutdown"
 # meanwhile) never parks a job beyond what a timestamp holds, and a corrected policy applies within the hour
 MAX_DEFER_S = 3600.0
 MAX_ERROR_MESSAGE = 2000
+REFUSED_DELAY_CAP_S = 86_400.0
 MAX_TRACEBACK = 8000
 
 
@@ -126,12 +130,38 @@ def deferred(signal: Deferred) -> Outcome:
 
 
 def from_cancellation(reason: str | None, budget: Budget) -> Outcome:
-    """A cancelled handler task: cancel → cancelled, shutdown → hand back; anything else counts as a failure."""
+    """A cancelled handler task: cancel → cancelled, shutdown → hand back, a lost lease → abandoned to the reaper
+    (an expired lease is never renewed, so a cancelled outcome could otherwise end a job nobody cancelled);
+    anything else counts as a failure."""
     if reason == REASON_SHUTDOWN:
         return Outcome(HANDBACK)
-    if reason in (REASON_CANCEL, REASON_LEASE_LOST):
+    if reason == REASON_LEASE_LOST:
+        return Outcome(ABANDONED)
+    if reason == REASON_CANCEL:
         return Outcome(CANCELLED, error_class=reason, error_message=f"handler cancelled: {reason}")
     return from_error(RetryableError("handler task cancelled", error_class="cancelled_unexpectedly"), budget)
+
+
+def refused(outcome: Outcome, error: BaseException) -> Outcome:
+    """What to write instead of an outcome PostgreSQL refused (a NUL in the result or an error text, a delay out
+    of range): the same state without the result, texts cleaned, delays capped; a success whose result cannot be
+    stored fails (`result_refused`), since running the handler again would most likely return the same."""
+    note = _clip(f"PostgreSQL refused this attempt's outcome ({type(error).__name__}: {error})")
+    if outcome.state in (SUCCEEDED, PARTIAL):
+        return Outcome(FAILED, error_class="result_refused", error_message=_printable(note))
+    message = f"{outcome.error_message or ''} [{note}]"
+    return Outcome(
+        outcome.state,
+        error_class=_printable(outcome.error_class or "outcome_refused")[:100],
+        error_message=_printable(_clip(message)),
+        # a delay PostgreSQL cannot add to now() (a site's rate near zero) waits a day instead
+        retry_delay_s=None if outcome.retry_delay_s is None else min(outcome.retry_delay_s, REFUSED_DELAY_CAP_S),
+    )
+
+
+def _printable(text: str) -> str:
+    """Text PostgreSQL stores: no NUL characters."""
+    return text.replace("\x00", "\ufffd")
 
 
 def early_by_s(due_ms: int, now_ms: int, unit_ms: int) -> float:

@@ -37,11 +37,24 @@ class RunningJob:
 
 @dataclass(slots=True)
 class RunningJobs:
-    """The handler tasks running in this process, by job id (a job runs one attempt at a time)."""
+    """The attempts this process holds (claimed, outcome not written yet) and their handler tasks, by job id
+    (a job runs one attempt at a time). The heartbeat renews the leases of exactly the attempts held."""
 
     _jobs: dict[int, RunningJob] = field(default_factory=dict)
+    _held: set[tuple[int, int]] = field(default_factory=set)
     # set by cancel_all: a handler starting afterwards (its claim was in flight) is cancelled at once
     _cancel_new: str | None = None
+
+    def hold(self, key: tuple[int, int]) -> None:
+        """This process claimed the attempt: its lease is renewed until `release`."""
+        self._held.add(key)
+
+    def release(self, key: tuple[int, int]) -> None:
+        """The attempt's outcome is written (or it was handed back, or the flow gave up on it)."""
+        self._held.discard(key)
+
+    def held(self) -> list[tuple[int, int]]:
+        return list(self._held)
 
     def __len__(self) -> int:
         return len(self._jobs)

@@ -45,7 +45,11 @@ VALUES ($1, $2, $3, $4, now() + make_interval(secs => $5))
 ON CONFLICT (site, job_id) DO UPDATE
 SET attempt = EXCLUDED.attempt, holder = EXCLUDED.holder, expires_at = EXCLUDED.expires_at
 """
-DROP_EXPIRED = "DELETE FROM site_slots WHERE site = $1 AND expires_at <= now()"
+# in key order, like the heartbeat's renewal of slots (under the site's row lock, so one worker at a time)
+DROP_EXPIRED = """
+DELETE FROM site_slots WHERE site = $1 AND job_id IN (
+    SELECT job_id FROM site_slots WHERE site = $1 AND expires_at <= now() ORDER BY job_id FOR UPDATE)
+"""
 RELEASE_SLOT = "DELETE FROM site_slots WHERE site = $1 AND job_id = $2 AND holder = $3"
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from datetime import timedelta
 from typing import Any
@@ -204,30 +203,3 @@ async def test_killing_a_worker_mid_flight_loses_no_job_and_completes_none_twice
     )
     assert len(counts) == 200
     assert all(row["wins"] == 1 for row in counts)
-
-
-async def test_jobs_submitted_while_rabbitmq_is_down_all_run_once_it_is_back(
-    stack: Stack, gateway_api: Api, db: asyncpg.Connection
-) -> None:
-    await stack.start("worker")
-    await stack.start("scheduler")
-    await _rabbitmqctl("stop_app")
-    try:
-        ids = [(await gateway_api.submit(kind="noop", payload={"n": n}))["id"] for n in range(20)]
-    finally:
-        await _rabbitmqctl("start_app")
-
-    async def all_done() -> bool:
-        return bool(await db.fetchval("SELECT bool_and(state = 'succeeded') FROM jobs WHERE id = ANY($1)", ids))
-
-    await eventually(all_done, timeout_s=60, interval_s=0.2, what="jobs to run after RabbitMQ came back")
-    attempts = await db.fetchval("SELECT count(*) FROM job_attempts WHERE job_id = ANY($1)", ids)
-    assert attempts == 20
-
-
-async def _rabbitmqctl(action: str) -> None:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", action, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-    )
-    _, err = await process.communicate()
-    assert process.returncode == 0, err.decode()

@@ -8,9 +8,8 @@ from datetime import timedelta
 
 import aiohttp
 import asyncpg
-import orjson
 
-from services.scheduler import pruner, relay
+from services.scheduler import pruner
 from services.scheduler.duties import Duties
 from shared.amqp import Broker
 from shared.config import Config
@@ -239,52 +238,6 @@ async def test_a_paused_scheduler_fires_nothing(stack: Stack, db: asyncpg.Pool) 
     await eventually(lambda: db.fetchval("SELECT last_tick_at IS NOT NULL FROM scheduler_state"), what="a tick")
     await asyncio.sleep(2)
     assert await db.fetchval("SELECT count(*) FROM jobs WHERE schedule_id = $1", schedule_id) == 0
-
-
-async def _rabbitmqctl(*args: str) -> str:
-    process = await asyncio.create_subprocess_exec(
-        "rabbitmqctl", "-q", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await process.communicate()
-    assert process.returncode == 0, err.decode()
-    return out.decode()
-
-
-async def close_connection_named(name: str) -> None:
-    """Close one client connection from the broker's side (the broker keeps running for everyone else)."""
-    listing = await _rabbitmqctl("list_connections", "pid", "client_properties")
-    pids = [line.split("\t", 1)[0] for line in listing.splitlines() if name in line]
-    assert pids, f"no connection named {name}"
-    for pid in pids:
-        await _rabbitmqctl("close_connection", pid, "test: simulated broker outage")
-
-
-async def test_the_relay_publishes_rows_committed_while_its_broker_connection_was_down(
-    db: asyncpg.Pool, config: Config, namespace: str
-) -> None:
-    name = f"relay-{namespace}"
-    broker = Broker(config, name=name)
-    await broker.connect()
-    try:
-        duties = Duties(config, db, broker, Metrics("scheduler"))
-        await close_connection_named(f"gleaner-{name}")
-        job_id = await db.fetchval(
-            "INSERT INTO jobs (kind, queue, state, updated_at) "
-            "VALUES ('noop', 'default', 'queued', now() - interval '1 minute') RETURNING id"
-        )
-
-        async def relayed() -> bool:
-            await relay.relay_pass(duties)
-            return await published(db, job_id)
-
-        await eventually(relayed, timeout_s=30, interval_s=0.5, what="the relay to publish after reconnecting")
-        assert broker.connection is not None
-        channel = await broker.connection.channel()
-        queue = await channel.get_queue(broker.topology.work_queue("default"), ensure=False)
-        message = await queue.get(no_ack=True, fail=False)
-        assert message is not None and orjson.loads(message.body)["id"] == job_id
-    finally:
-        await broker.close()
 
 
 async def test_a_leader_whose_lock_connection_dies_steps_down_at_once_and_campaigns_again(

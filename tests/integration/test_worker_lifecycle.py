@@ -259,7 +259,7 @@ async def test_every_job_of_a_killed_worker_succeeds_exactly_once(
     ids = await submit(db, broker, 200, "sleep", {"seconds": 1}, max_attempts=5, retry_base_s=0.1)
 
     async def victim_busy() -> bool:
-        count = await db.fetchval("SELECT count(*) FROM jobs WHERE state = 'running' AND lease_owner = 'victim'")
+        count = await db.fetchval("SELECT count(*) FROM jobs WHERE state = 'running' AND lease_owner LIKE 'victim-%'")
         return bool(count >= 50)
 
     await eventually(victim_busy, what="jobs in flight")

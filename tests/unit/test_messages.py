@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from shared.errors import DecodeError
@@ -32,3 +33,34 @@ def test_an_envelope_survives_encode_and_decode() -> None:
 def test_a_malformed_body_raises_decode_error(body: bytes) -> None:
     with pytest.raises(DecodeError):
         JobMessage.decode(body)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"id": 2**63},  # past bigint: asyncpg cannot even send it
+        {"id": -1},
+        {"attempt": 2**31},  # past int
+        {"due_ms": 2**63},
+        {"queue": "a\x00b"},
+        {"queue": "Default"},
+        {"queue": "default\n"},
+        {"queue": "q" * 64},
+        {"kind": "noop\x00"},
+        {"kind": "k" * 101},
+        {"request_id": "r\x00"},
+        {"request_id": "r" * 129},
+        {"request_id": 7},
+    ],
+)
+def test_a_field_outside_what_postgres_and_the_workers_accept_is_refused(fields: dict[str, object]) -> None:
+    body = {"v": 1, "id": 1, "attempt": 1, "queue": "default", "kind": "noop", **fields}
+    with pytest.raises(DecodeError):
+        JobMessage.decode(orjson.dumps(body))
+
+
+def test_the_largest_ids_and_attempts_postgres_stores_are_accepted() -> None:
+    message = JobMessage(
+        job_id=2**63 - 1, attempt=2**31 - 1, queue="q-1_x", kind="scrape.pages:v2", request_id="r" * 128
+    )
+    assert JobMessage.decode(message.encode()) == message

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from services.worker.app import worker_id
 from services.worker.claims import Finish, Finished, JobStore, distribute, finish_arguments, unique_keys
 from services.worker.publishing import finished_event
 from services.worker.retry import FAILED, RETRYING, SUCCEEDED, Outcome
+from shared.config import Config
 
 
 def test_duplicate_keys_are_sent_once_in_first_seen_order() -> None:
@@ -86,3 +88,10 @@ def test_the_finished_event_lists_final_states_only() -> None:
     results = [Finished(SUCCEEDED), Finished(RETRYING), None, Finished(FAILED)]
     assert finished_event(items, results) == b'[{"id":1,"state":"succeeded"},{"id":4,"state":"failed"}]'
     assert finished_event(items[1:3], results[1:3]) is None
+
+
+def test_each_start_of_a_worker_is_its_own_lease_owner_even_with_a_configured_id() -> None:
+    config = Config.from_env({"GLEANER_WORKER_ID": "scraper-7"})
+    first, second = worker_id(config), worker_id(config)
+    assert first != second
+    assert first.startswith("scraper-7-") and second.startswith("scraper-7-")

@@ -10,6 +10,7 @@ import pytest
 from services.worker.context import Deferred, Partial
 from services.worker.politeness import INLINE_WAIT_S, BucketState, Limits, reserve
 from services.worker.retry import (
+    ABANDONED,
     CANCELLED,
     DEFERRED,
     FAILED,
@@ -20,15 +21,18 @@ from services.worker.retry import (
     REASON_CANCEL,
     REASON_LEASE_LOST,
     REASON_SHUTDOWN,
+    REFUSED_DELAY_CAP_S,
     RETRYING,
     SUCCEEDED,
     Budget,
     JobTimedOut,
+    Outcome,
     classify,
     early_by_s,
     from_cancellation,
     from_error,
     from_result,
+    refused,
     traceback_text,
 )
 from shared.backoff import MAX_RETRY_DELAY_S
@@ -106,9 +110,9 @@ def test_a_result_that_is_not_json_fails_permanently_as_bad_result() -> None:
     assert (outcome.state, outcome.error_class) == (FAILED, "bad_result")
 
 
-def test_a_requested_cancel_or_a_lost_lease_ends_cancelled() -> None:
+def test_a_requested_cancel_ends_cancelled_and_a_lost_lease_is_left_to_the_reaper() -> None:
     assert from_cancellation(REASON_CANCEL, budget(1)).state == CANCELLED
-    assert from_cancellation(REASON_LEASE_LOST, budget(1)).state == CANCELLED
+    assert from_cancellation(REASON_LEASE_LOST, budget(1)).state == ABANDONED
 
 
 def test_a_cancel_for_shutdown_hands_the_job_back() -> None:
@@ -172,3 +176,17 @@ def test_a_retry_delay_never_exceeds_thirty_days_whatever_the_row_says() -> None
     huge = Budget(attempt=1, attempt_base=0, max_attempts=3, retry_base_s=1e300, retry_cap_s=float("inf"))
     outcome = from_error(RetryableError("x"), huge, random.Random(1))
     assert outcome.retry_delay_s is not None and outcome.retry_delay_s <= MAX_RETRY_DELAY_S * 1.1
+
+
+def test_a_result_postgres_refuses_becomes_a_failure_that_says_why() -> None:
+    outcome = refused(Outcome(SUCCEEDED, result_json='{"t":"a\\u0000b"}'), ValueError("unsupported Unicode escape"))
+    assert (outcome.state, outcome.result_json, outcome.error_class) == (FAILED, None, "result_refused")
+    assert outcome.error_message is not None and "unsupported Unicode escape" in outcome.error_message
+
+
+def test_a_refused_failure_keeps_its_state_and_class_without_nul_and_with_a_delay_postgres_can_add() -> None:
+    original = Outcome(RETRYING, error_class="boom", error_message="bad\x00bytes", retry_delay_s=1e300)
+    outcome = refused(original, ValueError("invalid byte sequence"))
+    assert (outcome.state, outcome.error_class) == (RETRYING, "boom")
+    assert outcome.error_message is not None and "\x00" not in outcome.error_message
+    assert outcome.retry_delay_s == REFUSED_DELAY_CAP_S

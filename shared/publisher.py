@@ -1,4 +1,4 @@
-"""Background publishing of committed rows (the outbox step after the commit); requests never wait for it."""
+"""Background publishing of committed rows (the outbox step after the commit): whoever committed never waits for it."""
 
 from __future__ import annotations
 
@@ -16,10 +16,16 @@ from shared.outbox import OutboxRow, publish_rows
 log = logging.getLogger(__name__)
 
 MAX_PER_PUBLISH = 5000
+# rows waiting beyond this many (a broker that takes its time to confirm) are left to the relay
+MAX_PENDING = 100_000
 
 
 class Publisher:
-    """Collects newly committed rows and publishes them in batches; whatever fails the relay republishes."""
+    """Collects newly committed rows and publishes them in batches; whatever fails the relay republishes.
+
+    The gateway's requests and the scheduler's firing hand their rows over and go on: a slow or absent broker
+    never holds them up.
+    """
 
     def __init__(self, broker: Broker, pool: asyncpg.Pool, metrics: Metrics, max_delay_s: float) -> None:
         self._broker = broker
@@ -31,14 +37,22 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
 
     def add(self, records: Iterable[asyncpg.Record]) -> None:
+        """Queue committed rows (records with the outbox columns)."""
+        self.add_rows(OutboxRow.from_record(r) for r in records)
+
+    def add_rows(self, rows: Iterable[OutboxRow]) -> None:
         """Queue rows that are due within the delay levels' reach; later ones are left to the relay."""
-        rows = [OutboxRow.from_record(r) for r in records if r["delay_s"] <= self._max_delay_s]
-        if rows:
-            self._pending.extend(rows)
+        due = [row for row in rows if row.delay_s <= self._max_delay_s]
+        room = MAX_PENDING - len(self._pending)
+        if len(due) > room:
+            log.warning("%d rows wait for the broker already; leaving %d to the relay", MAX_PENDING, len(due) - room)
+            due = due[: max(0, room)]
+        if due:
+            self._pending.extend(due)
             self._wake.set()
 
     def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="gateway-publisher")
+        self._task = asyncio.create_task(self._run(), name="publisher")
 
     async def _run(self) -> None:
         while True:

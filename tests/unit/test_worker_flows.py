@@ -1,0 +1,193 @@
+"""The consumer's flows, database and broker faked: a flow outlives its delivery callback; concurrency holds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.worker.claims import Claim, Finish, Finished, JobStore, Key
+from services.worker.consumer import Batchers, Consumer
+from services.worker.context import JobContext, JobInfo
+from services.worker.handlers import Registry
+from services.worker.retry import SUCCEEDED, Budget
+from services.worker.runner import RunningJobs
+from shared.amqp import Broker
+from shared.batcher import Batcher
+from shared.config import Config
+from shared.messages import JobMessage
+from shared.metrics import Metrics
+from tests.support.stack import eventually
+
+
+@dataclass
+class FakeChannel:
+    is_closed: bool = False
+
+
+@dataclass
+class FakeMessage:
+    """What the consumer reads of an aio-pika delivery."""
+
+    body: bytes
+    delivery_tag: int
+    _channel: FakeChannel
+    settled: list[str] = field(default_factory=list)
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def channel(self) -> FakeChannel:
+        if self._channel.is_closed:
+            raise RuntimeError("channel closed")  # as aio-pika's ChannelInvalidStateError
+        return self._channel
+
+    async def ack(self, multiple: bool = False) -> None:
+        self.settled.append("ack multiple" if multiple else "ack")
+
+    async def nack(self, requeue: bool = True) -> None:
+        self.settled.append("nack")
+
+    async def reject(self, requeue: bool = False) -> None:
+        self.settled.append("reject")
+
+
+class FakeDatabase:
+    """Claims every (id, attempt) once, records finishes."""
+
+    def __init__(self) -> None:
+        self.claimed: set[Key] = set()
+        self.finished: list[Finish] = []
+
+    async def claim(self, keys: Sequence[Key]) -> list[Claim | None]:
+        out: list[Claim | None] = []
+        for job_id, attempt in keys:
+            if (job_id, attempt) in self.claimed:
+                out.append(None)
+                continue
+            self.claimed.add((job_id, attempt))
+            job = JobInfo(job_id, "block", "default", attempt, 3, {}, None, 60.0)
+            out.append(Claim(job, Budget(attempt, 0, 3, 1.0, 10.0), 0.0))
+        return out
+
+    async def finish(self, items: Sequence[Finish]) -> list[Finished | None]:
+        self.finished.extend(items)
+        return [Finished(item.outcome.state) for item in items]
+
+    async def hand_back(self, keys: Sequence[Key]) -> list[bool]:
+        return [True] * len(keys)
+
+
+class ExistingJobs:
+    """The pool as the stale-claim path sees it: every job exists (nothing is recorded as poison)."""
+
+    async def fetchrow(self, sql: str, *args: Any) -> None:
+        return None
+
+
+class Gate:
+    """A handler that blocks until released and counts how many run at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.running = 0
+        self.most = 0
+        self.started = 0
+
+    async def __call__(self, ctx: JobContext) -> Any:
+        self.running += 1
+        self.started += 1
+        self.most = max(self.most, self.running)
+        try:
+            await self.release.wait()
+            return {"id": ctx.job.id}
+        finally:
+            self.running -= 1
+
+
+async def consumer_with(gate: Gate, database: FakeDatabase, concurrency: int) -> Consumer:
+    config = Config.from_env({"GLEANER_WORKER_CONCURRENCY": str(concurrency), "GLEANER_BATCH_WINDOW_MS": "0"})
+    registry = Registry()
+    registry.add("block", gate)
+    batchers = Batchers(
+        claims=Batcher(database.claim, window_s=0, max_items=100, name="claims"),
+        finishes=Batcher(database.finish, window_s=0, max_items=100, name="finishes"),
+        handbacks=Batcher(database.hand_back, window_s=0, max_items=100, name="handbacks"),
+    )
+    batchers.start()
+    return Consumer(
+        config=config,
+        broker=Broker(config, name="test"),
+        pool=ExistingJobs(),  # type: ignore[arg-type]
+        registry=registry,
+        metrics=Metrics("worker"),
+        store=JobStore(None, "w", 30.0),  # type: ignore[arg-type]
+        batchers=batchers,
+        running=RunningJobs(),
+    )
+
+
+def delivery(job_id: int, tag: int, channel: FakeChannel) -> FakeMessage:
+    body = JobMessage(job_id=job_id, attempt=1, queue="default", kind="block").encode()
+    return FakeMessage(body, tag, channel)
+
+
+def acked(messages: Sequence[FakeMessage]) -> set[int]:
+    """The delivery tags the acks sent cover (`multiple` covers every tag up to its own)."""
+    tags: set[int] = set()
+    for message in messages:
+        if "ack multiple" in message.settled:
+            tags |= {m.delivery_tag for m in messages if m.delivery_tag <= message.delivery_tag}
+        elif "ack" in message.settled:
+            tags.add(message.delivery_tag)
+    return tags
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    async def check() -> bool:
+        return condition()
+
+    await eventually(check, timeout_s=2, interval_s=0.001)
+
+
+async def test_a_job_runs_on_and_records_its_outcome_when_its_channel_closes_and_its_callback_is_cancelled() -> None:
+    gate, database = Gate(), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=4)
+    channel = FakeChannel()
+    message = delivery(7, 1, channel)
+    callback = asyncio.create_task(consumer.on_message("default", message))  # type: ignore[arg-type]
+    await until(lambda: gate.running == 1)
+    # the connection drops: aiormq cancels the channel's consumer callback tasks
+    channel.is_closed = True
+    callback.cancel()
+    await asyncio.sleep(0.01)
+    gate.release.set()
+    assert await consumer.wait_idle(2.0)
+    assert [(f.job_id, f.outcome.state) for f in database.finished] == [(7, SUCCEEDED)]
+    assert message.settled == []  # no ack on a closed channel: the broker redelivers, the fence drops the copy
+    await consumer.batchers.close()
+
+
+async def test_redeliveries_after_a_reconnect_wait_for_a_slot_and_the_fence_drops_them() -> None:
+    gate, database = Gate(), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=2)
+    old, new = FakeChannel(), FakeChannel()
+    first = [delivery(job_id, tag, old) for tag, job_id in enumerate((1, 2), start=1)]
+    async with asyncio.timeout(1):  # the callback hands the flow over and returns
+        for message in first:
+            await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: gate.running == 2)
+    old.is_closed = True
+    # the new channel redelivers both jobs and brings a third
+    again = [delivery(job_id, tag, new) for tag, job_id in enumerate((1, 2, 3), start=1)]
+    async with asyncio.timeout(1):
+        for message in again:
+            await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await asyncio.sleep(0.05)
+    assert (gate.running, gate.started) == (2, 2)  # no third handler while both slots are taken
+    gate.release.set()
+    assert await consumer.wait_idle(2.0)
+    assert gate.most == 2
+    assert sorted(f.job_id for f in database.finished) == [1, 2, 3]
+    assert acked(again) == {1, 2, 3}  # the stale copies are acked and dropped
+    await consumer.batchers.close()
