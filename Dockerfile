@@ -10,8 +10,7 @@ FROM ${PYTHON_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1
 WORKDIR /src
 COPY pyproject.toml README.md ./
-COPY shared ./shared
-COPY services ./services
+COPY gleaner ./gleaner
 RUN pip wheel --wheel-dir /wheels .
 
 # Runtime stage: slim Python, the wheels installed, no build context, an unprivileged numeric user.

@@ -30,12 +30,12 @@ run: migrate
 	@bash scripts/run-stack.sh
 
 lint: install
-	$(BIN)/ruff check gleaner shared services tests bench
-	$(BIN)/ruff format --check gleaner shared services tests bench
+	$(BIN)/ruff check gleaner tests bench examples
+	$(BIN)/ruff format --check gleaner tests bench examples
 
 format: install
-	$(BIN)/ruff format gleaner shared services tests bench
-	$(BIN)/ruff check --fix gleaner shared services tests bench
+	$(BIN)/ruff format gleaner tests bench examples
+	$(BIN)/ruff check --fix gleaner tests bench examples
 
 typecheck: install
 	$(BIN)/mypy

@@ -8,7 +8,7 @@ from types import TracebackType
 
 import asyncpg
 
-from shared.config import Config
+from gleaner.shared.config import Config
 from tests.support.services import create_database, delete_topology, drop_database, dsn_for, test_env, unique
 from tests.support.stack import Api, Service, Stack
 

@@ -1,4 +1,8 @@
-"""Gleaner's public Python API: `Client` and `AsyncClient` for programs that submit and watch jobs."""
+"""Gleaner's public Python API: `Client` and `AsyncClient` for programs that submit and watch jobs.
+
+`gleaner.shared` and `gleaner.services` hold the services themselves (gateway, worker, scheduler, operator) and
+their common code: they are internal, and may change in any release. Everything public is named here.
+"""
 
 from gleaner.async_client import AsyncClient
 from gleaner.client import Client

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import Config
+from gleaner.shared.config import Config
 from tests.support.services import database_fixture, delete_topology, require_services, test_env, unique
 from tests.support.stack import Api, Stack
 

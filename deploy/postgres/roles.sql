@@ -6,7 +6,7 @@
 --        -f deploy/postgres/roles.sql
 --
 -- `owner` runs `gleaner migrate` and owns every table; the three service roles own nothing and get exactly their
--- privileges from `gleaner migrate --grant gateway=… --grant worker=… --grant scheduler=…` (shared/grants.py),
+-- privileges from `gleaner migrate --grant gateway=… --grant worker=… --grant scheduler=…` (gleaner/shared/grants.py),
 -- which the migration Job runs after every migration. Passwords are not set here: use your secret manager, or
 -- `ALTER ROLE … PASSWORD …` (deploy/postgres/compose-init.sh does that for compose).
 

@@ -11,8 +11,8 @@ from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 
-from services.worker.context import JobContext
-from shared.errors import PermanentError
+from gleaner.services.worker.context import JobContext
+from gleaner.shared.errors import PermanentError
 
 DEFAULT_TITLE_SELECTOR = ".job-title"
 DEFAULT_NEXT_SELECTOR = "a[rel=next]"

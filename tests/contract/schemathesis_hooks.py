@@ -24,8 +24,8 @@ import schemathesis
 from schemathesis import Case
 from schemathesis.hooks import HookContext
 
-from services.gateway.idempotency import HEADER as IDEMPOTENCY
-from services.gateway.idempotency import KEY
+from gleaner.services.gateway.idempotency import HEADER as IDEMPOTENCY
+from gleaner.services.gateway.idempotency import KEY
 
 # the defaults of the test stack (GLEANER_DEFAULT_RETRY_BASE_S / _CAP_S are not set there)
 DEFAULT_RETRY_BASE_S, DEFAULT_RETRY_CAP_S = 1.0, 300.0

@@ -11,7 +11,7 @@ import pytest
 from tests.support.stack import Api, Stack, eventually
 
 REFUSED_WITHIN_S = 1.0
-# the application name of each gateway's revocation listener (services.gateway.auth.LISTENER_SETTINGS)
+# the application name of each gateway's revocation listener (gleaner.services.gateway.auth.LISTENER_SETTINGS)
 APP = "gleaner-gateway-keys"
 # this test's gateways only: other stacks on the machine's PostgreSQL have their own databases
 OURS = "application_name = $1 AND datname = current_database()"

@@ -10,8 +10,8 @@ import aio_pika
 import pytest
 from aiormq.exceptions import ChannelAccessRefused
 
-from shared.amqp import Broker, Topology, TopologyMissing, declare, declared_names
-from shared.config import Config
+from gleaner.shared.amqp import Broker, Topology, TopologyMissing, declare, declared_names
+from gleaner.shared.config import Config
 from tests.e2e.test_lifecycle import wait_state
 from tests.support import services
 from tests.support.rabbitmq_users import Accounts, declared_objects, defined_accounts

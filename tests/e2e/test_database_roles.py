@@ -1,5 +1,5 @@
 """Each service as its own PostgreSQL role (deploy/postgres/roles.sql, `gleaner migrate --grant`): the whole
-workload runs on exactly shared/grants.py's privileges, and the worker cannot read api_keys."""
+workload runs on exactly gleaner/shared/grants.py's privileges, and the worker cannot read api_keys."""
 
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ import asyncpg
 import pytest
 from yarl import URL
 
-from shared.config import Config
-from shared.grants import GRANTS, OWNER_ONLY, SERVICES
+from gleaner.shared.config import Config
+from gleaner.shared.grants import GRANTS, OWNER_ONLY, SERVICES
 from tests.e2e.test_lifecycle import wait_state
 from tests.integration.test_sites_support import PageServer, pages
 from tests.support import services

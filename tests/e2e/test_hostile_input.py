@@ -21,8 +21,8 @@ import orjson
 import pytest
 from yarl import URL
 
-from services.gateway.auth import hash_key
-from services.gateway.pagination import filter_hash
+from gleaner.services.gateway.auth import hash_key
+from gleaner.services.gateway.pagination import filter_hash
 from tests.support.contract import checked_session
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Stack

@@ -9,8 +9,8 @@ from typing import Any
 import aio_pika
 import asyncpg
 
-from shared.amqp import Topology
-from shared.config import Config
+from gleaner.shared.amqp import Topology
+from gleaner.shared.config import Config
 from tests.support.stack import Api, Stack, eventually
 
 FINAL = ("succeeded", "partial", "failed", "cancelled")

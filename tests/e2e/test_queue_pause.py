@@ -6,8 +6,8 @@ import asyncio
 
 import aio_pika
 
-from shared.amqp import Topology
-from shared.config import Config
+from gleaner.shared.amqp import Topology
+from gleaner.shared.config import Config
 from tests.support.stack import Api, Stack, eventually
 
 

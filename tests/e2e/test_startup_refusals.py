@@ -6,7 +6,7 @@ import asyncio
 import os
 import subprocess
 
-from services.gateway.boundary import SAMPLE_ADMIN_TOKEN
+from gleaner.services.gateway.boundary import SAMPLE_ADMIN_TOKEN
 from tests.support.stack import GLEANER, Stack, free_port
 
 

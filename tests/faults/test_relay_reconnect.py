@@ -5,11 +5,11 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from services.scheduler import relay
-from services.scheduler.duties import Duties
-from shared.amqp import Broker
-from shared.config import Config
-from shared.metrics import Metrics
+from gleaner.services.scheduler import relay
+from gleaner.services.scheduler.duties import Duties
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.metrics import Metrics
 from tests.support.fault_rig import FaultRig
 from tests.support.stack import eventually
 

@@ -14,7 +14,7 @@ HEADERS = {"Authorization": aiohttp.encode_basic_auth("guest", "guest")}
 
 
 def connection_prefix(service: str, namespace: str) -> str:
-    """The start of the connection names a Gleaner service of a test namespace gives (`shared.amqp.Broker`)."""
+    """The start of the connection names a Gleaner service of a test namespace gives (`gleaner.shared.amqp.Broker`)."""
     return f"gleaner-{service} {namespace} "
 
 

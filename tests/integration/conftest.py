@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 
-from shared.amqp import Broker
-from shared.config import Config
-from shared.db import init_connection
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.db import init_connection
 
 
 @pytest.fixture

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from services.worker.context import JobContext
-from services.worker.handlers import Registry
+from gleaner.services.worker.context import JobContext
+from gleaner.services.worker.handlers import Registry
 
 
 async def nul_result(ctx: JobContext) -> Any:

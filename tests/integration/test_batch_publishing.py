@@ -8,11 +8,11 @@ import time
 import aio_pika
 import aiormq
 
-from shared.amqp import Broker
-from shared.config import Config
-from shared.confirmed_batch import Encoded, publish_confirmed
-from shared.messages import JobMessage
-from shared.publish_frames import PublishEncoder
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.confirmed_batch import Encoded, publish_confirmed
+from gleaner.shared.messages import JobMessage
+from gleaner.shared.publish_frames import PublishEncoder
 
 
 async def _drain(broker: Broker, queue_name: str, count: int) -> list[aio_pika.abc.AbstractIncomingMessage]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from shared.amqp import Broker
+from gleaner.shared.amqp import Broker
 from tests.integration.broker_admin import close_connections, connections_of
 from tests.integration.test_worker_lifecycle import submit, wait_final, wait_running
 from tests.support.fault_rig import metric

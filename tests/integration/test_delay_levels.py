@@ -7,9 +7,9 @@ import time
 
 import aio_pika
 
-from shared.amqp import Broker
-from shared.config import Config
-from shared.messages import JobMessage
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.messages import JobMessage
 
 
 async def test_a_one_unit_delay_is_not_held_behind_a_sixty_unit_one(config: Config) -> None:

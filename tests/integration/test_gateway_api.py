@@ -12,9 +12,9 @@ import asyncpg
 import pytest
 from multidict import CIMultiDictProxy
 
-from services.gateway.auth import hash_key
-from shared.amqp import Topology
-from shared.config import Config
+from gleaner.services.gateway.auth import hash_key
+from gleaner.shared.amqp import Topology
+from gleaner.shared.config import Config
 from tests.support.contract import checked_session
 from tests.support.stack import Api, Stack, eventually, free_port
 

@@ -6,10 +6,10 @@ import asyncpg
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from shared.amqp import Broker
-from shared.config import Config
-from shared.metrics import Metrics
-from shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.metrics import Metrics
+from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes
 from tests.support.contract import checked_session
 from tests.support.stack import Stack
 

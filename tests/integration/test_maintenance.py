@@ -9,11 +9,11 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.worker.context import JobContext, JobInfo
-from services.worker.handlers import load_registry, maintenance
-from shared.config import Config
-from shared.db import create_pool
-from shared.errors import PermanentError
+from gleaner.services.worker.context import JobContext, JobInfo
+from gleaner.services.worker.handlers import load_registry, maintenance
+from gleaner.shared.config import Config
+from gleaner.shared.db import create_pool
+from gleaner.shared.errors import PermanentError
 
 
 @pytest.fixture

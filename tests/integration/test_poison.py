@@ -6,8 +6,8 @@ import aio_pika
 import asyncpg
 import orjson
 
-from shared.amqp import Broker
-from shared.messages import JobMessage
+from gleaner.shared.amqp import Broker
+from gleaner.shared.messages import JobMessage
 from tests.integration.broker_admin import queue_messages
 from tests.integration.test_worker_lifecycle import insert_jobs, publish, submit, wait_final
 from tests.support.stack import Stack, eventually

@@ -9,11 +9,11 @@ from datetime import timedelta
 import aiohttp
 import asyncpg
 
-from services.scheduler import pruner
-from services.scheduler.duties import Duties
-from shared.amqp import Broker
-from shared.config import Config
-from shared.metrics import Metrics
+from gleaner.services.scheduler import pruner
+from gleaner.services.scheduler.duties import Duties
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.metrics import Metrics
 from tests.support.contract import checked_session
 from tests.support.stack import Service, Stack, eventually
 

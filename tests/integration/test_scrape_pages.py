@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 from aiohttp import web
 
-from shared.amqp import Broker
+from gleaner.shared.amqp import Broker
 from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer, add_site, pages
 from tests.integration.test_worker_lifecycle import insert_jobs, publish, submit, wait_final
 from tests.support.stack import Stack

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
-from services.gateway.auth import hash_key
+from gleaner.services.gateway.auth import hash_key
 from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer, pages
 from tests.support.stack import Api, Stack
 

@@ -7,10 +7,10 @@ import time
 
 import asyncpg
 
-from services.worker.retry import MAX_DEFER_S
-from shared.amqp import Broker
-from shared.config import Config
-from shared.site_rules import MIN_REQUESTS_PER_HOUR
+from gleaner.services.worker.retry import MAX_DEFER_S
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.site_rules import MIN_REQUESTS_PER_HOUR
 from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer, add_site, overlapping, pages
 from tests.integration.test_worker_lifecycle import submit, wait_final
 from tests.support.stack import Api, Stack, eventually

@@ -11,11 +11,11 @@ import pytest
 from aiohttp import web
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from services.worker.fetch import FetchClient
-from shared.amqp import Broker
-from shared.config import Config
-from shared.errors import PermanentError
-from shared.urlguard import Policy
+from gleaner.services.worker.fetch import FetchClient
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.errors import PermanentError
+from gleaner.shared.urlguard import Policy
 from tests.integration.test_sites_support import PageServer, pages
 from tests.integration.test_worker_lifecycle import submit, wait_final
 from tests.support.stack import Stack

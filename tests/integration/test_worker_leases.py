@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncpg
 
-from services.worker.claims import JobStore
-from shared.amqp import Broker
+from gleaner.services.worker.claims import JobStore
+from gleaner.shared.amqp import Broker
 from tests.integration.test_worker_lifecycle import submit, wait_final, wait_running
 from tests.support.fault_rig import metric
 from tests.support.stack import Stack, eventually

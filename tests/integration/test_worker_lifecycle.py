@@ -16,14 +16,14 @@ import asyncpg
 import orjson
 import pytest
 
-from shared.amqp import Broker
-from shared.config import Config
-from shared.outbox import OUTBOX_COLUMNS, OutboxRow, publish_rows
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.outbox import OUTBOX_COLUMNS, OutboxRow, publish_rows
 from tests.support.contract import checked_session
 from tests.support.stack import Service, Stack, eventually
 
 FINAL = ("succeeded", "partial", "failed", "cancelled")
-SCHEDULER_APP = Path(__file__).resolve().parents[2] / "services" / "scheduler" / "app.py"
+SCHEDULER_APP = Path(__file__).resolve().parents[2] / "gleaner" / "services" / "scheduler" / "app.py"
 
 
 async def insert_jobs(db: asyncpg.Pool, count: int, kind: str, payload: Any = None, **columns: Any) -> list[int]:
@@ -249,7 +249,9 @@ async def _unready(service: Service) -> bool:
         return False
 
 
-@pytest.mark.skipif(not SCHEDULER_APP.exists(), reason="needs the scheduler's reaper (services/scheduler/app.py)")
+@pytest.mark.skipif(
+    not SCHEDULER_APP.exists(), reason="needs the scheduler's reaper (gleaner/services/scheduler/app.py)"
+)
 async def test_every_job_of_a_killed_worker_succeeds_exactly_once(
     stack: Stack, db: asyncpg.Pool, broker: Broker
 ) -> None:

@@ -1,4 +1,4 @@
-"""The GLEANER_* variable names that shared/config.py reads, to catch a misspelled setting in deploy files."""
+"""The GLEANER_* variable names that gleaner/shared/config.py reads, to catch a misspelled setting in deploy files."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from tests.ops.tools import ROOT
 
 @cache
 def known_variables() -> frozenset[str]:
-    return frozenset(re.findall(r'"(GLEANER_[A-Z0-9_]+)"', (ROOT / "shared" / "config.py").read_text()))
+    return frozenset(re.findall(r'"(GLEANER_[A-Z0-9_]+)"', (ROOT / "gleaner" / "shared" / "config.py").read_text()))
 
 
 def unknown_variables(names: Iterable[object]) -> set[str]:

@@ -7,7 +7,7 @@ from functools import cache
 
 from prometheus_client.metrics_core import Metric
 
-from shared.metrics import Metrics
+from gleaner.shared.metrics import Metrics
 from tests.ops.tools import DEPLOY
 
 # Exported by RabbitMQ's rabbitmq_prometheus (/metrics/per-object) and by Prometheus itself.

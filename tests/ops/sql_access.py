@@ -11,12 +11,13 @@ from pathlib import Path
 
 from tests.ops.tools import ROOT
 
-PACKAGES = ("shared", "services")
-# Handler modules are imported by name (services/worker/handlers BUILTIN_MODULES), so they are roots of their own.
+PACKAGES = ("gleaner/shared", "gleaner/services")
+# Handler modules are imported by name (gleaner/services/worker/handlers BUILTIN_MODULES), so they are roots of
+# their own.
 ROOTS = {
-    "gateway": ("services.gateway.app",),
-    "worker": ("services.worker.app", "services.worker.handlers"),
-    "scheduler": ("services.scheduler.app",),
+    "gateway": ("gleaner.services.gateway.app",),
+    "worker": ("gleaner.services.worker.app", "gleaner.services.worker.handlers"),
+    "scheduler": ("gleaner.services.scheduler.app",),
 }
 _CREATED = re.compile(r"\bCREATE\s+(?:TABLE|VIEW)\s+(?:IF\s+NOT\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
 _DROPPED = re.compile(r"\bDROP\s+(?:TABLE|VIEW)\s+(?:IF\s+EXISTS\s+)?(\w+)", re.IGNORECASE)
@@ -60,8 +61,8 @@ def _known_prefix(name: str) -> str | None:
 
 
 def reachable(roots: Iterable[str]) -> set[str]:
-    """Every module of shared/ and services/ the roots import, directly or not (a package's children included
-    when the package is a root, as handler packages load their modules by name)."""
+    """Every module of gleaner/shared/ and gleaner/services/ the roots import, directly or not (a package's children
+    included when the package is a root, as handler packages load their modules by name)."""
     todo = deque(roots)
     for root in list(todo):
         todo.extend(m for m in modules() if m.startswith(root + "."))
@@ -77,7 +78,7 @@ def reachable(roots: Iterable[str]) -> set[str]:
 @cache
 def schema_tables() -> frozenset[str]:
     """Tables and views the migrations create and do not drop again."""
-    text = "\n".join(p.read_text() for p in sorted((ROOT / "shared" / "migrations").glob("*.sql")))
+    text = "\n".join(p.read_text() for p in sorted((ROOT / "gleaner" / "shared" / "migrations").glob("*.sql")))
     return frozenset(set(_CREATED.findall(text)) - set(_DROPPED.findall(text)))
 
 

@@ -49,4 +49,4 @@ def test_the_image_exposes_the_three_service_ports() -> None:
 
 def test_the_build_context_leaves_out_local_environments_and_tests() -> None:
     ignore = (ROOT / ".dockerignore").read_text().splitlines()
-    assert "**" in ignore and "!shared/" in ignore and "!services/" in ignore
+    assert "**" in ignore and "!gleaner/" in ignore

@@ -17,7 +17,7 @@ import pytest
 import yaml
 from prometheus_client import generate_latest
 
-from shared.metrics import Metrics
+from gleaner.shared.metrics import Metrics
 from tests.ops.tools import DEPLOY, tool
 from tests.support.contract import checked_session
 from tests.support.services import port_open

@@ -37,7 +37,9 @@ def test_counters_histograms_and_info_are_known_by_their_sample_names() -> None:
 
 def test_no_pending_metric_is_already_exported_so_the_list_only_holds_what_is_missing() -> None:
     exported = set(pending_names()) & gleaner_names()
-    assert not exported, f"now exported by shared/metrics.py, remove from deploy/metrics-pending.txt: {exported}"
+    assert not exported, (
+        f"now exported by gleaner/shared/metrics.py, remove from deploy/metrics-pending.txt: {exported}"
+    )
 
 
 def test_every_pending_metric_names_the_issue_that_adds_it() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.urlguard import BLOCKED_NETWORKS, DEFAULT_PORTS, address_blocked
+from gleaner.shared.urlguard import BLOCKED_NETWORKS, DEFAULT_PORTS, address_blocked
 from tests.ops.test_kubernetes import render
 
 TARGET = "overlays/production"

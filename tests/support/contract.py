@@ -25,7 +25,7 @@ from jsonschema.exceptions import ValidationError
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from services.gateway.openapi import document
+from gleaner.services.gateway.openapi import document
 
 API = "/api/v1"
 DOCUMENT_URI = "urn:gleaner:openapi"

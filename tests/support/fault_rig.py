@@ -19,7 +19,7 @@ import aiohttp
 import asyncpg
 import pytest
 
-from shared.db import init_connection
+from gleaner.shared.db import init_connection
 from tests.support import private_broker, private_postgres, recording
 from tests.support.contract import checked_session
 from tests.support.private_broker import PrivateRabbit

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
-from shared.migrate import migrate
+from gleaner.shared.migrate import migrate
 from tests.support.stack import free_port
 
 POSTGRES_LIB = Path("/usr/lib/postgresql")

@@ -16,7 +16,7 @@ from typing import Any
 
 import asyncpg
 
-from services.worker.context import JobContext
+from gleaner.services.worker.context import JobContext
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODULE = "tests.support.recording"

@@ -11,9 +11,9 @@ import aio_pika
 import asyncpg
 import pytest
 
-from shared.amqp import Topology, declared_names
-from shared.config import Config
-from shared.migrate import migrate
+from gleaner.shared.amqp import Topology, declared_names
+from gleaner.shared.config import Config
+from gleaner.shared.migrate import migrate
 
 PG_ADMIN = os.environ.get("GLEANER_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_URL = os.environ.get("GLEANER_TEST_AMQP", "amqp://guest:guest@127.0.0.1:5672/")

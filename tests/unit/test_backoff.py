@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 
-from shared.backoff import nominal_delay_s, retry_delay_s
+from gleaner.shared.backoff import nominal_delay_s, retry_delay_s
 
 
 def test_the_nominal_delay_doubles_per_attempt_up_to_the_cap() -> None:

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import asyncpg
 import pytest
 
-from shared.batcher import CONFLICT_RETRIES, Batcher, Refused, write_isolated
+from gleaner.shared.batcher import CONFLICT_RETRIES, Batcher, Refused, write_isolated
 
 
 async def test_concurrent_submissions_share_one_flush_and_get_their_own_results() -> None:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.gateway.broker_stats import Management, management_of
-from shared.config import Config, ConfigError
+from gleaner.services.gateway.broker_stats import Management, management_of
+from gleaner.shared.config import Config, ConfigError
 
 
 @pytest.mark.parametrize(

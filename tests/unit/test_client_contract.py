@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from gleaner import AsyncClient, Client, async_client, client, inputs, models
-from services.gateway.openapi import document
+from gleaner.services.gateway.openapi import document
 
 DOCUMENT = document()
 SCHEMAS: dict[str, Any] = DOCUMENT["components"]["schemas"]

@@ -16,8 +16,14 @@ from gleaner import json_types, models
 ALIASES = {**vars(json_types), **vars(models)}
 
 
+# the services and their common code live in the package too, but are not its API
+INTERNAL = {"shared", "services"}
+
+
 def public_modules() -> list[ModuleType]:
-    names = [m.name for m in pkgutil.iter_modules(gleaner.__path__) if not m.name.startswith("_")]
+    names = [
+        m.name for m in pkgutil.iter_modules(gleaner.__path__) if not m.name.startswith("_") and m.name not in INTERNAL
+    ]
     return [gleaner, *(importlib.import_module(f"gleaner.{name}") for name in names)]
 
 

@@ -25,7 +25,7 @@ from gleaner.errors import (
 )
 from gleaner.models import Job, Page, Schedule, Site, Stats
 from gleaner.retries import Failure, RetryPolicy, retry_after_s, status_failure
-from shared.config import Config
+from gleaner.shared.config import Config
 
 JOB = {
     "id": 7,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import Config
-from shared.errors import ConfigError
+from gleaner.shared.config import Config
+from gleaner.shared.errors import ConfigError
 
 
 def test_defaults_work_against_a_local_broker_and_database() -> None:

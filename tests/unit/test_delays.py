@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared import delays
+from gleaner.shared import delays
 
 
 def test_a_delay_rounds_up_to_whole_units() -> None:

@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import pytest
 
-from shared.field_checks import (
+from gleaner.shared.field_checks import (
     MAX_JSON_DEPTH,
     Invalid,
     InvalidJSON,

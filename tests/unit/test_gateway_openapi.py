@@ -10,11 +10,11 @@ import pytest
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import OpenAPIV31SpecValidator
 
-from services.gateway.app import create_app
-from services.gateway.openapi import MARKER, document, served_bytes, with_values
-from services.gateway.pagination import PageTokens
-from services.gateway.routes import API
-from shared.config import Config
+from gleaner.services.gateway.app import create_app
+from gleaner.services.gateway.openapi import MARKER, document, served_bytes, with_values
+from gleaner.services.gateway.pagination import PageTokens
+from gleaner.services.gateway.routes import API
+from gleaner.shared.config import Config
 
 METHODS = {"get", "post", "put", "patch", "delete"}
 # what any authenticated request may meet: unparsable, no key, a key without the scope, past its rate, no database

@@ -8,9 +8,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from services.gateway.bodies import read_json
-from services.gateway.problems import problem_middleware
-from shared.errors import Problem
+from gleaner.services.gateway.bodies import read_json
+from gleaner.services.gateway.problems import problem_middleware
+from gleaner.shared.errors import Problem
 
 PROBLEM = "application/problem+json"
 

@@ -10,16 +10,16 @@ import orjson
 import pytest
 from aiohttp import web
 
-from services.gateway.api_keys import parse_scopes
-from services.gateway.auth import ADMIN, READ, WRITE, Principal, bearer_of, required_scope
-from services.gateway.job_store import ListFilters, NewJob, list_query, match_inserted
-from services.gateway.job_views import JOB_FIELDS, JOB_TIMES, job_view, message_letter, timestamp
-from services.gateway.pagination import PageTokens, filter_hash
-from services.gateway.problems import from_http_exception, render
-from services.gateway.submission import parse_one
-from services.gateway.waiting import finished_ids
-from shared.config import Config
-from shared.errors import GleanerError, Problem, ValidationProblem, field_error
+from gleaner.services.gateway.api_keys import parse_scopes
+from gleaner.services.gateway.auth import ADMIN, READ, WRITE, Principal, bearer_of, required_scope
+from gleaner.services.gateway.job_store import ListFilters, NewJob, list_query, match_inserted
+from gleaner.services.gateway.job_views import JOB_FIELDS, JOB_TIMES, job_view, message_letter, timestamp
+from gleaner.services.gateway.pagination import PageTokens, filter_hash
+from gleaner.services.gateway.problems import from_http_exception, render
+from gleaner.services.gateway.submission import parse_one
+from gleaner.services.gateway.waiting import finished_ids
+from gleaner.shared.config import Config
+from gleaner.shared.errors import GleanerError, Problem, ValidationProblem, field_error
 
 TOKENS = PageTokens(b"k" * 32)
 

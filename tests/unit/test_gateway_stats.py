@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from services.gateway.stats_rules import STATES, StatsQuery, merge_groups, parse_stats_query, success_rate
-from shared.errors import ValidationProblem
+from gleaner.services.gateway.stats_rules import STATES, StatsQuery, merge_groups, parse_stats_query, success_rate
+from gleaner.shared.errors import ValidationProblem
 
 
 def job_row(site: str | None, kind: str, **counts: int) -> dict[str, Any]:

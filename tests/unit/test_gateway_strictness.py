@@ -7,13 +7,13 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
-from services.gateway.app import create_app
-from services.gateway.bodies import bounded_int, query_choice, query_value
-from services.gateway.dead_letters_api import _bulk_filters
-from services.gateway.idempotency import check_key
-from shared.config import Config
-from shared.errors import ValidationProblem
-from shared.field_checks import Invalid, integer
+from gleaner.services.gateway.app import create_app
+from gleaner.services.gateway.bodies import bounded_int, query_choice, query_value
+from gleaner.services.gateway.dead_letters_api import _bulk_filters
+from gleaner.services.gateway.idempotency import check_key
+from gleaner.shared.config import Config
+from gleaner.shared.errors import ValidationProblem
+from gleaner.shared.field_checks import Invalid, integer
 
 
 def request(query: str) -> web.Request:

@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
-from services.gateway.submission import MAX_BATCH, parse_batch, parse_job, parse_one
-from services.worker.handlers import load_registry
-from shared.config import Config
-from shared.errors import ValidationProblem
-from shared.kind_rules import KindRules
+from gleaner.services.gateway.submission import MAX_BATCH, parse_batch, parse_job, parse_one
+from gleaner.services.worker.handlers import load_registry
+from gleaner.shared.config import Config
+from gleaner.shared.errors import ValidationProblem
+from gleaner.shared.kind_rules import KindRules
 
 CONFIG = Config(queues=("default", "bulk"), default_max_attempts=4)
 KINDS = load_registry(CONFIG).rules()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import orjson
 import pytest
 
-from shared.errors import DecodeError
-from shared.messages import JobMessage
+from gleaner.shared.errors import DecodeError
+from gleaner.shared.messages import JobMessage
 
 
 def test_an_envelope_survives_encode_and_decode() -> None:

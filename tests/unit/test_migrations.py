@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import MigrationError
-from shared.migrate import Migration, load_migrations, pending
+from gleaner.shared.errors import MigrationError
+from gleaner.shared.migrate import Migration, load_migrations, pending
 
 
 def test_the_shipped_migrations_are_numbered_in_order() -> None:

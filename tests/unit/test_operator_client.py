@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 from aiohttp import web
 
-from services.operator import client
-from services.operator.client import ApiError, GatewayClient
+from gleaner.services.operator import client
+from gleaner.services.operator.client import ApiError, GatewayClient
 from tests.support.stack import free_port
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from services.operator.client import problem_text
-from services.operator.tables import MAX_CELL, block, cell, field, table
+from gleaner.services.operator.client import problem_text
+from gleaner.services.operator.tables import MAX_CELL, block, cell, field, table
 
 
 def test_a_table_aligns_its_columns_under_the_header() -> None:

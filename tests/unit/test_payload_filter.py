@@ -6,8 +6,8 @@ import orjson
 import pytest
 from multidict import MultiDict
 
-from services.gateway.payload_filter import payload_containment
-from shared.errors import ValidationProblem
+from gleaner.services.gateway.payload_filter import payload_containment
+from gleaner.shared.errors import ValidationProblem
 
 
 def test_no_payload_parameter_means_no_filter() -> None:

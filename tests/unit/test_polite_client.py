@@ -7,13 +7,13 @@ from typing import Any
 
 import pytest
 
-from services.worker.context import Deferred
-from services.worker.fetch import Response
-from services.worker.polite_http import PoliteClient
-from services.worker.politeness import INLINE_WAIT_S, MID_JOB_WAIT_S, BucketState, Reservation
-from services.worker.site_limits import Site
-from shared.errors import PermanentError
-from shared.metrics import Metrics
+from gleaner.services.worker.context import Deferred
+from gleaner.services.worker.fetch import Response
+from gleaner.services.worker.polite_http import PoliteClient
+from gleaner.services.worker.politeness import INLINE_WAIT_S, MID_JOB_WAIT_S, BucketState, Reservation
+from gleaner.services.worker.site_limits import Site
+from gleaner.shared.errors import PermanentError
+from gleaner.shared.metrics import Metrics
 
 SITE = Site("shop", 3600, 1, 0, 1.0, 2.0, None, None, 0.3, 7.0, 5000, "PoliteBot/1")
 

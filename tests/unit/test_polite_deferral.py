@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from services.worker.claims import Finish, Finished
-from services.worker.context import Deferred
-from services.worker.publishing import finished_event
-from services.worker.retry import DEFERRED, SUCCEEDED, Budget, Outcome, from_error
+from gleaner.services.worker.claims import Finish, Finished
+from gleaner.services.worker.context import Deferred
+from gleaner.services.worker.publishing import finished_event
+from gleaner.services.worker.retry import DEFERRED, SUCCEEDED, Budget, Outcome, from_error
 
 SPENT = Budget(attempt=3, attempt_base=0, max_attempts=3, retry_base_s=1, retry_cap_s=10)
 

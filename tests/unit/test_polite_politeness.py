@@ -7,7 +7,7 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from services.worker.politeness import (
+from gleaner.services.worker.politeness import (
     INLINE_WAIT_S,
     BucketState,
     Limits,
@@ -17,7 +17,7 @@ from services.worker.politeness import (
     slow_down,
     tokens_at,
 )
-from services.worker.site_limits import Site
+from gleaner.services.worker.site_limits import Site
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 ONE_PER_S = Limits(requests_per_hour=3600, burst=1, min_delay_s=0)

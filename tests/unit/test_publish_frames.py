@@ -8,7 +8,7 @@ import pytest
 from pamqp import commands, frame, header
 from pamqp.body import ContentBody
 
-from shared.publish_frames import PublishEncoder, table
+from gleaner.shared.publish_frames import PublishEncoder, table
 
 
 def decode_all(data: bytes) -> list[tuple[int, Any]]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.gateway.rate_limit import KeyBuckets, buckets_for, retry_after_s
+from gleaner.services.gateway.rate_limit import KeyBuckets, buckets_for, retry_after_s
 
 
 def test_a_key_gets_its_burst_at_once_then_the_rate() -> None:

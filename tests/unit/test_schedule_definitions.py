@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from services.scheduler import planner
-from services.scheduler.definitions import Definition, parse
-from services.scheduler.schedule_file import FileError, Plan, load, plan, plan_sites
-from shared.errors import ValidationProblem
+from gleaner.services.scheduler import planner
+from gleaner.services.scheduler.definitions import Definition, parse
+from gleaner.services.scheduler.schedule_file import FileError, Plan, load, plan, plan_sites
+from gleaner.shared.errors import ValidationProblem
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

@@ -7,11 +7,11 @@ from typing import Any
 
 import orjson
 
-from services.scheduler import pruner
-from services.scheduler.leadership import lock_key
-from services.scheduler.reaper import Verdict, finished_event, reap_arguments, verdict
-from services.scheduler.relay import BATCH, keep_going
-from services.scheduler.state_gauges import gauge_values
+from gleaner.services.scheduler import pruner
+from gleaner.services.scheduler.leadership import lock_key
+from gleaner.services.scheduler.reaper import Verdict, finished_event, reap_arguments, verdict
+from gleaner.services.scheduler.relay import BATCH, keep_going
+from gleaner.services.scheduler.state_gauges import gauge_values
 
 
 def test_the_lock_key_is_a_stable_signed_64_bit_number_per_namespace() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from examples.jobboard.scraper import parse_page
-from services.worker.context import Partial
-from services.worker.handlers.scrape_pages import PageCounts, page_urls, verdict
-from shared.errors import PermanentError
+from gleaner.services.worker.context import Partial
+from gleaner.services.worker.handlers.scrape_pages import PageCounts, page_urls, verdict
+from gleaner.shared.errors import PermanentError
 
 
 def test_all_pages_fetched_succeeds_with_the_counts() -> None:

@@ -6,10 +6,10 @@ from typing import Any
 
 import pytest
 
-from services.gateway.auth import ADMIN, READ, required_scope
-from services.worker.politeness import RespectfulHours
-from shared.errors import ValidationProblem
-from shared.site_rules import SitePolicy, parse_site
+from gleaner.services.gateway.auth import ADMIN, READ, required_scope
+from gleaner.services.worker.politeness import RespectfulHours
+from gleaner.shared.errors import ValidationProblem
+from gleaner.shared.site_rules import SitePolicy, parse_site
 
 OFFICE = {"timezone": "Europe/Berlin", "start": "09:00", "end": "17:30", "factor": 2}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.urlguard import BlockedURL, Policy, check_address, check_static, check_url
+from gleaner.shared.urlguard import BlockedURL, Policy, check_address, check_static, check_url
 
 # Each one would reach this machine, a private network or a cloud metadata service, or is no web URL.
 HOSTILE = [

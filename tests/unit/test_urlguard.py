@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.gateway.submission import parse_one
-from services.worker.handlers import load_registry
-from shared.config import Config
-from shared.urlguard import BlockedURL, Policy, check_address, check_url
+from gleaner.services.gateway.submission import parse_one
+from gleaner.services.worker.handlers import load_registry
+from gleaner.shared.config import Config
+from gleaner.shared.urlguard import BlockedURL, Policy, check_address, check_url
 
 HOSTILE = [
     "http://127.0.0.1/",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.worker.acks import AckWindow
+from gleaner.services.worker.acks import AckWindow
 
 
 def window(*tags: int) -> AckWindow:

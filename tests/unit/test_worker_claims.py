@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from services.worker.app import worker_id
-from services.worker.claims import Finish, Finished, JobStore, distribute, finish_arguments, unique_keys
-from services.worker.publishing import finished_event
-from services.worker.retry import FAILED, RETRYING, SUCCEEDED, Outcome
-from shared.config import Config
+from gleaner.services.worker.app import worker_id
+from gleaner.services.worker.claims import Finish, Finished, JobStore, distribute, finish_arguments, unique_keys
+from gleaner.services.worker.publishing import finished_event
+from gleaner.services.worker.retry import FAILED, RETRYING, SUCCEEDED, Outcome
+from gleaner.shared.config import Config
 
 
 def test_duplicate_keys_are_sent_once_in_first_seen_order() -> None:

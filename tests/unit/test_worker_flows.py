@@ -7,17 +7,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from services.worker.claims import Claim, Finish, Finished, JobStore, Key
-from services.worker.consumer import Batchers, Consumer
-from services.worker.context import JobContext, JobInfo
-from services.worker.handlers import Registry
-from services.worker.retry import SUCCEEDED, Budget
-from services.worker.runner import RunningJobs
-from shared.amqp import Broker
-from shared.batcher import Batcher
-from shared.config import Config
-from shared.messages import JobMessage
-from shared.metrics import Metrics
+from gleaner.services.worker.claims import Claim, Finish, Finished, JobStore, Key
+from gleaner.services.worker.consumer import Batchers, Consumer
+from gleaner.services.worker.context import JobContext, JobInfo
+from gleaner.services.worker.handlers import Registry
+from gleaner.services.worker.retry import SUCCEEDED, Budget
+from gleaner.services.worker.runner import RunningJobs
+from gleaner.shared.amqp import Broker
+from gleaner.shared.batcher import Batcher
+from gleaner.shared.config import Config
+from gleaner.shared.messages import JobMessage
+from gleaner.shared.metrics import Metrics
 from tests.support.stack import eventually
 
 

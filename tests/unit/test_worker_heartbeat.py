@@ -6,9 +6,9 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
-from services.worker.claims import Key
-from services.worker.heartbeat import heartbeat_loop
-from services.worker.runner import RunningJobs
+from gleaner.services.worker.claims import Key
+from gleaner.services.worker.heartbeat import heartbeat_loop
+from gleaner.services.worker.runner import RunningJobs
 
 
 class CountingStore:

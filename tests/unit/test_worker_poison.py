@@ -6,8 +6,8 @@ import asyncpg
 import orjson
 import pytest
 
-from services.worker.dead_letters import MAX_TEXT, json_headers, text
-from services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, RETRY, next_step
+from gleaner.services.worker.dead_letters import MAX_TEXT, json_headers, text
+from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, RETRY, next_step
 
 
 def test_header_names_and_values_lose_nul_characters_but_stay_readable() -> None:

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.worker.context import Deferred, Partial
-from services.worker.politeness import INLINE_WAIT_S, BucketState, Limits, reserve
-from services.worker.retry import (
+from gleaner.services.worker.context import Deferred, Partial
+from gleaner.services.worker.politeness import INLINE_WAIT_S, BucketState, Limits, reserve
+from gleaner.services.worker.retry import (
     ABANDONED,
     CANCELLED,
     DEFERRED,
@@ -35,9 +35,9 @@ from services.worker.retry import (
     refused,
     traceback_text,
 )
-from shared.backoff import MAX_RETRY_DELAY_S
-from shared.errors import HandlerError, PermanentError, RetryableError, UnknownKindError
-from shared.site_rules import MIN_REQUESTS_PER_HOUR
+from gleaner.shared.backoff import MAX_RETRY_DELAY_S
+from gleaner.shared.errors import HandlerError, PermanentError, RetryableError, UnknownKindError
+from gleaner.shared.site_rules import MIN_REQUESTS_PER_HOUR
 
 T0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 

@@ -6,11 +6,11 @@ import asyncio
 import logging
 from typing import Any
 
-from services.worker.cancel_events import job_id_of
-from services.worker.context import JobContext, JobInfo
-from services.worker.dead_letters import json_headers
-from services.worker.heartbeat import to_cancel
-from services.worker.retry import (
+from gleaner.services.worker.cancel_events import job_id_of
+from gleaner.services.worker.context import JobContext, JobInfo
+from gleaner.services.worker.dead_letters import json_headers
+from gleaner.services.worker.heartbeat import to_cancel
+from gleaner.services.worker.retry import (
     CANCELLED,
     FAILED,
     HANDBACK,
@@ -21,7 +21,7 @@ from services.worker.retry import (
     SUCCEEDED,
     Budget,
 )
-from services.worker.runner import RunningJobs
+from gleaner.services.worker.runner import RunningJobs
 
 BUDGET = Budget(attempt=1, attempt_base=0, max_attempts=3, retry_base_s=0.1, retry_cap_s=1.0)
 
@@ -60,7 +60,7 @@ async def test_a_timeout_raised_by_the_handler_itself_is_not_the_job_timeout() -
 
 async def test_a_permanent_error_fails() -> None:
     async def handler(ctx: JobContext) -> Any:
-        from shared.errors import PermanentError
+        from gleaner.shared.errors import PermanentError
 
         raise PermanentError("no")
 

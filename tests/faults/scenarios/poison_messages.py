@@ -15,7 +15,7 @@ from tests.support.fault_rig import FaultRig
 from tests.support.stack import Api
 
 REDELIVERY_WATCH_S = 3.0
-CONSUMER = "services.worker.consumer"
+CONSUMER = "gleaner.services.worker.consumer"
 
 
 async def poison_messages(rig: FaultRig, sizes: Sizes) -> Outcome:

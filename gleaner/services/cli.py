@@ -1,0 +1,139 @@
+"""The `gleaner` command: run a service, migrate the database, manage API keys and schedule files, and operate
+the system through the gateway (jobs, dead letters, sites, stats, health, cleanup)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+from gleaner.services.operator import commands as operator_commands
+from gleaner.services.operator.tables import Column, field, table
+from gleaner.shared import grants
+from gleaner.shared import logging as gleaner_logging
+from gleaner.shared.config import Config
+from gleaner.shared.errors import ConfigError, GleanerError
+from gleaner.shared.provision import provision
+
+KEY_COLUMNS: list[Column] = [
+    ("ID", field("id")),
+    ("NAME", field("name")),
+    ("SCOPES", lambda key: ",".join(key["scopes"])),
+    ("CREATED", field("created_at")),
+    ("REVOKED", field("revoked_at")),
+]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gleaner", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("gateway", help="serve the HTTP API")
+    commands.add_parser("worker", help="consume queues and run jobs")
+    commands.add_parser("scheduler", help="fire schedules, relay unpublished jobs, reap leases, prune")
+    migrate = commands.add_parser("migrate", help="apply pending database migrations (and grants, topology)")
+    migrate.add_argument(
+        "--grant",
+        action="append",
+        default=[],
+        type=grants.role_assignment,
+        metavar="SERVICE=ROLE",
+        help="after migrating, leave ROLE exactly the privileges SERVICE needs (gateway, worker, scheduler)",
+    )
+    migrate.add_argument("--topology", action="store_true", help="also declare the RabbitMQ exchanges and queues")
+    apikey = commands.add_parser("apikey", help="manage API keys (in PostgreSQL directly)").add_subparsers(
+        dest="action", required=True
+    )
+    create = apikey.add_parser("create", help="create a key and print it once")
+    create.add_argument("--name", required=True)
+    create.add_argument("--scopes", required=True, help="comma-separated: jobs:read,jobs:write,admin")
+    apikey.add_parser("list", help="every key: id, name, scopes, created, revoked (never the key itself)")
+    revoke = apikey.add_parser("revoke", help="revoke a key; every gateway refuses it within a second")
+    revoke.add_argument("id", type=int, help="the key's id (gleaner apikey list)")
+    schedules = commands.add_parser("schedules", help="manage schedules").add_subparsers(dest="action", required=True)
+    apply = schedules.add_parser("apply", help="make the file-managed schedules match a YAML file")
+    apply.add_argument("file", help="e.g. examples/schedules.yaml")
+    apply.add_argument("--dry-run", action="store_true", help="show what would change and change nothing")
+    operator_commands.add_schedule_list(schedules)
+    operator_commands.add_parsers(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        config = Config.from_env(os.environ)
+    except ConfigError as exc:
+        print(f"gleaner: {exc}", file=sys.stderr)
+        return 2
+    gleaner_logging.setup(args.command, config.log_level)
+    try:
+        return _dispatch(args, config)
+    except ConfigError as exc:  # a setting refused by the command itself (the gateway's sample-token check)
+        print(f"gleaner: {exc}", file=sys.stderr)
+        return 2
+    except GleanerError as exc:
+        print(f"gleaner: {exc}", file=sys.stderr)
+        return 1
+
+
+def _dispatch(args: argparse.Namespace, config: Config) -> int:
+    if args.command == "migrate":
+        print("\n".join(asyncio.run(provision(config, roles=dict(args.grant), topology=args.topology))))
+        return 0
+    if args.command == "apikey":
+        return _apikey(config, args)
+    if (args.command, getattr(args, "action", None)) in operator_commands.COMMANDS:
+        return operator_commands.run(args, config)
+    if args.command == "schedules":
+        return _apply_schedules(config, args.file, args.dry_run)
+    if args.command == "gateway":
+        from gleaner.services.gateway.app import main as run_gateway
+
+        run_gateway(config)
+    elif args.command == "worker":
+        from gleaner.services.worker.app import main as run_worker
+
+        run_worker(config)
+    elif args.command == "scheduler":
+        from gleaner.services.scheduler.app import main as run_scheduler
+
+        run_scheduler(config)
+    return 0
+
+
+def _apikey(config: Config, args: argparse.Namespace) -> int:
+    from gleaner.services.gateway import api_keys
+
+    if args.action == "create":
+        name, scopes = args.name.strip(), api_keys.parse_scopes(args.scopes)
+        if not name:
+            raise GleanerError("--name must not be empty")
+        key = api_keys.create(config, name, scopes)
+        print(f"created API key {name!r} with scopes {','.join(scopes)}; it is shown only once:")
+        print(key)
+    elif args.action == "list":
+        rows = api_keys.with_connection(config, lambda c: c.fetch(api_keys.LIST))
+        print(table([api_keys.key_view(r) for r in rows], KEY_COLUMNS))
+    else:
+        row = api_keys.with_connection(config, lambda c: api_keys.revoke(c, args.id))
+        if row is None:
+            raise GleanerError(f"no API key with id {args.id} (see gleaner apikey list)")
+        print(f"revoked API key {row['id']} ({row['name']!r}); every gateway refuses it within a second")
+    return 0
+
+
+def _apply_schedules(config: Config, path: str, dry_run: bool) -> int:
+    from gleaner.services.gateway.submission import template_check
+    from gleaner.services.scheduler.schedule_file import apply_cli
+    from gleaner.services.worker.handlers import load_registry
+
+    # job templates are checked as the gateway checks them: registered kinds, configured queues, payloads (URLs,
+    # maintenance bounds); privileged kinds are allowed: whoever may run this command may write the database
+    check = template_check(config, load_registry(config).rules())
+    return apply_cli(config, path, check, dry_run=dry_run)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""The gateway service: the HTTP API over PostgreSQL (truth) and RabbitMQ (transport); /livez, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+
+import asyncpg
+from aiohttp import web
+
+from gleaner.services.gateway import job_store
+from gleaner.services.gateway.auth import KeyCache, auth_middleware, follow_revocations
+from gleaner.services.gateway.boundary import (
+    add_security_headers,
+    query_middleware,
+    refuse_sample_token,
+    use_problem_errors,
+)
+from gleaner.services.gateway.context import GATEWAY_KEY, Gateway
+from gleaner.services.gateway.insert_lanes import InsertLanes
+from gleaner.services.gateway.pagination import PageTokens
+from gleaner.services.gateway.problems import problem_middleware
+from gleaner.services.gateway.rate_limit import buckets_for
+from gleaner.services.gateway.routes import add_api_routes
+from gleaner.services.gateway.throttle import rate_limit_middleware
+from gleaner.services.gateway.waiting import FinishedListener, Waiters
+from gleaner.services.worker.handlers import load_registry
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.db import create_pool
+from gleaner.shared.metrics import Metrics
+from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
+from gleaner.shared.publisher import Publisher
+
+KEYS_KEY = web.AppKey("keys", KeyCache)
+TOKENS_KEY = web.AppKey("page_tokens", PageTokens)
+STOP_KEY = web.AppKey("stop", asyncio.Event)
+FIRST_CONNECT_S = 5.0
+INSERT_LANES = 2
+
+
+async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
+    app[POOL_KEY] = await create_pool(app[CONFIG_KEY], min_size=4, max_size=16, name="gleaner-gateway")
+    app[METRICS_KEY].watch_pool(app[POOL_KEY])
+    app[KEYS_KEY] = KeyCache(app[POOL_KEY], app[CONFIG_KEY].admin_token)
+    app[TOKENS_KEY] = await PageTokens.load(app[POOL_KEY])
+    yield
+    await app[POOL_KEY].close()
+
+
+async def revocations_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Every replica hears key revocations at once (PostgreSQL LISTEN on a connection of its own)."""
+    task = spawn(follow_revocations(app[CONFIG_KEY], app[KEYS_KEY]), "key-revocations")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The gateway serves without RabbitMQ: rows commit and the relay publishes them once it is back."""
+    broker = Broker(app[CONFIG_KEY], name="gateway")
+    app[BROKER_KEY] = broker
+    stop = app[STOP_KEY]
+    metrics = app[METRICS_KEY]
+    waiters = Waiters()
+    listener = FinishedListener(broker, waiters)
+
+    async def connect() -> None:
+        await broker.connect_forever(stop)
+        if broker.connection is not None:
+            broker.connection.reconnect_callbacks.add(lambda *_: metrics.amqp_reconnects.inc())
+            await listener.start()
+
+    task = spawn(connect(), "broker-connect")
+    # give the first connection a moment so a fresh gateway usually starts connected; never block on it
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(task), FIRST_CONNECT_S)
+    app[GATEWAY_KEY] = _gateway(app, broker, waiters)
+    yield
+    stop.set()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await listener.close()
+    await broker.close()
+
+
+def _gateway(app: web.Application, broker: Broker, waiters: Waiters) -> Gateway:
+    config, pool, metrics = app[CONFIG_KEY], app[POOL_KEY], app[METRICS_KEY]
+
+    async def flush(items: Sequence[job_store.NewJob]) -> list[asyncpg.Record | None]:
+        return await job_store.insert_jobs(pool, items)
+
+    return Gateway(
+        config=config,
+        metrics=metrics,
+        pool=pool,
+        broker=broker,
+        inserts=InsertLanes(
+            flush, lanes=INSERT_LANES, window_s=config.batch_window_ms / 1000, max_items=config.batch_max
+        ),
+        publisher=Publisher(broker, pool, metrics, config.max_delay_s),
+        waiters=waiters,
+        kinds=load_registry(config).rules(),
+        page_tokens=app[TOKENS_KEY],
+    )
+
+
+async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
+    gateway = app[GATEWAY_KEY]
+    gateway.inserts.start()
+    gateway.publisher.start()
+    yield
+    await gateway.inserts.close()
+    await gateway.publisher.close()
+
+
+def is_ready(app: web.Application) -> bool:
+    return GATEWAY_KEY in app and not app[STOP_KEY].is_set()
+
+
+def create_app(config: Config) -> web.Application:
+    middlewares = [problem_middleware, auth_middleware(lambda a: a[KEYS_KEY])]
+    buckets = buckets_for(config.api_rate_per_s, config.api_burst)
+    if buckets is not None:
+        middlewares.append(rate_limit_middleware(buckets))
+    middlewares.append(query_middleware)
+    app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
+    app.on_response_prepare.append(add_security_headers)
+    app[CONFIG_KEY] = config
+    app[METRICS_KEY] = Metrics("gateway")
+    app[STOP_KEY] = asyncio.Event()
+    app[READY_KEY] = lambda: is_ready(app)
+    add_ops_routes(app)
+    add_api_routes(app)
+    app.cleanup_ctx.extend([pool_ctx, revocations_ctx, broker_ctx, workers_ctx])
+    return app
+
+
+def main(config: Config) -> None:
+    refuse_sample_token(config)
+    use_problem_errors()
+    run(create_app(config), config, "gateway")

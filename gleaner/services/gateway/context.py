@@ -1,0 +1,37 @@
+"""What request handlers need from the running gateway, under one app key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import asyncpg
+from aiohttp import web
+
+from gleaner.services.gateway.insert_lanes import InsertLanes
+from gleaner.services.gateway.pagination import PageTokens
+from gleaner.services.gateway.waiting import Waiters
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.kind_rules import KindRules
+from gleaner.shared.metrics import Metrics
+from gleaner.shared.publisher import Publisher
+
+
+@dataclass(slots=True)
+class Gateway:
+    config: Config
+    metrics: Metrics
+    pool: asyncpg.Pool
+    broker: Broker
+    inserts: InsertLanes
+    publisher: Publisher
+    waiters: Waiters
+    kinds: KindRules
+    page_tokens: PageTokens
+
+
+GATEWAY_KEY = web.AppKey("gateway", Gateway)
+
+
+def gateway_of(request: web.Request) -> Gateway:
+    return request.app[GATEWAY_KEY]

@@ -1,0 +1,216 @@
+"""SQL for jobs: group-committed inserts, reads, listing, cancel and user retry (lifecycle steps 1, 6 and 7)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from gleaner.services.gateway.job_views import JOB_FIELDS, JOB_TIMES
+from gleaner.services.gateway.submission import JobSpec
+from gleaner.shared.db import Connection
+from gleaner.shared.requeue import REQUEUE_SET
+
+# A timestamp past year 9999 (or before year 1) is valid in PostgreSQL but no Python datetime holds it: reading
+# one failed every listing that met the row. Views clamp them, so any stored instant shows (as the limit).
+CLAMPED = """CASE WHEN j.{name} > '9999-12-31 23:59:59.999999+00' THEN '9999-12-31 23:59:59.999999+00'::timestamptz
+    WHEN j.{name} < '0001-01-01 00:00:00+00' THEN '0001-01-01 00:00:00+00'::timestamptz ELSE j.{name} END AS {name}"""
+VIEW_COLUMNS = ", ".join(CLAMPED.format(name=n) if n in JOB_TIMES else f"j.{n}" for n in (*JOB_FIELDS, "request_id"))
+# every job column the API shows, plus what the outbox needs to publish the row
+RETURNING = f"""{VIEW_COLUMNS},
+    GREATEST(0, EXTRACT(EPOCH FROM (j.run_at - now())))::float8 AS delay_s,
+    (EXTRACT(EPOCH FROM j.run_at) * 1000)::bigint AS due_ms"""
+
+INSERT = f"""
+WITH input AS (
+    SELECT u.*, COALESCE(u.at, now() + make_interval(secs => COALESCE(u.delay, 0))) AS due
+    FROM unnest($1::text[], $2::text[], $3::smallint[], $4::jsonb[], $5::int[], $6::float8[], $7::float8[],
+                $8::float8[], $9::timestamptz[], $10::float8[], $11::text[], $12::text[], $13::text[])
+         WITH ORDINALITY AS u(kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
+                              at, delay, site, dedupe_key, request_id, ord)
+)
+INSERT INTO jobs AS j (kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
+                       run_at, state, site, dedupe_key, request_id)
+SELECT kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
+       due, CASE WHEN due > now() THEN 'scheduled' ELSE 'queued' END, site, dedupe_key, request_id
+FROM input ORDER BY ord
+ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running', 'retrying')
+DO NOTHING
+RETURNING {RETURNING}
+"""
+
+GET = f"SELECT {VIEW_COLUMNS} FROM jobs AS j WHERE id = $1"
+KIND_OF = "SELECT kind FROM jobs WHERE id = $1"
+GET_MANY = f"SELECT {RETURNING} FROM jobs AS j WHERE id = ANY($1::bigint[]) ORDER BY id"
+UNFINISHED_BY_DEDUPE = """
+SELECT id FROM jobs WHERE dedupe_key = $1 AND state IN ('scheduled', 'queued', 'running', 'retrying')
+"""
+ATTEMPTS = "SELECT * FROM job_attempts WHERE job_id = $1 ORDER BY attempt"
+
+CANCEL_WAITING = f"""
+UPDATE jobs AS j SET state = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL
+WHERE id = $1 AND state IN ('scheduled', 'queued', 'retrying')
+RETURNING {VIEW_COLUMNS}
+"""
+CANCEL_RUNNING = f"""
+UPDATE jobs AS j SET cancel_requested = true, updated_at = now()
+WHERE id = $1 AND state = 'running'
+RETURNING {VIEW_COLUMNS}
+"""
+
+RETRY = f"""
+UPDATE jobs AS j SET {REQUEUE_SET}
+WHERE id = $1 AND state IN ('succeeded', 'partial', 'failed', 'cancelled')
+RETURNING {RETURNING}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewJob:
+    """One row to insert: the validated spec and the request it came from."""
+
+    spec: JobSpec
+    request_id: str | None
+
+
+def insert_args(items: Sequence[NewJob]) -> list[list[Any]]:
+    columns: list[list[Any]] = [[] for _ in range(13)]
+    for item in items:
+        s = item.spec
+        values = (
+            s.kind,
+            s.queue,
+            s.priority,
+            s.payload,
+            s.max_attempts,
+            s.timeout_s,
+            s.retry_base_s,
+            s.retry_cap_s,
+            s.run_at,
+            s.delay_s,
+            s.site,
+            s.dedupe_key,
+            item.request_id,
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    return columns
+
+
+def match_inserted(items: Sequence[NewJob], rows: Sequence[asyncpg.Record]) -> list[asyncpg.Record | None]:
+    """Rows in input order, None where a dedupe key conflicted (ids follow insertion order)."""
+    ordered = sorted(rows, key=lambda r: r["id"])
+    out: list[asyncpg.Record | None] = []
+    index = 0
+    for item in items:
+        row = ordered[index] if index < len(ordered) else None
+        if row is not None and row["dedupe_key"] == item.spec.dedupe_key and row["kind"] == item.spec.kind:
+            out.append(row)
+            index += 1
+        else:
+            out.append(None)
+    return out
+
+
+def insertion_order(items: Sequence[NewJob]) -> list[int]:
+    """Positions in the order the rows go in: those without a dedupe key first, as given, then the others by key.
+
+    Inserting a dedupe key waits for a concurrent insert of the same key; two groups inserting keys `a, b` and
+    `b, a` would wait for each other, so every group takes its keys in one order.
+    """
+    keys = [item.spec.dedupe_key for item in items]
+    return sorted(range(len(items)), key=lambda i: (keys[i] is not None, keys[i] or ""))
+
+
+async def insert_jobs(connection: Connection | asyncpg.Pool, items: Sequence[NewJob]) -> list[asyncpg.Record | None]:
+    """One statement for all items; None for items whose dedupe key an unfinished job already holds."""
+    order = insertion_order(items)
+    ordered = [items[i] for i in order]
+    rows = match_inserted(ordered, await connection.fetch(INSERT, *insert_args(ordered)))
+    out: list[asyncpg.Record | None] = [None] * len(items)
+    for position, row in zip(order, rows, strict=True):
+        out[position] = row
+    return out
+
+
+async def dedupe_holder(pool: asyncpg.Pool, dedupe_key: str) -> int | None:
+    value = await pool.fetchval(UNFINISHED_BY_DEDUPE, dedupe_key)
+    return int(value) if value is not None else None
+
+
+async def get_job(pool: asyncpg.Pool, job_id: int) -> asyncpg.Record | None:
+    return await pool.fetchrow(GET, job_id)
+
+
+async def kind_of(pool: asyncpg.Pool, job_id: int) -> str | None:
+    kind: str | None = await pool.fetchval(KIND_OF, job_id)
+    return kind
+
+
+async def get_jobs(connection: Connection | asyncpg.Pool, ids: Sequence[int]) -> list[asyncpg.Record]:
+    rows = await connection.fetch(GET_MANY, list(ids))
+    by_id = {r["id"]: r for r in rows}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+async def attempts(pool: asyncpg.Pool, job_id: int) -> list[asyncpg.Record]:
+    return list(await pool.fetch(ATTEMPTS, job_id))
+
+
+async def cancel(pool: asyncpg.Pool, job_id: int) -> tuple[str, asyncpg.Record | None]:
+    """('cancelled' | 'requested' | 'final' | 'missing', row)."""
+    row = await pool.fetchrow(CANCEL_WAITING, job_id)
+    if row is not None:
+        return "cancelled", row
+    row = await pool.fetchrow(CANCEL_RUNNING, job_id)
+    if row is not None:
+        return "requested", row
+    row = await pool.fetchrow(GET, job_id)
+    return ("final" if row is not None else "missing"), row
+
+
+async def retry(connection: Connection | asyncpg.Pool, job_id: int) -> asyncpg.Record | None:
+    """Lifecycle step 7 for a finished row; None if the row is not finished (or missing)."""
+    return await connection.fetchrow(RETRY, job_id)
+
+
+@dataclass(frozen=True, slots=True)
+class ListFilters:
+    state: str | None = None
+    kind: str | None = None
+    queue: str | None = None
+    site: str | None = None
+    schedule_id: int | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    payload: str | None = None  # JSON the payload must contain
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+
+def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[str, list[Any]]:
+    """Newest first (id DESC), keyset on id; only the filters given become conditions."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    simple = [
+        ("state = ${}", filters.state),
+        ("kind = ${}", filters.kind),
+        ("queue = ${}", filters.queue),
+        ("site = ${}", filters.site),
+        ("schedule_id = ${}", filters.schedule_id),
+        ("created_at > ${}", filters.created_after),
+        ("created_at < ${}", filters.created_before),
+        ("payload @> ${}::text::jsonb", filters.payload),
+        ("id < ${}", after_id),
+    ]
+    for template, value in simple:
+        if value is not None:
+            args.append(value)
+            conditions.append(template.format(len(args)))
+    where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
+    args.append(limit)
+    return f"SELECT {VIEW_COLUMNS} FROM jobs AS j {where} ORDER BY id DESC LIMIT ${len(args)}", args

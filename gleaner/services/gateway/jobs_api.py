@@ -1,0 +1,246 @@
+"""Handlers for /jobs: submit (one, batch), read (with ?wait), list, attempts, cancel, retry."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+
+import asyncpg
+import orjson
+from aiohttp import web
+
+from gleaner.services.gateway import idempotency, job_store
+from gleaner.services.gateway.auth import ADMIN, current_principal
+from gleaner.services.gateway.bodies import (
+    bounded_float,
+    bounded_int,
+    job_id_param,
+    query_choice,
+    query_value,
+    read_json,
+)
+from gleaner.services.gateway.context import Gateway, gateway_of
+from gleaner.services.gateway.job_store import ListFilters, NewJob
+from gleaner.services.gateway.job_views import FINAL_STATES, STATES, attempt_view, job_view, json_response
+from gleaner.services.gateway.payload_filter import payload_containment
+from gleaner.services.gateway.submission import JobSpec, parse_batch, parse_one, refuse_privileged
+from gleaner.services.gateway.waiting import POLL_S
+from gleaner.shared import logging as gleaner_logging
+from gleaner.shared.errors import Problem, field_error
+from gleaner.shared.field_checks import parse_timestamp
+from gleaner.shared.ops import spawn
+
+API = "/api/v1"
+MAX_WAIT_S = 60.0
+
+
+class _Raced(Exception):
+    """A concurrent request with the same Idempotency-Key committed first."""
+
+
+def not_found(job_id: int) -> Problem:
+    return Problem(404, "Not Found", f"job {job_id} does not exist")
+
+
+def dedupe_conflict(field: str, key: str | None, holder: int | None) -> Problem:
+    held = f"job {holder}" if holder is not None else "an unfinished job"
+    message = f"dedupe key {key!r} is held by {held}"
+    return Problem(409, "Conflict", message, errors=[field_error(field, message)])
+
+
+def is_admin() -> bool:
+    principal = current_principal.get()
+    return principal is not None and principal.allows(ADMIN)
+
+
+async def submit(request: web.Request) -> web.Response:
+    gw = gateway_of(request)
+    raw, data = await read_json(request)
+    refuse_privileged(data, gw.kinds, is_admin())
+    spec = parse_one(data, gw.config, gw.kinds)
+    items = [NewJob(spec, gleaner_logging.request_id.get())]
+    rows, status = await _insert(request, gw, raw, items, single=True)
+    body = job_view(rows[0])
+    return json_response(body, status, headers={"Location": f"{API}/jobs/{body['id']}"})
+
+
+async def submit_batch(request: web.Request) -> web.Response:
+    gw = gateway_of(request)
+    raw, data = await read_json(request)
+    refuse_privileged(data, gw.kinds, is_admin())
+    specs = parse_batch(data, gw.config, gw.kinds)
+    items = [NewJob(spec, gleaner_logging.request_id.get()) for spec in specs]
+    rows, status = await _insert(request, gw, raw, items, single=False)
+    return json_response({"jobs": [job_view(r) for r in rows]}, status)
+
+
+async def _insert(
+    request: web.Request, gw: Gateway, raw: bytes, items: list[NewJob], *, single: bool
+) -> tuple[list[asyncpg.Record], int]:
+    key = request.headers.get(idempotency.HEADER)
+    if key is not None:
+        principal = current_principal.get()
+        assert principal is not None, "the auth middleware runs first"
+        digest = idempotency.request_hash(request.method, request.path, raw)
+        return await _insert_idempotent(gw, principal.name, idempotency.check_key(key), digest, items)
+    if single:
+        row = await gw.inserts.submit(items[0])
+        if row is None:
+            await _raise_conflicts(gw, items, [None])
+        rows = [row] if row is not None else []
+    else:
+        async with gw.pool.acquire() as connection, connection.transaction():
+            results = await job_store.insert_jobs(connection, items)
+            rows = await _raise_conflicts(gw, items, results)
+    _committed(gw, [s.spec for s in items], rows)
+    return rows, 202
+
+
+async def _raise_conflicts(
+    gw: Gateway, items: Sequence[NewJob], results: Sequence[asyncpg.Record | None]
+) -> list[asyncpg.Record]:
+    """All rows, or a 409 naming the first item whose dedupe key is taken (its transaction rolls back)."""
+    for index, (item, row) in enumerate(zip(items, results, strict=True)):
+        if row is None:
+            key = item.spec.dedupe_key
+            holder = await job_store.dedupe_holder(gw.pool, key) if key is not None else None
+            field = "dedupe_key" if len(items) == 1 else f"jobs[{index}].dedupe_key"
+            raise dedupe_conflict(field, key, holder)
+    return [row for row in results if row is not None]
+
+
+def _committed(gw: Gateway, specs: Sequence[JobSpec], rows: Sequence[asyncpg.Record]) -> None:
+    gw.publisher.add(rows)
+    for spec in specs:
+        gw.metrics.submitted.labels(spec.kind, spec.queue).inc()
+
+
+async def _insert_idempotent(
+    gw: Gateway, principal: str, key: str, digest: str, items: list[NewJob]
+) -> tuple[list[asyncpg.Record], int]:
+    for _ in range(2):
+        recorded = await idempotency.lookup(gw.pool, principal, key, digest)
+        if recorded is not None:
+            return await job_store.get_jobs(gw.pool, recorded.job_ids), recorded.status
+        try:
+            async with gw.pool.acquire() as connection, connection.transaction():
+                rows = await _raise_conflicts(gw, items, await job_store.insert_jobs(connection, items))
+                outcome = idempotency.Recorded([r["id"] for r in rows], 202)
+                if not await idempotency.store(connection, principal, key, digest, outcome):
+                    raise _Raced
+        except _Raced:
+            continue
+        _committed(gw, [i.spec for i in items], rows)
+        return rows, 202
+    raise Problem(409, "Conflict", "a concurrent request with this Idempotency-Key is in progress")
+
+
+async def get_job(request: web.Request) -> web.Response:
+    gw = gateway_of(request)
+    job_id = job_id_param(request)
+    wait_s = query_value(request, "wait", bounded_float(0, MAX_WAIT_S, exclusive_low=True), "must be in (0, 60]")
+    row = await job_store.get_job(gw.pool, job_id)
+    if row is None:
+        raise not_found(job_id)
+    if wait_s is not None and row["state"] not in FINAL_STATES:
+        row = await _wait_final(gw, job_id, row, time.monotonic() + wait_s)
+    return json_response(job_view(row))
+
+
+async def _wait_final(gw: Gateway, job_id: int, row: asyncpg.Record, deadline: float) -> asyncpg.Record:
+    """Woken by `job.finished` events, polling every second in case one is missed; always re-reads the row."""
+    while row["state"] not in FINAL_STATES:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        await gw.waiters.wait(job_id, min(left, POLL_S))
+        fresh = await job_store.get_job(gw.pool, job_id)
+        if fresh is None:
+            break
+        row = fresh
+    return row
+
+
+def _filters(request: web.Request) -> ListFilters:
+    state = query_choice(request, "state", STATES)
+
+    def timestamp(name: str) -> datetime | None:
+        return query_value(request, name, parse_timestamp, "must be an RFC 3339 timestamp with a timezone")
+
+    return ListFilters(
+        state=state,
+        kind=request.query.get("kind") or None,
+        queue=request.query.get("queue") or None,
+        site=request.query.get("site") or None,
+        schedule_id=query_value(request, "schedule_id", bounded_int(1, 2**63 - 1), "must be a positive integer"),
+        created_after=timestamp("created_after"),
+        created_before=timestamp("created_before"),
+        payload=payload_containment(request.query),
+    )
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    gw = gateway_of(request)
+    filters = _filters(request)
+    page_size = query_value(request, "page_size", bounded_int(1, 500), "must be an integer from 1 to 500") or 50
+    token = request.query.get("page_token") or None
+    after_id = gw.page_tokens.decode(token, filters.as_dict()) if token is not None else None
+    sql, args = job_store.list_query(filters, after_id, page_size + 1)
+    rows = await gw.pool.fetch(sql, *args)
+    page = rows[:page_size]
+    more = len(rows) > page_size
+    next_token = gw.page_tokens.encode(page[-1]["id"], filters.as_dict()) if more and page else None
+    return json_response({"jobs": [job_view(r) for r in page], "next_page_token": next_token})
+
+
+async def list_attempts(request: web.Request) -> web.Response:
+    gw = gateway_of(request)
+    job_id = job_id_param(request)
+    rows = await job_store.attempts(gw.pool, job_id)
+    if not rows and await job_store.get_job(gw.pool, job_id) is None:
+        raise not_found(job_id)
+    return json_response({"attempts": [attempt_view(r) for r in rows]})
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    gw = gateway_of(request)
+    job_id = job_id_param(request)
+    outcome, row = await job_store.cancel(gw.pool, job_id)
+    if row is None:
+        raise not_found(job_id)
+    if outcome == "final":
+        raise Problem(409, "Conflict", f"job {job_id} already finished ({row['state']})")
+    if outcome == "requested":
+        await gw.broker.publish_event("job.cancel", orjson.dumps({"id": job_id}))
+        return json_response(job_view(row), 202)
+    event = orjson.dumps([{"id": job_id, "state": "cancelled"}])
+    spawn(gw.broker.publish_event("job.finished", event), "cancel-event")
+    return json_response(job_view(row))
+
+
+async def retry_job(request: web.Request) -> web.Response:
+    """A privileged kind (a maintenance job) is re-run only by `admin`, as it is submitted only by `admin`."""
+    gw = gateway_of(request)
+    job_id = job_id_param(request)
+    kind = await job_store.kind_of(gw.pool, job_id)
+    if kind is None:
+        raise not_found(job_id)
+    refuse_privileged({"kind": kind}, gw.kinds, is_admin())
+    row = await requeue_finished(gw, job_id)
+    return json_response(job_view(row), 202)
+
+
+async def requeue_finished(gw: Gateway, job_id: int) -> asyncpg.Record:
+    """Lifecycle step 7, then publish in the background; 404 if missing, 409 if not finished."""
+    try:
+        row = await job_store.retry(gw.pool, job_id)
+    except asyncpg.UniqueViolationError:
+        raise Problem(409, "Conflict", f"job {job_id}'s dedupe key is held by another unfinished job") from None
+    if row is None:
+        current = await job_store.get_job(gw.pool, job_id)
+        if current is None:
+            raise not_found(job_id)
+        raise Problem(409, "Conflict", f"job {job_id} is {current['state']}; only finished jobs can be retried")
+    gw.publisher.add([row])
+    return row

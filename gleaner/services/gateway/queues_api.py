@@ -1,0 +1,134 @@
+"""GET /queues: broker counts (management API, else a passive declare) beside PostgreSQL counts per queue."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from typing import Any
+
+import aio_pika
+import aiohttp
+import orjson
+from aiohttp import web
+
+from gleaner.services.gateway.bodies import checked, read_json
+from gleaner.services.gateway.broker_stats import management_of, queue_counts
+from gleaner.services.gateway.context import Gateway, gateway_of
+from gleaner.services.gateway.job_views import json_response, timestamp
+from gleaner.shared.amqp import QUEUES_CHANGED_EVENT
+from gleaner.shared.errors import Problem
+from gleaner.shared.field_checks import members, string
+
+log = logging.getLogger(__name__)
+
+PAUSES = "SELECT queue, paused_at, reason FROM queue_pauses"
+PAUSE_OF = PAUSES + " WHERE queue = $1"
+PAUSE = """
+INSERT INTO queue_pauses (queue, reason) VALUES ($1, $2)
+ON CONFLICT (queue) DO UPDATE SET reason = COALESCE(EXCLUDED.reason, queue_pauses.reason)
+"""
+RESUME = "DELETE FROM queue_pauses WHERE queue = $1"
+# the body is empty or {"reason": "<text>"}
+PAUSE_BODY = members({"reason": string(1000)})
+
+COUNTS = """
+SELECT queue,
+    count(*) FILTER (WHERE state = 'scheduled') AS scheduled,
+    count(*) FILTER (WHERE state = 'queued') AS queued,
+    count(*) FILTER (WHERE state = 'retrying') AS retrying,
+    count(*) FILTER (WHERE state = 'running') AS running,
+    EXTRACT(EPOCH FROM (now() - min(run_at) FILTER (
+        WHERE state IN ('queued', 'retrying') AND run_at <= now())))::float8 AS oldest_waiting_s
+FROM jobs
+WHERE state IN ('scheduled', 'queued', 'retrying', 'running') AND ($1::text IS NULL OR queue = $1)
+GROUP BY queue
+"""
+
+
+async def _broker_counts(gw: Gateway) -> dict[str, dict[str, int | None]]:
+    """queue → {ready, unacked, consumers}: from the management API when it answers, else from passive
+    declares without `unacked`; empty when the broker is unreachable."""
+    management = management_of(gw.config.amqp_url, gw.config.rabbitmq_management_url)
+    if management is not None:
+        names = {q: gw.broker.topology.work_queue(q) for q in gw.config.queues}
+        try:
+            return await queue_counts(management, names)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.debug("management API unavailable, counting by passive declare: %r", exc)
+    return await _declared_counts(gw)
+
+
+async def _declared_counts(gw: Gateway) -> dict[str, dict[str, int | None]]:
+    out: dict[str, dict[str, int | None]] = {}
+    connection = gw.broker.connection
+    if connection is None or connection.is_closed:
+        return out
+    for name in gw.config.queues:
+        # a failed passive declare closes its channel, so each queue gets its own
+        with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError):
+            async with connection.channel(publisher_confirms=False) as channel:
+                queue = await channel.declare_queue(gw.broker.topology.work_queue(name), passive=True, timeout=5)
+                result = queue.declaration_result
+                out[name] = {
+                    "ready": int(result.message_count or 0),
+                    "unacked": None,
+                    "consumers": int(result.consumer_count or 0),
+                }
+    return out
+
+
+def queue_view(name: str, broker: dict[str, int | None] | None, counts: Any, pause: Any = None) -> dict[str, Any]:
+    return {
+        "name": name,
+        "paused": pause is not None,
+        "paused_at": timestamp(pause["paused_at"]) if pause is not None else None,
+        "pause_reason": pause["reason"] if pause is not None else None,
+        "ready": broker["ready"] if broker is not None else None,
+        "unacked": broker["unacked"] if broker is not None else None,
+        "consumers": broker["consumers"] if broker is not None else None,
+        "scheduled": counts["scheduled"] if counts else 0,
+        "queued": counts["queued"] if counts else 0,
+        "retrying": counts["retrying"] if counts else 0,
+        "running": counts["running"] if counts else 0,
+        "oldest_waiting_s": counts["oldest_waiting_s"] if counts else None,
+    }
+
+
+async def list_queues(request: web.Request) -> web.Response:
+    gw = gateway_of(request)
+    rows = {r["queue"]: r for r in await gw.pool.fetch(COUNTS, None)}
+    pauses = {r["queue"]: r for r in await gw.pool.fetch(PAUSES)}
+    depths = await _broker_counts(gw)
+    views = [queue_view(q, depths.get(q), rows.get(q), pauses.get(q)) for q in gw.config.queues]
+    return json_response({"queues": views})
+
+
+async def pause_queue(request: web.Request) -> web.Response:
+    """Workers stop taking this queue's jobs (those already delivered finish); its messages wait."""
+    gw, name = gateway_of(request), _queue_name(request)
+    _, body = await read_json(request, allow_empty=True)
+    reason = checked(body, PAUSE_BODY).get("reason")
+    await gw.pool.execute(PAUSE, name, reason)
+    return await _changed(gw, name)
+
+
+async def resume_queue(request: web.Request) -> web.Response:
+    gw, name = gateway_of(request), _queue_name(request)
+    await gw.pool.execute(RESUME, name)
+    return await _changed(gw, name)
+
+
+def _queue_name(request: web.Request) -> str:
+    name = request.match_info["name"]
+    if name not in gateway_of(request).config.queues:
+        queues = ", ".join(gateway_of(request).config.queues)
+        raise Problem(404, "Not Found", f"no queue {name!r}; configured queues: {queues}")
+    return name
+
+
+async def _changed(gw: Gateway, name: str) -> web.Response:
+    # workers re-read the pauses on this event, and with every heartbeat if it is lost
+    await gw.broker.publish_event(QUEUES_CHANGED_EVENT, orjson.dumps({"queue": name}))
+    pause = await gw.pool.fetchrow(PAUSE_OF, name)
+    counts = await gw.pool.fetchrow(COUNTS, name)
+    return json_response(queue_view(name, None, counts, pause))

@@ -1,0 +1,269 @@
+"""Pure validation of job submissions: a JSON body in, a typed JobSpec (or field errors naming paths) out."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gleaner.shared.config import Config
+from gleaner.shared.errors import Problem, ValidationProblem, field_error
+from gleaner.shared.field_checks import Invalid, integer, number, text, timestamp
+from gleaner.shared.kind_rules import KIND_NAME, KindRules, privileged_by_name
+from gleaner.shared.site_rules import NAME as SITE_NAME
+
+DEDUPE_KEY = re.compile(r".{1,200}", re.S)
+SITE = text(SITE_NAME, "a site name, 1-63 lowercase letters, digits, _ . - starting with a letter or digit")
+MAX_BATCH = 1000
+MAX_FAN_OUT = 1000
+MAX_DELAY_S = 366 * 86_400.0
+FIELDS = frozenset(
+    {
+        "kind",
+        "payload",
+        "queue",
+        "priority",
+        "max_attempts",
+        "timeout_s",
+        "retry_base_s",
+        "retry_cap_s",
+        "run_at",
+        "delay_s",
+        "site",
+        "dedupe_key",
+    }
+)
+
+Errors = list[dict[str, str]]
+# a schedule's job template: a submission minus the fields that only make sense for one job
+NOT_IN_TEMPLATE = frozenset({"run_at", "delay_s", "dedupe_key"})
+TEMPLATE_FIELDS = ("queue", "priority", "max_attempts", "timeout_s", "retry_base_s", "retry_cap_s", "site")
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """A validated submission; `run_at` None with `delay_s` None means "now" (judged by the database clock)."""
+
+    kind: str
+    payload: Any
+    queue: str
+    priority: int
+    max_attempts: int
+    timeout_s: float
+    retry_base_s: float
+    retry_cap_s: float
+    run_at: datetime | None
+    delay_s: float | None
+    site: str | None
+    dedupe_key: str | None
+
+
+def parse_job(
+    data: Any, config: Config, prefix: str = "", kinds: KindRules | None = None
+) -> tuple[JobSpec | None, Errors]:
+    """Validate one submission; field paths are prefixed (e.g. `jobs[3].`) for batch items.
+
+    `kinds` are the registered job kinds with their payload checks; None skips those checks (pure unit tests).
+    """
+    if not isinstance(data, dict):
+        return None, [field_error(prefix.rstrip(".") or "body", "must be a JSON object")]
+    reader = _Fields(data, prefix)
+    for name in sorted(set(data) - FIELDS):
+        reader.fail(name, "unknown field")
+    spec = JobSpec(
+        kind=reader.get("kind", _kind(kinds), required=True, default=""),
+        payload=reader.get("payload", _payload, default={}),
+        queue=reader.get("queue", _queue(config), default=config.default_queue),
+        priority=reader.get("priority", integer(0, 9), default=0),
+        max_attempts=reader.get("max_attempts", integer(1, 1000), default=config.default_max_attempts),
+        timeout_s=reader.get("timeout_s", number(0.001, 86_400), default=config.default_timeout_s),
+        retry_base_s=reader.get("retry_base_s", number(0, 86_400), default=config.default_retry_base_s),
+        retry_cap_s=reader.get("retry_cap_s", number(0, 30 * 86_400), default=config.default_retry_cap_s),
+        run_at=reader.get("run_at", timestamp, default=None),
+        delay_s=reader.get("delay_s", number(0, MAX_DELAY_S), default=None),
+        site=reader.get("site", SITE, default=None),
+        dedupe_key=reader.get("dedupe_key", text(DEDUPE_KEY, "1-200 characters"), default=None),
+    )
+    _cross_checks(spec, reader, kinds)
+    return (None, reader.errors) if reader.errors else (spec, [])
+
+
+def parse_one(data: Any, config: Config, kinds: KindRules | None = None) -> JobSpec:
+    spec, errors = parse_job(data, config, kinds=kinds)
+    if spec is None:
+        raise ValidationProblem(errors)
+    return spec
+
+
+def parse_batch(data: Any, config: Config, kinds: KindRules | None = None) -> list[JobSpec]:
+    """All or nothing: every item's errors are reported, under `jobs[i].field`."""
+    if not isinstance(data, dict):
+        raise ValidationProblem([field_error("body", "must be a JSON object with a `jobs` list")])
+    unknown = sorted(set(data) - {"jobs"})
+    jobs = data.get("jobs")
+    if unknown or not isinstance(jobs, list) or not jobs or len(jobs) > MAX_BATCH:
+        errors = [field_error(name, "unknown field") for name in unknown]
+        if not isinstance(jobs, list) or not jobs or len(jobs) > MAX_BATCH:
+            errors.append(field_error("jobs", f"must be a list of 1 to {MAX_BATCH} jobs"))
+        raise ValidationProblem(errors)
+    specs: list[JobSpec] = []
+    errors = []
+    for index, item in enumerate(jobs):
+        spec, item_errors = parse_job(item, config, f"jobs[{index}].", kinds)
+        errors.extend(item_errors)
+        if spec is not None:
+            specs.append(spec)
+    if errors:
+        raise ValidationProblem(errors[:100])
+    return specs
+
+
+def template_check(config: Config, kinds: KindRules | None) -> Callable[[Any, str], dict[str, Any]]:
+    """The job-template check of schedule definitions: a submission without timing or dedupe fields.
+
+    The template is normalized to the fields given (timeouts as floats), so a file applied twice compares equal;
+    defaults that are left out are filled in from the configuration when a job is fired.
+    """
+
+    def check(job: Any, prefix: str) -> dict[str, Any]:
+        fan_out: dict[str, Any] | None = None
+        fan_errors: Errors = []
+        if isinstance(job, dict) and "fan_out" in job:
+            fan_out, fan_errors = parse_fan_out(job["fan_out"], prefix + "fan_out")
+            job = {name: value for name, value in job.items() if name != "fan_out"}
+        spec, errors = parse_job(job, config, prefix, kinds)
+        errors = fan_errors + errors
+        if isinstance(job, dict):
+            errors += [
+                field_error(prefix + n, "not allowed in a job template") for n in sorted(NOT_IN_TEMPLATE & set(job))
+            ]
+        if spec is None or errors:
+            raise ValidationProblem(errors)
+        if fan_out is not None:
+            _check_fanned_payloads(job, fan_out, lambda item, where: parse_job(item, config, where, kinds)[1], prefix)
+        given = {name for name, value in job.items() if value is not None}
+        template = {"kind": spec.kind, "payload": spec.payload} | {
+            name: getattr(spec, name) for name in TEMPLATE_FIELDS if name in given
+        }
+        return template | ({"fan_out": fan_out} if fan_out is not None else {})
+
+    return check
+
+
+def _check_fanned_payloads(
+    job: dict[str, Any], fan_out: dict[str, Any], errors_of: Callable[[Any, str], Errors], prefix: str
+) -> None:
+    """Each job a fan-out will create must pass as a submission (a URL per value is checked like any URL)."""
+    payload = job.get("payload") or {}
+    errors: Errors = []
+    for index, value in enumerate(fan_out["values"]):
+        where = f"{prefix}fan_out.values[{index}]"
+        item = {**job, "payload": {**payload, fan_out["key"]: value}}
+        errors += [field_error(where, f"{e['field']}: {e['message']}") for e in errors_of(item, prefix)]
+    if errors:
+        raise ValidationProblem(errors[:100])
+
+
+def parse_fan_out(value: Any, where: str) -> tuple[dict[str, Any] | None, Errors]:
+    """A template's `fan_out`: `{"key": k, "values": [...]}` fires one job per value, with payload[k] = value."""
+    if not isinstance(value, dict) or set(value) != {"key", "values"}:
+        return None, [field_error(where, 'must be {"key": "<payload key>", "values": [<1 to 1000 values>]}')]
+    key, values = value["key"], value["values"]
+    errors: Errors = []
+    if not isinstance(key, str) or not 1 <= len(key) <= 100:
+        errors.append(field_error(where + ".key", "must be a string of 1-100 characters"))
+    if not isinstance(values, list) or not 1 <= len(values) <= MAX_FAN_OUT:
+        errors.append(field_error(where + ".values", f"must be a list of 1 to {MAX_FAN_OUT} values"))
+    return (None, errors) if errors else ({"key": key, "values": values}, [])
+
+
+def _cross_checks(spec: JobSpec, reader: _Fields, kinds: KindRules | None) -> None:
+    if spec.run_at is not None and spec.delay_s is not None:
+        reader.fail("delay_s", "give either run_at or delay_s, not both")
+    if spec.retry_cap_s < spec.retry_base_s and not reader.failed("retry_base_s", "retry_cap_s"):
+        reader.fail("retry_cap_s", "must not be below retry_base_s")
+    if kinds is not None and not reader.failed("kind", "payload"):
+        for path, message in kinds.payload_errors(spec.kind, spec.payload):
+            reader.fail(f"payload.{path}" if path else "payload", message)
+
+
+def refuse_privileged(data: Any, kinds: KindRules | None, allowed: bool) -> None:
+    """403 naming each job of a raw body (one job, a batch, a schedule's template) whose kind needs `admin`,
+    unless the caller has it; checked before the body's other fields."""
+    if allowed:
+        return
+    privileged = kinds.is_privileged if kinds is not None else privileged_by_name
+    denied = [(where, kind) for where, kind in _kinds_asked(data) if privileged(kind)]
+    if denied:
+        names = ", ".join(sorted({kind for _, kind in denied}))
+        errors = [field_error(where, f"{kind!r} needs the `admin` scope") for where, kind in denied[:100]]
+        raise Problem(403, "Forbidden", f"job kind {names} needs the `admin` scope", errors=errors)
+
+
+def _kinds_asked(data: Any) -> list[tuple[str, str]]:
+    """(field, kind) of each job in a raw body: `kind` for one job, `jobs[i].kind` for a batch."""
+    batch = data.get("jobs") if isinstance(data, dict) else None
+    if not isinstance(batch, list):
+        kind = data.get("kind") if isinstance(data, dict) else None
+        return [("kind", kind)] if isinstance(kind, str) else []
+    return [
+        (f"jobs[{index}].kind", item["kind"])
+        for index, item in enumerate(batch)
+        if isinstance(item, dict) and isinstance(item.get("kind"), str)
+    ]
+
+
+class _Fields:
+    """Reads fields one by one, collecting errors instead of stopping at the first."""
+
+    def __init__(self, data: Mapping[str, Any], prefix: str) -> None:
+        self.data = data
+        self.prefix = prefix
+        self.errors: Errors = []
+
+    def fail(self, name: str, message: str) -> None:
+        self.errors.append(field_error(self.prefix + name, message))
+
+    def failed(self, *names: str) -> bool:
+        wanted = {self.prefix + n for n in names}
+        return any(e["field"] in wanted for e in self.errors)
+
+    def get(self, name: str, convert: Callable[[Any], Any], *, default: Any, required: bool = False) -> Any:
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                self.fail(name, "is required")
+            return default
+        try:
+            return convert(value)
+        except Invalid as exc:
+            self.fail(name, str(exc))
+            return default
+
+
+def _kind(kinds: KindRules | None) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or not KIND_NAME.fullmatch(value):
+            raise Invalid("must be a string of 1-100 lowercase letters, digits, _ . : -")
+        if kinds is not None and value not in kinds.known:
+            raise Invalid(f"unknown kind {value!r}; registered kinds: {', '.join(sorted(kinds.known))}")
+        return value
+
+    return convert
+
+
+def _payload(value: Any) -> Any:
+    if not isinstance(value, dict):
+        raise Invalid("must be a JSON object")
+    return value
+
+
+def _queue(config: Config) -> Callable[[Any], str]:
+    def convert(value: Any) -> str:
+        if not isinstance(value, str) or value not in config.queues:
+            raise Invalid(f"must be one of the configured queues: {', '.join(config.queues)}")
+        return value
+
+    return convert

@@ -1,0 +1,171 @@
+"""Schedule definitions as users write them (API bodies, YAML entries) → validated column values (pure)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from gleaner.services.scheduler import planner
+from gleaner.shared.errors import ValidationProblem, field_error
+from gleaner.shared.field_checks import Invalid, number, timestamp
+
+NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+# the bounds of a definition's numbers: an interval from a second to a year (planner arithmetic stays in range)
+MIN_INTERVAL_S = 1.0
+MAX_INTERVAL_S = 366 * 86_400.0
+MAX_GRACE_S = 366 * 86_400.0
+MAX_CRON_LENGTH = 200
+INTERVAL = number(MIN_INTERVAL_S, MAX_INTERVAL_S)
+JITTER = number(0, planner.MAX_JITTER)
+GRACE = number(0, MAX_GRACE_S)
+TIMING_FIELDS = ("interval_s", "cron", "at")
+FIELDS = frozenset(
+    {"name", "type", *TIMING_FIELDS, "timezone", "jitter", "job", "misfire", "overlap", "misfire_grace_s", "enabled"}
+)
+POLICIES = {"misfire": ("fire_once", "skip"), "overlap": ("skip", "allow")}
+
+Errors = list[Mapping[str, Any]]
+# validates a job template and returns it normalized; raises ValidationProblem with field paths under `prefix`
+TemplateCheck = Callable[[Any, str], dict[str, Any]]
+Converter = Callable[[Any], float]
+
+
+@dataclass(frozen=True, slots=True)
+class Definition:
+    """A valid schedule: its name, timing spec and policies, and the normalized job template."""
+
+    name: str
+    spec: planner.Spec
+    job: dict[str, Any]
+    misfire: str = "fire_once"
+    overlap: str = "allow"
+    misfire_grace_s: float = 60.0
+    enabled: bool = True
+
+    @property
+    def kind(self) -> str:
+        return {planner.Interval: "interval", planner.Cron: "cron", planner.Once: "once"}[type(self.spec)]
+
+    def columns(self) -> dict[str, Any]:
+        """The `schedules` columns this definition sets (timing columns of other kinds are cleared)."""
+        spec = self.spec
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "interval_s": spec.every_s if isinstance(spec, planner.Interval) else None,
+            "jitter": spec.jitter if isinstance(spec, planner.Interval) else 0.0,
+            "cron": spec.expression if isinstance(spec, planner.Cron) else None,
+            "timezone": spec.timezone if isinstance(spec, planner.Cron) else "UTC",
+            "at": spec.at if isinstance(spec, planner.Once) else None,
+            "job": self.job,
+            "misfire": self.misfire,
+            "overlap": self.overlap,
+            "misfire_grace_s": self.misfire_grace_s,
+            "enabled": self.enabled,
+        }
+
+
+def parse(body: Any, check_template: TemplateCheck, *, anchor: datetime, prefix: str = "") -> Definition:
+    """Validate a definition; every problem is reported at once as a 422 with field paths under `prefix`."""
+    if not isinstance(body, Mapping):
+        raise ValidationProblem([field_error(prefix or "body", "must be an object")])
+    errors: Errors = [field_error(prefix + key, "unknown field") for key in body if key not in FIELDS]
+    name = body.get("name")
+    if not isinstance(name, str) or not NAME.fullmatch(name):
+        errors.append(field_error(prefix + "name", "required: 1-100 letters, digits, '_', '.', ':' or '-'"))
+    spec = _spec(body, anchor, prefix, errors)
+    job = _template(body.get("job"), check_template, prefix, errors)
+    policies = {key: _choice(body, key, prefix, errors) for key in POLICIES}
+    grace = _number(body, "misfire_grace_s", GRACE, 60.0, prefix, errors)
+    enabled = body.get("enabled", True)
+    if not isinstance(enabled, bool):
+        errors.append(field_error(prefix + "enabled", "must be true or false"))
+    if errors or spec is None or job is None or grace is None:
+        raise ValidationProblem(errors, "the schedule definition is invalid")
+    return Definition(str(name), spec, job, policies["misfire"], policies["overlap"], grace, bool(enabled))
+
+
+def _spec(body: Mapping[str, Any], anchor: datetime, prefix: str, errors: Errors) -> planner.Spec | None:
+    given = [key for key in TIMING_FIELDS if body.get(key) is not None]
+    if len(given) != 1:
+        errors.append(field_error(prefix + "interval_s", "give exactly one of interval_s, cron or at"))
+        return None
+    declared = body.get("type")
+    implied = {"interval_s": "interval", "cron": "cron", "at": "once"}[given[0]]
+    if declared is not None and declared != implied:
+        errors.append(field_error(prefix + "type", f"is {declared!r} but {given[0]} makes it {implied!r}"))
+        return None
+    try:
+        return _build(given[0], body, anchor, prefix, errors)
+    except planner.SpecError as exc:
+        errors.append(field_error(prefix + exc.field, exc.message))
+        return None
+
+
+def _build(key: str, body: Mapping[str, Any], anchor: datetime, prefix: str, errors: Errors) -> planner.Spec | None:
+    if key == "interval_s":
+        every = _number(body, "interval_s", INTERVAL, None, prefix, errors)
+        jitter = _number(body, "jitter", JITTER, 0.1, prefix, errors)
+        return planner.interval(every, anchor, jitter) if every is not None and jitter is not None else None
+    if key == "cron":
+        return _cron(body, prefix, errors)
+    try:
+        return planner.once(timestamp(body["at"]))
+    except Invalid as exc:
+        errors.append(field_error(prefix + "at", str(exc)))
+        return None
+
+
+def _cron(body: Mapping[str, Any], prefix: str, errors: Errors) -> planner.Spec | None:
+    expression, timezone = body["cron"], body.get("timezone", "UTC")
+    if not isinstance(expression, str) or not isinstance(timezone, str):
+        errors.append(field_error(prefix + "cron", "cron and timezone must be strings"))
+        return None
+    if len(expression) > MAX_CRON_LENGTH or "\x00" in expression:
+        errors.append(field_error(prefix + "cron", f"must be at most {MAX_CRON_LENGTH} characters, no NUL"))
+        return None
+    problems = planner.cron_problems(expression, timezone)
+    errors.extend(field_error(prefix + problem.field, problem.message) for problem in problems)
+    return None if problems else planner.cron(expression, timezone)
+
+
+def _template(job: Any, check: TemplateCheck, prefix: str, errors: Errors) -> dict[str, Any] | None:
+    if job is None:
+        errors.append(field_error(prefix + "job", "required: the job template (kind, payload, queue, ...)"))
+        return None
+    try:
+        return check(job, prefix + "job.")
+    except ValidationProblem as problem:
+        errors.extend(problem.errors)
+        return None
+
+
+def _choice(body: Mapping[str, Any], key: str, prefix: str, errors: Errors) -> str:
+    allowed = POLICIES[key]
+    value = body.get(key, allowed[0] if key == "misfire" else "allow")
+    if value not in allowed:
+        errors.append(field_error(prefix + key, "must be one of " + ", ".join(allowed)))
+        return allowed[0]
+    return str(value)
+
+
+def _number(
+    body: Mapping[str, Any],
+    key: str,
+    convert: Callable[[Any], float],
+    default: float | None,
+    prefix: str,
+    errors: Errors,
+) -> float | None:
+    """The member through its converter (absent or null: `default`); a bad value is an error and None."""
+    value = body.get(key)
+    if value is None:
+        return default
+    try:
+        return convert(value)
+    except Invalid as exc:
+        errors.append(field_error(prefix + key, str(exc)))
+        return None

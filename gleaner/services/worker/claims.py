@@ -1,0 +1,297 @@
+"""The worker's fenced writes: batched claim, finish, heartbeat and hand-back statements and their flushes."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+
+from gleaner.services.worker.context import JobInfo
+from gleaner.services.worker.retry import DEFERRED, RETRYING, Budget, Outcome
+from gleaner.shared.db import ORDERED_LOCKS, Connection
+from gleaner.shared.outbox import OUTBOX_COLUMNS, OutboxRow
+
+log = logging.getLogger(__name__)
+
+Key = tuple[int, int]
+R = TypeVar("R")
+
+# Each statement locks its rows in id order first (`locked`, see gleaner.shared.db.ORDERED_LOCKS). It selects by
+# primary key alone, so no plan can read an index of all waiting or running rows instead (a fresh, unanalyzed
+# table invites that): a few rows more than the fenced UPDATE writes are locked (a stale message's row), which is
+# harmless.
+
+# Duplicates are removed before the statement; the fence (attempt - 1, waiting, not cancelled) drops stale messages.
+CLAIM = f"""
+WITH locked AS (
+    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+)
+UPDATE jobs AS j
+SET state = 'running', attempt = m.attempt, lease_owner = $3,
+    lease_expires_at = now() + make_interval(secs => $4), attempt_started_at = now(),
+    started_at = COALESCE(j.started_at, now()), updated_at = now()
+FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
+WHERE j.id = m.id AND j.attempt = m.attempt - 1
+  AND j.state IN ('scheduled', 'queued', 'retrying') AND NOT j.cancel_requested AND {ORDERED_LOCKS}
+RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.max_attempts, j.attempt_base,
+    j.retry_base_s, j.retry_cap_s, j.request_id, EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s
+"""
+
+# One statement: the fenced row update plus the attempt row; retrying rows come back with the outbox columns.
+FINISH = f"""
+WITH m AS (
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[],
+                         $8::text[])
+        AS m(id, attempt, state, result, error_class, error_message, delay_s, error_traceback)
+), locked AS (
+    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+), done AS (
+    UPDATE jobs AS j
+    SET state = m.state,
+        result = CASE WHEN m.state IN ('succeeded', 'partial') THEN m.result::jsonb ELSE j.result END,
+        error = CASE WHEN m.error_class IS NULL THEN NULL
+                     ELSE jsonb_build_object('class', m.error_class, 'message', m.error_message) END,
+        run_at = CASE WHEN m.state = 'retrying' THEN now() + make_interval(secs => m.delay_s) ELSE j.run_at END,
+        enqueued_at = CASE WHEN m.state = 'retrying' THEN NULL ELSE j.enqueued_at END,
+        finished_at = CASE WHEN m.state = 'retrying' THEN NULL ELSE now() END,
+        lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+    FROM m
+    WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $9 AND j.state = 'running' AND {ORDERED_LOCKS}
+    RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.run_at, j.attempt_started_at
+), attempts AS (
+    INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
+                              retry_delay_s, error_traceback)
+    SELECT d.id, d.attempt, $9, d.attempt_started_at, now(), m.state, m.error_class, m.error_message, m.delay_s,
+           m.error_traceback
+    FROM done AS d JOIN m ON m.id = d.id AND m.attempt = d.attempt
+    ON CONFLICT (job_id, attempt) DO NOTHING
+)
+SELECT state, {OUTBOX_COLUMNS} FROM done
+"""
+
+# Renews only the attempts this process runs now ($1/$2), and never a lease that ran out: once expired, the reaper
+# may already have given the job to another worker. The site concurrency slots of those jobs live exactly as long
+# as their leases (locked in key order too).
+HEARTBEAT = f"""
+WITH locked AS (
+    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+), renewed AS (
+    UPDATE jobs AS j SET lease_expires_at = now() + make_interval(secs => $4), updated_at = now()
+    FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
+    WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $3 AND j.state = 'running'
+      AND j.lease_expires_at > now() AND {ORDERED_LOCKS}
+    RETURNING j.id, j.attempt, j.cancel_requested
+), slots AS (
+    SELECT site, job_id FROM site_slots
+    WHERE holder = $3 AND job_id = ANY($1::bigint[]) AND expires_at > now()
+    ORDER BY site, job_id
+    FOR NO KEY UPDATE
+), renewed_slots AS (
+    UPDATE site_slots AS s SET expires_at = now() + make_interval(secs => $4)
+    FROM slots
+    WHERE s.site = slots.site AND s.job_id = slots.job_id AND s.job_id IN (SELECT id FROM renewed)
+)
+SELECT id, attempt, cancel_requested FROM renewed
+"""
+
+# A deferred attempt is undone like a hand-back, but the row waits `delay_s` and is republished through the
+# delay levels; no job_attempts row, the budget is untouched. A cancel requested meanwhile ends the job.
+DEFER = f"""
+WITH locked AS (
+    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+)
+UPDATE jobs AS j
+SET state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'scheduled' END,
+    attempt = CASE WHEN j.cancel_requested THEN j.attempt ELSE j.attempt - 1 END,
+    run_at = CASE WHEN j.cancel_requested THEN j.run_at ELSE now() + make_interval(secs => m.delay_s) END,
+    finished_at = CASE WHEN j.cancel_requested THEN now() END,
+    enqueued_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
+    deferrals = j.deferrals + 1, updated_at = now()
+FROM unnest($1::bigint[], $2::int[], $3::float8[]) AS m(job_id, fenced_attempt, delay_s)
+WHERE j.id = m.job_id AND j.attempt = m.fenced_attempt AND j.lease_owner = $4 AND j.state = 'running'
+  AND {ORDERED_LOCKS}
+RETURNING m.fenced_attempt, j.state, {OUTBOX_COLUMNS}
+"""
+
+# Undo the attempt so the requeued message (attempt n) claims the row again.
+HAND_BACK = f"""
+WITH locked AS (
+    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+)
+UPDATE jobs AS j
+SET state = 'queued', attempt = j.attempt - 1, lease_owner = NULL, lease_expires_at = NULL,
+    enqueued_at = NULL, updated_at = now()
+FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
+WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $3 AND j.state = 'running' AND {ORDERED_LOCKS}
+RETURNING j.id, j.attempt + 1 AS attempt
+"""
+
+PROGRESS = """
+UPDATE jobs SET progress = $3::jsonb, updated_at = now()
+WHERE id = $1 AND attempt = $2 AND lease_owner = $4 AND state = 'running'
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A row this worker now runs: the handler's view of it, its retry budget and how long it waited."""
+
+    job: JobInfo
+    budget: Budget
+    wait_s: float
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record, delay_unit_s: float = 0.0) -> Claim:
+        job = JobInfo(
+            id=record["id"],
+            kind=record["kind"],
+            queue=record["queue"],
+            attempt=record["attempt"],
+            max_attempts=record["max_attempts"],
+            payload=record["payload"],
+            site=record["site"],
+            timeout_s=record["timeout_s"],
+            request_id=record["request_id"],
+        )
+        budget = Budget(
+            attempt=record["attempt"],
+            attempt_base=record["attempt_base"],
+            max_attempts=record["max_attempts"],
+            retry_base_s=record["retry_base_s"],
+            retry_cap_s=record["retry_cap_s"],
+            delay_unit_s=delay_unit_s,
+        )
+        return cls(job=job, budget=budget, wait_s=max(0.0, record["wait_s"]))
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """An attempt's outcome to write, fenced on (job_id, attempt) and the lease owner."""
+
+    job_id: int
+    attempt: int
+    outcome: Outcome
+
+    @property
+    def key(self) -> Key:
+        return (self.job_id, self.attempt)
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """A committed finish: the state written, and for a retry the row to publish through the delay levels."""
+
+    state: str
+    retry: OutboxRow | None = None
+
+
+def unique_keys(keys: Iterable[Key]) -> list[Key]:
+    """The keys once each, in first-seen order."""
+    return list(dict.fromkeys(keys))
+
+
+def distribute(keys: Sequence[Key], rows: Mapping[Key, R]) -> list[R | None]:
+    """One answer per caller: the row goes to the first caller with its key, later duplicates get None."""
+    seen: set[Key] = set()
+    out: list[R | None] = []
+    for key in keys:
+        out.append(None if key in seen else rows.get(key))
+        seen.add(key)
+    return out
+
+
+def finish_arguments(items: Sequence[Finish]) -> tuple[list[Any], ...]:
+    """The column arrays of the FINISH statement, one element per item."""
+    return (
+        [f.job_id for f in items],
+        [f.attempt for f in items],
+        [f.outcome.state for f in items],
+        [f.outcome.result_json for f in items],
+        [f.outcome.error_class for f in items],
+        [f.outcome.error_message for f in items],
+        [f.outcome.retry_delay_s for f in items],
+        [f.outcome.error_traceback for f in items],
+    )
+
+
+class JobStore:
+    """The worker's statements against `jobs`, each fenced on this worker's id."""
+
+    def __init__(self, pool: asyncpg.Pool, worker_id: str, lease_s: float, delay_unit_s: float = 0.0) -> None:
+        self.pool = pool
+        self.worker_id = worker_id
+        self.lease_s = lease_s
+        self.delay_unit_s = delay_unit_s
+
+    async def claim(self, keys: Sequence[Key]) -> list[Claim | None]:
+        """Batcher flush: claim many (id, attempt) at once; None for stale or duplicate messages."""
+        wanted = unique_keys(keys)
+        records = await self.pool.fetch(
+            CLAIM, [k[0] for k in wanted], [k[1] for k in wanted], self.worker_id, self.lease_s
+        )
+        rows = {(r["id"], r["attempt"]): Claim.from_record(r, self.delay_unit_s) for r in records}
+        return distribute(keys, rows)
+
+    async def finish(self, items: Sequence[Finish]) -> list[Finished | None]:
+        """Batcher flush: write many outcomes; None where the fence failed (the row was reaped or moved on).
+
+        All or nothing (the batcher may split a failed group and write its halves again): outcomes and
+        deferrals together (rare) share one transaction.
+        """
+        ended = [f for f in items if f.outcome.state != DEFERRED]
+        waiting = [f for f in items if f.outcome.state == DEFERRED]
+        if ended and waiting:
+            async with self.pool.acquire() as connection, connection.transaction():
+                rows = await self._end(connection, ended) | await self._defer(connection, waiting)
+        elif ended:
+            rows = await self._end(self.pool, ended)
+        else:
+            rows = await self._defer(self.pool, waiting)
+        return distribute([item.key for item in items], rows)
+
+    async def _end(self, connection: Connection | asyncpg.Pool, items: Sequence[Finish]) -> dict[Key, Finished]:
+        records = await connection.fetch(FINISH, *finish_arguments(items), self.worker_id)
+        return {(r["id"], r["attempt"]): _finished(r) for r in records}
+
+    async def _defer(self, connection: Connection | asyncpg.Pool, items: Sequence[Finish]) -> dict[Key, Finished]:
+        records = await connection.fetch(
+            DEFER,
+            [f.job_id for f in items],
+            [f.attempt for f in items],
+            [f.outcome.retry_delay_s or 0.0 for f in items],
+            self.worker_id,
+        )
+        return {(r["id"], r["fenced_attempt"]): _deferred(r) for r in records}
+
+    async def hand_back(self, keys: Sequence[Key]) -> list[bool]:
+        """Batcher flush: undo running attempts (graceful shutdown); True where the row was handed back."""
+        wanted = unique_keys(keys)
+        records = await self.pool.fetch(HAND_BACK, [k[0] for k in wanted], [k[1] for k in wanted], self.worker_id)
+        back = {(r["id"], r["attempt"]): True for r in records}
+        return [bool(found) for found in distribute(keys, back)]
+
+    async def heartbeat(self, keys: Sequence[Key]) -> dict[Key, bool]:
+        """Extend the leases of these attempts (the ones this process runs) unless they ran out already:
+        (id, attempt) → cancel_requested for each lease renewed."""
+        records = await self.pool.fetch(
+            HEARTBEAT, [k[0] for k in keys], [k[1] for k in keys], self.worker_id, self.lease_s
+        )
+        return {(r["id"], r["attempt"]): r["cancel_requested"] for r in records}
+
+    async def progress(self, key: Key, data: Any) -> None:
+        await self.pool.execute(PROGRESS, key[0], key[1], data, self.worker_id)
+
+
+def _deferred(record: asyncpg.Record) -> Finished:
+    if record["state"] != "scheduled":
+        return Finished(record["state"])
+    return Finished(DEFERRED, OutboxRow.from_record(record))
+
+
+def _finished(record: asyncpg.Record) -> Finished:
+    if record["state"] != RETRYING:
+        return Finished(record["state"])
+    return Finished(RETRYING, OutboxRow.from_record(record))

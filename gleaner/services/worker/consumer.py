@@ -1,0 +1,406 @@
+"""AMQP consumption and the per-message flow: decode, claim, run, finish, then ack."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import time
+from collections.abc import Awaitable, Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from aiormq.exceptions import AMQPError
+
+from gleaner.services.worker import dead_letters
+from gleaner.services.worker.acks import AckCoalescer, channel_of
+from gleaner.services.worker.claims import Claim, Finish, Finished, JobStore, Key
+from gleaner.services.worker.context import Deferred, JobContext, job_logger
+from gleaner.services.worker.dead_letters import HANDLING_FAILED
+from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
+from gleaner.services.worker.handlers import Registry
+from gleaner.services.worker.job_metrics import JobMetrics, Series
+from gleaner.services.worker.queue_pauses import paused_queues
+from gleaner.services.worker.results import ResultStore
+from gleaner.services.worker.retry import (
+    ABANDONED,
+    DEFERRED,
+    FAILED,
+    HANDBACK,
+    RETRYING,
+    Outcome,
+    early_by_s,
+    from_error,
+    refused,
+)
+from gleaner.services.worker.runner import RunningJobs
+from gleaner.services.worker.site_sessions import SiteSessions
+from gleaner.shared import logging as context
+from gleaner.shared.amqp import Broker
+from gleaner.shared.batcher import Batcher
+from gleaner.shared.config import Config
+from gleaner.shared.db import ROW, failure_kind, unavailable
+from gleaner.shared.errors import DecodeError, HandlerError
+from gleaner.shared.messages import JobMessage
+from gleaner.shared.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# a failed flow (database or broker trouble) waits this long before its message is requeued, to avoid a hot loop
+REQUEUE_PAUSE_S = 1.0
+# how long a flow keeps trying to write an outcome while PostgreSQL is unreachable (twice the lease, at least this)
+FINISH_PATIENCE_MIN_S = 10.0
+FINISH_RETRY_PAUSE_S = 0.2
+FINISH_RETRY_MAX_PAUSE_S = 5.0
+
+
+@dataclass(slots=True)
+class Batchers:
+    """The group-commit writers every flow shares."""
+
+    claims: Batcher[Key, Claim | None]
+    finishes: Batcher[Finish, Finished | None]
+    handbacks: Batcher[Key, bool]
+
+    def start(self) -> None:
+        for batcher in (self.claims, self.finishes, self.handbacks):
+            batcher.start()
+
+    async def close(self) -> None:
+        for batcher in (self.claims, self.finishes, self.handbacks):
+            await batcher.close()
+
+
+@dataclass(slots=True)
+class Consumer:
+    """Consumes the work queues on its own channel (prefetch = concurrency); one flow task per delivery."""
+
+    config: Config
+    broker: Broker
+    pool: asyncpg.Pool
+    registry: Registry
+    metrics: Metrics
+    store: JobStore
+    batchers: Batchers
+    running: RunningJobs
+    http: Any = None
+    sites: SiteSessions | None = None
+    stopping: bool = False
+    _series: JobMetrics | None = None
+    _channel: AbstractRobustChannel | None = None
+    _queues: dict[str, AbstractQueue] = field(default_factory=dict)
+    _consumers: dict[str, str] = field(default_factory=dict)  # queue name → consumer tag
+    # the heartbeat and a queues.changed event may reconcile at once: one at a time, or a queue gets two consumers
+    _pausing: asyncio.Lock = field(default_factory=asyncio.Lock)
+    _flows: int = 0
+    _idle: asyncio.Event = field(default_factory=asyncio.Event)
+    # the flow tasks (the loop keeps only weak references) and the slots that bound how many run at once
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _slots: asyncio.Semaphore = field(init=False)
+    acks: AckCoalescer = field(default_factory=AckCoalescer)
+
+    def __post_init__(self) -> None:
+        self._slots = asyncio.Semaphore(self.config.worker_concurrency)
+
+    async def start(self) -> None:
+        """Declare the consumed queues and consume those not paused."""
+        assert self.broker.connection is not None, "the broker must be connected first"
+        channel = await self.broker.connection.channel()
+        assert isinstance(channel, AbstractRobustChannel)
+        await channel.set_qos(prefetch_count=self.config.worker_concurrency)
+        topology = self.broker.topology
+        for name in self.config.consumed_queues:
+            self._queues[name] = await channel.declare_queue(
+                topology.work_queue(name),
+                durable=True,
+                arguments=topology.work_queue_arguments(),
+                passive=not self.config.amqp_declare,  # a worker user without configure permission only checks
+            )
+        self._channel = channel
+        self._idle.set()
+        await self.follow_pauses()
+
+    async def follow_pauses(self) -> None:
+        """Match the paused queues in the database now (at start, each heartbeat, on `queues.changed`)."""
+        await self.apply_pauses(await paused_queues(self.pool))
+
+    async def apply_pauses(self, paused: Collection[str]) -> None:
+        """Consume every queue not in `paused` and none that is; deliveries already taken run on."""
+        async with self._pausing:
+            await self._apply_pauses(paused)
+
+    async def _apply_pauses(self, paused: Collection[str]) -> None:
+        for name, queue in self._queues.items():
+            if self.stopping:
+                return
+            tag = self._consumers.get(name)
+            if name in paused and tag is not None:
+                del self._consumers[name]
+                with contextlib.suppress(AMQPError, RuntimeError, ConnectionError, TimeoutError):
+                    await queue.cancel(tag, timeout=5)
+                log.info("queue %s paused: no new deliveries", name)
+            elif name not in paused and tag is None:
+                try:
+                    self._consumers[name] = await queue.consume(functools.partial(self.on_message, name), no_ack=False)
+                except (AMQPError, RuntimeError, ConnectionError, TimeoutError) as exc:
+                    log.warning("could not consume queue %s, retrying with the next heartbeat: %r", name, exc)
+
+    async def stop_consuming(self) -> None:
+        """Stop taking deliveries; flows already under way go on."""
+        self.stopping = True
+        consumers, self._consumers = self._consumers, {}
+        for name, tag in consumers.items():
+            with contextlib.suppress(AMQPError, RuntimeError, ConnectionError, TimeoutError):
+                await self._queues[name].cancel(tag, timeout=5)
+
+    async def wait_idle(self, timeout_s: float) -> bool:
+        """Wait until no flow is under way; False if `timeout_s` passed first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout_s)
+        except TimeoutError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        await self.acks.drain()
+        if self._channel is not None:
+            with contextlib.suppress(AMQPError, RuntimeError, ConnectionError):
+                await self._channel.close()
+            self._channel = None
+
+    async def on_message(self, queue: str, message: AbstractIncomingMessage) -> None:
+        """aio-pika's callback: hand the delivery to a flow task this worker owns, and return.
+
+        aiormq cancels a channel's callback tasks when the channel closes (a dropped connection), so a flow
+        running in one would abandon its job midway. The owned flow keeps going and writes the outcome to
+        PostgreSQL even when the ack can no longer be sent; the broker redelivers the message on the new channel,
+        and the fenced claim drops the copy (an ack of a finished or still running attempt is stale).
+        """
+        self.acks.delivered(message)
+        self._flows += 1
+        self._idle.clear()
+        task = asyncio.get_running_loop().create_task(self._owned_flow(queue, message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _owned_flow(self, queue: str, message: AbstractIncomingMessage) -> None:
+        """One delivery's flow, holding one of `worker_concurrency` slots.
+
+        Prefetch bounds the deliveries of one channel; after a reconnect the new channel's deliveries (mostly
+        redeliveries of the jobs still running here) wait for a slot, so handlers never outnumber the slots.
+        """
+        try:
+            async with self._slots:
+                await self._flow(queue, message)
+        except Exception as exc:  # noqa: BLE001 - every failure settles the message, see flow_failures
+            await self._flow_failed(queue, message, exc)
+        finally:
+            self._flows -= 1
+            if self._flows == 0:
+                self._idle.set()
+
+    async def _flow_failed(self, queue: str, message: AbstractIncomingMessage, error: Exception) -> None:
+        """Requeue the delivery, or publish a copy that counts the failure, or make it a dead letter."""
+        await asyncio.sleep(REQUEUE_PAUSE_S)  # never a hot loop
+        step, failures = next_step(error, message.headers)
+        if step == REQUEUE or self.stopping:
+            log.warning("message flow failed, requeueing the message: %r", error)
+            await self._give_back(message)
+            return
+        log.error("handling a message failed (%d of %d times)", failures, MAX_FAILURES, exc_info=error)
+        try:
+            if step == GIVE_UP:
+                await self._poison(
+                    queue, message, HANDLING_FAILED, f"handling failed {failures} times; last: {error!r}"
+                )
+            else:
+                await self._count_failure(queue, message, failures)
+        except Exception as exc:  # noqa: BLE001 - the database or the broker went away: the delivery comes back
+            log.warning("could not count or record the failure, requeueing the message: %r", exc)
+            await self._give_back(message)
+
+    async def _count_failure(self, queue: str, message: AbstractIncomingMessage, failures: int) -> None:
+        """Replace the delivery by a copy that carries its failure count."""
+        headers = {**(message.headers or {}), FAILURES_HEADER: failures}
+        await self.broker.publish_copy(message.body, headers, queue, message.priority or 0)
+        self.acks.ack(message)
+
+    async def _poison(self, queue: str, message: AbstractIncomingMessage, reason: str, detail: str) -> None:
+        """Record a message as a dead letter and reject it into the dead-letter exchange."""
+        try:
+            await dead_letters.record(self.pool, queue, reason, detail, message.body, message.headers)
+        except Exception as exc:
+            if transient(exc):
+                raise
+            # never a loop: the copy in <ns>.dead is all that is kept of it
+            log.error("could not record a dead letter (%s), rejecting the message anyway: %r", reason, exc)
+        self.metrics.dead_letters.labels(reason).inc()
+        await self._reject(message)
+
+    async def _flow(self, queue: str, message: AbstractIncomingMessage) -> None:
+        if self.stopping:
+            await self._give_back(message)
+            return
+        if channel_of(message) is None:
+            return  # its channel closed while it waited for a slot: the broker delivers it again
+        try:
+            job = JobMessage.decode(message.body)
+        except DecodeError as exc:
+            await self._undecodable(queue, message, exc)
+            return
+        wait_s = early_by_s(job.due_ms, int(time.time() * 1000), self.config.delay_unit_ms)
+        if wait_s > 0:
+            await self.broker.publish_one(job, wait_s)
+            self.acks.ack(message)
+            return
+        if job.kind not in self.registry:
+            await self._unknown_kind(queue, message, job)
+            return
+        claim = await self.batchers.claims.submit((job.job_id, job.attempt))
+        if claim is None:
+            await self._unclaimed(queue, message, job)
+            return
+        await self._run(message, claim)
+
+    async def _unclaimed(self, queue: str, message: AbstractIncomingMessage, job: JobMessage) -> None:
+        """No row to run: a duplicate or outdated message (dropped), or poison naming no job at all."""
+        if await dead_letters.record_if_no_job(self.pool, queue, job, message.body, message.headers):
+            self.metrics.dead_letters.labels(dead_letters.NO_SUCH_JOB).inc()
+            await self._reject(message)
+            return
+        self.metrics.stale_claims.labels(queue).inc()
+        self.acks.ack(message)
+
+    async def _undecodable(self, queue: str, message: AbstractIncomingMessage, error: DecodeError) -> None:
+        await self._poison(queue, message, dead_letters.UNDECODABLE, str(error))
+
+    async def _unknown_kind(self, queue: str, message: AbstractIncomingMessage, job: JobMessage) -> None:
+        failed = await dead_letters.record_unknown_kind(self.pool, queue, job, message.body, message.headers)
+        self.metrics.dead_letters.labels(dead_letters.UNKNOWN_KIND).inc()
+        if failed:
+            await self.broker.publish_event("job.finished", b'[{"id":%d,"state":"failed"}]' % job.job_id)
+        await self._reject(message)
+
+    async def _run(self, message: AbstractIncomingMessage, claim: Claim) -> None:
+        key = (claim.job.id, claim.job.attempt)
+        self.running.hold(key)  # the heartbeat renews the lease until the outcome is written
+        try:
+            await self._run_claimed(message, claim)
+        finally:
+            self.running.release(key)
+
+    async def _run_claimed(self, message: AbstractIncomingMessage, claim: Claim) -> None:
+        job = claim.job
+        context.request_id.set(job.request_id)
+        context.job_id.set(job.id)
+        context.attempt.set(job.attempt)
+        outcome = await self._execute(claim)
+        if outcome.state == HANDBACK:
+            await self.batchers.handbacks.submit((job.id, job.attempt))
+            await self._give_back(message)
+            return
+        if outcome.state == ABANDONED:
+            log.warning("job %d attempt %d: its lease ran out; the reaper takes it over", job.id, job.attempt)
+            self.acks.ack(message)  # the reaper publishes the next attempt's message
+            return
+        finished = await self._write_outcome(Finish(job.id, job.attempt, outcome))
+        if finished is None:
+            self.acks.ack(message)
+            return
+        self._count(claim, finished.state)
+        if finished.state == FAILED:
+            await self._reject(message)  # into the dead-letter exchange: a copy in <ns>.dead
+        else:
+            self.acks.ack(message)
+
+    async def _write_outcome(self, item: Finish) -> Finished | None:
+        """Write an attempt's outcome; one PostgreSQL refuses (its own values: the batch wrote its neighbours) is
+        replaced by a storable one, so the job moves on instead of waiting for its lease to run out."""
+        try:
+            return await self._write_patiently(item)
+        except Exception as exc:
+            if failure_kind(exc) != ROW:
+                raise
+            log.warning("PostgreSQL refused the outcome of job %d; writing it without the refused values", item.job_id)
+            return await self._write_patiently(Finish(item.job_id, item.attempt, refused(item.outcome, exc)))
+
+    async def _write_patiently(self, item: Finish) -> Finished | None:
+        """Write an outcome, through a database outage too: the handler ran, and running it again costs more
+        than waiting. The lease is renewed meanwhile (when the database answers); if the reaper took the job
+        over after all, the fenced write finds nothing and the attempt is dropped."""
+        deadline = time.monotonic() + max(FINISH_PATIENCE_MIN_S, 2 * self.config.lease_s)
+        pause_s = FINISH_RETRY_PAUSE_S
+        while True:
+            try:
+                return await self.batchers.finishes.submit(item)
+            except Exception as exc:
+                if not unavailable(exc) or time.monotonic() + pause_s > deadline:
+                    raise
+                log.warning("writing the outcome of job %d failed, retrying: %r", item.job_id, exc)
+            await asyncio.sleep(pause_s)
+            pause_s = min(pause_s * 2, FINISH_RETRY_MAX_PAUSE_S)
+
+    async def _give_back(self, message: AbstractIncomingMessage) -> None:
+        await settle(message.nack(requeue=True))
+        self.acks.settled(message)
+
+    async def _reject(self, message: AbstractIncomingMessage) -> None:
+        await settle(message.reject(requeue=False))
+        self.acks.settled(message)
+
+    async def _execute(self, claim: Claim) -> Outcome:
+        job = claim.job
+        series = self._metrics_of(job.kind, job.queue)
+        series.started.inc()
+        series.queue_wait.observe(claim.wait_s)
+        ctx = JobContext(
+            job=job,
+            log=job_logger(job),
+            http=self.http,
+            db=self.pool,
+            report=functools.partial(self.store.progress, (job.id, job.attempt)),
+            results=ResultStore(self.pool, job.id, job.site),
+        )
+        series.in_progress.inc()
+        started = time.monotonic()
+        try:
+            return await self._run_in_site(ctx, claim)
+        finally:
+            series.in_progress.dec()
+            series.duration.observe(time.monotonic() - started)
+
+    async def _run_in_site(self, ctx: JobContext, claim: Claim) -> Outcome:
+        """Run the handler; a job of a site first loads the site and takes a concurrency slot (or defers)."""
+        handler = self.registry.get(ctx.job.kind)
+        if self.sites is None:
+            return await self.running.run(handler, ctx, claim.budget)
+        try:
+            async with self.sites.enter(ctx):
+                return await self.running.run(handler, ctx, claim.budget)
+        except (Deferred, HandlerError) as exc:
+            return from_error(exc, claim.budget)
+
+    def _count(self, claim: Claim, state: str) -> None:
+        """Count the state written (a refused outcome may have changed it)."""
+        if state == DEFERRED:
+            return  # not an outcome: counted as a site wait where it was decided
+        series = self._metrics_of(claim.job.kind, claim.job.queue)
+        series.completed(state).inc()
+        if state == RETRYING:
+            series.retries.inc()
+
+    def _metrics_of(self, kind: str, queue: str) -> Series:
+        if self._series is None:
+            self._series = JobMetrics(self.metrics)
+        return self._series.of(kind, queue)
+
+
+async def settle(action: Awaitable[None]) -> None:
+    """Ack, nack or reject; on a lost channel the broker redelivers the message and the fenced claim drops it."""
+    try:
+        await action
+    except (AMQPError, RuntimeError, ConnectionError) as exc:
+        log.debug("could not settle a message: %r", exc)

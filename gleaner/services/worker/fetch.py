@@ -1,0 +1,167 @@
+"""The HTTP client handed to handlers: SSRF-guarded, size- and time-capped, redirects re-checked."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import DefaultResolver
+from yarl import URL
+
+from gleaner.shared.config import Config
+from gleaner.shared.errors import PermanentError, RetryableError
+from gleaner.shared.urlguard import BlockedURL, Policy, check_address, check_url
+
+MAX_REDIRECTS = 5
+USER_AGENT = "Gleaner/0.1 (+https://github.com/gleaner)"
+
+
+class GuardedResolver(AbstractResolver):
+    """Resolves names, then refuses blocked addresses; aiohttp connects only to what this returns,
+    so the checked address is the one connected to (no DNS rebinding between check and connect)."""
+
+    def __init__(self, policy: Policy, inner: AbstractResolver | None = None) -> None:
+        self._policy = policy
+        self._inner = inner or DefaultResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        results = await self._inner.resolve(host, port, family)
+        for result in results:
+            check_address(result["host"], self._policy)
+        return results
+
+    async def close(self) -> None:
+        await self._inner.close()
+
+
+@dataclass(frozen=True, slots=True)
+class Response:
+    url: str
+    status: int
+    content_type: str
+    body: bytes
+    # the URL asked for (`url` is where the redirects ended)
+    requested_url: str = ""
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.body).hexdigest()
+
+    def text(self) -> str:
+        return self.body.decode("utf-8", errors="replace")
+
+
+class FetchClient:
+    """One pooled session per worker; `get` applies the guard to every hop."""
+
+    def __init__(
+        self, config: Config, *, policy: Policy | None = None, resolver: AbstractResolver | None = None
+    ) -> None:
+        self.policy = policy or Policy.configured(config.fetch_allow_private)
+        self.max_bytes = config.fetch_max_bytes
+        self._resolver = resolver
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        resolver = GuardedResolver(self.policy, self._resolver)
+        connector = aiohttp.TCPConnector(resolver=resolver, limit=100, ttl_dns_cache=None)
+        self._session = aiohttp.ClientSession(connector=connector, headers={"User-Agent": USER_AGENT})
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def get(
+        self,
+        url: str,
+        *,
+        timeout_s: float = 30.0,
+        headers: dict[str, str] | None = None,
+        max_bytes: int | None = None,
+    ) -> Response:
+        """GET `url`, following up to 5 redirects (each re-checked); raises PermanentError or RetryableError."""
+        current = self._check(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            async with self._request(current, timeout_s, headers) as response:
+                if response.status in (301, 302, 303, 307, 308) and "Location" in response.headers:
+                    current = self._check(_redirect_target(current, response.headers["Location"]))
+                    continue
+                body = await self._read_capped(response, max_bytes or self.max_bytes)
+                _raise_for_status(response.status, current)
+                return Response(str(current), response.status, response.content_type, body, url)
+        raise PermanentError(f"more than {MAX_REDIRECTS} redirects from {url}", error_class="too_many_redirects")
+
+    def _check(self, url: str) -> URL:
+        try:
+            return check_url(url, self.policy)
+        except BlockedURL as exc:
+            raise PermanentError(f"{url}: {exc}", error_class="ssrf_blocked") from None
+
+    @asynccontextmanager
+    async def _request(
+        self, url: URL, timeout_s: float, headers: dict[str, str] | None
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        assert self._session is not None, "FetchClient.start() was not called"
+        try:
+            async with self._session.get(
+                url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s), headers=headers
+            ) as response:
+                yield response
+        except BlockedURL as exc:
+            raise PermanentError(f"{url}: {exc}", error_class="ssrf_blocked") from None
+        except aiohttp.ClientConnectorError as exc:
+            if isinstance(exc.os_error, BlockedURL):
+                raise PermanentError(f"{url}: {exc.os_error}", error_class="ssrf_blocked") from None
+            raise RetryableError(f"{url}: cannot connect: {exc}", error_class="connect_error") from None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise RetryableError(f"{url}: {type(exc).__name__}: {exc}", error_class="fetch_error") from None
+
+    async def _read_capped(self, response: aiohttp.ClientResponse, max_bytes: int) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_chunked(65536):
+            size += len(chunk)
+            if size > max_bytes:
+                raise PermanentError(f"response larger than {max_bytes} bytes", error_class="too_large")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _redirect_target(current: URL, location: str) -> str:
+    """Where a redirect points; a Location no URL parser agrees on (a backslash in its host, which browsers read
+    as a slash and yarl refuses) is a refused redirect of this page, not an error that retries the whole job."""
+    try:
+        return str(current.join(URL(location)))
+    except (ValueError, TypeError) as exc:
+        raise PermanentError(
+            f"{current}: refused redirect to {location[:200]!r}: {exc}", error_class="bad_redirect"
+        ) from None
+
+
+def _raise_for_status(status: int, url: URL) -> None:
+    if status == 429 or status >= 500:
+        raise RetryableError(f"{url}: HTTP {status}", error_class=f"http_{status}")
+    if status >= 400:
+        raise PermanentError(f"{url}: HTTP {status}", error_class=f"http_{status}")
+
+
+def summary(response: Response, include_body: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "url": response.url,
+        "status": response.status,
+        "content_type": response.content_type,
+        "size": len(response.body),
+        "sha256": response.sha256,
+        "content_hash": response.sha256,
+    }
+    if include_body:
+        out["body"] = response.text()
+    return out

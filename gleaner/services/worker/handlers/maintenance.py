@@ -1,0 +1,157 @@
+"""Maintenance kinds run by the default maintenance schedules: prune old jobs and results, refresh statistics,
+requeue failed jobs automatically (a default schedule, off until enabled).
+
+Each deletes in batches (one short transaction per batch) so it never holds long locks on busy tables. Only
+`admin` may submit them (gleaner.shared.kind_rules); the gateway checks their payloads at submit, and each
+handler checks again before it acts, so a payload that slipped past (an old schedule, a message sent by hand) fails
+the job permanently instead of deleting anything. With no `retention_days` in the payload the configured retention
+governs (GLEANER_RETENTION_DAYS, GLEANER_RESULT_RETENTION_DAYS; 0 keeps forever).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+from gleaner.services.worker.context import JobContext
+from gleaner.shared.config import MAX_RETENTION_DAYS, QUEUE_NAME, Config
+from gleaner.shared.field_checks import integer, members, number, text
+from gleaner.shared.kind_rules import KIND_NAME, require_payload
+from gleaner.shared.prune_statements import PRUNE_DEAD_LETTERS, PRUNE_IDEMPOTENCY, PRUNE_JOBS, PRUNE_SITE_MINUTES
+from gleaner.shared.requeue import AUTO_REQUEUE
+
+DEFAULT_BATCH = 5000
+
+PRUNE_RESULTS = """
+UPDATE jobs SET result = NULL, progress = NULL WHERE id IN (
+    SELECT id FROM jobs
+    WHERE finished_at < now() - make_interval(secs => $1) AND (result IS NOT NULL OR progress IS NOT NULL)
+    LIMIT $2)
+"""
+# bodies no scrape result refers to any more (their jobs were pruned); a day old at least, so a fetch storing
+# the same content right now keeps its body
+PRUNE_BODIES = """
+DELETE FROM scrape_bodies WHERE content_hash IN (
+    SELECT b.content_hash FROM scrape_bodies AS b
+    WHERE b.created_at < now() - make_interval(secs => $1)
+      AND NOT EXISTS (SELECT 1 FROM scrape_results AS r WHERE r.body_hash = b.content_hash)
+    LIMIT $2)
+"""
+ANALYZED = ("jobs", "job_attempts", "schedules", "dead_letters", "scrape_results")
+DAY_S = 86_400.0
+MAX_BATCH = 100_000
+MAX_REQUEUE = 10_000
+
+# the payload of each kind: every member optional, nothing else allowed
+RETENTION_DAYS = number(1, MAX_RETENTION_DAYS)
+BATCH = integer(1, MAX_BATCH)
+PRUNE_PAYLOAD = members({"retention_days": RETENTION_DAYS, "idempotency_hours": number(1, 366 * 24), "batch": BATCH})
+PRUNE_RESULTS_PAYLOAD = members({"retention_days": RETENTION_DAYS, "batch": BATCH})
+ANALYZE_PAYLOAD = members({})
+# what the job retention governs
+AGED = {"jobs": PRUNE_JOBS, "dead_letters": PRUNE_DEAD_LETTERS, "site_minutes": PRUNE_SITE_MINUTES}
+REQUEUE_PAYLOAD = members(
+    {
+        "rounds": integer(1, 100),
+        "min_age_s": number(0, 366 * DAY_S),
+        "kind": text(KIND_NAME, "a job kind"),
+        "queue": text(QUEUE_NAME, "a queue name"),
+        "limit": integer(1, MAX_REQUEUE),
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """The configured retentions in days (0: keep forever): finished jobs with their attempts, dead letters and
+    site minutes; and the `result`/`progress` of finished jobs."""
+
+    jobs_days: float = 30.0
+    results_days: float = 7.0
+
+    @classmethod
+    def of(cls, config: Config) -> Retention:
+        return cls(config.retention_days, config.result_retention_days)
+
+
+async def prune(ctx: JobContext, retention: Retention = Retention()) -> Any:
+    """Delete finished jobs (with their attempts and scrape results), dead letters and per-minute site
+    counters older than `retention_days` (default: the configured retention; 0 there keeps them forever),
+    idempotency keys older than `idempotency_hours` (default 24), and page bodies no result refers to any more."""
+    payload = _checked(ctx, PRUNE_PAYLOAD)
+    days = float(payload.get("retention_days") or retention.jobs_days)
+    hours = float(payload.get("idempotency_hours") or 24.0)
+    batch = int(payload.get("batch") or DEFAULT_BATCH)
+    counts: dict[str, Any] = {}
+    for table, statement in AGED.items():
+        counts[table] = await _batched(ctx, statement, days * DAY_S, batch) if days > 0 else 0
+    return counts | {
+        "idempotency_keys": await _batched(ctx, PRUNE_IDEMPOTENCY, hours * 3600, batch),
+        "scrape_bodies": await _batched(ctx, PRUNE_BODIES, DAY_S, batch),
+        "retention_days": days,
+    }
+
+
+async def prune_results(ctx: JobContext, retention: Retention = Retention()) -> Any:
+    """Drop `result` and `progress` of jobs finished more than `retention_days` ago (default: the configured
+    result retention; 0 there keeps them forever); the rows stay."""
+    payload = _checked(ctx, PRUNE_RESULTS_PAYLOAD)
+    days = float(payload.get("retention_days") or retention.results_days)
+    batch = int(payload.get("batch") or DEFAULT_BATCH)
+    pruned = await _batched(ctx, PRUNE_RESULTS, days * DAY_S, batch) if days > 0 else 0
+    return {"jobs": pruned, "retention_days": days}
+
+
+async def analyze(ctx: JobContext) -> Any:
+    """Refresh the planner statistics of Gleaner's busy tables."""
+    _checked(ctx, ANALYZE_PAYLOAD)
+    for table in ANALYZED:
+        await ctx.db.execute(f"ANALYZE {table}")
+    return {"analyzed": list(ANALYZED)}
+
+
+async def _batched(ctx: JobContext, statement: str, age_s: float, batch: int) -> int:
+    total = 0
+    while True:
+        status: str = await ctx.db.execute(statement, age_s, batch)
+        count = int(status.rsplit(" ", 1)[-1])
+        total += count
+        if count < batch:
+            return total
+        await ctx.progress({"rows": total})
+
+
+async def requeue_failed(ctx: JobContext) -> Any:
+    """Give failed jobs that used up their attempts another round of `max_attempts` (seed: "process-dlq").
+
+    Only jobs that failed at least `min_age_s` ago (default 3600: time for the cause to be fixed) and have
+    had fewer than `rounds` rounds in all (default 3, so a job that keeps failing stops coming back);
+    `kind` and `queue` narrow it, `limit` caps one run (default 1000). The relay publishes the rows.
+    """
+    payload = _checked(ctx, REQUEUE_PAYLOAD)
+    rounds = int(payload.get("rounds") or 3)
+    min_age_s = payload.get("min_age_s")
+    min_age_s = 3600.0 if min_age_s is None else float(min_age_s)
+    limit = int(payload.get("limit") or 1000)
+    rows = await ctx.db.fetch(AUTO_REQUEUE, rounds, min_age_s, payload.get("kind"), payload.get("queue"), limit)
+    return {"requeued": len(rows), "job_ids": [r["id"] for r in rows][:100]}
+
+
+def _checked(ctx: JobContext, check: Any) -> dict[str, Any]:
+    """The job's payload once it passed the kind's check (the gateway's check, run again: defence in depth)."""
+    payload = ctx.job.payload if ctx.job.payload is not None else {}
+    require_payload(check, payload)
+    return dict(payload)
+
+
+def register(registry: Any) -> None:
+    retention = Retention.of(registry.config)
+    registry.add("maintenance.prune", functools.partial(prune, retention=retention), payload_check=PRUNE_PAYLOAD)
+    registry.add(
+        "maintenance.prune_results",
+        functools.partial(prune_results, retention=retention),
+        payload_check=PRUNE_RESULTS_PAYLOAD,
+    )
+    registry.add("maintenance.analyze", analyze, payload_check=ANALYZE_PAYLOAD)
+    registry.add("maintenance.requeue_failed", requeue_failed, payload_check=REQUEUE_PAYLOAD)

@@ -1,0 +1,54 @@
+"""What submitting a job kind takes: that it is registered, whether it needs `admin`, how its payload is checked.
+
+The handler registry declares it (gleaner.services.worker.handlers); the gateway and `gleaner schedules apply` check
+submissions against it, and a handler may run the same payload check again before it acts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from gleaner.shared.errors import PermanentError
+
+# the one rule for kind names
+KIND_NAME = re.compile(r"[a-z0-9_.:-]{1,100}")
+# every maintenance kind deletes or rewrites other users' jobs: only `admin` may submit one
+PRIVILEGED_PREFIX = "maintenance."
+# (member path under the payload, message) for each problem; empty when the payload is fine
+PayloadCheck = Callable[[Any], list[tuple[str, str]]]
+
+
+def privileged_by_name(kind: str) -> bool:
+    return kind.startswith(PRIVILEGED_PREFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class KindRules:
+    """The registered kinds; those that need the `admin` scope; payload checks by kind."""
+
+    known: frozenset[str]
+    privileged: frozenset[str] = frozenset()
+    checks: Mapping[str, PayloadCheck] = field(default_factory=dict)
+
+    @classmethod
+    def named(cls, kinds: Iterable[str]) -> KindRules:
+        """Kinds without payload checks (tests, tools)."""
+        return cls(frozenset(kinds))
+
+    def is_privileged(self, kind: str) -> bool:
+        return kind in self.privileged or privileged_by_name(kind)
+
+    def payload_errors(self, kind: str, payload: Any) -> list[tuple[str, str]]:
+        check = self.checks.get(kind)
+        return check(payload) if check is not None else []
+
+
+def require_payload(check: PayloadCheck, payload: Any) -> None:
+    """The handler's side of a payload check: a payload that fails it fails the job permanently (never runs)."""
+    problems = check(payload)
+    if problems:
+        text = "; ".join(f"payload.{path}: {message}" if path else f"payload: {message}" for path, message in problems)
+        raise PermanentError(text, error_class="bad_payload")

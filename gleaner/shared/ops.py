@@ -1,0 +1,111 @@
+"""Operational endpoints every service serves (/livez, /readyz, /health, /metrics) and the service runner.
+
+/readyz answers for the process itself (started, not draining; the worker also needs its broker), so
+orchestrators route to it or not. /health also checks what the process depends on, PostgreSQL and
+RabbitMQ, for monitors and people: a database every replica shares being down would otherwise take every
+replica out of rotation at once, which is why /readyz leaves it out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+import asyncpg
+import uvloop
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+from gleaner.shared.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+METRICS_KEY = web.AppKey("metrics", Metrics)
+CONFIG_KEY = web.AppKey("config", Config)
+ReadyCheck = Callable[[], bool]
+READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
+POOL_KEY = web.AppKey("pool", asyncpg.Pool)
+BROKER_KEY = web.AppKey("broker", Broker)
+HEALTH_TIMEOUT_S = 2.0
+
+
+async def livez(request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    ready = request.app[READY_KEY]()
+    return web.json_response({"status": "ready" if ready else "not ready"}, status=200 if ready else 503)
+
+
+async def health(request: web.Request) -> web.Response:
+    """Each dependency's state; 200 when all are up, else 503 with what is down."""
+    checks = {"database": await _database(request.app.get(POOL_KEY)), "broker": _broker(request.app.get(BROKER_KEY))}
+    healthy = all(check["ok"] for check in checks.values())
+    body = {"status": "ok" if healthy else "degraded", "ready": request.app[READY_KEY](), "checks": checks}
+    return web.json_response(body, status=200 if healthy else 503)
+
+
+async def _database(pool: asyncpg.Pool | None) -> dict[str, Any]:
+    if pool is None:
+        return {"ok": False, "error": "no connection pool yet"}
+    started = time.perf_counter()
+    try:
+        async with asyncio.timeout(HEALTH_TIMEOUT_S):
+            await pool.fetchval("SELECT 1")
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def _broker(broker: Broker | None) -> dict[str, Any]:
+    if broker is None:
+        return {"ok": False, "error": "no broker connection yet"}
+    if not broker.connected:
+        return {"ok": False, "error": "disconnected; reconnecting"}
+    return {"ok": True, "reconnects": broker.reconnects}
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = generate_latest(request.app[METRICS_KEY].registry)
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+def add_ops_routes(app: web.Application) -> None:
+    app.router.add_get("/livez", livez)
+    app.router.add_get("/readyz", readyz)
+    app.router.add_get("/health", health)
+    app.router.add_get("/metrics", metrics)
+
+
+def run(app: web.Application, config: Config, service: str) -> None:
+    """Serve `app` on uvloop until SIGTERM/SIGINT; cleanup_ctx steps unwind in reverse order."""
+    uvloop.install()
+    port = config.port_for(service)
+    log.info("%s listening on %s:%d", service, config.http_host, port)
+    web.run_app(
+        app,
+        host=config.http_host,
+        port=port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=config.shutdown_grace_s + 5,
+        handle_signals=True,
+    )
+
+
+def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
+    """A named background task whose crash is logged instead of silently swallowed."""
+    task = asyncio.create_task(coro, name=name)
+    task.add_done_callback(_log_crash)
+    return task
+
+
+def _log_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("background task %s crashed", task.get_name(), exc_info=task.exception())

@@ -1,0 +1,122 @@
+"""The outbox: publish committed job rows, then record which ones the broker confirmed."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from gleaner.shared.amqp import Broker
+from gleaner.shared.batcher import write_isolated
+from gleaner.shared.messages import JobMessage
+from gleaner.shared.metrics import Metrics
+
+# The columns every caller selects (or returns) to publish a row; `delay_s` is judged by the database clock.
+OUTBOX_COLUMNS = """id, attempt, queue, kind, priority, request_id,
+    GREATEST(0, EXTRACT(EPOCH FROM (run_at - now())))::float8 AS delay_s,
+    (EXTRACT(EPOCH FROM run_at) * 1000)::bigint AS due_ms"""
+
+# Fenced on the attempt the message was for: a row that moved on since keeps its own marker. Rows another
+# transaction holds are skipped, not waited for (so the marker never joins a lock cycle and needs no lock order):
+# such a row is being claimed (it leaves the waiting states, the marker does not matter any more) or moved on by a
+# finish, a cancel or the relay; if it is still waiting and unmarked afterwards, the relay publishes it once more
+# after its grace, a duplicate message that the fenced claim drops.
+# Each row is locked by primary key alone (`LIMIT 1` keeps the fence out of that scan: with it, a fresh table's
+# planner read the whole jobs_unenqueued index once per row); the fence is checked on the locked row, and the
+# UPDATE writes only rows locked here (`id = ANY(ARRAY(...))`, evaluated before the UPDATE reads a row).
+_MARK = """
+WITH locked AS (
+    SELECT l.id FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
+    CROSS JOIN LATERAL (
+        SELECT j.id, j.attempt, j.enqueued_at, j.state FROM jobs AS j
+        WHERE j.id = m.id LIMIT 1 FOR NO KEY UPDATE SKIP LOCKED
+    ) AS l
+    WHERE l.attempt = m.attempt AND l.enqueued_at IS NULL AND l.state IN ('scheduled', 'queued', 'retrying')
+)
+UPDATE jobs SET {assignments} WHERE id = ANY(ARRAY(SELECT id FROM locked))
+"""
+MARK_ENQUEUED = _MARK.format(assignments="enqueued_at = now(), publish_failed = false")
+# the broker did not confirm: the relay publishes the row as soon as the broker is back (no grace)
+MARK_UNPUBLISHED = _MARK.format(assignments="publish_failed = true")
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A waiting job row as the outbox needs it; `attempt` is the row's (attempts started so far)."""
+
+    id: int
+    attempt: int
+    queue: str
+    kind: str
+    priority: int
+    delay_s: float
+    due_ms: int
+    request_id: str | None = None
+
+    @classmethod
+    def from_record(cls, record: asyncpg.Record) -> OutboxRow:
+        return cls(
+            id=record["id"],
+            attempt=record["attempt"],
+            queue=record["queue"],
+            kind=record["kind"],
+            priority=record["priority"],
+            delay_s=record["delay_s"],
+            due_ms=record["due_ms"],
+            request_id=record["request_id"],
+        )
+
+    def message(self) -> JobMessage:
+        return JobMessage(
+            job_id=self.id,
+            attempt=self.attempt + 1,
+            queue=self.queue,
+            kind=self.kind,
+            priority=self.priority,
+            due_ms=self.due_ms if self.delay_s > 0 else 0,
+            request_id=self.request_id,
+        )
+
+
+async def publish_rows(
+    broker: Broker, pool: asyncpg.Pool, rows: Sequence[OutboxRow], metrics: Metrics | None = None
+) -> int:
+    """Publish rows (confirms pipelined), mark the confirmed ones enqueued; returns how many were confirmed.
+
+    Never waits for a broker that is down. Unconfirmed rows keep `enqueued_at IS NULL` and get `publish_failed`,
+    so the scheduler's relay publishes them as soon as the broker is back. A crash between confirm and mark only
+    costs a duplicate message, which the fenced claim drops.
+    """
+    if not rows:
+        return 0
+    started = time.monotonic()
+    confirmed = await broker.publish_many([(row.message(), _remaining(row, started)) for row in rows])
+    done = [row for row, ok in zip(rows, confirmed, strict=True) if ok]
+    failed = [row for row, ok in zip(rows, confirmed, strict=True) if not ok]
+    if done:
+        await mark(pool, MARK_ENQUEUED, done)
+    if failed:
+        await mark(pool, MARK_UNPUBLISHED, failed)
+    if metrics is not None:
+        for row in done:
+            metrics.enqueued.labels(row.queue).inc()
+        if failed:
+            metrics.publish_failures.inc(len(failed))
+    return len(done)
+
+
+async def mark(pool: asyncpg.Pool, statement: str, rows: Sequence[OutboxRow]) -> None:
+    """Record a publish outcome (MARK_ENQUEUED or MARK_UNPUBLISHED) on rows; a lost lock race is written again."""
+
+    async def write(part: Sequence[OutboxRow]) -> list[None]:
+        await pool.execute(statement, [r.id for r in part], [r.attempt for r in part])
+        return [None] * len(part)
+
+    await write_isolated(write, rows)
+
+
+def _remaining(row: OutboxRow, started: float) -> float:
+    """The delay left, minus time spent since the row was read (so a slow batch does not add lag)."""
+    return max(0.0, row.delay_s - (time.monotonic() - started))

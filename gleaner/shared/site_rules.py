@@ -1,0 +1,149 @@
+"""Pure validation of a site policy (PUT /sites/{name}): a JSON body in, a typed SitePolicy or field errors out."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+
+from gleaner.shared.errors import ValidationProblem, field_error
+from gleaner.shared.field_checks import Invalid, integer, number
+
+# the one rule for site names (jobs name their site by it too); the same as the CHECK constraint on sites.name
+NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?")
+# printable text only: a user agent becomes a header, so no CR/LF (header injection) and no other controls
+USER_AGENT = re.compile(r"[\x20-\x7e\u00a0-\uffff]{1,512}")
+# the slowest rate a site may have: one request per 100 hours. Slower rates put a job's next turn centuries away
+# (1e-9 an hour meant the year 116106, which no datetime holds)
+MIN_REQUESTS_PER_HOUR = 0.01
+FACTOR = number(1, 1000)
+HOURS_KEYS = frozenset({"timezone", "start", "end", "factor"})
+MAX_BYTES = 1 << 30
+DAY_S = 86_400.0
+# what GET shows besides the policy; a body fetched with GET may be sent back, so these are ignored
+READ_ONLY = frozenset({"name", "state", "created_at", "updated_at"})
+
+Errors = list[dict[str, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class SitePolicy:
+    """A validated policy; every column of `sites` a PUT sets (omitted fields take their defaults)."""
+
+    requests_per_hour: float = 3600.0
+    burst: int = 1
+    min_delay_s: float = 0.0
+    pause_min_s: float = 0.0
+    pause_max_s: float = 0.0
+    respectful_hours: dict[str, Any] | None = None
+    max_concurrency: int | None = None
+    partial_error_ratio: float = 0.3
+    timeout_s: float = 30.0
+    max_bytes: int = 10 * 1024 * 1024
+    user_agent: str | None = None
+
+
+def valid_name(name: str) -> bool:
+    return NAME.fullmatch(name) is not None
+
+
+def parse_site(name: str, data: Any) -> SitePolicy:
+    """The policy in a PUT body for the site `name`; raises ValidationProblem listing every bad field."""
+    if not isinstance(data, dict):
+        raise ValidationProblem([field_error("body", "must be a JSON object")])
+    errors: Errors = [field_error(key, "unknown field") for key in sorted(set(data) - FIELDS.keys() - READ_ONLY)]
+    if not valid_name(name):
+        errors.append(field_error("name", "must be 1-63 lowercase letters, digits, _ . - starting with one of a-z0-9"))
+    elif data.get("name", name) != name:
+        errors.append(field_error("name", f"must match the name in the path ({name!r}) or be left out"))
+    values = _read_fields(data, errors)
+    pause_min, pause_max = values.get("pause_min_s", 0.0), values.get("pause_max_s")
+    if pause_max is None:
+        # a lone pause_min_s means a fixed pause
+        values["pause_max_s"] = pause_min
+    elif pause_max < pause_min and not _failed(errors, "pause_min_s"):
+        errors.append(field_error("pause_max_s", "must not be below pause_min_s"))
+    if errors:
+        raise ValidationProblem(errors)
+    return SitePolicy(**values)
+
+
+def _read_fields(data: Mapping[str, Any], errors: Errors) -> dict[str, Any]:
+    """The converted values of the fields present and not null (null means the default, as if left out)."""
+    values: dict[str, Any] = {}
+    for key, convert in FIELDS.items():
+        if data.get(key) is None:
+            continue
+        try:
+            values[key] = convert(data[key])
+        except Invalid as exc:
+            errors.append(field_error(exc.field or key, str(exc)))
+    return values
+
+
+def _failed(errors: Errors, name: str) -> bool:
+    return any(e["field"] == name for e in errors)
+
+
+def _user_agent(value: Any) -> str:
+    if not isinstance(value, str) or not USER_AGENT.fullmatch(value):
+        raise Invalid("must be 1-512 printable characters (no control characters)")
+    return value
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(available_timezones())
+
+
+def _timezone(value: Any) -> str:
+    message = "must be an IANA timezone name such as Europe/Berlin"
+    if not isinstance(value, str) or value not in _zones():
+        raise Invalid(message, "respectful_hours.timezone")
+    try:
+        ZoneInfo(value)  # the worker reads it this way
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(message, "respectful_hours.timezone") from None
+    return value
+
+
+def _clock(key: str, value: Any) -> str:
+    if not isinstance(value, str) or not CLOCK.fullmatch(value):
+        raise Invalid("must be a local time HH:MM (or HH:MM:SS) from 00:00 to 23:59", f"respectful_hours.{key}")
+    return value
+
+
+def _respectful_hours(value: Any) -> dict[str, Any]:
+    """{"timezone", "start", "end", "factor"}: requests are `factor` times slower from start to end (local)."""
+    if not isinstance(value, dict) or set(value) != HOURS_KEYS:
+        raise Invalid("must be null or an object with exactly timezone, start, end and factor")
+    try:
+        factor = FACTOR(value["factor"])
+    except Invalid as exc:
+        raise Invalid(str(exc), "respectful_hours.factor") from None
+    return {
+        "timezone": _timezone(value["timezone"]),
+        "start": _clock("start", value["start"]),
+        "end": _clock("end", value["end"]),
+        "factor": factor,
+    }
+
+
+# the policy fields of a PUT body and how each is checked (the ranges of the CHECK constraints, plus sane caps)
+FIELDS: dict[str, Callable[[Any], Any]] = {
+    "requests_per_hour": number(MIN_REQUESTS_PER_HOUR, 1e9),
+    "burst": integer(1, 1_000_000),
+    "min_delay_s": number(0, DAY_S),
+    "pause_min_s": number(0, DAY_S),
+    "pause_max_s": number(0, DAY_S),
+    "respectful_hours": _respectful_hours,
+    "max_concurrency": integer(1, 10_000),
+    "partial_error_ratio": number(0, 1),
+    "timeout_s": number(0, 3600, exclusive_low=True),
+    "max_bytes": integer(1, MAX_BYTES),
+    "user_agent": _user_agent,
+}
