@@ -1,4 +1,5 @@
-"""Gleaner's public Python API: `Client` and `AsyncClient` for programs that submit and watch jobs.
+"""Gleaner's public Python API: `Client` and `AsyncClient` for programs that submit and watch jobs; `Registry`,
+`JobContext` and the handler errors for modules that define job kinds (`gleaner.testing` runs them without services).
 
 `gleaner.shared` and `gleaner.services` hold the services themselves (gateway, worker, scheduler, operator) and
 their common code: they are internal, and may change in any release. Everything public is named here.
@@ -22,6 +23,7 @@ from gleaner.errors import (
     ValidationError,
     WaitTimeout,
 )
+from gleaner.handlers import Handler, HandlerError, KindSpec, Partial, PermanentError, Registry, RetryableError
 from gleaner.inputs import (
     JobFilters,
     JobOptions,
@@ -31,6 +33,17 @@ from gleaner.inputs import (
     SitePolicy,
     Submission,
 )
+from gleaner.job_context import (
+    Database,
+    HttpClient,
+    HttpResponse,
+    JobContext,
+    JobInfo,
+    JobSite,
+    ResultStore,
+    Row,
+    StoredResult,
+)
 from gleaner.json_types import Json, JsonInput, JsonObject, JsonObjectInput
 from gleaner.models import (
     FINAL_STATES,
@@ -38,6 +51,7 @@ from gleaner.models import (
     DeadLetter,
     Health,
     Job,
+    Kind,
     Page,
     Queue,
     Schedule,
@@ -61,23 +75,39 @@ __all__ = [
     "Client",
     "ClientError",
     "Conflict",
+    "Database",
     "DeadLetter",
     "FieldError",
     "Forbidden",
+    "Handler",
+    "HandlerError",
     "Health",
+    "HttpClient",
+    "HttpResponse",
     "Job",
+    "JobContext",
     "JobFilters",
+    "JobInfo",
     "JobOptions",
+    "JobSite",
     "JobTemplate",
     "Json",
     "JsonInput",
     "JsonObject",
     "JsonObjectInput",
+    "Kind",
+    "KindSpec",
     "NotFound",
     "Page",
+    "Partial",
+    "PermanentError",
     "Queue",
     "RateLimited",
+    "Registry",
+    "ResultStore",
     "RetryPolicy",
+    "RetryableError",
+    "Row",
     "Schedule",
     "ScheduleDefinition",
     "ScheduleFields",
@@ -88,6 +118,7 @@ __all__ = [
     "Site",
     "SitePolicy",
     "Stats",
+    "StoredResult",
     "Submission",
     "Unauthorized",
     "UnexpectedResponse",

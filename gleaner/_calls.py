@@ -21,6 +21,7 @@ from gleaner.models import (
     DeadLetter,
     Health,
     Job,
+    Kind,
     Page,
     Queue,
     Schedule,
@@ -325,9 +326,12 @@ def health() -> Call[Health]:
     return Call("GET", "/health", one(Health), repeatable=True, answers=frozenset({503}), from_root=True)
 
 
-# kinds: `GET /kinds` arrives with issue 12's kind registry (workers register the kinds they serve). When the
-# route exists, add `list_kinds() -> Call[tuple[Kind, ...]]` here, a `Kind` model (name, queues, description,
-# schema, workers_alive, last_seen_at) and `kinds()` on both clients.
+def list_kinds() -> Call[tuple[Kind, ...]]:
+    return _get("/kinds", many(Kind, "kinds"))
+
+
+def get_kind(name: str) -> Call[Kind]:
+    return _get(f"/kinds/{segment(name)}", one(Kind))
 
 
 def raw(method: str, path: str, params: Mapping[str, object], body: JsonInput) -> Call[Json]:

@@ -25,6 +25,7 @@ from gleaner.models import (
     DeadLetter,
     Health,
     Job,
+    Kind,
     Page,
     Queue,
     Schedule,
@@ -102,6 +103,14 @@ class AsyncClient:
     async def workers(self) -> Workers:
         """Workers alive or seen within the hour, with the totals of the alive ones."""
         return await self._run(_calls.workers())
+
+    async def kinds(self) -> tuple[Kind, ...]:
+        """The job kinds workers registered (schema, queues, alive workers), by name."""
+        return await self._run(_calls.list_kinds())
+
+    async def kind(self, name: str) -> Kind:
+        """One registered kind; NotFound when no worker ever registered it."""
+        return await self._run(_calls.get_kind(name))
 
     async def stats(
         self,

@@ -24,6 +24,7 @@ from gleaner.models import (
     DeadLetter,
     Health,
     Job,
+    Kind,
     Page,
     Queue,
     Schedule,
@@ -93,6 +94,14 @@ class Client:
     def workers(self) -> Workers:
         """Workers alive or seen within the hour, with the totals of the alive ones."""
         return self._run(_calls.workers())
+
+    def kinds(self) -> tuple[Kind, ...]:
+        """The job kinds workers registered (schema, queues, alive workers), by name."""
+        return self._run(_calls.list_kinds())
+
+    def kind(self, name: str) -> Kind:
+        """One registered kind; NotFound when no worker ever registered it."""
+        return self._run(_calls.get_kind(name))
 
     def stats(
         self,

@@ -188,6 +188,25 @@ class Workers:
 
 
 @dataclass(frozen=True, slots=True)
+class Kind:
+    """A job kind a worker registered: its payload schema, where its jobs go, how many alive workers serve it.
+
+    `workers_alive` 0: jobs of the kind wait until a worker serving it starts.
+    """
+
+    name: str
+    queue: str | None = None
+    queues: tuple[str, ...] = ()
+    description: str | None = None
+    schema: Json = None
+    privileged: bool = False
+    workers_alive: int = 0
+    registered_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SiteState:
     """A site's live limiter state and counters."""
 

@@ -52,6 +52,7 @@ def properties(schema: dict[str, Any]) -> set[str]:
         (models.DeadLetter, SCHEMAS["DeadLetter"]),
         (models.Queue, SCHEMAS["Queue"]),
         (models.Worker, SCHEMAS["Worker"]),
+        (models.Kind, SCHEMAS["Kind"]),
         (models.Site, SCHEMAS["Site"]),
         (models.SiteState, SCHEMAS["Site"]["properties"]["state"]),
         (models.Schedule, SCHEMAS["Schedule"]),
@@ -126,6 +127,8 @@ ROUTES = {
     ("post", "/queues/{name}/pause"): "queues.pause",
     ("post", "/queues/{name}/resume"): "queues.resume",
     ("get", "/workers"): "workers",
+    ("get", "/kinds"): "kinds",
+    ("get", "/kinds/{name}"): "kind",
     ("get", "/stats"): "stats",
 }
 # documented routes the client leaves to `client.request` on purpose

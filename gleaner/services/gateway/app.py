@@ -19,23 +19,25 @@ from gleaner.services.gateway.boundary import (
 )
 from gleaner.services.gateway.context import GATEWAY_KEY, Gateway
 from gleaner.services.gateway.insert_lanes import InsertLanes
+from gleaner.services.gateway.kind_book import KindBook, follow_kinds
 from gleaner.services.gateway.pagination import PageTokens
 from gleaner.services.gateway.problems import problem_middleware
 from gleaner.services.gateway.rate_limit import buckets_for
 from gleaner.services.gateway.routes import add_api_routes
 from gleaner.services.gateway.throttle import rate_limit_middleware
 from gleaner.services.gateway.waiting import FinishedListener, Waiters
-from gleaner.services.worker.handlers import load_registry
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.db import create_pool
 from gleaner.shared.metrics import Metrics
 from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
 from gleaner.shared.publisher import Publisher
+from gleaner.shared.urlguard import Policy
 
 KEYS_KEY = web.AppKey("keys", KeyCache)
 TOKENS_KEY = web.AppKey("page_tokens", PageTokens)
 STOP_KEY = web.AppKey("stop", asyncio.Event)
+KINDS_KEY = web.AppKey("kinds", KindBook)
 FIRST_CONNECT_S = 5.0
 INSERT_LANES = 2
 
@@ -45,17 +47,26 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[METRICS_KEY].watch_pool(app[POOL_KEY])
     app[KEYS_KEY] = KeyCache(app[POOL_KEY], app[CONFIG_KEY].admin_token)
     app[TOKENS_KEY] = await PageTokens.load(app[POOL_KEY])
+    config = app[CONFIG_KEY]
+    app[KINDS_KEY] = KindBook(app[POOL_KEY], config.queues, Policy.configured(config.fetch_allow_private))
+    await app[KINDS_KEY].refresh()
     yield
     await app[POOL_KEY].close()
 
 
 async def revocations_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Every replica hears key revocations at once (PostgreSQL LISTEN on a connection of its own)."""
-    task = spawn(follow_revocations(app[CONFIG_KEY], app[KEYS_KEY]), "key-revocations")
+    """Every replica hears key revocations at once (PostgreSQL LISTEN on a connection of its own), and reads the
+    registered kinds again every few seconds."""
+    tasks = [
+        spawn(follow_revocations(app[CONFIG_KEY], app[KEYS_KEY]), "key-revocations"),
+        spawn(follow_kinds(app[KINDS_KEY]), "kinds"),
+    ]
     yield
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -103,7 +114,7 @@ def _gateway(app: web.Application, broker: Broker, waiters: Waiters) -> Gateway:
         ),
         publisher=Publisher(broker, pool, metrics, config.max_delay_s),
         waiters=waiters,
-        kinds=load_registry(config).rules(),
+        kinds=app[KINDS_KEY],
         page_tokens=app[TOKENS_KEY],
     )
 

@@ -24,7 +24,7 @@ from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_store import ListFilters, NewJob
 from gleaner.services.gateway.job_views import FINAL_STATES, STATES, attempt_view, job_view, json_response
 from gleaner.services.gateway.payload_filter import payload_containment
-from gleaner.services.gateway.submission import JobSpec, parse_batch, parse_one, refuse_privileged
+from gleaner.services.gateway.submission import JobSpec, kinds_asked, parse_batch, parse_one, refuse_privileged
 from gleaner.services.gateway.waiting import POLL_S
 from gleaner.shared import logging as gleaner_logging
 from gleaner.shared.errors import Problem, field_error
@@ -57,8 +57,9 @@ def is_admin() -> bool:
 async def submit(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     raw, data = await read_json(request)
-    refuse_privileged(data, gw.kinds, is_admin())
-    spec = parse_one(data, gw.config, gw.kinds)
+    kinds = await gw.kinds.knowing(kind for _, kind in kinds_asked(data))
+    refuse_privileged(data, kinds, is_admin())
+    spec = parse_one(data, gw.config, kinds)
     items = [NewJob(spec, gleaner_logging.request_id.get())]
     rows, status = await _insert(request, gw, raw, items, single=True)
     body = job_view(rows[0])
@@ -68,8 +69,9 @@ async def submit(request: web.Request) -> web.Response:
 async def submit_batch(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     raw, data = await read_json(request)
-    refuse_privileged(data, gw.kinds, is_admin())
-    specs = parse_batch(data, gw.config, gw.kinds)
+    kinds = await gw.kinds.knowing(kind for _, kind in kinds_asked(data))
+    refuse_privileged(data, kinds, is_admin())
+    specs = parse_batch(data, gw.config, kinds)
     items = [NewJob(spec, gleaner_logging.request_id.get()) for spec in specs]
     rows, status = await _insert(request, gw, raw, items, single=False)
     return json_response({"jobs": [job_view(r) for r in rows]}, status)
@@ -226,7 +228,7 @@ async def retry_job(request: web.Request) -> web.Response:
     kind = await job_store.kind_of(gw.pool, job_id)
     if kind is None:
         raise not_found(job_id)
-    refuse_privileged({"kind": kind}, gw.kinds, is_admin())
+    refuse_privileged({"kind": kind}, gw.kinds.rules, is_admin())
     row = await requeue_finished(gw, job_id)
     return json_response(job_view(row), 202)
 

@@ -54,5 +54,5 @@ def served_bytes(queues: tuple[str, ...], kinds: tuple[str, ...]) -> bytes:
 
 async def serve(request: web.Request) -> web.Response:
     gw = gateway_of(request)
-    body = served_bytes(gw.config.queues, tuple(sorted(gw.kinds.known)))
+    body = served_bytes(gw.config.queues, tuple(sorted(gw.kinds.rules.known)))
     return web.Response(body=body, content_type="application/json")

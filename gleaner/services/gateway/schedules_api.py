@@ -15,7 +15,7 @@ from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_views import job_view, json_response
 from gleaner.services.gateway.jobs_api import is_admin
 from gleaner.services.gateway.schedule_views import preview_view, schedule_view
-from gleaner.services.gateway.submission import refuse_privileged, template_check
+from gleaner.services.gateway.submission import kinds_asked, refuse_privileged, template_check
 from gleaner.services.scheduler import definitions, planner, schedule_store
 from gleaner.services.scheduler.firing import fire_manual
 from gleaner.services.scheduler.schedule_rows import spec_of
@@ -40,11 +40,13 @@ def name_taken(name: str) -> Problem:
     return Problem(409, "Conflict", message, errors=[field_error("name", message)])
 
 
-def parse_definition(gw: Gateway, body: Any) -> definitions.Definition:
+async def parse_definition(gw: Gateway, body: Any) -> definitions.Definition:
     """A 422 naming every bad field, the job template checked like a submission (kinds, queues, payloads); a
     privileged template kind is a 403 without `admin` (every schedule change needs it today: defence in depth)."""
-    refuse_privileged(body.get("job") if isinstance(body, dict) else None, gw.kinds, is_admin())
-    return definitions.parse(body, template_check(gw.config, gw.kinds), anchor=datetime.now(UTC))
+    job = body.get("job") if isinstance(body, dict) else None
+    kinds = await gw.kinds.knowing(kind for _, kind in kinds_asked(job))
+    refuse_privileged(job, kinds, is_admin())
+    return definitions.parse(body, template_check(gw.config, kinds), anchor=datetime.now(UTC))
 
 
 async def _existing(gw: Gateway, schedule_id: int) -> asyncpg.Record:
@@ -64,7 +66,7 @@ async def _view(gw: Gateway, schedule_id: int, status: int = 200) -> web.Respons
 async def create_schedule(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     _, body = await read_json(request)
-    definition = parse_definition(gw, body)
+    definition = await parse_definition(gw, body)
     try:
         async with gw.pool.acquire() as connection, connection.transaction():
             schedule_id = await schedule_store.create(connection, definition)
@@ -111,7 +113,7 @@ async def _replace(gw: Gateway, schedule_id: int, body_of: Callable[[asyncpg.Rec
         current = await schedule_store.get_locked(connection, schedule_id)
         if current is None:
             raise not_found(schedule_id)
-        definition = parse_definition(gw, body_of(current))
+        definition = await parse_definition(gw, body_of(current))
         try:
             # an API edit keeps the schedule's owner: a file-managed one is still the file's to update or disable
             await schedule_store.replace(connection, current, definition, current["source"])

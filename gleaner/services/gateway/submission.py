@@ -75,7 +75,7 @@ def parse_job(
     spec = JobSpec(
         kind=reader.get("kind", _kind(kinds), required=True, default=""),
         payload=reader.get("payload", _payload, default={}),
-        queue=reader.get("queue", _queue(config), default=config.default_queue),
+        queue=reader.get("queue", _queue(config), default=_default_queue(data.get("kind"), config, kinds)),
         priority=reader.get("priority", integer(0, 9), default=0),
         max_attempts=reader.get("max_attempts", integer(1, 1000), default=config.default_max_attempts),
         timeout_s=reader.get("timeout_s", number(0.001, 86_400), default=config.default_timeout_s),
@@ -195,14 +195,14 @@ def refuse_privileged(data: Any, kinds: KindRules | None, allowed: bool) -> None
     if allowed:
         return
     privileged = kinds.is_privileged if kinds is not None else privileged_by_name
-    denied = [(where, kind) for where, kind in _kinds_asked(data) if privileged(kind)]
+    denied = [(where, kind) for where, kind in kinds_asked(data) if privileged(kind)]
     if denied:
         names = ", ".join(sorted({kind for _, kind in denied}))
         errors = [field_error(where, f"{kind!r} needs the `admin` scope") for where, kind in denied[:100]]
         raise Problem(403, "Forbidden", f"job kind {names} needs the `admin` scope", errors=errors)
 
 
-def _kinds_asked(data: Any) -> list[tuple[str, str]]:
+def kinds_asked(data: Any) -> list[tuple[str, str]]:
     """(field, kind) of each job in a raw body: `kind` for one job, `jobs[i].kind` for a batch."""
     batch = data.get("jobs") if isinstance(data, dict) else None
     if not isinstance(batch, list):
@@ -252,6 +252,13 @@ def _kind(kinds: KindRules | None) -> Callable[[Any], str]:
         return value
 
     return convert
+
+
+def _default_queue(kind: Any, config: Config, kinds: KindRules | None) -> str:
+    """A submission naming no queue goes to its kind's queue (as its handler registered it), else the default."""
+    if kinds is None or not isinstance(kind, str):
+        return config.default_queue
+    return kinds.queue_of(kind, config.default_queue)
 
 
 def _payload(value: Any) -> Any:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
-
 import asyncpg
 
-from gleaner.services.worker.fetch import Response
+from gleaner.job_context import HttpResponse, StoredResult
+from gleaner.json_types import JsonInput
+
+__all__ = ["ResultStore", "StoredResult"]
 
 # One statement: the body goes in once per hash; `unchanged` compares with the URL's previous result.
 SAVE_RESULT = """
@@ -27,14 +27,6 @@ RETURNING id, unchanged
 DONE_URLS = "SELECT DISTINCT url FROM scrape_results WHERE job_id = $1"
 
 
-@dataclass(frozen=True, slots=True)
-class StoredResult:
-    """A stored page: its row id, and whether the URL's previous result had the same content."""
-
-    id: int
-    unchanged: bool
-
-
 class ResultStore:
     """Stores the pages of one job (the context's `save_result` calls this)."""
 
@@ -44,7 +36,7 @@ class ResultStore:
         self.site = site
 
     async def save(
-        self, response: Response, data: Any = None, *, keep_body: bool = True, url: str | None = None
+        self, response: HttpResponse, data: JsonInput = None, *, keep_body: bool = True, url: str | None = None
     ) -> StoredResult:
         """Store `response` (as fetched from `url`, default its own) with the extracted `data` (JSON)."""
         requested = url or response.requested_url or response.url

@@ -4,17 +4,30 @@ from __future__ import annotations
 
 from typing import Any
 
-from gleaner.services.worker.context import JobContext
+from gleaner.handlers import PermanentError, Registry
+from gleaner.job_context import JobContext
 from gleaner.services.worker.fetch import summary
 from gleaner.services.worker.polite_http import client_of
-from gleaner.shared.errors import PermanentError
-from gleaner.shared.field_checks import boolean, members, number
-from gleaner.shared.kind_rules import PayloadCheck
-from gleaner.shared.urlguard import Policy, url_field
+
+registry = Registry()
+# other members are the submitter's: a fan-out adds its own
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["url"],
+    "properties": {
+        "url": {"type": "string", "format": "uri", "description": "the URL to fetch"},
+        "include_body": {"type": "boolean"},
+        "store_body": {"type": "boolean"},
+        "timeout_s": {"type": "number", "minimum": 0.001, "maximum": 86_400},
+    },
+}
 
 
+@registry.handler("http.fetch", schema=SCHEMA)
 async def http_fetch(ctx: JobContext) -> Any:
-    """Payload: `url` (required), `include_body` (default false), `store_body` (default true),
+    """GET one URL and store it as a scrape result.
+
+    Payload: `url` (required), `include_body` (default false), `store_body` (default true),
     `timeout_s` (default: the job's timeout, capped by the site's)."""
     payload = ctx.job.payload if isinstance(ctx.job.payload, dict) else {}
     url = payload.get("url")
@@ -32,23 +45,3 @@ async def http_fetch(ctx: JobContext) -> Any:
         stored = await ctx.save_result(response, keep_body=bool(payload.get("store_body", True)))
         out.update(result_id=stored.id, unchanged=stored.unchanged)
     return out
-
-
-def payload_check(policy: Policy) -> PayloadCheck:
-    """What the gateway checks at submit: the URL through the fetch client's own guard (other members are the
-    submitter's: a fan-out adds its own)."""
-    fields = members(
-        {"url": url_field(policy), "include_body": boolean, "store_body": boolean, "timeout_s": number(0.001, 86_400)},
-        closed=False,
-    )
-
-    def check(payload: Any) -> list[tuple[str, str]]:
-        missing = isinstance(payload, dict) and payload.get("url") is None
-        return fields(payload) + ([("url", "is required: the URL to fetch")] if missing else [])
-
-    return check
-
-
-def register(registry: Any) -> None:
-    policy = Policy.configured(registry.config.fetch_allow_private)
-    registry.add("http.fetch", http_fetch, payload_check=payload_check(policy))

@@ -5,15 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gleaner.services.worker.context import JobContext, Partial
+from gleaner.handlers import HandlerError, Partial, PermanentError, Registry
+from gleaner.job_context import JobContext
 from gleaner.services.worker.polite_http import client_of
-from gleaner.shared.errors import HandlerError, PermanentError
-from gleaner.shared.field_checks import Invalid, boolean, members
-from gleaner.shared.kind_rules import PayloadCheck
-from gleaner.shared.urlguard import Policy, url_field
 
 DEFAULT_PARTIAL_ERROR_RATIO = 0.3
 MAX_URLS = 1000
+registry = Registry()
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["urls"],
+    "properties": {
+        "urls": {"type": "array", "minItems": 1, "maxItems": MAX_URLS, "items": {"type": "string", "format": "uri"}},
+        "store_body": {"type": "boolean"},
+    },
+}
 
 
 @dataclass(slots=True)
@@ -57,8 +63,11 @@ def page_urls(payload: Any) -> list[str]:
     return list(urls)
 
 
+@registry.handler("scrape.pages", schema=SCHEMA)
 async def scrape_pages(ctx: JobContext) -> Any:
-    """Payload: `urls` (required), `store_body` (default true). Each page is stored as a scrape result.
+    """Fetch a list of URLs of one site, counting requested, completed and failed pages.
+
+    Payload: `urls` (required), `store_body` (default true). Each page is stored as a scrape result.
 
     A re-run of the job (a retry, or after it was deferred mid-list) skips the pages it stored already.
     """
@@ -82,30 +91,3 @@ async def scrape_pages(ctx: JobContext) -> Any:
         await ctx.progress(counts.as_json())
     ratio = ctx.site.partial_error_ratio if ctx.site is not None else DEFAULT_PARTIAL_ERROR_RATIO
     return verdict(counts, ratio)
-
-
-def payload_check(policy: Policy) -> PayloadCheck:
-    """What the gateway checks at submit: 1 to MAX_URLS URLs, each through the fetch client's own guard."""
-    url = url_field(policy)
-    fields = members({"store_body": boolean}, closed=False)
-
-    def check(payload: Any) -> list[tuple[str, str]]:
-        urls = payload.get("urls") if isinstance(payload, dict) else None
-        if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_URLS:
-            return [*fields(payload), ("urls", f"must be a list of 1 to {MAX_URLS} URLs")]
-        return fields(payload) + list(_url_errors(url, urls))[:100]
-
-    return check
-
-
-def _url_errors(url: Any, urls: list[Any]) -> Any:
-    for index, item in enumerate(urls):
-        try:
-            url(item)
-        except Invalid as exc:
-            yield f"urls[{index}]", str(exc)
-
-
-def register(registry: Any) -> None:
-    policy = Policy.configured(registry.config.fetch_allow_private)
-    registry.add("scrape.pages", scrape_pages, payload_check=payload_check(policy))
