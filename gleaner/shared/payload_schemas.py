@@ -1,8 +1,8 @@
 """A kind's payload JSON Schema, compiled once and run as a payload check: (member path, message) per problem.
 
 The gateway checks submissions with it and the worker checks again before a handler runs (a payload that
-slipped past, e.g. an old schedule, fails the job permanently instead of running). `"format": "uri"` members
-go through the fetch client's own URL guard, so a refused URL is a 422 at submit rather than a failed job.
+slipped past, e.g. an old schedule, fails the job permanently instead of running). At the gateway `"format": "uri"`
+members go through the fetch client's own URL guard, so a refused URL is a 422 at submit rather than a failed job.
 """
 
 from __future__ import annotations
@@ -23,13 +23,14 @@ URL_FORMAT = "uri"
 MAX_PROBLEMS = 100
 
 
-def format_checker(policy: Policy) -> FormatChecker:
-    """The standard formats, with `uri` meaning "a URL the fetch client may reach under `policy`"."""
+def format_checker(policy: Policy | None) -> FormatChecker:
+    """The standard formats, with `uri` meaning "a URL the fetch client may reach under `policy`" (None: any
+    string; the fetch client refuses the URL itself when it is fetched)."""
     checker = FormatChecker()
-    url = url_field(policy)
+    url = url_field(policy) if policy is not None else None
 
     def fetchable(value: object) -> bool:
-        if isinstance(value, str):
+        if url is not None and isinstance(value, str):
             url(value)
         return True
 
@@ -40,7 +41,7 @@ def format_checker(policy: Policy) -> FormatChecker:
 class SchemaChecks:
     """Compiled payload checks by schema text: recompiling only when a kind's schema changed."""
 
-    def __init__(self, policy: Policy) -> None:
+    def __init__(self, policy: Policy | None) -> None:
         self._formats = format_checker(policy)
         self._compiled: dict[bytes, PayloadCheck] = {}
 

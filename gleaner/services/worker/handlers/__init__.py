@@ -22,7 +22,6 @@ from gleaner.shared.config import Config
 from gleaner.shared.errors import ConfigError, PermanentError, UnknownKindError
 from gleaner.shared.kind_rules import KindRules, PayloadCheck
 from gleaner.shared.payload_schemas import SchemaChecks
-from gleaner.shared.urlguard import Policy
 
 __all__ = ["Handler", "Registry", "ServedKinds", "builtin_registry", "load_registry"]
 
@@ -30,8 +29,9 @@ __all__ = ["Handler", "Registry", "ServedKinds", "builtin_registry", "load_regis
 class ServedKinds:
     """Kind → handler as the consumer runs it: behind the kind's payload check when it has a schema."""
 
-    def __init__(self, registry: Registry, policy: Policy | None = None) -> None:
-        checks = SchemaChecks(policy or Policy())
+    def __init__(self, registry: Registry) -> None:
+        # URLs are left to the fetch client, which refuses them as `ssrf_blocked` (resolved addresses included)
+        checks = SchemaChecks(None)
         self.registry = registry
         self._checks = {spec.name: checks.check_of(spec.schema) for spec in registry if spec.schema is not None}
 
@@ -93,7 +93,7 @@ def load_registry(config: Config) -> ServedKinds:
             problems.append(f"GLEANER_HANDLER_MODULES: {name!r}: {exc}")
     if problems:
         raise ConfigError(problems)
-    return ServedKinds(registry, Policy.configured(config.fetch_allow_private))
+    return ServedKinds(registry)
 
 
 def _add_module(registry: Registry, name: str) -> None:
