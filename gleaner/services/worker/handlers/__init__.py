@@ -22,6 +22,7 @@ from gleaner.shared.config import Config
 from gleaner.shared.errors import ConfigError, PermanentError, UnknownKindError
 from gleaner.shared.kind_rules import KindRules, PayloadCheck
 from gleaner.shared.payload_schemas import SchemaChecks
+from gleaner.shared.urlguard import Policy
 
 __all__ = ["Handler", "Registry", "ServedKinds", "builtin_registry", "load_registry"]
 
@@ -29,19 +30,22 @@ __all__ = ["Handler", "Registry", "ServedKinds", "builtin_registry", "load_regis
 class ServedKinds:
     """Kind → handler as the consumer runs it: behind the kind's payload check when it has a schema."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: Registry, policy: Policy | None = None) -> None:
         # URLs are left to the fetch client, which refuses them as `ssrf_blocked` (resolved addresses included)
         checks = SchemaChecks(None)
         self.registry = registry
+        self._policy = policy or Policy()
         self._checks = {spec.name: checks.check_of(spec.schema) for spec in registry if spec.schema is not None}
 
     def rules(self) -> KindRules:
-        """What the gateway would check submissions against once these kinds are registered (`schedules apply`)."""
+        """What the gateway would check submissions against once these kinds are registered (`schedules apply`):
+        URLs included, under the configured fetch policy."""
         specs = list(self.registry)
+        schemas = SchemaChecks(self._policy)
         return KindRules(
             known=frozenset(s.name for s in specs),
             privileged=frozenset(s.name for s in specs if s.privileged),
-            checks=dict(self._checks),
+            checks={s.name: schemas.check_of(s.schema) for s in specs if s.schema is not None},
             queues={s.name: s.queue for s in specs if s.queue is not None},
         )
 
@@ -93,7 +97,7 @@ def load_registry(config: Config) -> ServedKinds:
             problems.append(f"GLEANER_HANDLER_MODULES: {name!r}: {exc}")
     if problems:
         raise ConfigError(problems)
-    return ServedKinds(registry)
+    return ServedKinds(registry, Policy.configured(config.fetch_allow_private))
 
 
 def _add_module(registry: Registry, name: str) -> None:
