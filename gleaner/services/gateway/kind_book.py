@@ -2,7 +2,7 @@
 
 The gateway imports no handler code: the table is the whole truth. The book reloads it every few seconds (one
 small statement; payload schemas are compiled again only when they changed), and at once when a submission
-names a kind it does not know yet (a worker that just registered one), at most four times a second.
+names a kind it does not know yet (a worker that just registered one); concurrent misses share one read.
 """
 
 from __future__ import annotations
@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Iterable
 
 import asyncpg
@@ -23,7 +22,6 @@ log = logging.getLogger(__name__)
 
 RULES = "SELECT name, queue, payload_schema, privileged FROM kinds"
 REFRESH_S = 5.0
-MISS_REFRESH_S = 0.25
 
 
 class KindBook:
@@ -34,19 +32,25 @@ class KindBook:
         self._queues = frozenset(queues)
         self._schemas = SchemaChecks(policy)
         self.rules = KindRules(frozenset())
-        self._loaded_at = -MISS_REFRESH_S
-        self._loading: asyncio.Future[KindRules] | None = None
+        self._running: asyncio.Task[KindRules] | None = None
+        self._queued: asyncio.Task[KindRules] | None = None
 
     async def refresh(self) -> KindRules:
-        """Read the table (one read at a time: concurrent callers share it)."""
-        if self._loading is None:
-            self._loading = asyncio.ensure_future(self._load())
-        loading = self._loading
+        """The table as read by a statement that started after this call: callers arriving while one is queued
+        share it, so a burst of unknown kinds costs one read, and a kind registered before the call is seen."""
+        if self._queued is None:
+            self._queued = asyncio.ensure_future(self._after(self._running))
+        return await asyncio.shield(self._queued)
+
+    async def _after(self, running: asyncio.Task[KindRules] | None) -> KindRules:
+        if running is not None:
+            with contextlib.suppress(Exception):
+                await running
+        self._running, self._queued = self._queued, None
         try:
-            return await asyncio.shield(loading)
+            return await self._load()
         finally:
-            if loading.done() and self._loading is loading:
-                self._loading = None
+            self._running = None
 
     async def _load(self) -> KindRules:
         rows = await self._pool.fetch(RULES)
@@ -58,13 +62,12 @@ class KindBook:
             checks={r["name"]: self._schemas.check_of(r["payload_schema"]) for r in rows if r["payload_schema"]},
             queues={r["name"]: r["queue"] for r in rows if r["queue"] in self._queues},
         )
-        self._loaded_at = time.monotonic()
         return self.rules
 
     async def knowing(self, kinds: Iterable[str]) -> KindRules:
-        """The rules, read again first when one of `kinds` is unknown (and the last read is a second old)."""
+        """The rules, read again first when one of `kinds` is unknown (a worker may have just registered it)."""
         rules = self.rules
-        if any(kind not in rules.known for kind in kinds) and time.monotonic() - self._loaded_at > MISS_REFRESH_S:
+        if any(kind not in rules.known for kind in kinds):
             with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
                 rules = await self.refresh()
         return rules
