@@ -39,7 +39,8 @@ def with_values(node: Any, values: Mapping[str, Sequence[str]]) -> Any:
         return node
     out = {key: with_values(value, values) for key, value in node.items()}
     name = out.get(MARKER)
-    if isinstance(name, str):
+    # no values yet (no worker ever registered a kind): the pattern alone describes the field
+    if isinstance(name, str) and values.get(name):
         types = out.get("type")
         nullable = types == "null" or (isinstance(types, list) and "null" in types)
         out["enum"] = [*values[name], *([None] if nullable else [])]
