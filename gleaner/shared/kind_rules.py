@@ -11,8 +11,6 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gleaner.shared.errors import PermanentError
-
 # the one rule for kind names
 KIND_NAME = re.compile(r"[a-z0-9_.:-]{1,100}")
 # every maintenance kind deletes or rewrites other users' jobs: only `admin` may submit one
@@ -49,11 +47,3 @@ class KindRules:
     def payload_errors(self, kind: str, payload: Any) -> list[tuple[str, str]]:
         check = self.checks.get(kind)
         return check(payload) if check is not None else []
-
-
-def require_payload(check: PayloadCheck, payload: Any) -> None:
-    """The handler's side of a payload check: a payload that fails it fails the job permanently (never runs)."""
-    problems = check(payload)
-    if problems:
-        text = "; ".join(f"payload.{path}: {message}" if path else f"payload: {message}" for path, message in problems)
-        raise PermanentError(text, error_class="bad_payload")
