@@ -24,7 +24,7 @@ from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_store import ListFilters, NewJob
 from gleaner.services.gateway.job_views import FINAL_STATES, STATES, attempt_view, job_view, json_response
 from gleaner.services.gateway.payload_filter import payload_containment
-from gleaner.services.gateway.submission import JobSpec, kinds_asked, parse_batch, parse_one, refuse_privileged
+from gleaner.services.gateway.submission import JobSpec, kind_names, parse_batch, parse_one, refuse_privileged
 from gleaner.services.gateway.waiting import POLL_S
 from gleaner.shared import logging as gleaner_logging
 from gleaner.shared.errors import Problem, field_error
@@ -57,7 +57,7 @@ def is_admin() -> bool:
 async def submit(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     raw, data = await read_json(request)
-    kinds = await gw.kinds.knowing(kind for _, kind in kinds_asked(data))
+    kinds = await gw.kinds.knowing(kind_names(data))
     refuse_privileged(data, kinds, is_admin())
     spec = parse_one(data, gw.config, kinds)
     items = [NewJob(spec, gleaner_logging.request_id.get())]
@@ -69,7 +69,7 @@ async def submit(request: web.Request) -> web.Response:
 async def submit_batch(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     raw, data = await read_json(request)
-    kinds = await gw.kinds.knowing(kind for _, kind in kinds_asked(data))
+    kinds = await gw.kinds.knowing(kind_names(data))
     refuse_privileged(data, kinds, is_admin())
     specs = parse_batch(data, gw.config, kinds)
     items = [NewJob(spec, gleaner_logging.request_id.get()) for spec in specs]

@@ -15,7 +15,7 @@ from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_views import job_view, json_response
 from gleaner.services.gateway.jobs_api import is_admin
 from gleaner.services.gateway.schedule_views import preview_view, schedule_view
-from gleaner.services.gateway.submission import kinds_asked, refuse_privileged, template_check
+from gleaner.services.gateway.submission import kind_names, refuse_privileged, template_check
 from gleaner.services.scheduler import definitions, planner, schedule_store
 from gleaner.services.scheduler.firing import fire_manual
 from gleaner.services.scheduler.schedule_rows import spec_of
@@ -44,7 +44,7 @@ async def parse_definition(gw: Gateway, body: Any) -> definitions.Definition:
     """A 422 naming every bad field, the job template checked like a submission (kinds, queues, payloads); a
     privileged template kind is a 403 without `admin` (every schedule change needs it today: defence in depth)."""
     job = body.get("job") if isinstance(body, dict) else None
-    kinds = await gw.kinds.knowing(kind for _, kind in kinds_asked(job))
+    kinds = await gw.kinds.knowing(kind_names(job))
     refuse_privileged(job, kinds, is_admin())
     return definitions.parse(body, template_check(gw.config, kinds), anchor=datetime.now(UTC))
 

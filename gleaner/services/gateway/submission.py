@@ -195,14 +195,21 @@ def refuse_privileged(data: Any, kinds: KindRules | None, allowed: bool) -> None
     if allowed:
         return
     privileged = kinds.is_privileged if kinds is not None else privileged_by_name
-    denied = [(where, kind) for where, kind in kinds_asked(data) if privileged(kind)]
+    denied = [(where, kind) for where, kind in _kinds_asked(data) if privileged(kind)]
     if denied:
         names = ", ".join(sorted({kind for _, kind in denied}))
         errors = [field_error(where, f"{kind!r} needs the `admin` scope") for where, kind in denied[:100]]
         raise Problem(403, "Forbidden", f"job kind {names} needs the `admin` scope", errors=errors)
 
 
-def kinds_asked(data: Any) -> list[tuple[str, str]]:
+def kind_names(data: Any) -> set[str]:
+    """The kinds a raw body (one job, a batch, a template) names, without where (cheap: once per submission)."""
+    batch = data.get("jobs") if isinstance(data, dict) else None
+    items = batch if isinstance(batch, list) else [data]
+    return {kind for item in items if isinstance(item, dict) and isinstance(kind := item.get("kind"), str)}
+
+
+def _kinds_asked(data: Any) -> list[tuple[str, str]]:
     """(field, kind) of each job in a raw body: `kind` for one job, `jobs[i].kind` for a batch."""
     batch = data.get("jobs") if isinstance(data, dict) else None
     if not isinstance(batch, list):
