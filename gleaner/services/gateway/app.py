@@ -47,26 +47,29 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[METRICS_KEY].watch_pool(app[POOL_KEY])
     app[KEYS_KEY] = KeyCache(app[POOL_KEY], app[CONFIG_KEY].admin_token)
     app[TOKENS_KEY] = await PageTokens.load(app[POOL_KEY])
-    config = app[CONFIG_KEY]
-    app[KINDS_KEY] = KindBook(app[POOL_KEY], config.queues, Policy.configured(config.fetch_allow_private))
-    await app[KINDS_KEY].refresh()
     yield
     await app[POOL_KEY].close()
 
 
 async def revocations_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Every replica hears key revocations at once (PostgreSQL LISTEN on a connection of its own), and reads the
-    registered kinds again every few seconds."""
-    tasks = [
-        spawn(follow_revocations(app[CONFIG_KEY], app[KEYS_KEY]), "key-revocations"),
-        spawn(follow_kinds(app[KINDS_KEY]), "kinds"),
-    ]
+    """Every replica hears key revocations at once (PostgreSQL LISTEN on a connection of its own)."""
+    task = spawn(follow_revocations(app[CONFIG_KEY], app[KEYS_KEY]), "key-revocations")
     yield
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def kinds_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Read the kinds workers registered now and again every few seconds (at once for a kind not known yet)."""
+    config = app[CONFIG_KEY]
+    app[KINDS_KEY] = KindBook(app[POOL_KEY], config.queues, Policy.configured(config.fetch_allow_private))
+    await app[KINDS_KEY].refresh()
+    task = spawn(follow_kinds(app[KINDS_KEY]), "kinds")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -146,7 +149,7 @@ def create_app(config: Config) -> web.Application:
     app[READY_KEY] = lambda: is_ready(app)
     add_ops_routes(app)
     add_api_routes(app)
-    app.cleanup_ctx.extend([pool_ctx, revocations_ctx, broker_ctx, workers_ctx])
+    app.cleanup_ctx.extend([pool_ctx, revocations_ctx, kinds_ctx, broker_ctx, workers_ctx])
     return app
 
 
