@@ -9,7 +9,7 @@ from gleaner.job_context import JobContext
 from gleaner.json_types import JsonInput
 
 MODES = ("retryable", "permanent")
-# the schemas leave other members allowed: tests tag their payloads
+# the schemas leave other members allowed (tests tag their payloads); null members take their defaults
 registry = Registry()
 
 
@@ -22,7 +22,7 @@ async def noop(ctx: JobContext) -> JsonInput:
 @registry.handler(
     "sleep",
     description="Sleeps `seconds` (default 1, cancellable), then succeeds.",
-    schema={"type": "object", "properties": {"seconds": {"type": "number", "minimum": 0, "maximum": 86_400}}},
+    schema={"type": "object", "properties": {"seconds": {"type": ["number", "null"], "minimum": 0, "maximum": 86_400}}},
 )
 async def sleep(ctx: JobContext) -> JsonInput:
     seconds = ctx.job.payload.get("seconds", 1.0)
@@ -37,13 +37,13 @@ async def sleep(ctx: JobContext) -> JsonInput:
     schema={
         "type": "object",
         "properties": {
-            "mode": {"enum": list(MODES)},
-            "times": {"type": "integer", "minimum": 0, "maximum": 1_000_000},
+            "mode": {"enum": [*MODES, None]},
+            "times": {"type": ["integer", "null"], "minimum": 0, "maximum": 1_000_000},
         },
     },
 )
 async def fail(ctx: JobContext) -> JsonInput:
-    mode = ctx.job.payload.get("mode", "retryable")
+    mode = ctx.job.payload.get("mode") or "retryable"
     times = ctx.job.payload.get("times")
     if not isinstance(times, int | float) or ctx.job.attempt <= times:
         error = RetryableError if mode == "retryable" else PermanentError

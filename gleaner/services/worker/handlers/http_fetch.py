@@ -15,10 +15,10 @@ SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["url"],
     "properties": {
-        "url": {"type": "string", "format": "uri", "description": "the URL to fetch"},
-        "include_body": {"type": "boolean"},
-        "store_body": {"type": "boolean"},
-        "timeout_s": {"type": "number", "minimum": 0.001, "maximum": 86_400},
+        "url": {"type": "string", "minLength": 1, "format": "uri", "description": "the URL to fetch"},
+        "include_body": {"type": ["boolean", "null"]},
+        "store_body": {"type": ["boolean", "null"]},
+        "timeout_s": {"type": ["number", "null"], "minimum": 0.001, "maximum": 86_400},
     },
 }
 
@@ -33,7 +33,7 @@ async def http_fetch(ctx: JobContext) -> Any:
     url = payload.get("url")
     if not isinstance(url, str) or not url:
         raise PermanentError("payload.url must be a non-empty string", error_class="bad_payload")
-    timeout_s = payload.get("timeout_s", ctx.job.timeout_s)
+    timeout_s = payload.get("timeout_s") or ctx.job.timeout_s
     if not isinstance(timeout_s, (int, float)) or isinstance(timeout_s, bool) or timeout_s <= 0:
         raise PermanentError("payload.timeout_s must be a positive number", error_class="bad_payload")
     client = client_of(ctx.http)
@@ -42,6 +42,6 @@ async def http_fetch(ctx: JobContext) -> Any:
     response = await client.get(url, timeout_s=float(timeout_s))
     out = summary(response, bool(payload.get("include_body", False)))
     if ctx.results is not None:
-        stored = await ctx.save_result(response, keep_body=bool(payload.get("store_body", True)))
+        stored = await ctx.save_result(response, keep_body=payload.get("store_body") is not False)
         out.update(result_id=stored.id, unchanged=stored.unchanged)
     return out

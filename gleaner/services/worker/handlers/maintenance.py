@@ -44,10 +44,10 @@ DAY_S = 86_400.0
 MAX_BATCH = 100_000
 MAX_REQUEUE = 10_000
 
-# the payload of each kind: every member optional, nothing else allowed
+# the payload of each kind: every member optional (null: its default), nothing else allowed
 AGED = {"jobs": PRUNE_JOBS, "dead_letters": PRUNE_DEAD_LETTERS, "site_minutes": PRUNE_SITE_MINUTES}
-RETENTION_DAYS = {"type": "number", "minimum": 1, "maximum": MAX_RETENTION_DAYS}
-BATCH = {"type": "integer", "minimum": 1, "maximum": MAX_BATCH}
+RETENTION_DAYS = {"type": ["number", "null"], "minimum": 1, "maximum": MAX_RETENTION_DAYS}
+BATCH = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_BATCH}
 
 
 def closed(properties: dict[str, Any]) -> dict[str, Any]:
@@ -57,7 +57,7 @@ def closed(properties: dict[str, Any]) -> dict[str, Any]:
 PRUNE_SCHEMA = closed(
     {
         "retention_days": RETENTION_DAYS,
-        "idempotency_hours": {"type": "number", "minimum": 1, "maximum": 366 * 24},
+        "idempotency_hours": {"type": ["number", "null"], "minimum": 1, "maximum": 366 * 24},
         "batch": BATCH,
     }
 )
@@ -65,11 +65,11 @@ PRUNE_RESULTS_SCHEMA = closed({"retention_days": RETENTION_DAYS, "batch": BATCH}
 ANALYZE_SCHEMA = closed({})
 REQUEUE_SCHEMA = closed(
     {
-        "rounds": {"type": "integer", "minimum": 1, "maximum": 100},
-        "min_age_s": {"type": "number", "minimum": 0, "maximum": 366 * DAY_S},
-        "kind": {"type": "string", "pattern": f"^{KIND_NAME.pattern}$"},
-        "queue": {"type": "string", "pattern": f"^{QUEUE_NAME.pattern}$"},
-        "limit": {"type": "integer", "minimum": 1, "maximum": MAX_REQUEUE},
+        "rounds": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+        "min_age_s": {"type": ["number", "null"], "minimum": 0, "maximum": 366 * DAY_S},
+        "kind": {"type": ["string", "null"], "pattern": f"^{KIND_NAME.pattern}$"},
+        "queue": {"type": ["string", "null"], "pattern": f"^{QUEUE_NAME.pattern}$"},
+        "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_REQUEUE},
     }
 )
 

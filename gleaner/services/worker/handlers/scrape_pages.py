@@ -16,8 +16,13 @@ SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["urls"],
     "properties": {
-        "urls": {"type": "array", "minItems": 1, "maxItems": MAX_URLS, "items": {"type": "string", "format": "uri"}},
-        "store_body": {"type": "boolean"},
+        "urls": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_URLS,
+            "items": {"type": "string", "minLength": 1, "format": "uri"},
+        },
+        "store_body": {"type": ["boolean", "null"]},
     },
 }
 
@@ -72,7 +77,7 @@ async def scrape_pages(ctx: JobContext) -> Any:
     A re-run of the job (a retry, or after it was deferred mid-list) skips the pages it stored already.
     """
     urls = page_urls(ctx.job.payload)
-    keep_body = bool(ctx.job.payload.get("store_body", True))
+    keep_body = ctx.job.payload.get("store_body") is not False
     client = client_of(ctx.http)
     if client is None:
         raise PermanentError("this worker has no fetch client", error_class="misconfigured")
