@@ -39,6 +39,12 @@ async def count(ctx: JobContext) -> JsonInput:
     assert isinstance(n, int)
     await ctx.progress({"n": n})
     return {"counted": list(range(1, n + 1))}
+
+
+@registry.handler("acme.purge", privileged=True)
+async def purge(ctx: JobContext) -> JsonInput:
+    """Deletes what others made: admin only."""
+    return None
 '''
 
 
@@ -70,6 +76,20 @@ def error_fields(body: dict[str, object]) -> list[object]:
     return [error["field"] for error in errors]
 
 
+async def a_privileged_plugin_kind_needs_admin(stack: Stack, gateway_api: Api) -> None:
+    created = await stack.run_cli("apikey", "create", "--name", "writer", "--scopes", "jobs:read,jobs:write")
+    writer = Api(gateway_api.base_url.removesuffix("/api/v1"), token=created.strip().splitlines()[-1].split()[-1])
+    try:
+        status, _ = await writer.request("POST", "/jobs", json={"kind": "acme.purge"})
+        batch = {"jobs": [{"kind": "acme.count", "payload": {"n": 1}}, {"kind": "acme.purge"}]}
+        batch_status, problem = await writer.request("POST", "/jobs/batch", json=batch)
+        assert (status, batch_status, error_fields(problem)) == (403, 403, ["jobs[1].kind"])
+        status, _ = await writer.request("POST", "/jobs", json={"kind": "acme.count", "payload": {"n": 1}})
+        assert status == 202
+    finally:
+        await writer.close()
+
+
 async def test_a_pip_installed_plugin_kind_is_registered_checked_and_run(
     stack: Stack, gateway_api: Api, tmp_path: Path
 ) -> None:
@@ -91,6 +111,8 @@ async def test_a_pip_installed_plugin_kind_is_registered_checked_and_run(
     assert status == 202
     done = await wait_state(gateway_api, int(job["id"]))  # type: ignore[call-overload]
     assert (done["state"], done["result"]) == ("succeeded", {"counted": [1, 2, 3]})
+
+    await a_privileged_plugin_kind_needs_admin(stack, gateway_api)
 
     worker.stop()
     status, acme = await gateway_api.request("GET", "/kinds/acme.count")
