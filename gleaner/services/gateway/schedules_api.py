@@ -16,10 +16,10 @@ from gleaner.services.gateway.job_views import job_view, json_response
 from gleaner.services.gateway.jobs_api import is_admin
 from gleaner.services.gateway.schedule_views import preview_view, schedule_view
 from gleaner.services.gateway.submission import refuse_privileged, template_check
-from gleaner.services.scheduler import definitions, planner, schedule_store
-from gleaner.services.scheduler.firing import fire_manual
-from gleaner.services.scheduler.schedule_rows import spec_of
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
+from gleaner.shared.scheduling import definitions, planner, schedule_store
+from gleaner.shared.scheduling.firing import fire_manual
+from gleaner.shared.scheduling.schedule_rows import spec_of
 
 API = "/api/v1"
 MAX_PREVIEW = 100

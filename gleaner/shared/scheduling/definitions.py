@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gleaner.services.scheduler import planner
 from gleaner.shared.errors import ValidationProblem, field_error
 from gleaner.shared.field_checks import Invalid, number, timestamp
+from gleaner.shared.scheduling import planner
 
 NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 # the bounds of a definition's numbers: an interval from a second to a year (planner arithmetic stays in range)
