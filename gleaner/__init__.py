@@ -34,6 +34,7 @@ from gleaner.inputs import (
 from gleaner.json_types import Json, JsonInput, JsonObject, JsonObjectInput
 from gleaner.models import (
     FINAL_STATES,
+    ApiKey,
     Attempt,
     DeadLetter,
     Health,
@@ -55,6 +56,7 @@ __all__ = [
     "FINAL_STATES",
     "ApiConnectionError",
     "ApiError",
+    "ApiKey",
     "AsyncClient",
     "Attempt",
     "BadRequest",
