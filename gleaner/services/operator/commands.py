@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from gleaner import ApiConnectionError, Client, ClientError, JobOptions, RetryPolicy, WaitTimeout
+from gleaner import ApiConnectionError, Client, ClientError, RetryPolicy, WaitTimeout
 from gleaner.json_types import JsonObject
 from gleaner.services.operator.tables import Column, block, field, table
 from gleaner.shared.config import Config
@@ -227,7 +227,7 @@ def jobs_show(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
 
 def jobs_submit(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
     payload = _json_object(args.payload, "--payload")
-    options: JobOptions = _present(queue=args.queue, site=args.site, priority=args.priority)  # type: ignore[assignment]
+    options = _present(queue=args.queue, site=args.site, priority=args.priority)
     job = api.jobs.submit(args.kind, payload, **options)
     if args.wait:
         try:
