@@ -47,6 +47,7 @@ from gleaner.job_context import (
 from gleaner.json_types import Json, JsonInput, JsonObject, JsonObjectInput
 from gleaner.models import (
     FINAL_STATES,
+    ApiKey,
     Attempt,
     DeadLetter,
     Health,
@@ -69,6 +70,7 @@ __all__ = [
     "FINAL_STATES",
     "ApiConnectionError",
     "ApiError",
+    "ApiKey",
     "AsyncClient",
     "Attempt",
     "BadRequest",

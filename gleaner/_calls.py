@@ -17,6 +17,7 @@ from gleaner.errors import UnexpectedResponse, api_error
 from gleaner.inputs import JobFilters, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
 from gleaner.json_types import Json, JsonInput
 from gleaner.models import (
+    ApiKey,
     Attempt,
     DeadLetter,
     Health,
@@ -288,6 +289,18 @@ def scheduler_status() -> Call[SchedulerStatus]:
 def scheduler_action(action: str) -> Call[SchedulerStatus]:
     """`pause` and `resume` set a state; `run` fires what is due (not repeated after an unknown outcome)."""
     return _send("POST", f"/scheduler/{action}", one(SchedulerStatus), None, repeatable=action != "run")
+
+
+# API keys (created by `gleaner apikey create`: the key is shown once, and only there)
+
+
+def api_keys() -> Call[tuple[ApiKey, ...]]:
+    return _get("/api-keys", many(ApiKey, "api_keys"))
+
+
+def revoke_api_key(key_id: int) -> Call[ApiKey]:
+    # revoking a revoked key keeps its first revocation: repeatable
+    return _send("POST", f"/api-keys/{segment(key_id)}/revoke", one(ApiKey), None, repeatable=True)
 
 
 # sites, queues, workers, stats, health

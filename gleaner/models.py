@@ -10,6 +10,7 @@ from gleaner.json_types import Json, JsonObject
 
 __all__ = [
     "FINAL_STATES",
+    "ApiKey",
     "Attempt",
     "DeadLetter",
     "Durations",
@@ -74,6 +75,18 @@ class Job:
     def is_final(self) -> bool:
         """Succeeded, partial, failed or cancelled: nothing more will happen unless it is retried."""
         return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as `GET /api-keys` lists it: never the key itself (only its SHA-256 is stored)."""
+
+    id: int
+    name: str
+    scopes: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, slots=True)

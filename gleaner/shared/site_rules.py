@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from gleaner.shared.errors import ValidationProblem, field_error
-from gleaner.shared.field_checks import Invalid, integer, number
+from gleaner.shared.field_checks import FieldReader, Invalid, integer, number, text
 
 # the one rule for site names (jobs name their site by it too); the same as the CHECK constraint on sites.name
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+NAME_RULE = "1-63 lowercase letters, digits, _ . - starting with a letter or digit"
+# a job's `site`, a schedule template's: the converter; a PUT /sites/{name} path: the problem
+site_name = text(NAME, f"a site name, {NAME_RULE}")
+NAME_PROBLEM = f"must be {NAME_RULE}"
 CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?")
 # printable text only: a user agent becomes a header, so no CR/LF (header injection) and no other controls
 USER_AGENT = re.compile(r"[\x20-\x7e\u00a0-\uffff]{1,512}")
@@ -57,10 +61,10 @@ def parse_site(name: str, data: Any) -> SitePolicy:
         raise ValidationProblem([field_error("body", "must be a JSON object")])
     errors: Errors = [field_error(key, "unknown field") for key in sorted(set(data) - FIELDS.keys() - READ_ONLY)]
     if not valid_name(name):
-        errors.append(field_error("name", "must be 1-63 lowercase letters, digits, _ . - starting with one of a-z0-9"))
+        errors.append(field_error("name", NAME_PROBLEM))
     elif data.get("name", name) != name:
         errors.append(field_error("name", f"must match the name in the path ({name!r}) or be left out"))
-    values = _read_fields(data, errors)
+    values = FieldReader(data, errors=errors).present(FIELDS)
     pause_min, pause_max = values.get("pause_min_s", 0.0), values.get("pause_max_s")
     if pause_max is None:
         # a lone pause_min_s means a fixed pause
@@ -70,19 +74,6 @@ def parse_site(name: str, data: Any) -> SitePolicy:
     if errors:
         raise ValidationProblem(errors)
     return SitePolicy(**values)
-
-
-def _read_fields(data: Mapping[str, Any], errors: Errors) -> dict[str, Any]:
-    """The converted values of the fields present and not null (null means the default, as if left out)."""
-    values: dict[str, Any] = {}
-    for key, convert in FIELDS.items():
-        if data.get(key) is None:
-            continue
-        try:
-            values[key] = convert(data[key])
-        except Invalid as exc:
-            errors.append(field_error(exc.field or key, str(exc)))
-    return values
 
 
 def _failed(errors: Errors, name: str) -> bool:

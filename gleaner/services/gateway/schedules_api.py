@@ -10,16 +10,17 @@ import asyncpg
 from aiohttp import web
 
 from gleaner.services.gateway import job_store
-from gleaner.services.gateway.bodies import bounded_int, id_param, query_value, read_json
+from gleaner.services.gateway.bodies import id_param, query_value, read_json
 from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_views import job_view, json_response
 from gleaner.services.gateway.jobs_api import is_admin
 from gleaner.services.gateway.schedule_views import preview_view, schedule_view
 from gleaner.services.gateway.submission import kind_names, refuse_privileged, template_check
-from gleaner.services.scheduler import definitions, planner, schedule_store
-from gleaner.services.scheduler.firing import fire_manual
-from gleaner.services.scheduler.schedule_rows import spec_of
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
+from gleaner.shared.field_checks import query_integer
+from gleaner.shared.scheduling import definitions, planner, schedule_store
+from gleaner.shared.scheduling.firing import fire_manual
+from gleaner.shared.scheduling.schedule_rows import spec_of
 
 API = "/api/v1"
 MAX_PREVIEW = 100
@@ -77,8 +78,8 @@ async def create_schedule(request: web.Request) -> web.Response:
 
 async def list_schedules(request: web.Request) -> web.Response:
     gw = gateway_of(request)
-    limit = query_value(request, "page_size", bounded_int(1, 1000), "must be an integer from 1 to 1000") or 100
-    after = query_value(request, "after_id", bounded_int(0, 2**63 - 1), "must be a schedule id") or 0
+    limit = query_value(request, "page_size", query_integer(1, 1000)) or 100
+    after = query_value(request, "after_id", query_integer(0, 2**63 - 1), "must be a schedule id") or 0
     async with gw.pool.acquire() as connection:
         rows = await schedule_store.list_all(connection, after_id=after, limit=limit + 1)
     page = rows[:limit]
@@ -192,7 +193,7 @@ async def preview_schedule(request: web.Request) -> web.Response:
     """The next `count` nominal fire times from now (interval jitter moves each by up to ±jitter·interval)."""
     gw = gateway_of(request)
     schedule_id = schedule_id_param(request)
-    count = query_value(request, "count", bounded_int(1, MAX_PREVIEW), f"must be an integer from 1 to {MAX_PREVIEW}")
+    count = query_value(request, "count", query_integer(1, MAX_PREVIEW))
     async with gw.pool.acquire() as connection:
         row = await schedule_store.get(connection, schedule_id)
         now = await schedule_store.database_now(connection)

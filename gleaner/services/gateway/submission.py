@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from gleaner.shared.config import Config
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
-from gleaner.shared.field_checks import Invalid, integer, number, text, timestamp
+from gleaner.shared.field_checks import FieldReader, Invalid, integer, number, text, timestamp
 from gleaner.shared.kind_rules import KIND_NAME, KindRules, privileged_by_name
-from gleaner.shared.site_rules import NAME as SITE_NAME
+from gleaner.shared.site_rules import site_name
 
 DEDUPE_KEY = re.compile(r".{1,200}", re.S)
-SITE = text(SITE_NAME, "a site name, 1-63 lowercase letters, digits, _ . - starting with a letter or digit")
 MAX_BATCH = 1000
 MAX_FAN_OUT = 1000
 MAX_DELAY_S = 366 * 86_400.0
@@ -69,7 +68,7 @@ def parse_job(
     """
     if not isinstance(data, dict):
         return None, [field_error(prefix.rstrip(".") or "body", "must be a JSON object")]
-    reader = _Fields(data, prefix)
+    reader = FieldReader(data, prefix)
     for name in sorted(set(data) - FIELDS):
         reader.fail(name, "unknown field")
     spec = JobSpec(
@@ -83,7 +82,7 @@ def parse_job(
         retry_cap_s=reader.get("retry_cap_s", number(0, 30 * 86_400), default=config.default_retry_cap_s),
         run_at=reader.get("run_at", timestamp, default=None),
         delay_s=reader.get("delay_s", number(0, MAX_DELAY_S), default=None),
-        site=reader.get("site", SITE, default=None),
+        site=reader.get("site", site_name, default=None),
         dedupe_key=reader.get("dedupe_key", text(DEDUPE_KEY, "1-200 characters"), default=None),
     )
     _cross_checks(spec, reader, kinds)
@@ -179,7 +178,7 @@ def parse_fan_out(value: Any, where: str) -> tuple[dict[str, Any] | None, Errors
     return (None, errors) if errors else ({"key": key, "values": values}, [])
 
 
-def _cross_checks(spec: JobSpec, reader: _Fields, kinds: KindRules | None) -> None:
+def _cross_checks(spec: JobSpec, reader: FieldReader, kinds: KindRules | None) -> None:
     if spec.run_at is not None and spec.delay_s is not None:
         reader.fail("delay_s", "give either run_at or delay_s, not both")
     if spec.retry_cap_s < spec.retry_base_s and not reader.failed("retry_base_s", "retry_cap_s"):
@@ -220,34 +219,6 @@ def _kinds_asked(data: Any) -> list[tuple[str, str]]:
         for index, item in enumerate(batch)
         if isinstance(item, dict) and isinstance(item.get("kind"), str)
     ]
-
-
-class _Fields:
-    """Reads fields one by one, collecting errors instead of stopping at the first."""
-
-    def __init__(self, data: Mapping[str, Any], prefix: str) -> None:
-        self.data = data
-        self.prefix = prefix
-        self.errors: Errors = []
-
-    def fail(self, name: str, message: str) -> None:
-        self.errors.append(field_error(self.prefix + name, message))
-
-    def failed(self, *names: str) -> bool:
-        wanted = {self.prefix + n for n in names}
-        return any(e["field"] in wanted for e in self.errors)
-
-    def get(self, name: str, convert: Callable[[Any], Any], *, default: Any, required: bool = False) -> Any:
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "is required")
-            return default
-        try:
-            return convert(value)
-        except Invalid as exc:
-            self.fail(name, str(exc))
-            return default
 
 
 def _kind(kinds: KindRules | None) -> Callable[[Any], str]:

@@ -16,11 +16,11 @@ from typing import Any
 import asyncpg
 import yaml
 
-from gleaner.services.scheduler import schedule_store
-from gleaner.services.scheduler.definitions import Definition, TemplateCheck, parse
 from gleaner.shared.config import Config
 from gleaner.shared.db import init_connection
 from gleaner.shared.errors import GleanerError, ValidationProblem
+from gleaner.shared.scheduling import schedule_store
+from gleaner.shared.scheduling.definitions import Definition, TemplateCheck, parse
 from gleaner.shared.site_rules import SitePolicy, parse_site
 from gleaner.shared.site_writes import POLICY_FIELDS, UPSERT_SITE
 
