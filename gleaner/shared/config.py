@@ -54,6 +54,10 @@ class Config:
     log_level: str = "INFO"
     fetch_allow_private: bool = False
     fetch_max_bytes: int = 10 * 1024 * 1024
+    # the URL named in the default User-Agent, where a site's operator learns who crawls it ("" names none)
+    fetch_contact_url: str = ""
+    # how long a fetched robots.txt is trusted by every worker (an unreachable one: a minute, then asked again)
+    robots_ttl_s: float = 86_400.0
     lease_s: float = 30.0
     shutdown_grace_s: float = 30.0
     max_body_bytes: int = 4 * 1024 * 1024
@@ -105,6 +109,8 @@ class Config:
             log_level=reader.choice("GLEANER_LOG_LEVEL", d.log_level, LOG_LEVELS),
             fetch_allow_private=reader.flag("GLEANER_FETCH_ALLOW_PRIVATE", d.fetch_allow_private),
             fetch_max_bytes=reader.number("GLEANER_FETCH_MAX_BYTES", d.fetch_max_bytes, int, 1, 2**31),
+            fetch_contact_url=reader.text("GLEANER_FETCH_CONTACT_URL", d.fetch_contact_url),
+            robots_ttl_s=reader.number("GLEANER_ROBOTS_TTL_S", d.robots_ttl_s, float, 1, 86_400 * 30),
             lease_s=reader.number("GLEANER_LEASE_S", d.lease_s, float, 0.5, 86_400),
             shutdown_grace_s=reader.number("GLEANER_SHUTDOWN_GRACE_S", d.shutdown_grace_s, float, 0, 86_400),
             max_body_bytes=reader.number("GLEANER_MAX_BODY_BYTES", d.max_body_bytes, int, 1024, 2**30),
@@ -272,6 +278,9 @@ class _Reader:
             self.problems.append(f"GLEANER_AMQP_URL={config.amqp_url!r}: must start with amqp:// or amqps://")
         if config.api_url and not config.api_url.startswith(("http://", "https://")):
             self.problems.append(f"GLEANER_API_URL={config.api_url!r}: must start with http:// or https://")
+        contact = config.fetch_contact_url
+        if contact and (not contact.startswith(("http://", "https://")) or not contact.isprintable()):
+            self.problems.append(f"GLEANER_FETCH_CONTACT_URL={contact!r}: must be an http:// or https:// URL")
         management = config.rabbitmq_management_url
         if management not in ("", "off") and not management.startswith(("http://", "https://")):
             self.problems.append(

@@ -6,7 +6,8 @@ from typing import Any
 
 from gleaner.services.worker.context import JobContext
 from gleaner.services.worker.fetch import summary
-from gleaner.services.worker.polite_http import client_of
+from gleaner.services.worker.polite_http import BlockedByRobots, client_of
+from gleaner.services.worker.results import conditional_headers, save_blocked
 from gleaner.shared.errors import PermanentError
 from gleaner.shared.field_checks import boolean, members, number
 from gleaner.shared.kind_rules import PayloadCheck
@@ -26,7 +27,10 @@ async def http_fetch(ctx: JobContext) -> Any:
     client = client_of(ctx.http)
     if client is None:
         raise PermanentError("this worker has no fetch client", error_class="misconfigured")
-    response = await client.get(url, timeout_s=float(timeout_s))
+    try:
+        response = await client.get(url, timeout_s=float(timeout_s), headers=await conditional_headers(ctx, url))
+    except BlockedByRobots:
+        return {"url": url, "blocked_by_robots": True, "result_id": await save_blocked(ctx, url)}
     out = summary(response, bool(payload.get("include_body", False)))
     if ctx.results is not None:
         stored = await ctx.save_result(response, keep_body=bool(payload.get("store_body", True)))

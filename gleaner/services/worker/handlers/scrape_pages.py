@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gleaner.services.worker.context import JobContext, Partial
-from gleaner.services.worker.polite_http import client_of
+from gleaner.services.worker.polite_http import BlockedByRobots, client_of
+from gleaner.services.worker.results import conditional_headers, save_blocked
 from gleaner.shared.errors import HandlerError, PermanentError
 from gleaner.shared.field_checks import Invalid, boolean, members
 from gleaner.shared.kind_rules import PayloadCheck
@@ -24,6 +25,8 @@ class PageCounts:
     completed: int = 0
     failed: int = 0
     unchanged: int = 0
+    # disallowed by robots.txt: never requested, and not failures
+    blocked_by_robots: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -32,6 +35,7 @@ class PageCounts:
             "completed": self.completed,
             "failed": self.failed,
             "unchanged": self.unchanged,
+            "blocked_by_robots": self.blocked_by_robots,
             "errors": self.errors[:20],
         }
 
@@ -71,7 +75,10 @@ async def scrape_pages(ctx: JobContext) -> Any:
     counts = PageCounts(requested=len(urls), completed=sum(url in done for url in urls))
     for url in (u for u in urls if u not in done):
         try:
-            response = await client.get(url)
+            response = await client.get(url, headers=await conditional_headers(ctx, url))
+        except BlockedByRobots:
+            counts.blocked_by_robots += 1
+            await save_blocked(ctx, url)
         except HandlerError as exc:
             counts.failed += 1
             counts.errors.append({"url": url, "class": exc.error_class})
