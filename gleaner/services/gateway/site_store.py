@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import astuple
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -13,8 +14,8 @@ from gleaner.shared.site_writes import POLICY_FIELDS, UPSERT_SITE
 
 COUNTER_FIELDS = ("requests_total", "rate_limit_waits", "deferrals", "backoffs", "bytes_saved", "robots_blocked")
 
-LIST_SITES = "SELECT *, now() AS now FROM site_status ORDER BY name"
-GET_SITE = "SELECT *, now() AS now FROM site_status WHERE name = $1"
+LIST_SITES = "SELECT * FROM site_status ORDER BY name"
+GET_SITE = "SELECT * FROM site_status WHERE name = $1"
 
 RESULTS = """
 SELECT id, url, final_url, status, content_type, size, content_hash, fetched_at, data, unchanged,
@@ -71,11 +72,10 @@ def _pace(row: Row) -> dict[str, Any]:
     adaptive spacing, and the spacing and rate that result (before respectful hours stretch them)."""
     adaptive_s = row["adaptive_delay_s"] if row["adaptive"] else None
     delay_s = effective_delay_s(row["min_delay_s"], row["crawl_delay_s"], adaptive_s)
-    fetched_at = row["robots_fetched_at"]
-    backoff_until = row["backoff_until"]
+    fetched_at, backoff_until, now = row["robots_fetched_at"], row["backoff_until"], datetime.now(UTC)
     return {
-        "backoff_until": timestamp(backoff_until) if backoff_until is not None and backoff_until > row["now"] else None,
-        "robots_age_s": None if fetched_at is None else max(0.0, (row["now"] - fetched_at).total_seconds()),
+        "backoff_until": timestamp(backoff_until) if backoff_until is not None and backoff_until > now else None,
+        "robots_age_s": None if fetched_at is None else max(0.0, (now - fetched_at).total_seconds()),
         "crawl_delay_s": row["crawl_delay_s"],
         "adaptive_delay_s": adaptive_s,
         "effective_delay_s": delay_s,
