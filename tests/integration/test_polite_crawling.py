@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import itertools
 
-import aiohttp
 import asyncpg
 import pytest
 from aiohttp import web
@@ -14,6 +13,7 @@ from aiohttp import web
 from gleaner.shared.amqp import Broker
 from tests.integration.test_sites_support import LOCAL_WORKER_ENV, Hit, PageServer, add_site, pages
 from tests.integration.test_worker_lifecycle import submit, wait_final
+from tests.support.contract import checked_session
 from tests.support.stack import Api, Stack
 
 ROBOTS = "User-agent: *\nDisallow: /private\nCrawl-delay: 2\n"
@@ -99,7 +99,7 @@ async def test_a_429_with_retry_after_pauses_the_site_on_every_worker(
     assert site["backoff_until"] is not None
 
 
-async def test_a_304_round_trip_stores_an_unchanged_page_without_a_body(
+async def test_a_304_round_trip_stores_an_unchanged_page_without_a_body_and_adaptive_spacing_follows_latency(
     stack: Stack, db: asyncpg.Pool, broker: Broker
 ) -> None:
     body = b"<p>" + b"x" * 5000 + b"</p>"
@@ -117,7 +117,7 @@ async def test_a_304_round_trip_stores_an_unchanged_page_without_a_body(
             headers={"ETag": '"v1"', "Last-Modified": "Mon, 30 Nov 2026 10:00:00 GMT"},
         )
 
-    await add_site(db, "cached", requests_per_hour=1e6, burst=100)
+    await add_site(db, "cached", requests_per_hour=1e6, burst=100, adaptive=True)
     async with PageServer(etagged) as server:
         await stack.start("worker", **LOCAL_WORKER_ENV)
         runs = []
@@ -133,14 +133,17 @@ async def test_a_304_round_trip_stores_an_unchanged_page_without_a_body(
         (304, True, True, '"v1"'),
     ]
     assert rows[0]["content_hash"] == rows[1]["content_hash"]
-    assert await db.fetchval("SELECT bytes_saved FROM sites WHERE name = 'cached'") == len(body)
+    site = await db.fetchrow("SELECT bytes_saved, adaptive_delay_s FROM sites WHERE name = 'cached'")
+    assert site is not None and site["bytes_saved"] == len(body)
+    # adaptive: from the 1 s start, halfway towards the fast answers' latency twice
+    assert 0 < site["adaptive_delay_s"] < 0.5
 
 
 async def test_a_site_s_proxy_sees_its_requests_and_no_other_site_s(
     stack: Stack, db: asyncpg.Pool, broker: Broker, gateway: Api
 ) -> None:
     async def forward(request: web.Request) -> web.StreamResponse:
-        async with aiohttp.ClientSession() as session, session.get(str(request.url)) as answer:
+        async with checked_session() as session, session.get(str(request.url)) as answer:
             return web.Response(status=answer.status, body=await answer.read(), content_type=answer.content_type)
 
     async with PageServer(pages) as target, PageServer(forward) as proxy:

@@ -69,7 +69,8 @@ class PageServer:
 
 
 async def pages(request: web.Request) -> web.StreamResponse:
-    """/ok/<n> a page, /fail/<n> and /robots.txt a 404, /slow/<n>?s=<seconds> a page after a pause, /static the same body."""
+    """/ok/<n> a page, /fail/<n> and /robots.txt 404, /slow/<n>?s=<seconds> a page after a pause, /static the
+    same body."""
     path = request.path
     if path.startswith("/fail/") or path == "/robots.txt":
         return web.Response(status=404, text="gone")

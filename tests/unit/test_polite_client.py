@@ -155,3 +155,12 @@ def test_proxy_references_resolve_from_the_environment_or_a_file_and_a_missing_o
     assert caught.value.error_class == "proxy_unset"
     with pytest.raises(PermanentError):
         resolve_proxies((f"file:{tmp_path / 'missing'}",), env)
+
+
+async def test_an_adaptive_site_exports_its_effective_rate() -> None:
+    site = Site("fast", 3600, 1, 0.5, 0.0, 0.0, None, None, 0.3, 7.0, 5000, None, robots="ignore", adaptive=True)
+    polite = PoliteClient(FakeFetch(), FakeLimits([0]), site, Metrics("t"), sleep=_no_sleep)  # type: ignore[arg-type]
+    await polite.get("http://fast.test/1")
+    rate = polite._metrics.registry.get_sample_value("gleaner_site_effective_requests_per_hour", {"site": "fast"})
+    # from the 1 s start halfway towards a near-zero latency: about 0.5 s apart, 7200 an hour, capped at 3600
+    assert rate == 3600.0
