@@ -44,7 +44,7 @@ SELECT etag, last_modified FROM scrape_results WHERE url = $1 AND NOT blocked_by
 ORDER BY fetched_at DESC, id DESC LIMIT 1
 """
 
-DONE_URLS = "SELECT DISTINCT url FROM scrape_results WHERE job_id = $1"
+DONE_URLS = "SELECT url, bool_and(blocked_by_robots) AS blocked FROM scrape_results WHERE job_id = $1 GROUP BY url"
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,9 +102,10 @@ class ResultStore:
             headers["If-Modified-Since"] = row["last_modified"]
         return headers
 
-    async def done_urls(self) -> set[str]:
-        """URLs this job stored already (in an earlier attempt, or before it was deferred): a re-run resumes."""
-        return {r["url"] for r in await self.pool.fetch(DONE_URLS, self.job_id)}
+    async def done_urls(self) -> dict[str, bool]:
+        """URLs this job stored already (in an earlier attempt, or before it was deferred), each with whether
+        robots.txt blocked it: a re-run resumes and counts them as before."""
+        return {r["url"]: r["blocked"] for r in await self.pool.fetch(DONE_URLS, self.job_id)}
 
 
 async def conditional_headers(ctx: Any, url: str) -> dict[str, str] | None:

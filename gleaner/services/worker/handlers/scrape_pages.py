@@ -71,8 +71,9 @@ async def scrape_pages(ctx: JobContext) -> Any:
     client = client_of(ctx.http)
     if client is None:
         raise PermanentError("this worker has no fetch client", error_class="misconfigured")
-    done = await ctx.results.done_urls() if ctx.results is not None else set()
-    counts = PageCounts(requested=len(urls), completed=sum(url in done for url in urls))
+    done = await ctx.results.done_urls() if ctx.results is not None else {}
+    blocked = sum(done.get(url, False) for url in urls)
+    counts = PageCounts(len(urls), sum(url in done for url in urls) - blocked, blocked_by_robots=blocked)
     for url in (u for u in urls if u not in done):
         try:
             response = await client.get(url, headers=await conditional_headers(ctx, url))
