@@ -17,6 +17,7 @@ from gleaner.services.worker.robots import RobotsCache, RobotsRules, origin_of
 from gleaner.services.worker.site_limits import Site, SiteLimits
 from gleaner.shared.errors import HandlerError, PermanentError
 from gleaner.shared.metrics import Metrics
+from gleaner.shared.site_rules import effective_requests_per_hour
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -163,11 +164,8 @@ class PoliteClient:
         new_delay_s = None
         if self.site.adaptive:
             new_delay_s = adapted_delay_s(adaptive_s, latency_s, ok, self.site.min_delay_s)
-            self._metrics.site_effective_rate.labels(self.site.name).set(
-                min(self.site.requests_per_hour, 3600.0 / new_delay_s)
-                if new_delay_s > 0
-                else self.site.requests_per_hour
-            )
+            rate = effective_requests_per_hour(self.site.requests_per_hour, new_delay_s)
+            self._metrics.site_effective_rate.labels(self.site.name).set(rate)
         if new_delay_s is not None or (ok and busy_streak > 0):
             await self.limits.settle(self.site, new_delay_s)
 
