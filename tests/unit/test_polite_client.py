@@ -37,6 +37,9 @@ class FakeLimits:
     async def settle(self, site: Site, adaptive_delay_s: float | None) -> None:
         return None
 
+    async def paused(self, site: Site) -> bool:
+        return False
+
 
 class FakeFetch:
     def __init__(self, fail: bool = False, busy: int = 0) -> None:

@@ -143,15 +143,19 @@ class PoliteClient:
     async def _wait_turn(self, crawl_delay_s: float | None) -> tuple[int, float | None]:
         """Wait for (or defer the job until) the site's next turn; returns the busy streak and adaptive spacing."""
         max_wait_s = INLINE_WAIT_S if self.requests == 0 else MID_JOB_WAIT_S
-        reservation = await self.limits.take(self.site, max_wait_s, crawl_delay_s)
-        if not reservation.taken:
-            self._metrics.site_rate_limit_waits.labels(self.site.name).inc()
-            raise Deferred(reservation.wait_s, "rate_limited")
-        if reservation.wait_s > 0:
+        while True:
+            reservation = await self.limits.take(self.site, max_wait_s, crawl_delay_s)
+            if not reservation.taken:
+                self._metrics.site_rate_limit_waits.labels(self.site.name).inc()
+                raise Deferred(reservation.wait_s, "rate_limited")
+            if reservation.wait_s <= 0:
+                return reservation.state.busy_streak, reservation.state.adaptive_delay_s
             self._metrics.site_rate_limit_waits.labels(self.site.name).inc()
             self._metrics.site_wait.labels(self.site.name).observe(reservation.wait_s)
             await self._sleep(reservation.wait_s)
-        return reservation.state.busy_streak, reservation.state.adaptive_delay_s
+            # a 429/503 answered while this request waited its turn pauses it too: queue again behind the pause
+            if not await self.limits.paused(self.site):
+                return reservation.state.busy_streak, reservation.state.adaptive_delay_s
 
     async def _back_off(self, busy: ServerBusy) -> None:
         await self.limits.back_off(self.site, busy.retry_after_s)

@@ -55,6 +55,7 @@ UPDATE sites SET backoff_until = GREATEST(backoff_until, clock_timestamp() + mak
 WHERE name = $1
 RETURNING backoff_until
 """
+PAUSED = "SELECT backoff_until > clock_timestamp() FROM sites WHERE name = $1"
 # after a good answer: the streak of busy answers ends; an adaptive site stores its new spacing
 SETTLE = "UPDATE sites SET backoff_failures = 0, adaptive_delay_s = COALESCE($2, adaptive_delay_s) WHERE name = $1"
 
@@ -172,6 +173,10 @@ class SiteLimits:
             streak = await conn.fetchval(CURRENT_STREAK, site.name)
             until: datetime = await conn.fetchval(BACK_OFF, site.name, backoff_s(retry_after_s, streak or 0))
         return until
+
+    async def paused(self, site: Site) -> bool:
+        """Whether the site's server asked for a pause that has not ended."""
+        return bool(await self.pool.fetchval(PAUSED, site.name))
 
     async def settle(self, site: Site, adaptive_delay_s: float | None) -> None:
         """A good answer: end the site's streak of busy answers and store its adapted spacing (if adaptive)."""
