@@ -119,6 +119,9 @@ class ScrapeResult:
     data: Json = None
     unchanged: bool = False
     body_stored: bool = False
+    blocked_by_robots: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
     fetched_at: datetime | None = None
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
@@ -233,6 +236,15 @@ class SiteState:
     requests_total: int = 0
     rate_limit_waits: int = 0
     deferrals: int = 0
+    backoffs: int = 0
+    bytes_saved: int = 0
+    robots_blocked: int = 0
+    backoff_until: datetime | None = None
+    robots_age_s: float | None = None
+    crawl_delay_s: float | None = None
+    adaptive_delay_s: float | None = None
+    effective_delay_s: float | None = None
+    effective_requests_per_hour: float | None = None
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -252,6 +264,9 @@ class Site:
     timeout_s: float | None = None
     max_bytes: int | None = None
     user_agent: str | None = None
+    robots: str | None = None
+    adaptive: bool | None = None
+    proxies: tuple[str, ...] = ()
     state: SiteState = field(default_factory=SiteState)
     created_at: datetime | None = None
     updated_at: datetime | None = None

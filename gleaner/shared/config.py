@@ -132,6 +132,12 @@ class Config:
     fetch_max_bytes: int = setting(
         10 * 1024 * 1024, number(int, 1, 2**31), "response size cap of the fetch client", shown="10 MiB"
     )
+    fetch_contact_url: str = setting(
+        "", text(), "the URL the default User-Agent names, where a site's operator learns who crawls it", shown="none"
+    )
+    robots_ttl_s: float = setting(
+        86_400.0, number(float, 1, 86_400 * 30), "how long every worker trusts a fetched robots.txt", shown="24 h"
+    )
     lease_s: float = setting(30.0, number(float, 0.5, 86_400), "how long a claim holds without a heartbeat")
     shutdown_grace_s: float = setting(30.0, number(float, 0, 86_400), "how long a stopping worker lets jobs finish")
     max_body_bytes: int = setting(4 * 1024 * 1024, number(int, 1024, 2**30), "request body limit", shown="4 MiB")
@@ -339,6 +345,9 @@ class _Reader:
             self.problems.append(f"GLEANER_AMQP_URL={config.amqp_url!r}: must start with amqp:// or amqps://")
         if config.api_url and not config.api_url.startswith(("http://", "https://")):
             self.problems.append(f"GLEANER_API_URL={config.api_url!r}: must start with http:// or https://")
+        contact = config.fetch_contact_url
+        if contact and (not contact.startswith(("http://", "https://")) or not contact.isprintable()):
+            self.problems.append(f"GLEANER_FETCH_CONTACT_URL={contact!r}: must be an http:// or https:// URL")
         management = config.rabbitmq_management_url
         if management not in ("", "off") and not management.startswith(("http://", "https://")):
             self.problems.append(

@@ -47,6 +47,7 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "scrape_bodies": "SELECT, INSERT, DELETE",
         "scrape_results": "SELECT, INSERT",
         "site_minutes": _ALL,
+        "site_robots": "SELECT, INSERT, UPDATE",
         "site_slots": _ALL,
         "sites": "SELECT, UPDATE",
         "workers": _ALL,

@@ -10,7 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from gleaner.shared.errors import ValidationProblem, field_error
-from gleaner.shared.field_checks import FieldReader, Invalid, integer, number, text
+from gleaner.shared.field_checks import FieldReader, Invalid, boolean, integer, number, text
 
 # the one rule for site names (jobs name their site by it too); the same as the CHECK constraint on sites.name
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
@@ -28,6 +28,10 @@ FACTOR = number(1, 1000)
 HOURS_KEYS = frozenset({"timezone", "start", "end", "factor"})
 MAX_BYTES = 1 << 30
 DAY_S = 86_400.0
+ROBOTS = ("obey", "ignore")
+# a proxy is named, never written: an environment variable of the worker, or a (secret) file it can read
+PROXY_REFERENCE = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[\x21-\x7e]{1,511}")
+MAX_PROXIES = 32
 # what GET shows besides the policy; a body fetched with GET may be sent back, so these are ignored
 READ_ONLY = frozenset({"name", "state", "created_at", "updated_at"})
 
@@ -49,6 +53,19 @@ class SitePolicy:
     timeout_s: float = 30.0
     max_bytes: int = 10 * 1024 * 1024
     user_agent: str | None = None
+    robots: str = "obey"
+    adaptive: bool = False
+    proxies: tuple[str, ...] = ()
+
+
+def effective_delay_s(min_delay_s: float, crawl_delay_s: float | None, adaptive_delay_s: float | None) -> float:
+    """The spacing a site's requests get: the largest of its policy, its robots.txt Crawl-delay, the adaptive one."""
+    return max(min_delay_s, crawl_delay_s or 0.0, adaptive_delay_s or 0.0)
+
+
+def effective_requests_per_hour(requests_per_hour: float, delay_s: float) -> float:
+    """The rate a site gets at most: its policy's, lowered by the spacing (never above the policy)."""
+    return requests_per_hour if delay_s <= 0 else min(requests_per_hour, 3600.0 / delay_s)
 
 
 def valid_name(name: str) -> bool:
@@ -84,6 +101,23 @@ def _user_agent(value: Any) -> str:
     if not isinstance(value, str) or not USER_AGENT.fullmatch(value):
         raise Invalid("must be 1-512 printable characters (no control characters)")
     return value
+
+
+def _robots(value: Any) -> str:
+    if value not in ROBOTS:
+        raise Invalid(f"must be one of {', '.join(ROBOTS)}")
+    return str(value)
+
+
+def _proxies(value: Any) -> tuple[str, ...]:
+    """References to egress proxies, used in rotation: `env:NAME` (a variable of the worker holding the proxy URL)
+    or `file:/path` (a mounted secret holding it). A URL itself is refused: its credentials would be stored."""
+    if not isinstance(value, list) or len(value) > MAX_PROXIES:
+        raise Invalid(f"must be a list of at most {MAX_PROXIES} proxy references")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not PROXY_REFERENCE.fullmatch(item):
+            raise Invalid("must be env:NAME or file:/path (the proxy URL itself is never stored)", f"proxies[{index}]")
+    return tuple(value)
 
 
 @functools.cache
@@ -137,4 +171,7 @@ FIELDS: dict[str, Callable[[Any], Any]] = {
     "timeout_s": number(0, 3600, exclusive_low=True),
     "max_bytes": integer(1, MAX_BYTES),
     "user_agent": _user_agent,
+    "robots": _robots,
+    "adaptive": boolean,
+    "proxies": _proxies,
 }

@@ -22,7 +22,6 @@ from gleaner.services.worker.presence import Presence
 from gleaner.services.worker.publishing import FinishWriter
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.shutdown import Drainer
-from gleaner.services.worker.site_limits import SiteLimits
 from gleaner.services.worker.site_sessions import SiteSessions
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
@@ -112,8 +111,8 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
         batchers=app[BATCHERS_KEY],
         running=app[RUNNING_KEY],
         http=app[FETCH_KEY],
-        sites=SiteSessions(
-            SiteLimits(app[POOL_KEY], app[WORKER_ID_KEY], app[CONFIG_KEY].lease_s), app[FETCH_KEY], app[METRICS_KEY]
+        sites=SiteSessions.of_worker(
+            app[POOL_KEY], app[WORKER_ID_KEY], app[CONFIG_KEY], app[FETCH_KEY], app[METRICS_KEY], os.environ
         ),
     )
     app[DRAINER_KEY].attach(consumer, app[RUNNING_KEY])

@@ -7,7 +7,8 @@ from typing import Any
 from gleaner.handlers import PermanentError, Registry
 from gleaner.job_context import JobContext
 from gleaner.services.worker.fetch import summary
-from gleaner.services.worker.polite_http import client_of
+from gleaner.services.worker.polite_http import BlockedByRobots, client_of
+from gleaner.services.worker.results import conditional_headers, save_blocked
 
 registry = Registry()
 # other members are the submitter's: a fan-out adds its own
@@ -39,7 +40,10 @@ async def http_fetch(ctx: JobContext) -> Any:
     client = client_of(ctx.http)
     if client is None:
         raise PermanentError("this worker has no fetch client", error_class="misconfigured")
-    response = await client.get(url, timeout_s=float(timeout_s))
+    try:
+        response = await client.get(url, timeout_s=float(timeout_s), headers=await conditional_headers(ctx, url))
+    except BlockedByRobots:
+        return {"url": url, "blocked_by_robots": True, "result_id": await save_blocked(ctx, url)}
     out = summary(response, bool(payload.get("include_body", False)))
     if ctx.results is not None:
         stored = await ctx.save_result(response, keep_body=payload.get("store_body") is not False)

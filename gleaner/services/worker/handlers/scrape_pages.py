@@ -7,7 +7,8 @@ from typing import Any
 
 from gleaner.handlers import HandlerError, Partial, PermanentError, Registry
 from gleaner.job_context import JobContext
-from gleaner.services.worker.polite_http import client_of
+from gleaner.services.worker.polite_http import BlockedByRobots, client_of
+from gleaner.services.worker.results import conditional_headers, save_blocked
 
 DEFAULT_PARTIAL_ERROR_RATIO = 0.3
 MAX_URLS = 1000
@@ -35,6 +36,8 @@ class PageCounts:
     completed: int = 0
     failed: int = 0
     unchanged: int = 0
+    # disallowed by robots.txt: never requested, and not failures
+    blocked_by_robots: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -43,6 +46,7 @@ class PageCounts:
             "completed": self.completed,
             "failed": self.failed,
             "unchanged": self.unchanged,
+            "blocked_by_robots": self.blocked_by_robots,
             "errors": self.errors[:20],
         }
 
@@ -81,11 +85,15 @@ async def scrape_pages(ctx: JobContext) -> Any:
     client = client_of(ctx.http)
     if client is None:
         raise PermanentError("this worker has no fetch client", error_class="misconfigured")
-    done = await ctx.results.done_urls() if ctx.results is not None else set()
-    counts = PageCounts(requested=len(urls), completed=sum(url in done for url in urls))
+    done = await ctx.results.done_urls() if ctx.results is not None else {}
+    blocked = sum(done.get(url, False) for url in urls)
+    counts = PageCounts(len(urls), sum(url in done for url in urls) - blocked, blocked_by_robots=blocked)
     for url in (u for u in urls if u not in done):
         try:
-            response = await client.get(url)
+            response = await client.get(url, headers=await conditional_headers(ctx, url))
+        except BlockedByRobots:
+            counts.blocked_by_robots += 1
+            await save_blocked(ctx, url)
         except HandlerError as exc:
             counts.failed += 1
             counts.errors.append({"url": url, "class": exc.error_class})
