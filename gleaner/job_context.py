@@ -7,7 +7,7 @@ described by protocols, so a handler is type-checked against what it may use, no
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -63,6 +63,15 @@ class HttpResponse(Protocol):
     def requested_url(self) -> str: ...
     @property
     def sha256(self) -> str: ...
+    @property
+    def etag(self) -> str | None: ...
+    @property
+    def last_modified(self) -> str | None: ...
+    @property
+    def not_modified(self) -> bool:
+        """A 304 to a conditional request: the page did not change since the validators sent."""
+        ...
+
     def text(self) -> str: ...
 
 
@@ -72,7 +81,9 @@ class HttpClient(Protocol):
     Raises `RetryableError` or `PermanentError` on failure; a redirect is followed and checked again.
     """
 
-    async def get(self, url: str, *, timeout_s: float = ...) -> HttpResponse: ...
+    async def get(
+        self, url: str, *, timeout_s: float = ..., headers: Mapping[str, str] | None = None
+    ) -> HttpResponse: ...
 
 
 class Database(Protocol):
@@ -109,11 +120,21 @@ class ResultStore(Protocol):
     async def save(
         self, response: HttpResponse, data: JsonInput = None, *, keep_body: bool = True, url: str | None = None
     ) -> StoredResult: ...
-    async def done_urls(self) -> set[str]: ...
+    async def done_urls(self) -> Mapping[str, bool]:
+        """URLs this job stored already (an earlier attempt), each True when robots.txt blocked it."""
+        ...
+
+    async def conditional_headers(self, url: str) -> dict[str, str]:
+        """If-None-Match / If-Modified-Since from the URL's last stored result (empty: none stored)."""
+        ...
+
+    async def save_blocked(self, url: str) -> int:
+        """Record that robots.txt disallows `url`: a page result `blocked_by_robots`, not a failure."""
+        ...
 
 
 class _NoHttp:
-    async def get(self, url: str, *, timeout_s: float = 30.0) -> HttpResponse:
+    async def get(self, url: str, *, timeout_s: float = 30.0, headers: Mapping[str, str] | None = None) -> HttpResponse:
         raise RuntimeError("this context has no HTTP client")
 
 

@@ -57,6 +57,12 @@ class FakeResponse:
     content_type: str = "text/html"
     body: bytes = b""
     requested_url: str = ""
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
 
     @property
     def sha256(self) -> str:
@@ -86,7 +92,7 @@ class FakeHttp:
         body = page.encode() if isinstance(page, str) else page
         self.pages[url] = FakeResponse(url, status, body=body, requested_url=url)
 
-    async def get(self, url: str, *, timeout_s: float = 30.0) -> HttpResponse:
+    async def get(self, url: str, *, timeout_s: float = 30.0, headers: Mapping[str, str] | None = None) -> HttpResponse:
         self.requested.append(url)
         response = self.pages.get(url) or FakeResponse(url, 404, requested_url=url)
         if response.status == 429 or response.status >= 500:
@@ -112,6 +118,7 @@ class CapturedResults:
 
     def __init__(self) -> None:
         self.saved: list[SavedResult] = []
+        self.blocked: list[str] = []
         self._hashes: dict[str, str] = {}
 
     async def save(
@@ -123,8 +130,15 @@ class CapturedResults:
         self.saved.append(SavedResult(requested, response.status, data, keep_body, unchanged))
         return StoredResult(len(self.saved), unchanged)
 
-    async def done_urls(self) -> set[str]:
-        return {saved.url for saved in self.saved}
+    async def done_urls(self) -> dict[str, bool]:
+        return {saved.url: False for saved in self.saved} | dict.fromkeys(self.blocked, True)
+
+    async def conditional_headers(self, url: str) -> dict[str, str]:
+        return {}
+
+    async def save_blocked(self, url: str) -> int:
+        self.blocked.append(url)
+        return len(self.saved) + len(self.blocked)
 
 
 @dataclass(slots=True)

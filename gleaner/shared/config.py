@@ -136,7 +136,7 @@ class Config:
         "", text(), "the URL the default User-Agent names, where a site's operator learns who crawls it", shown="none"
     )
     robots_ttl_s: float = setting(
-        86_400.0, number(float, 1, 86_400 * 30), "how long every worker trusts a fetched robots.txt", shown="24 h"
+        86_400.0, number(float, 1, 86_400 * 30), "how long every worker trusts a fetched robots.txt"
     )
     lease_s: float = setting(30.0, number(float, 0.5, 86_400), "how long a claim holds without a heartbeat")
     shutdown_grace_s: float = setting(30.0, number(float, 0, 86_400), "how long a stopping worker lets jobs finish")

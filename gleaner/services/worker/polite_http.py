@@ -93,7 +93,9 @@ class PoliteClient:
         self._rng = rng or random.Random()
         self._sleep = sleep
 
-    async def get(self, url: str, *, timeout_s: float | None = None, headers: dict[str, str] | None = None) -> Response:
+    async def get(
+        self, url: str, *, timeout_s: float | None = None, headers: Mapping[str, str] | None = None
+    ) -> Response:
         crawl_delay_s = await self._check_robots(url)
         if self.requests:
             await self._sleep(page_pause_s(self.site.pause_min_s, self.site.pause_max_s, self._rng))
@@ -173,9 +175,9 @@ class PoliteClient:
         if new_delay_s is not None or (ok and busy_streak > 0):
             await self.limits.settle(self.site, new_delay_s)
 
-    def _headers(self, extra: dict[str, str] | None) -> dict[str, str] | None:
+    def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str] | None:
         if self.site.user_agent is None:
-            return extra
+            return dict(extra) if extra is not None else None
         return {**(extra or {}), "User-Agent": self.site.user_agent}
 
     def _count(self, error: HandlerError | None) -> None:

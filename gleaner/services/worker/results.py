@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from gleaner.job_context import HttpResponse, StoredResult
+from gleaner.job_context import HttpResponse, JobContext, StoredResult
 from gleaner.json_types import JsonInput
 
 __all__ = ["ResultStore", "StoredResult"]
@@ -100,11 +100,11 @@ class ResultStore:
         return {r["url"]: r["blocked"] for r in await self.pool.fetch(DONE_URLS, self.job_id)}
 
 
-async def conditional_headers(ctx: Any, url: str) -> dict[str, str] | None:
+async def conditional_headers(ctx: JobContext, url: str) -> dict[str, str] | None:
     """The validators a handler sends with `url` when its job stores results (ctx is a JobContext)."""
     return await ctx.results.conditional_headers(url) if ctx.results is not None else None
 
 
-async def save_blocked(ctx: Any, url: str) -> int | None:
+async def save_blocked(ctx: JobContext, url: str) -> int | None:
     """Record `url` as blocked by robots.txt for the job of `ctx`, when it stores results."""
     return await ctx.results.save_blocked(url) if ctx.results is not None else None
