@@ -11,7 +11,7 @@ import aio_pika
 import asyncpg
 import pytest
 
-from gleaner.services.worker.handlers import builtin_registry
+from gleaner.services.worker.handlers import load_registry
 from gleaner.services.worker.kind_registration import KindRegistration
 from gleaner.shared.amqp import Topology, declared_names
 from gleaner.shared.config import Config
@@ -58,12 +58,13 @@ async def create_database() -> str:
     return name
 
 
-async def register_builtin_kinds(dsn: str) -> None:
-    """The built-in kinds, as a worker that ran once left them: a gateway alone accepts `noop`."""
+async def register_builtin_kinds(dsn: str, modules: tuple[str, ...] = ()) -> None:
+    """The built-in kinds (and those of `modules`), as a worker that ran once left them: a gateway alone accepts
+    `noop`."""
     connection = await asyncpg.connect(dsn)
     try:
-        specs = builtin_registry(Config())
-        await KindRegistration.of(connection, specs, Config().consumed_queues).register()  # type: ignore[arg-type]
+        served = load_registry(Config(handler_modules=modules))
+        await KindRegistration.of(connection, served, Config().consumed_queues).register()  # type: ignore[arg-type]
     finally:
         await connection.close()
 
