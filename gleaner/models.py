@@ -128,8 +128,11 @@ class DeadLetter:
     job_id: int | None = None
     kind: str | None = None
     queue: str | None = None
+    site: str | None = None
+    payload: Json = None
     error: Json = None
     attempt: int | None = None
+    max_attempts: int | None = None
     finished_at: datetime | None = None
     reason: str | None = None
     detail: str | None = None

@@ -134,7 +134,8 @@ async def test_a_short_delay_is_not_held_behind_a_long_one_and_a_very_long_one_w
     done = await wait_state(gateway_api, short["id"], timeout_s=10)
     assert done["state"] == "succeeded"
     lag = await db.fetchval("SELECT started_at - run_at FROM jobs WHERE id = $1", short["id"])
-    assert lag <= timedelta(seconds=unit + 0.05), lag
+    # held behind the long delay it would start 59 units late; the margin is for a loaded machine, not a timing
+    assert lag < timedelta(seconds=30 * unit), lag
     assert (await gateway_api.job(long["id"]))["state"] == "scheduled"
     row = await db.fetchrow("SELECT state, enqueued_at FROM jobs WHERE id = $1", beyond["id"])
     assert row["state"] == "scheduled" and row["enqueued_at"] is None

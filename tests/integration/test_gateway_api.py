@@ -253,6 +253,22 @@ async def test_dead_letters_are_listed_requeued_and_deleted(gateway: Api, db: as
     assert listing["dead_letters"] == []
 
 
+async def test_a_failed_job_s_dead_letter_says_what_it_was_asked_to_do_and_how_often_it_tried(
+    gateway: Api, db: asyncpg.Connection
+) -> None:
+    # seed 002 reads a dead letter's target URL from it: the payload, kind, attempts and budget are all there
+    job = await gateway.submit(
+        kind="noop", queue="idle", payload={"target_url": "https://example.com/a"}, max_attempts=4
+    )
+    await fail_job(db, job["id"])
+
+    _, listing = await gateway.request("GET", "/dead-letters", params={"type": "job"})
+
+    (letter,) = listing["dead_letters"]
+    assert letter["payload"] == {"target_url": "https://example.com/a"}
+    assert (letter["kind"], letter["attempt"], letter["max_attempts"], letter["site"]) == ("noop", 1, 4, None)
+
+
 async def test_a_resolved_dead_letter_leaves_the_list_keeps_its_history_and_is_not_bulk_requeued(
     gateway: Api, db: asyncpg.Connection
 ) -> None:

@@ -23,7 +23,7 @@ MAX_BULK = 10_000
 
 # $4: list the resolved letters instead of the open ones
 FAILED_JOBS = """
-SELECT id, kind, queue, error, attempt, finished_at, resolved_at, resolution FROM jobs
+SELECT id, kind, queue, site, payload, error, attempt, max_attempts, finished_at, resolved_at, resolution FROM jobs
 WHERE state = 'failed' AND ($1::text IS NULL OR kind = $1) AND ($2::text IS NULL OR queue = $2)
   AND (resolved_at IS NOT NULL) = $4
 ORDER BY id DESC LIMIT $3
