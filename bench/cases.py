@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from bench.harness import Harness, rss_mb
-from bench.scale import load_history, measure_reads, read_probes
+from bench.scale import history_of, load_history, measure_reads, read_probes
 from bench.stats import percentile, rate, summary_ms
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Api, eventually
@@ -40,6 +40,8 @@ class Sizes:
     scale_rows: int = 10_000_000
     scale_history_days: float = 30.0
     scale_read_repeats: int = 50
+    # the name of a database already holding a loaded history: copied (and migrated) instead of loading again
+    scale_template: str = ""
     timeout_s: float = 600.0
 
     @classmethod
@@ -162,14 +164,17 @@ async def _e2e_probe(h: Harness, sizes: Sizes) -> dict[str, Any]:
 
 async def scale(sizes: Sizes) -> dict[str, Any]:
     """The e2e probe and the API reads with `scale_rows` finished jobs already in the table."""
-    async with Harness("scale") as h:
+    async with Harness("scale", template=sizes.scale_template) as h:
         assert h.db is not None
-        loaded = await load_history(h.db, sizes.scale_rows, sizes.scale_history_days)
+        if sizes.scale_template:
+            loaded = await history_of(h.db, sizes.scale_template)
+        else:
+            loaded = await load_history(h.db, sizes.scale_rows, sizes.scale_history_days)
         e2e = await _e2e_probe(h, sizes)
         assert h.stack is not None
         [gateway] = [service for service in h.stack.services if service.command == "gateway"]
         newest = await h.db.fetchval("SELECT max(id) FROM jobs")
-        probes = read_probes(sizes.scale_rows, newest, loaded["schedule_id"])
+        probes = read_probes(loaded["rows"], newest, loaded["schedule_id"])
         reads = await measure_reads(gateway.url, HEADERS, probes, sizes.scale_read_repeats)
         return {"loaded": loaded, "e2e": e2e, "reads": reads}
 

@@ -99,6 +99,15 @@ async def load_history(pool: asyncpg.Pool, rows: int, history_days: float) -> di
     }
 
 
+async def history_of(pool: asyncpg.Pool, template: str) -> dict[str, Any]:
+    """What a copied database holds: its rows and the history's schedule."""
+    return {
+        "rows": await pool.fetchval("SELECT count(*) FROM jobs"),
+        "schedule_id": await pool.fetchval("SELECT id FROM schedules WHERE name = 'bench-history'"),
+        "template": template,
+    }
+
+
 def read_probes(rows: int, newest_id: int, schedule_id: int) -> dict[str, str]:
     """name → path of each API read measured; ids point into the loaded history."""
     middle = max(1, rows // 2)
