@@ -9,8 +9,7 @@ from types import TracebackType
 import asyncpg
 
 from gleaner.shared.config import Config
-from gleaner.shared.migrate import migrate
-from tests.support.services import PG_ADMIN, create_database, delete_topology, drop_database, dsn_for, test_env, unique
+from tests.support.services import create_database, delete_topology, drop_database, dsn_for, test_env, unique
 from tests.support.stack import Api, Service, Stack
 
 # the production defaults of the background duties (the test environment speeds them up), a fast delay unit
@@ -40,7 +39,8 @@ class Harness:
         self.apis: list[Api] = []
 
     async def __aenter__(self) -> Harness:
-        self.database = await (copy_database(self.template) if self.template else create_database())
+        # a template holding a loaded history is copied, then migrated to this code
+        self.database = await create_database(self.template)
         self.env = test_env(dsn_for(self.database), unique("b"), **{**BENCH_ENV, **self.extra_env})
         self.stack = Stack(self.env, self.log_dir)
         self.db = await asyncpg.create_pool(dsn_for(self.database), min_size=1, max_size=4)
@@ -70,18 +70,6 @@ class Harness:
             await self.db.close()
         await delete_topology(self.config)
         await drop_database(self.database)
-
-
-async def copy_database(template: str) -> str:
-    """A new database copied from `template` (which no one may be connected to), migrated to this code."""
-    name = unique("gleaner_t_")
-    admin = await asyncpg.connect(PG_ADMIN)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
-    finally:
-        await admin.close()
-    await migrate(dsn_for(name))
-    return name
 
 
 def rss_mb(service: Service) -> float:
