@@ -229,6 +229,7 @@ async def test_stats_over_many_jobs_come_from_the_per_minute_counts_and_agree_wi
     await db.execute("DELETE FROM jobs WHERE kind = 'bulk' AND id % 11 = 0")
     finished = await db.fetchval("SELECT count(*) FROM jobs WHERE kind = 'bulk' AND finished_at IS NOT NULL")
     assert finished > 10_000 and await db.fetchval("SELECT sum(jobs) FROM job_minutes") == finished
+    assert await db.fetchval("SELECT sum(jobs) FROM job_hours") == finished
 
     status, stats = await gateway.request("GET", "/stats", params={"kind": "bulk"})
     assert status == 200, stats

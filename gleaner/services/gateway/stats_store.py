@@ -38,26 +38,30 @@ SELECT site, kind,
 FROM windowed GROUP BY site, kind
 """
 
-# Above this many finished jobs in the window, the window is read from the per-minute rollup (job_minutes) and
-# the duration percentiles come from its buckets; up to it, from the jobs themselves, exactly.
+# Above this many finished jobs in the window, the window is read from the rollups (job_minutes, job_hours) and
+# the duration percentiles come from their buckets; up to it, from the jobs themselves, exactly.
 EXACT_LIMIT = 10_000
-# Both ends of the rollup's reach: whole minutes after the one the window starts in; the start of the window up
-# to there is read from jobs, so counts are exact either way.
-_EDGE = "date_trunc('minute', $1::timestamptz) + interval '1 minute'"
-_MINUTE_FILTERS = "($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR kind = $3)"
-FINISHED_IN_ROLLUP = f"""
-SELECT COALESCE(sum(jobs), 0)::bigint FROM job_minutes WHERE minute >= {_EDGE} AND {_MINUTE_FILTERS}
+# The window from its start to the next whole minute is read from jobs, then job_minutes to the next whole hour,
+# then job_hours: counts are exact either way, and a week is 168 rows a group.
+_MINUTE = "date_trunc('minute', $1::timestamptz) + interval '1 minute'"
+_HOUR = "date_trunc('hour', $1::timestamptz) + interval '1 hour'"
+_ROLLUP_FILTERS = "($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR kind = $3)"
+_ROLLED_UP = f"""
+    SELECT site, kind, state, bucket, jobs, deferrals FROM job_minutes
+    WHERE minute >= {_MINUTE} AND minute < {_HOUR} AND {_ROLLUP_FILTERS}
+    UNION ALL
+    SELECT site, kind, state, bucket, jobs, deferrals FROM job_hours WHERE hour >= {_HOUR} AND {_ROLLUP_FILTERS}
 """
+FINISHED_IN_ROLLUP = f"SELECT COALESCE(sum(jobs), 0)::bigint FROM ({_ROLLED_UP}) AS r"
 ROLLUP_GROUPS = f"""
 WITH windowed AS (
     SELECT site, kind, state, job_minutes_bucket(attempt_started_at, finished_at, state) AS bucket,
            1::bigint AS jobs, deferrals::bigint AS deferrals
     FROM jobs
-    WHERE finished_at >= $1 AND finished_at < {_EDGE}
+    WHERE finished_at >= $1 AND finished_at < {_MINUTE}
       AND state IN ('succeeded', 'partial', 'failed', 'cancelled') AND {_FILTERS}
     UNION ALL
-    SELECT NULLIF(site, ''), kind, state, bucket, jobs, deferrals FROM job_minutes
-    WHERE minute >= {_EDGE} AND {_MINUTE_FILTERS}
+    SELECT NULLIF(site, ''), kind, state, bucket, jobs, deferrals FROM ({_ROLLED_UP}) AS r
     UNION ALL
     SELECT site, kind, state, -32768, 1, deferrals FROM jobs
     WHERE state IN ('scheduled', 'queued', 'running', 'retrying') AND {_FILTERS}
