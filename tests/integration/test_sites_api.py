@@ -43,7 +43,17 @@ async def test_a_site_is_created_then_replaced_keeping_its_live_state_and_is_lis
         "requests_total": 0,
         "rate_limit_waits": 0,
         "deferrals": 0,
+        "backoffs": 0,
+        "bytes_saved": 0,
+        "robots_blocked": 0,
+        "backoff_until": None,
+        "robots_age_s": None,
+        "crawl_delay_s": None,
+        "adaptive_delay_s": None,
+        "effective_delay_s": 0.0,
+        "effective_requests_per_hour": 60.0,
     }
+    assert (created["robots"], created["adaptive"], created["proxies"]) == ("obey", False, [])
     # as workers would leave it: a request reserved ahead, the next one 30 s away, one job running in a slot
     await db.execute(
         "UPDATE sites SET tokens = -1, refilled_at = now(), next_request_at = now() + interval '30 s', "

@@ -11,6 +11,8 @@ import aio_pika
 import asyncpg
 import pytest
 
+from gleaner.services.worker.handlers import builtin_registry
+from gleaner.services.worker.kind_registration import KindRegistration
 from gleaner.shared.amqp import Topology, declared_names
 from gleaner.shared.config import Config
 from gleaner.shared.migrate import migrate
@@ -53,7 +55,18 @@ async def create_database(template: str = "") -> str:
     finally:
         await admin.close()
     await migrate(dsn_for(name))
+    await register_builtin_kinds(dsn_for(name))
     return name
+
+
+async def register_builtin_kinds(dsn: str) -> None:
+    """The built-in kinds, as a worker that ran once left them: a gateway alone accepts `noop`."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        specs = builtin_registry(Config())
+        await KindRegistration.of(connection, specs, Config().consumed_queues).register()  # type: ignore[arg-type]
+    finally:
+        await connection.close()
 
 
 async def drop_database(name: str) -> None:

@@ -8,11 +8,11 @@ import asyncpg
 from aiohttp import web
 
 from gleaner.services.gateway.insert_lanes import InsertLanes
+from gleaner.services.gateway.kind_book import KindBook
 from gleaner.services.gateway.pagination import PageTokens
 from gleaner.services.gateway.waiting import Waiters
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
-from gleaner.shared.kind_rules import KindRules
 from gleaner.shared.metrics import Metrics
 from gleaner.shared.publisher import Publisher
 
@@ -26,7 +26,7 @@ class Gateway:
     inserts: InsertLanes
     publisher: Publisher
     waiters: Waiters
-    kinds: KindRules
+    kinds: KindBook
     page_tokens: PageTokens
 
 

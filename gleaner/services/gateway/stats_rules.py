@@ -6,11 +6,13 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gleaner.services.gateway.job_views import Row
 from gleaner.shared.errors import ValidationProblem, field_error
-from gleaner.shared.field_checks import Invalid, parse_timestamp
+from gleaner.shared.field_checks import Invalid, parse_timestamp, query_number
+
+if TYPE_CHECKING:
+    from gleaner.services.gateway.job_views import Row
 
 DEFAULT_WINDOW_S = 3600.0
 MAX_WINDOW_S = 366 * 86_400.0
@@ -51,13 +53,10 @@ def parse_stats_query(query: Mapping[str, str]) -> StatsQuery:
 
 def _window(raw: str, errors: list[dict[str, str]]) -> float | None:
     try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= MAX_WINDOW_S:  # also refuses nan
+        return query_number(0, MAX_WINDOW_S, exclusive_low=True)(raw)
+    except Invalid:
         errors.append(field_error("window_s", f"must be a number of seconds above 0 and at most {MAX_WINDOW_S:g}"))
         return None
-    return value
 
 
 def _since(raw: str, errors: list[dict[str, str]]) -> datetime | None:
