@@ -46,11 +46,12 @@ def dsn_for(name: str) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
-async def create_database() -> str:
+async def create_database(template: str = "") -> str:
+    """A new database, migrated; copied from `template` first when given (no one may be connected to it)."""
     name = unique("gleaner_t_")
     admin = await asyncpg.connect(PG_ADMIN)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     finally:
         await admin.close()
     await migrate(dsn_for(name))
