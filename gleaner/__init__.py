@@ -23,7 +23,16 @@ from gleaner.errors import (
     ValidationError,
     WaitTimeout,
 )
-from gleaner.handlers import Handler, HandlerError, KindSpec, Partial, PermanentError, Registry, RetryableError
+from gleaner.handlers import (
+    Handler,
+    HandlerError,
+    KindSpec,
+    Partial,
+    PermanentError,
+    Registry,
+    RetryableError,
+    SoftTimeLimitExceeded,
+)
 from gleaner.inputs import (
     JobFilters,
     JobOptions,
@@ -119,6 +128,7 @@ __all__ = [
     "ServerError",
     "Site",
     "SitePolicy",
+    "SoftTimeLimitExceeded",
     "Stats",
     "StoredResult",
     "Submission",

@@ -35,7 +35,8 @@ class Row(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class JobInfo:
-    """The job as a handler sees it; `attempt` counts from 1."""
+    """The job as a handler sees it; `attempt` counts from 1. `soft_timeout_s`: when the worker raises
+    `gleaner.SoftTimeLimitExceeded` in the handler (the job's own limit, else its kind's; None: never)."""
 
     id: int
     kind: str
@@ -46,6 +47,7 @@ class JobInfo:
     site: str | None
     timeout_s: float
     request_id: str | None = None
+    soft_timeout_s: float | None = None
 
 
 class HttpResponse(Protocol):

@@ -119,3 +119,13 @@ def test_an_unregistered_kind_is_named_with_the_registered_ones() -> None:
     assert [e["field"] for e in errors] == ["kind"]
     assert "noop, sleep" in errors[0]["message"]
     assert parse_one({"kind": "noop"}, CONFIG, kinds=KindRules.named({"noop"})).kind == "noop"
+
+
+def test_a_soft_time_limit_is_read_and_must_fall_before_the_hard_timeout() -> None:
+    assert parse_one({"kind": "noop", "timeout_s": 60, "soft_timeout_s": 50}, CONFIG).soft_timeout_s == 50
+    assert parse_one({"kind": "noop"}, CONFIG).soft_timeout_s is None
+    assert fields({"kind": "noop", "timeout_s": 60, "soft_timeout_s": 60}) == ["soft_timeout_s"]
+    assert fields({"kind": "noop", "soft_timeout_s": 301}) == ["soft_timeout_s"]  # the default timeout_s is 300
+    assert fields({"kind": "noop", "soft_timeout_s": 0}) == ["soft_timeout_s"]
+    _, errors = parse_job({"kind": "noop", "timeout_s": 10, "soft_timeout_s": 20}, CONFIG)
+    assert errors[0]["message"] == "must be below timeout_s (10)"

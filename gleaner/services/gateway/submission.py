@@ -26,6 +26,7 @@ FIELDS = frozenset(
         "priority",
         "max_attempts",
         "timeout_s",
+        "soft_timeout_s",
         "retry_base_s",
         "retry_cap_s",
         "run_at",
@@ -38,7 +39,16 @@ FIELDS = frozenset(
 Errors = list[dict[str, str]]
 # a schedule's job template: a submission minus the fields that only make sense for one job
 NOT_IN_TEMPLATE = frozenset({"run_at", "delay_s", "dedupe_key"})
-TEMPLATE_FIELDS = ("queue", "priority", "max_attempts", "timeout_s", "retry_base_s", "retry_cap_s", "site")
+TEMPLATE_FIELDS = (
+    "queue",
+    "priority",
+    "max_attempts",
+    "timeout_s",
+    "soft_timeout_s",
+    "retry_base_s",
+    "retry_cap_s",
+    "site",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +67,8 @@ class JobSpec:
     delay_s: float | None
     site: str | None
     dedupe_key: str | None
+    # None: the kind's default soft limit (a worker's `Registry`), else none
+    soft_timeout_s: float | None = None
 
 
 def parse_job(
@@ -84,6 +96,7 @@ def parse_job(
         delay_s=reader.get("delay_s", number(0, MAX_DELAY_S), default=None),
         site=reader.get("site", site_name, default=None),
         dedupe_key=reader.get("dedupe_key", text(DEDUPE_KEY, "1-200 characters"), default=None),
+        soft_timeout_s=reader.get("soft_timeout_s", number(0.001, 86_400), default=None),
     )
     _cross_checks(spec, reader, kinds)
     return (None, reader.errors) if reader.errors else (spec, [])
@@ -183,6 +196,9 @@ def _cross_checks(spec: JobSpec, reader: FieldReader, kinds: KindRules | None) -
         reader.fail("delay_s", "give either run_at or delay_s, not both")
     if spec.retry_cap_s < spec.retry_base_s and not reader.failed("retry_base_s", "retry_cap_s"):
         reader.fail("retry_cap_s", "must not be below retry_base_s")
+    soft_s = spec.soft_timeout_s
+    if soft_s is not None and soft_s >= spec.timeout_s and not reader.failed("soft_timeout_s", "timeout_s"):
+        reader.fail("soft_timeout_s", f"must be below timeout_s ({spec.timeout_s:g})")
     if kinds is not None and not reader.failed("kind", "payload"):
         for path, message in kinds.payload_errors(spec.kind, spec.payload):
             reader.fail(f"payload.{path}" if path else "payload", message)

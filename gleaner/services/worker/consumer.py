@@ -38,6 +38,7 @@ from gleaner.services.worker.retry import (
 )
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.site_sessions import SiteSessions
+from gleaner.services.worker.soft_limit import with_soft_limit
 from gleaner.shared import logging as context
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
@@ -352,7 +353,7 @@ class Consumer:
         self.acks.settled(message)
 
     async def _execute(self, claim: Claim) -> Outcome:
-        job = claim.job
+        job = with_soft_limit(claim.job, self.registry.soft_timeout_s(claim.job.kind))
         series = self._metrics_of(job.kind, job.queue)
         series.started.inc()
         series.queue_wait.observe(claim.wait_s)
