@@ -20,6 +20,7 @@ from gleaner.services.worker.heartbeat import heartbeat_loop
 from gleaner.services.worker.kind_registration import KindRegistration
 from gleaner.services.worker.presence import Presence
 from gleaner.services.worker.publishing import FinishWriter
+from gleaner.services.worker.recycle import JobAllowance, watch_memory
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.shutdown import Drainer
 from gleaner.services.worker.site_sessions import SiteSessions
@@ -114,6 +115,8 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
         sites=SiteSessions.of_worker(
             app[POOL_KEY], app[WORKER_ID_KEY], app[CONFIG_KEY], app[FETCH_KEY], app[METRICS_KEY], os.environ
         ),
+        allowance=JobAllowance(app[CONFIG_KEY].worker_max_jobs),
+        recycle=app[DRAINER_KEY].recycle,
     )
     app[DRAINER_KEY].attach(consumer, app[RUNNING_KEY])
     await consumer.start()
@@ -156,6 +159,17 @@ async def signals_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def memory_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """GLEANER_WORKER_MAX_RSS_MB: recycle the worker once its resident memory is past the limit."""
+    max_rss_mb = app[CONFIG_KEY].worker_max_rss_mb
+    task = spawn(watch_memory(max_rss_mb, app[DRAINER_KEY].recycle), "memory-watch") if max_rss_mb else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def is_ready(app: web.Application) -> bool:
     broker = app.get(BROKER_KEY)
     return CONSUMER_KEY in app and broker is not None and broker.connected and not app[DRAINER_KEY].draining
@@ -180,6 +194,7 @@ def create_app(config: Config) -> web.Application:
             heartbeat_ctx,
             cancel_listener_ctx,
             signals_ctx,
+            memory_watch_ctx,
         ]
     )
     return app

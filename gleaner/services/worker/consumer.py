@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +24,7 @@ from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_
 from gleaner.services.worker.handlers import ServedKinds
 from gleaner.services.worker.job_metrics import JobMetrics, Series
 from gleaner.services.worker.queue_pauses import paused_queues
+from gleaner.services.worker.recycle import JobAllowance
 from gleaner.services.worker.results import ResultStore
 from gleaner.services.worker.retry import (
     ABANDONED,
@@ -89,6 +90,9 @@ class Consumer:
     running: RunningJobs
     http: Any = None
     sites: SiteSessions | None = None
+    # GLEANER_WORKER_MAX_JOBS: once spent, `recycle` drains this worker and exits it for a fresh one
+    allowance: JobAllowance = field(default_factory=JobAllowance)
+    recycle: Callable[[str], None] = field(default=lambda _reason: None)
     stopping: bool = False
     _series: JobMetrics | None = None
     _channel: AbstractRobustChannel | None = None
@@ -260,10 +264,16 @@ class Consumer:
         if job.kind not in self.registry:
             await self._unknown_kind(queue, message, job)
             return
+        if not self.allowance.take():
+            await self._give_back(message)  # recycling: the next worker runs it
+            return
         claim = await self.batchers.claims.submit((job.job_id, job.attempt))
         if claim is None:
+            self.allowance.put_back()
             await self._unclaimed(queue, message, job)
             return
+        if self.allowance.spent:
+            self.recycle(self.allowance.reason())
         await self._run(message, claim)
 
     async def _unclaimed(self, queue: str, message: AbstractIncomingMessage, job: JobMessage) -> None:
