@@ -15,7 +15,7 @@ import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from aiormq.exceptions import AMQPError
 
-from gleaner.services.worker import dead_letters
+from gleaner.services.worker import dead_letters, job_logs
 from gleaner.services.worker.acks import AckCoalescer, channel_of
 from gleaner.services.worker.claims import Claim, Finish, Finished, JobStore, Key
 from gleaner.services.worker.context import Deferred, JobContext, job_logger
@@ -50,6 +50,8 @@ from gleaner.shared.messages import JobMessage
 from gleaner.shared.metrics import Metrics
 
 log = logging.getLogger(__name__)
+# the end line of an attempt whose flow was cancelled or failed before an outcome (a shutdown, a lost database)
+INTERRUPTED = Outcome("interrupted")
 
 # a failed flow (database or broker trouble) waits this long before its message is requeued, to avoid a hot loop
 REQUEUE_PAUSE_S = 1.0
@@ -258,6 +260,7 @@ class Consumer:
             return
         wait_s = early_by_s(job.due_ms, int(time.time() * 1000), self.config.delay_unit_ms)
         if wait_s > 0:
+            log.debug("job %d arrived %.3fs early: sent through the delay levels again", job.job_id, wait_s)
             await self.broker.publish_one(job, wait_s)
             self.acks.ack(message)
             return
@@ -265,7 +268,8 @@ class Consumer:
             await self._unknown_kind(queue, message, job)
             return
         if not self.allowance.take():
-            await self._give_back(message)  # recycling: the next worker runs it
+            log.debug("recycling: handing back job %d for the next worker", job.job_id)
+            await self._give_back(message)
             return
         claim = await self.batchers.claims.submit((job.job_id, job.attempt))
         if claim is None:
@@ -282,6 +286,7 @@ class Consumer:
             self.metrics.dead_letters.labels(dead_letters.NO_SUCH_JOB).inc()
             await self._reject(message)
             return
+        log.debug("dropped a stale or duplicate message of job %d attempt %d", job.job_id, job.attempt)
         self.metrics.stale_claims.labels(queue).inc()
         self.acks.ack(message)
 
@@ -376,12 +381,17 @@ class Consumer:
             results=ResultStore(self.pool, job.id, job.site),
         )
         series.in_progress.inc()
+        job_logs.started(job, claim.wait_s)
         started = time.monotonic()
+        outcome: Outcome | None = None
         try:
-            return await self._run_in_site(ctx, claim)
+            outcome = await self._run_in_site(ctx, claim)
+            return outcome
         finally:
+            duration_s = time.monotonic() - started
             series.in_progress.dec()
-            series.duration.observe(time.monotonic() - started)
+            series.duration.observe(duration_s)
+            job_logs.ended(job, outcome or INTERRUPTED, duration_s)
 
     async def _run_in_site(self, ctx: JobContext, claim: Claim) -> Outcome:
         """Run the handler; a job of a site first loads the site and takes a concurrency slot (or defers)."""
