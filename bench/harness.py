@@ -81,3 +81,11 @@ def rss_mb(service: Service) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
+
+
+def cpu_s(service: Service) -> float:
+    """CPU time (user + system) a service process has used, from /proc: a per-job cost that a busy, shared machine
+    distorts far less than a rate does."""
+    assert service.process is not None
+    fields = Path(f"/proc/{service.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
