@@ -15,7 +15,7 @@ from gleaner.services.operator.tables import Column, field, table
 from gleaner.shared import grants
 from gleaner.shared import logging as gleaner_logging
 from gleaner.shared.config import Config
-from gleaner.shared.errors import ConfigError, GleanerError
+from gleaner.shared.errors import ConfigError, GleanerError, StartupError
 from gleaner.shared.provision import provision
 
 KEY_COLUMNS: list[Column] = [
@@ -81,6 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args, config)
     except ConfigError as exc:  # a setting refused by the command itself (the gateway's sample-token check)
         print(f"gleaner: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:  # a first-start mistake (no database, not migrated, port in use): its fix
+        print(f"gleaner {args.command}: {exc}", file=sys.stderr)
         return 2
     except GleanerError as exc:
         print(f"gleaner: {exc}", file=sys.stderr)

@@ -30,7 +30,17 @@ from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.db import create_pool
 from gleaner.shared.metrics import Metrics
-from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
+from gleaner.shared.ops import (
+    BROKER_KEY,
+    CONFIG_KEY,
+    METRICS_KEY,
+    POOL_KEY,
+    READY_KEY,
+    add_ops_routes,
+    run,
+    schema_ctx,
+    spawn,
+)
 from gleaner.shared.publisher import Publisher
 from gleaner.shared.urlguard import Policy
 
@@ -45,10 +55,15 @@ INSERT_LANES = 2
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[POOL_KEY] = await create_pool(app[CONFIG_KEY], min_size=4, max_size=16, name="gleaner-gateway")
     app[METRICS_KEY].watch_pool(app[POOL_KEY])
+    yield
+    await app[POOL_KEY].close()
+
+
+async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    """API keys and page-token secrets, once the schema is known to be there."""
     app[KEYS_KEY] = KeyCache(app[POOL_KEY], app[CONFIG_KEY].admin_token)
     app[TOKENS_KEY] = await PageTokens.load(app[POOL_KEY])
     yield
-    await app[POOL_KEY].close()
 
 
 async def revocations_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -149,7 +164,7 @@ def create_app(config: Config) -> web.Application:
     app[READY_KEY] = lambda: is_ready(app)
     add_ops_routes(app)
     add_api_routes(app)
-    app.cleanup_ctx.extend([pool_ctx, revocations_ctx, kinds_ctx, broker_ctx, workers_ctx])
+    app.cleanup_ctx.extend([pool_ctx, schema_ctx, keys_ctx, revocations_ctx, kinds_ctx, broker_ctx, workers_ctx])
     return app
 
 

@@ -29,7 +29,17 @@ from gleaner.shared.batcher import Batcher
 from gleaner.shared.config import Config
 from gleaner.shared.db import CUSTOM_PLANS, create_pool
 from gleaner.shared.metrics import Metrics
-from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
+from gleaner.shared.ops import (
+    BROKER_KEY,
+    CONFIG_KEY,
+    METRICS_KEY,
+    POOL_KEY,
+    READY_KEY,
+    add_ops_routes,
+    run,
+    schema_ctx,
+    spawn,
+)
 
 WORKER_ID_KEY = web.AppKey("worker_id", str)
 # Every worker statement touches a few rows by primary key (a batch of claimed ids, a site by name). Without
@@ -37,6 +47,7 @@ WORKER_ID_KEY = web.AppKey("worker_id", str)
 # planner guessed the claim's state filter matched a handful of rows and hashed all waiting jobs through a
 # bitmap scan for every batch: 0.18 ms a claimed row instead of 0.02. Point lookups never need those plans.
 POINT_LOOKUPS = {**CUSTOM_PLANS, "enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"}
+STARTUP_CONNECT_S = 15.0
 REGISTRY_KEY = web.AppKey("registry", ServedKinds)
 FETCH_KEY = web.AppKey("fetch", FetchClient)
 STORE_KEY = web.AppKey("store", JobStore)
@@ -67,7 +78,8 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     broker = Broker(app[CONFIG_KEY], name="worker", identity=app[WORKER_ID_KEY])
-    await broker.connect_forever(asyncio.Event())
+    # the worker can do nothing without RabbitMQ: unreachable at start is a StartupError (a restart retries it)
+    await broker.connect_forever(asyncio.Event(), give_up_after_s=STARTUP_CONNECT_S)
     assert broker.connection is not None
     metrics = app[METRICS_KEY]
     broker.connection.reconnect_callbacks.add(lambda *_: metrics.amqp_reconnects.inc())
@@ -187,6 +199,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.extend(
         [
             pool_ctx,
+            schema_ctx,
             broker_ctx,
             registry_ctx,
             batchers_ctx,
