@@ -19,10 +19,11 @@ SCRIPT = REPO / "scripts" / "run-stack.sh"
 class RunStack:
     """The script as a process; `lines` is everything it and its services printed so far."""
 
-    def __init__(self, env: dict[str, str], **extra: str) -> None:
+    def __init__(self, env: dict[str, str], command: tuple[str, ...] = ("bash", str(SCRIPT)), **extra: str) -> None:
+        self.command = command
         self.ports = {name: free_port() for name in ("gateway", "worker", "scheduler")}
         self.env = {
-            **os.environ,
+            **{name: value for name, value in os.environ.items() if not name.startswith("GLEANER_")},
             **env,
             "VENV": str(Path(sys.executable).parents[1]),
             "RUN_GATEWAY_PORT": str(self.ports["gateway"]),
@@ -44,7 +45,7 @@ class RunStack:
 
     async def start(self) -> None:
         self.process = await asyncio.create_subprocess_exec(
-            "bash", str(SCRIPT), cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
+            *self.command, cwd=REPO, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT
         )
         self._reader = asyncio.create_task(self._read())
 
