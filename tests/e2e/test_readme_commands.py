@@ -67,6 +67,13 @@ async def test_every_readme_command_block_runs_in_order_against_a_fresh_make_run
     await stack.start()
     try:
         await stack.wait_for("Gleaner is running", timeout_s=120)
+        gateway = f"http://127.0.0.1:{stack.ports['gateway']}"
+        where = {line.split(maxsplit=1)[0]: line.split(maxsplit=1)[1] for line in stack.lines if line.startswith("  ")}
+        assert where["API"].startswith(f"{gateway}/api/v1")
+        assert where["console"] == f"{gateway}/console/"
+        assert where["RabbitMQ"].startswith("http://127.0.0.1:15672/")
+        assert where["metrics"].startswith(f"{gateway}/metrics (gateway), :{stack.ports['worker']}/metrics (worker)")
+        assert where["token"].startswith(DEFAULT_TOKEN)
         (printed,) = [line.strip() for line in stack.lines if line.strip().startswith("export PATH=")]
         readme_line = EXPORT_LINE.search(shell_blocks_to_run()[0].body)
         assert readme_line is not None
