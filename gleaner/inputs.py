@@ -53,6 +53,7 @@ class JobFilters(TypedDict, total=False):
     schedule_id: int
     created_after: datetime | str
     created_before: datetime | str
+    updated_after: datetime | str
     payload: JsonObjectInput
 
 

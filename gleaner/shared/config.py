@@ -59,6 +59,7 @@ class Config:
     max_body_bytes: int = 4 * 1024 * 1024
     batch_window_ms: float = 2.0
     batch_max: int = 500
+    events_keepalive_s: float = 15.0
     relay_interval_s: float = 1.0
     relay_grace_s: float = 30.0
     relay_stale_s: float = 600.0
@@ -110,6 +111,7 @@ class Config:
             max_body_bytes=reader.number("GLEANER_MAX_BODY_BYTES", d.max_body_bytes, int, 1024, 2**30),
             batch_window_ms=reader.number("GLEANER_BATCH_WINDOW_MS", d.batch_window_ms, float, 0, 1000),
             batch_max=reader.number("GLEANER_BATCH_MAX", d.batch_max, int, 1, 10_000),
+            events_keepalive_s=reader.number("GLEANER_EVENTS_KEEPALIVE_S", d.events_keepalive_s, float, 0.1, 3600),
             relay_interval_s=reader.number("GLEANER_RELAY_INTERVAL_S", d.relay_interval_s, float, 0.05, 3600),
             relay_grace_s=reader.number("GLEANER_RELAY_GRACE_S", d.relay_grace_s, float, 0, 3600),
             relay_stale_s=reader.number("GLEANER_RELAY_STALE_S", d.relay_stale_s, float, 1, 86_400 * 7),

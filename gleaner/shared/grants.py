@@ -33,6 +33,8 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "site_minutes": "SELECT, DELETE",
         "site_status": "SELECT",
         "sites": "SELECT, INSERT, UPDATE",
+        "webhook_deliveries": "SELECT, INSERT, DELETE",
+        "webhooks": "SELECT, INSERT, DELETE",
         "workers": "SELECT, DELETE",
     },
     "worker": {
@@ -46,6 +48,7 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "site_minutes": _ALL,
         "site_slots": _ALL,
         "sites": "SELECT, UPDATE",
+        "webhooks": "SELECT",
         "workers": _ALL,
     },
     "scheduler": {
@@ -56,6 +59,7 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "scheduler_state": "SELECT, UPDATE",
         "schedules": _ALL,
         "site_minutes": "SELECT, DELETE",
+        "webhook_deliveries": "SELECT, DELETE",
         "workers": "SELECT, DELETE",
     },
 }

@@ -13,6 +13,7 @@ import asyncpg
 import orjson
 
 from gleaner.services.scheduler.schedule_rows import Decision, decide
+from gleaner.shared import events
 from gleaner.shared.config import Config
 from gleaner.shared.db import Connection
 from gleaner.shared.outbox import OUTBOX_COLUMNS, OutboxRow
@@ -73,6 +74,8 @@ class FireReport:
     outcomes: list[str] = field(default_factory=list)
     lags_s: list[float] = field(default_factory=list)
     claimed: int = 0
+    fired: list[events.Event] = field(default_factory=list)
+    skipped: list[events.Event] = field(default_factory=list)
 
 
 def fan_out_payloads(template: dict[str, Any]) -> list[Any]:
@@ -121,6 +124,9 @@ async def fire_due(
     report.rows = [OutboxRow.from_record(r) for r in inserted]
     report.lags_s = [max(0.0, r["lag_s"]) for r in inserted]
     report.outcomes = [d.outcome for d in decisions]
+    at = events.stamp()
+    report.fired = [events.fired_event(r, at) for r in inserted]
+    report.skipped = [events.skipped_event(d.schedule_id, d.outcome, at) for d in decisions if d.fire_slot is None]
     return report
 
 

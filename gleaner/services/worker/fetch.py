@@ -19,6 +19,8 @@ from gleaner.shared.errors import PermanentError, RetryableError
 from gleaner.shared.urlguard import BlockedURL, Policy, check_address, check_url
 
 MAX_REDIRECTS = 5
+# what a webhook receiver may answer: read (so the connection is reused) and kept in the job result, no more
+MAX_POST_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "Gleaner/0.1 (+https://github.com/gleaner)"
 
 
@@ -99,6 +101,16 @@ class FetchClient:
                 return Response(str(current), response.status, response.content_type, body, url)
         raise PermanentError(f"more than {MAX_REDIRECTS} redirects from {url}", error_class="too_many_redirects")
 
+    async def post(self, url: str, body: bytes, *, headers: dict[str, str], timeout_s: float = 10.0) -> Response:
+        """POST `body` to `url` once (a redirect is an answer, not followed); raises like `get` for errors."""
+        target = self._check(url)
+        async with self._request(target, timeout_s, headers, method="POST", data=body) as response:
+            answer = await self._read_capped(response, MAX_POST_ANSWER_BYTES)
+            if 300 <= response.status < 400:
+                raise PermanentError(f"{target}: HTTP {response.status} (not followed)", error_class="redirected")
+            _raise_for_status(response.status, target)
+            return Response(str(target), response.status, response.content_type, answer, url)
+
     def _check(self, url: str) -> URL:
         try:
             return check_url(url, self.policy)
@@ -107,12 +119,13 @@ class FetchClient:
 
     @asynccontextmanager
     async def _request(
-        self, url: URL, timeout_s: float, headers: dict[str, str] | None
+        self, url: URL, timeout_s: float, headers: dict[str, str] | None, method: str = "GET", data: bytes | None = None
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         assert self._session is not None, "FetchClient.start() was not called"
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
         try:
-            async with self._session.get(
-                url, allow_redirects=False, timeout=aiohttp.ClientTimeout(total=timeout_s), headers=headers
+            async with self._session.request(
+                method, url, allow_redirects=False, timeout=timeout, headers=headers, data=data
             ) as response:
                 yield response
         except BlockedURL as exc:

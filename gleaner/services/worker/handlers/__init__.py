@@ -25,6 +25,7 @@ BUILTIN_MODULES = (
     "gleaner.services.worker.handlers.http_fetch",
     "gleaner.services.worker.handlers.scrape_pages",
     "gleaner.services.worker.handlers.maintenance",
+    "gleaner.services.worker.handlers.webhooks",
 )
 
 
