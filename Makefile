@@ -32,6 +32,7 @@ run: migrate
 lint: install
 	$(BIN)/ruff check gleaner tests bench examples
 	$(BIN)/ruff format --check gleaner tests bench examples
+	$(BIN)/lint-imports
 
 format: install
 	$(BIN)/ruff format gleaner tests bench examples

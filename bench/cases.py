@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from bench.harness import Harness, rss_mb
+from bench.scale import history_of, load_history, measure_reads, read_probes
 from bench.stats import percentile, rate, summary_ms
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Api, eventually
@@ -35,6 +36,12 @@ class Sizes:
     schedules: int = 10_000
     schedule_interval_s: float = 30.0
     schedule_seconds: float = 40.0
+    # finished rows loaded before the scale case's probes; finished over the last `scale_history_days`
+    scale_rows: int = 10_000_000
+    scale_history_days: float = 30.0
+    scale_read_repeats: int = 50
+    # the name of a database already holding a loaded history: copied (and migrated) instead of loading again
+    scale_template: str = ""
     timeout_s: float = 600.0
 
     @classmethod
@@ -53,6 +60,8 @@ class Sizes:
             schedules=20,
             schedule_interval_s=1.0,
             schedule_seconds=3.0,
+            scale_rows=2000,
+            scale_read_repeats=2,
             timeout_s=120.0,
         )
 
@@ -113,32 +122,61 @@ async def single_submit(sizes: Sizes) -> dict[str, Any]:
 
 async def end_to_end(sizes: Sizes) -> dict[str, Any]:
     async with Harness("e2e") as h:
-        gateway = await h.start("gateway")
-        await h.start("scheduler")
-        workers = [
-            await h.start("worker", GLEANER_WORKER_CONCURRENCY=str(sizes.worker_concurrency))
-            for _ in range(sizes.workers)
-        ]
-        idle = {"gateway_rss_mb": rss_mb(gateway), "worker_rss_mb": max(rss_mb(w) for w in workers)}
+        return await _e2e_probe(h, sizes)
+
+
+# all submitted jobs are inserted before the wait starts: done once no row waits or runs (a read of the small
+# partial index of waiting rows, whatever the table's size; counting finished rows would read all of history)
+UNFINISHED = "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('scheduled', 'queued', 'retrying', 'running'))"
+
+
+async def _e2e_probe(h: Harness, sizes: Sizes) -> dict[str, Any]:
+    """`e2e_jobs` noop jobs submitted in batches and run by the workers: the rate from first submit to last finish."""
+    gateway = await h.start("gateway")
+    await h.start("scheduler")
+    workers = [
+        await h.start("worker", GLEANER_WORKER_CONCURRENCY=str(sizes.worker_concurrency)) for _ in range(sizes.workers)
+    ]
+    idle = {"gateway_rss_mb": rss_mb(gateway), "worker_rss_mb": max(rss_mb(w) for w in workers)}
+    assert h.db is not None
+    db = h.db
+    floor = await db.fetchval("SELECT COALESCE(max(id), 0) FROM jobs")
+    started = time.perf_counter()
+    await _post_batches(gateway.url, sizes.e2e_jobs, min(1000, sizes.e2e_jobs), 2)
+
+    async def done() -> bool:
+        return not await db.fetchval(UNFINISHED)
+
+    await eventually(done, timeout_s=sizes.timeout_s, interval_s=0.05, what="all jobs finished")
+    elapsed = time.perf_counter() - started
+    succeeded = await db.fetchval("SELECT count(*) FROM jobs WHERE id > $1 AND state = 'succeeded'", floor)
+    attempts = await db.fetchval("SELECT count(*) FROM job_attempts WHERE job_id > $1", floor)
+    assert succeeded == sizes.e2e_jobs, f"{succeeded} of {sizes.e2e_jobs} jobs succeeded"
+    return {
+        "jobs": sizes.e2e_jobs,
+        "seconds": round(elapsed, 3),
+        "jobs_per_s": round(rate(sizes.e2e_jobs, elapsed)),
+        "attempt_rows": attempts,
+        "idle": idle,
+        "after": {"gateway_rss_mb": rss_mb(gateway), "worker_rss_mb": max(rss_mb(w) for w in workers)},
+    }
+
+
+async def scale(sizes: Sizes) -> dict[str, Any]:
+    """The e2e probe and the API reads with `scale_rows` finished jobs already in the table."""
+    async with Harness("scale", template=sizes.scale_template) as h:
         assert h.db is not None
-        db = h.db
-        started = time.perf_counter()
-        await _post_batches(gateway.url, sizes.e2e_jobs, min(1000, sizes.e2e_jobs), 2)
-
-        async def done() -> bool:
-            return bool(await db.fetchval("SELECT count(*) = $1 FROM jobs WHERE state = 'succeeded'", sizes.e2e_jobs))
-
-        await eventually(done, timeout_s=sizes.timeout_s, interval_s=0.05, what="all jobs succeeded")
-        elapsed = time.perf_counter() - started
-        attempts = await db.fetchval("SELECT count(*) FROM job_attempts")
-        return {
-            "jobs": sizes.e2e_jobs,
-            "seconds": round(elapsed, 3),
-            "jobs_per_s": round(rate(sizes.e2e_jobs, elapsed)),
-            "attempt_rows": attempts,
-            "idle": idle,
-            "after": {"gateway_rss_mb": rss_mb(gateway), "worker_rss_mb": max(rss_mb(w) for w in workers)},
-        }
+        if sizes.scale_template:
+            loaded = await history_of(h.db, sizes.scale_template)
+        else:
+            loaded = await load_history(h.db, sizes.scale_rows, sizes.scale_history_days)
+        e2e = await _e2e_probe(h, sizes)
+        assert h.stack is not None
+        [gateway] = [service for service in h.stack.services if service.command == "gateway"]
+        newest = await h.db.fetchval("SELECT max(id) FROM jobs")
+        probes = read_probes(loaded["rows"], newest, loaded["schedule_id"])
+        reads = await measure_reads(gateway.url, HEADERS, probes, sizes.scale_read_repeats)
+        return {"loaded": loaded, "e2e": e2e, "reads": reads}
 
 
 async def latency(sizes: Sizes) -> dict[str, Any]:
@@ -261,4 +299,5 @@ CASES = {
     "latency": latency,
     "retries": retries,
     "scheduler": scheduler,
+    "scale": scale,
 }

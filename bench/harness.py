@@ -27,8 +27,9 @@ BENCH_ENV = {
 class Harness:
     """`async with Harness(...) as h:` gives h.db, h.start(...), h.api(...); tears everything down after."""
 
-    def __init__(self, name: str, **env: str) -> None:
+    def __init__(self, name: str, template: str = "", **env: str) -> None:
         self.name = name
+        self.template = template
         self.extra_env = env
         self.database = ""
         self.env: dict[str, str] = {}
@@ -38,7 +39,8 @@ class Harness:
         self.apis: list[Api] = []
 
     async def __aenter__(self) -> Harness:
-        self.database = await create_database()
+        # a template holding a loaded history is copied, then migrated to this code
+        self.database = await create_database(self.template)
         self.env = test_env(dsn_for(self.database), unique("b"), **{**BENCH_ENV, **self.extra_env})
         self.stack = Stack(self.env, self.log_dir)
         self.db = await asyncpg.create_pool(dsn_for(self.database), min_size=1, max_size=4)

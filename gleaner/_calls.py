@@ -17,10 +17,12 @@ from gleaner.errors import UnexpectedResponse, api_error
 from gleaner.inputs import JobFilters, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
 from gleaner.json_types import Json, JsonInput
 from gleaner.models import (
+    ApiKey,
     Attempt,
     DeadLetter,
     Health,
     Job,
+    Kind,
     Page,
     Queue,
     Schedule,
@@ -289,6 +291,18 @@ def scheduler_action(action: str) -> Call[SchedulerStatus]:
     return _send("POST", f"/scheduler/{action}", one(SchedulerStatus), None, repeatable=action != "run")
 
 
+# API keys (created by `gleaner apikey create`: the key is shown once, and only there)
+
+
+def api_keys() -> Call[tuple[ApiKey, ...]]:
+    return _get("/api-keys", many(ApiKey, "api_keys"))
+
+
+def revoke_api_key(key_id: int) -> Call[ApiKey]:
+    # revoking a revoked key keeps its first revocation: repeatable
+    return _send("POST", f"/api-keys/{segment(key_id)}/revoke", one(ApiKey), None, repeatable=True)
+
+
 # sites, queues, workers, stats, health
 
 
@@ -325,9 +339,12 @@ def health() -> Call[Health]:
     return Call("GET", "/health", one(Health), repeatable=True, answers=frozenset({503}), from_root=True)
 
 
-# kinds: `GET /kinds` arrives with issue 12's kind registry (workers register the kinds they serve). When the
-# route exists, add `list_kinds() -> Call[tuple[Kind, ...]]` here, a `Kind` model (name, queues, description,
-# schema, workers_alive, last_seen_at) and `kinds()` on both clients.
+def list_kinds() -> Call[tuple[Kind, ...]]:
+    return _get("/kinds", many(Kind, "kinds"))
+
+
+def get_kind(name: str) -> Call[Kind]:
+    return _get(f"/kinds/{segment(name)}", one(Kind))
 
 
 def raw(method: str, path: str, params: Mapping[str, object], body: JsonInput) -> Call[Json]:

@@ -72,6 +72,8 @@ def build(
 def retry_delay(policy: RetryPolicy, call: _calls.Call[_calls.T], attempt: int, result: Result) -> float | None:
     """Seconds to wait before sending `call` again after `result`, or None when `result` is final."""
     if isinstance(result, httpx.Response):
+        if result.status_code in call.answers:  # /health's 503 says what is down: an answer, not a failure
+            return None
         failure = status_failure(result.status_code)
         after = retry_after_s(result.headers.get("Retry-After"))
     else:

@@ -21,10 +21,12 @@ from gleaner.errors import WaitTimeout
 from gleaner.inputs import JobFilters, JobOptions, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
 from gleaner.json_types import Json, JsonInput, JsonObjectInput
 from gleaner.models import (
+    ApiKey,
     Attempt,
     DeadLetter,
     Health,
     Job,
+    Kind,
     Page,
     Queue,
     Schedule,
@@ -103,6 +105,14 @@ class AsyncClient:
         """Workers alive or seen within the hour, with the totals of the alive ones."""
         return await self._run(_calls.workers())
 
+    async def kinds(self) -> tuple[Kind, ...]:
+        """The job kinds workers registered (schema, queues, alive workers), by name."""
+        return await self._run(_calls.list_kinds())
+
+    async def kind(self, name: str) -> Kind:
+        """One registered kind; NotFound when no worker ever registered it."""
+        return await self._run(_calls.get_kind(name))
+
     async def stats(
         self,
         *,
@@ -117,6 +127,14 @@ class AsyncClient:
     async def health(self) -> Health:
         """The gateway's PostgreSQL and RabbitMQ checks; a degraded gateway is an answer, not an error."""
         return await self._run(_calls.health())
+
+    async def api_keys(self) -> tuple[ApiKey, ...]:
+        """Every API key, oldest first, with its scopes and when it was revoked (needs `admin`)."""
+        return await self._run(_calls.api_keys())
+
+    async def revoke_api_key(self, key_id: int) -> ApiKey:
+        """Revoke a key: every gateway refuses it within a second; it stays listed with its `revoked_at`."""
+        return await self._run(_calls.revoke_api_key(key_id))
 
     async def request(
         self, method: str, path: str, *, params: Mapping[str, JsonInput] | None = None, json: JsonInput = None

@@ -131,3 +131,6 @@ class SitePolicy(TypedDict, total=False):
     timeout_s: float
     max_bytes: int
     user_agent: str | None
+    robots: Literal["obey", "ignore"]
+    adaptive: bool
+    proxies: list[str]

@@ -10,6 +10,7 @@ from gleaner.json_types import Json, JsonObject
 
 __all__ = [
     "FINAL_STATES",
+    "ApiKey",
     "Attempt",
     "DeadLetter",
     "Durations",
@@ -77,6 +78,18 @@ class Job:
 
 
 @dataclass(frozen=True, slots=True)
+class ApiKey:
+    """An API key as `GET /api-keys` lists it: never the key itself (only its SHA-256 is stored)."""
+
+    id: int
+    name: str
+    scopes: tuple[str, ...] = ()
+    created_at: datetime | None = None
+    revoked_at: datetime | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One run of a job: who ran it, when, and how it ended."""
 
@@ -106,6 +119,9 @@ class ScrapeResult:
     data: Json = None
     unchanged: bool = False
     body_stored: bool = False
+    blocked_by_robots: bool = False
+    etag: str | None = None
+    last_modified: str | None = None
     fetched_at: datetime | None = None
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
@@ -191,6 +207,25 @@ class Workers:
 
 
 @dataclass(frozen=True, slots=True)
+class Kind:
+    """A job kind a worker registered: its payload schema, where its jobs go, how many alive workers serve it.
+
+    `workers_alive` 0: jobs of the kind wait until a worker serving it starts.
+    """
+
+    name: str
+    queue: str | None = None
+    queues: tuple[str, ...] = ()
+    description: str | None = None
+    schema: Json = None
+    privileged: bool = False
+    workers_alive: int = 0
+    registered_at: datetime | None = None
+    last_seen_at: datetime | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SiteState:
     """A site's live limiter state and counters."""
 
@@ -201,6 +236,15 @@ class SiteState:
     requests_total: int = 0
     rate_limit_waits: int = 0
     deferrals: int = 0
+    backoffs: int = 0
+    bytes_saved: int = 0
+    robots_blocked: int = 0
+    backoff_until: datetime | None = None
+    robots_age_s: float | None = None
+    crawl_delay_s: float | None = None
+    adaptive_delay_s: float | None = None
+    effective_delay_s: float | None = None
+    effective_requests_per_hour: float | None = None
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -220,6 +264,9 @@ class Site:
     timeout_s: float | None = None
     max_bytes: int | None = None
     user_agent: str | None = None
+    robots: str | None = None
+    adaptive: bool | None = None
+    proxies: tuple[str, ...] = ()
     state: SiteState = field(default_factory=SiteState)
     created_at: datetime | None = None
     updated_at: datetime | None = None

@@ -1,22 +1,33 @@
 """`jobboard.scrape`: walk a job board's pages (following "next" links) and store the job titles of each page.
 
-Load it with `GLEANER_HANDLER_MODULES=examples.jobboard.scraper`.
+Load it with `gleaner worker --handlers examples.jobboard.scraper` (or GLEANER_HANDLER_MODULES). It imports only
+`gleaner`, and `gleaner.testing` runs it without services (tests/unit/test_jobboard_example.py).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urljoin
 
 from selectolax.lexbor import LexborHTMLParser
 
-from gleaner.services.worker.context import JobContext
-from gleaner.shared.errors import PermanentError
+from gleaner import JobContext, JsonInput, Registry
 
 DEFAULT_TITLE_SELECTOR = ".job-title"
 DEFAULT_NEXT_SELECTOR = "a[rel=next]"
 DEFAULT_MAX_PAGES = 50
+registry = Registry()
+SELECTOR: dict[str, JsonInput] = {"type": "string", "minLength": 1, "maxLength": 200}
+SCHEMA: dict[str, JsonInput] = {
+    "type": "object",
+    "required": ["start_url"],
+    "properties": {
+        "start_url": {"type": "string", "format": "uri", "description": "the board's first page"},
+        "max_pages": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "title_selector": SELECTOR,
+        "next_selector": SELECTOR,
+    },
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +47,16 @@ def parse_page(html: str, base_url: str, title_selector: str, next_selector: str
     return Page([t for t in titles if t], urljoin(base_url, href) if href else None)
 
 
-async def scrape(ctx: JobContext) -> Any:
-    """Payload: `start_url` (required), `max_pages` (default 50), `title_selector`, `next_selector`."""
-    payload = ctx.job.payload if isinstance(ctx.job.payload, dict) else {}
-    url = payload.get("start_url")
-    if not isinstance(url, str) or not url:
-        raise PermanentError("payload.start_url must be a URL", error_class="bad_payload")
-    max_pages = int(payload.get("max_pages", DEFAULT_MAX_PAGES))
+@registry.handler("jobboard.scrape", schema=SCHEMA)
+async def scrape(ctx: JobContext) -> JsonInput:
+    """Walk a job board's pages, storing each page's job titles.
+
+    Payload: `start_url` (required), `max_pages` (default 50), `title_selector`, `next_selector`.
+    """
+    payload = ctx.job.payload  # checked against SCHEMA before the handler runs
+    url = str(payload["start_url"])
+    max_pages = payload.get("max_pages", DEFAULT_MAX_PAGES)
+    max_pages = max_pages if isinstance(max_pages, int) else DEFAULT_MAX_PAGES
     title_selector = str(payload.get("title_selector", DEFAULT_TITLE_SELECTOR))
     next_selector = str(payload.get("next_selector", DEFAULT_NEXT_SELECTOR))
     seen: set[str] = set()
@@ -57,7 +71,3 @@ async def scrape(ctx: JobContext) -> Any:
         await ctx.progress({"pages": len(seen), "titles": len(titles)})
         next_url = page.next_url
     return {"pages": len(seen), "titles": titles}
-
-
-def register(registry: Any) -> None:
-    registry.add("jobboard.scrape", scrape)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -30,7 +31,15 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gleaner", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("gateway", help="serve the HTTP API")
-    commands.add_parser("worker", help="consume queues and run jobs")
+    worker = commands.add_parser("worker", help="consume queues and run jobs")
+    worker.add_argument(
+        "--handlers",
+        action="append",
+        default=[],
+        metavar="MODULES",
+        help="comma-separated handler modules to load besides GLEANER_HANDLER_MODULES (found from the current "
+        "directory too, as Celery's -A), e.g. examples.jobboard.scraper",
+    )
     commands.add_parser("scheduler", help="fire schedules, relay unpublished jobs, reap leases, prune")
     migrate = commands.add_parser("migrate", help="apply pending database migrations (and grants, topology)")
     migrate.add_argument(
@@ -95,7 +104,8 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     elif args.command == "worker":
         from gleaner.services.worker.app import main as run_worker
 
-        run_worker(config)
+        modules = [name.strip() for value in args.handlers for name in value.split(",") if name.strip()]
+        run_worker(dataclasses.replace(config, handler_modules=(*config.handler_modules, *modules)))
     elif args.command == "scheduler":
         from gleaner.services.scheduler.app import main as run_scheduler
 

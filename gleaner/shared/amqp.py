@@ -24,7 +24,7 @@ from aio_pika.abc import (
 
 from gleaner.shared import delays
 from gleaner.shared.config import Config
-from gleaner.shared.confirmed_batch import Encoded, publish_confirmed
+from gleaner.shared.confirmed_batch import Encoded, missing_internals, publish_confirmed
 from gleaner.shared.messages import CONTENT_TYPE, JobMessage
 from gleaner.shared.publish_frames import PublishEncoder
 
@@ -207,6 +207,9 @@ class Broker:
         # up from the first connect until the connection closes, up again once aio-pika reconnected it and restored
         # its channels: a robust connection's `is_closed` stays False all the while it reconnects
         self._up = False
+        # batches as hand-encoded frames on aiormq's internals (confirmed_batch); False when the connected aiormq
+        # lacks them: then one public publish per message, confirms still pipelined
+        self.batch_frames = True
 
     @property
     def connected(self) -> bool:
@@ -231,6 +234,7 @@ class Broker:
         except BaseException:
             await connection.close()  # or every retry of connect_forever leaves a connection reconnecting forever
             raise
+        self.batch_frames = await _frames_supported(channel)
         self._jobs = await channel.get_exchange(self.topology.jobs_exchange, ensure=False)
         self._delay = await channel.get_exchange(self.topology.delay_entry, ensure=False)
         self._events = await channel.get_exchange(self.topology.events_exchange, ensure=False)
@@ -311,6 +315,8 @@ class Broker:
             return [False] * len(jobs)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + PUBLISH_TIMEOUT_S
+        if not self.batch_frames:
+            return await self._publish_each(jobs, deadline)
         try:
             # aio-pika waits for a reconnecting connection here: that wait counts against the deadline
             async with asyncio.timeout_at(deadline):
@@ -328,6 +334,23 @@ class Broker:
             log.warning(
                 "%d of %d publishes unconfirmed within %gs", outcomes.count(False), len(jobs), PUBLISH_TIMEOUT_S
             )
+        return outcomes
+
+    async def _publish_each(self, jobs: Sequence[tuple[JobMessage, float]], deadline: float) -> list[bool]:
+        """The public path: one aio-pika publish per message, all awaited together under one deadline."""
+        loop = asyncio.get_running_loop()
+
+        async def one(job: JobMessage, delay_s: float) -> bool:
+            try:
+                await self.publish_one(job, delay_s, timeout_s=max(0.0, deadline - loop.time()))
+            except Exception as exc:  # noqa: BLE001 - unconfirmed, returned, or the channel closed: the relay retries
+                log.debug("publishing job %d failed: %r", job.job_id, exc)
+                return False
+            return True
+
+        outcomes = list(await asyncio.gather(*(one(job, delay_s) for job, delay_s in jobs)))
+        if not all(outcomes):
+            log.warning("%d of %d publishes unconfirmed", outcomes.count(False), len(jobs))
         return outcomes
 
     def _encoded(self, encoder: PublishEncoder, job: JobMessage, delay_s: float) -> Encoded:
@@ -352,6 +375,17 @@ class Broker:
                 )
         except Exception as exc:  # noqa: BLE001 - events are advisory; a failure must not fail the job
             log.debug("event publish failed: %r", exc)
+
+
+async def _frames_supported(channel: AbstractChannel) -> bool:
+    """Whether the connected aiormq has the internals batch publishing relies on; says what it lacks if not."""
+    underlay = await channel.get_underlay_channel()
+    missing = missing_internals(underlay) if isinstance(underlay, aiormq.Channel) else ["aiormq.Channel"]
+    if missing:
+        log.warning(
+            "aiormq lacks %s: batches are published one message at a time (slower, still confirmed)", ", ".join(missing)
+        )
+    return not missing
 
 
 def _persistent(body: bytes, priority: int, headers: Mapping[str, FieldValue]) -> aio_pika.Message:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import difflib
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import TypeVar
+from dataclasses import dataclass, field, fields
+from typing import Any, Generic, TypeVar
 
 from gleaner.shared.errors import ConfigError
 
@@ -21,57 +21,149 @@ MAX_RETENTION_DAYS = 36_500
 DEFAULT_PORTS = {"gateway": 8080, "worker": 8081, "scheduler": 8082}
 
 T = TypeVar("T")
+Read = Callable[["_Reader", str, T], T]
+SPEC = "gleaner.setting"
+
+
+@dataclass(frozen=True, slots=True)
+class Spec(Generic[T]):
+    """How a setting is read from its variable (type and range: `read` reports a bad value with the allowed
+    range), what it is for, and how the README shows its default when that is not the default itself."""
+
+    read: Read[T]
+    help: str
+    shown: str = ""
+
+
+def setting(default: T, read: Read[T], help: str, shown: str = "") -> T:
+    """A Config field and its setting, declared once: the variable is GLEANER_ + the field's name in capitals."""
+    return field(default=default, metadata={SPEC: Spec(read, help, shown)})
+
+
+def text() -> Read[str]:
+    return lambda reader, name, default: reader.text(name, default)
+
+
+def flag() -> Read[bool]:
+    return lambda reader, name, default: reader.flag(name, default)
+
+
+def matching(pattern: re.Pattern[str]) -> Read[str]:
+    return lambda reader, name, default: reader.match(name, default, pattern)
+
+
+def queue_names() -> Read[tuple[str, ...]]:
+    return lambda reader, name, default: reader.names(name, default)
+
+
+def optional(convert: Callable[[str], T]) -> Read[T | None]:
+    return lambda reader, name, default: reader.optional(name, convert)
+
+
+def number(kind: Callable[[str], T], low: float, high: float) -> Read[T]:
+    return lambda reader, name, default: reader.number(name, default, kind, low, high)
+
+
+def choice(choices: tuple[str, ...]) -> Read[str]:
+    return lambda reader, name, default: reader.choice(name, default, choices)
+
+
+def modules() -> Read[tuple[str, ...]]:
+    return lambda reader, name, default: reader.modules(name)
+
+
+def _port(raw: str) -> int:
+    value = int(raw)
+    if not 0 <= value <= 65535:
+        raise ValueError("must be a port number 0-65535")
+    return value
+
+
+def _token(raw: str) -> str:
+    if len(raw) < 16:
+        raise ValueError("must be at least 16 characters")
+    return raw
 
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    """Everything a Gleaner process needs to know, validated as a whole."""
+    """Everything a Gleaner process needs to know, validated as a whole. Each field is a setting, declared once
+    (default, type and range, help); `from_env`, the known names and the README table check derive from it."""
 
-    database_url: str = "postgresql://postgres@127.0.0.1:5432/gleaner"
-    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
-    # declare the exchanges and queues at start; off: only check they exist (`gleaner migrate --topology` declares)
-    amqp_declare: bool = True
-    # RabbitMQ's management API, for the unacked counts of GET /queues; empty: the AMQP host on port 15672
-    # with the AMQP credentials; "off": not asked
-    rabbitmq_management_url: str = ""
-    namespace: str = "gleaner"
-    queues: tuple[str, ...] = ("default",)
-    http_host: str = "127.0.0.1"
-    http_port: int | None = None
-    admin_token: str | None = None
-    # where the operator commands (`gleaner jobs …`) reach the gateway; empty: this host's gateway port
-    api_url: str = ""
-    api_token: str | None = None
-    # requests per second per API key at each gateway (0: no limit) and the burst (0: twice the rate)
-    api_rate_per_s: float = 0.0
-    api_burst: int = 0
-    worker_queues: tuple[str, ...] = ()
-    worker_concurrency: int = 32
-    worker_id: str | None = None
-    delay_unit_ms: int = 1000
-    delay_levels: int = 16
-    handler_modules: tuple[str, ...] = ()
-    log_level: str = "INFO"
-    fetch_allow_private: bool = False
-    fetch_max_bytes: int = 10 * 1024 * 1024
-    lease_s: float = 30.0
-    shutdown_grace_s: float = 30.0
-    max_body_bytes: int = 4 * 1024 * 1024
-    batch_window_ms: float = 2.0
-    batch_max: int = 500
-    events_keepalive_s: float = 15.0
-    relay_interval_s: float = 1.0
-    relay_grace_s: float = 30.0
-    relay_stale_s: float = 600.0
-    reaper_interval_s: float = 2.0
-    retention_days: float = 30.0
-    result_retention_days: float = 7.0
-    prune_interval_s: float = 300.0
-    dead_letter_ttl_s: int = 7 * 24 * 3600
-    default_max_attempts: int = 3
-    default_timeout_s: float = 300.0
-    default_retry_base_s: float = 1.0
-    default_retry_cap_s: float = 300.0
+    database_url: str = setting("postgresql://postgres@127.0.0.1:5432/gleaner", text(), "PostgreSQL")
+    amqp_url: str = setting("amqp://guest:guest@127.0.0.1:5672/", text(), "RabbitMQ")
+    amqp_declare: bool = setting(
+        True, flag(), "declare the exchanges and queues at start; off: only check they exist (gleaner migrate)"
+    )
+    rabbitmq_management_url: str = setting(
+        "",
+        text(),
+        "RabbitMQ's management API for GET /queues' unacked counts; empty: the AMQP host on 15672; off: not asked",
+        shown="the AMQP host on port 15672",
+    )
+    namespace: str = setting("gleaner", matching(NAMESPACE_NAME), "prefix of every exchange and queue")
+    queues: tuple[str, ...] = setting(("default",), queue_names(), "the named queues")
+    http_host: str = setting("127.0.0.1", text(), "where each service listens")
+    http_port: int | None = setting(
+        None, optional(_port), "the service's port", shown="8080 gateway, 8081 worker, 8082 scheduler"
+    )
+    admin_token: str | None = setting(None, optional(_token), "accepted as an admin key", shown="none")
+    api_url: str = setting(
+        "",
+        text(),
+        "where the operator commands reach the gateway; empty: this host's gateway port",
+        shown="this host's gateway (`http://127.0.0.1:8080/api/v1`)",
+    )
+    api_token: str | None = setting(
+        None, optional(str), "the key of the operator commands", shown="`GLEANER_ADMIN_TOKEN`"
+    )
+    api_rate_per_s: float = setting(
+        0.0, number(float, 0, 1_000_000), "requests per second per API key at each gateway", shown="`0` (no limit)"
+    )
+    api_burst: int = setting(0, number(int, 0, 1_000_000), "the rate limit's burst", shown="`0` (twice the rate)")
+    worker_queues: tuple[str, ...] = setting((), queue_names(), "the queues this worker consumes", shown="all queues")
+    worker_concurrency: int = setting(32, number(int, 1, 10_000), "jobs a worker runs at once (also its prefetch)")
+    worker_id: str | None = setting(None, optional(str), "the name of a worker", shown="host-pid")
+    delay_unit_ms: int = setting(1000, number(int, 1, 3_600_000), "the delay unit of the TTL levels")
+    delay_levels: int = setting(16, number(int, 1, 32), "number of TTL levels")
+    handler_modules: tuple[str, ...] = setting((), modules(), "modules that register handlers", shown="none")
+    log_level: str = setting("INFO", choice(LOG_LEVELS), "the log level")
+    fetch_allow_private: bool = setting(False, flag(), "let http.fetch reach private addresses")
+    fetch_max_bytes: int = setting(
+        10 * 1024 * 1024, number(int, 1, 2**31), "response size cap of the fetch client", shown="10 MiB"
+    )
+    fetch_contact_url: str = setting(
+        "", text(), "the URL the default User-Agent names, where a site's operator learns who crawls it", shown="none"
+    )
+    robots_ttl_s: float = setting(
+        86_400.0, number(float, 1, 86_400 * 30), "how long every worker trusts a fetched robots.txt"
+    )
+    lease_s: float = setting(30.0, number(float, 0.5, 86_400), "how long a claim holds without a heartbeat")
+    shutdown_grace_s: float = setting(30.0, number(float, 0, 86_400), "how long a stopping worker lets jobs finish")
+    max_body_bytes: int = setting(4 * 1024 * 1024, number(int, 1024, 2**30), "request body limit", shown="4 MiB")
+    batch_window_ms: float = setting(2.0, number(float, 0, 1000), "group commit: how long writes gather")
+    batch_max: int = setting(500, number(int, 1, 10_000), "group commit: rows in one statement")
+    events_keepalive_s: float = setting(
+        15.0, number(float, 0.1, 3600), "seconds between the keep-alive comments of GET /events"
+    )
+    relay_interval_s: float = setting(1.0, number(float, 0.05, 3600), "relay period")
+    relay_grace_s: float = setting(30.0, number(float, 0, 3600), "age before an unconfirmed row is relayed")
+    relay_stale_s: float = setting(600.0, number(float, 1, 86_400 * 7), "age past due of a presumed lost message")
+    reaper_interval_s: float = setting(2.0, number(float, 0.05, 3600), "lease reaper period")
+    retention_days: float = setting(
+        30.0, number(float, 0, MAX_RETENTION_DAYS), "finished jobs older than this are pruned; 0 keeps them"
+    )
+    result_retention_days: float = setting(
+        7.0, number(float, 0, MAX_RETENTION_DAYS), "results and progress older than this are dropped; 0 keeps them"
+    )
+    prune_interval_s: float = setting(300.0, number(float, 0.1, 86_400), "the scheduler's prune period")
+    dead_letter_ttl_s: int = setting(
+        7 * 24 * 3600, number(int, 1, 2**31 // 1000), "TTL of the dead-letter mirror queue", shown="7 days"
+    )
+    default_max_attempts: int = setting(3, number(int, 1, 1000), "job default")
+    default_timeout_s: float = setting(300.0, number(float, 0.001, 86_400), "job default")
+    default_retry_base_s: float = setting(1.0, number(float, 0, 86_400), "job default")
+    default_retry_cap_s: float = setting(300.0, number(float, 0, 86_400 * 30), "job default")
 
     @property
     def default_queue(self) -> str:
@@ -82,55 +174,8 @@ class Config:
     def from_env(cls, env: Mapping[str, str]) -> Config:
         """Read every GLEANER_* variable; raise ConfigError listing all problems at once."""
         reader = _Reader(env)
-        d = cls()
-        config = cls(
-            database_url=reader.text("GLEANER_DATABASE_URL", d.database_url),
-            amqp_url=reader.text("GLEANER_AMQP_URL", d.amqp_url),
-            amqp_declare=reader.flag("GLEANER_AMQP_DECLARE", d.amqp_declare),
-            rabbitmq_management_url=reader.text("GLEANER_RABBITMQ_MANAGEMENT_URL", d.rabbitmq_management_url),
-            namespace=reader.match("GLEANER_NAMESPACE", d.namespace, NAMESPACE_NAME),
-            queues=reader.names("GLEANER_QUEUES", d.queues),
-            http_host=reader.text("GLEANER_HTTP_HOST", d.http_host),
-            http_port=reader.optional("GLEANER_HTTP_PORT", _port),
-            admin_token=reader.optional("GLEANER_ADMIN_TOKEN", _token),
-            api_url=reader.text("GLEANER_API_URL", d.api_url),
-            api_token=reader.optional("GLEANER_API_TOKEN", str),
-            api_rate_per_s=reader.number("GLEANER_API_RATE_PER_S", d.api_rate_per_s, float, 0, 1_000_000),
-            api_burst=reader.number("GLEANER_API_BURST", d.api_burst, int, 0, 1_000_000),
-            worker_queues=reader.names("GLEANER_WORKER_QUEUES", ()),
-            worker_concurrency=reader.number("GLEANER_WORKER_CONCURRENCY", d.worker_concurrency, int, 1, 10_000),
-            worker_id=reader.optional("GLEANER_WORKER_ID", str),
-            delay_unit_ms=reader.number("GLEANER_DELAY_UNIT_MS", d.delay_unit_ms, int, 1, 3_600_000),
-            delay_levels=reader.number("GLEANER_DELAY_LEVELS", d.delay_levels, int, 1, 32),
-            handler_modules=reader.modules("GLEANER_HANDLER_MODULES"),
-            log_level=reader.choice("GLEANER_LOG_LEVEL", d.log_level, LOG_LEVELS),
-            fetch_allow_private=reader.flag("GLEANER_FETCH_ALLOW_PRIVATE", d.fetch_allow_private),
-            fetch_max_bytes=reader.number("GLEANER_FETCH_MAX_BYTES", d.fetch_max_bytes, int, 1, 2**31),
-            lease_s=reader.number("GLEANER_LEASE_S", d.lease_s, float, 0.5, 86_400),
-            shutdown_grace_s=reader.number("GLEANER_SHUTDOWN_GRACE_S", d.shutdown_grace_s, float, 0, 86_400),
-            max_body_bytes=reader.number("GLEANER_MAX_BODY_BYTES", d.max_body_bytes, int, 1024, 2**30),
-            batch_window_ms=reader.number("GLEANER_BATCH_WINDOW_MS", d.batch_window_ms, float, 0, 1000),
-            batch_max=reader.number("GLEANER_BATCH_MAX", d.batch_max, int, 1, 10_000),
-            events_keepalive_s=reader.number("GLEANER_EVENTS_KEEPALIVE_S", d.events_keepalive_s, float, 0.1, 3600),
-            relay_interval_s=reader.number("GLEANER_RELAY_INTERVAL_S", d.relay_interval_s, float, 0.05, 3600),
-            relay_grace_s=reader.number("GLEANER_RELAY_GRACE_S", d.relay_grace_s, float, 0, 3600),
-            relay_stale_s=reader.number("GLEANER_RELAY_STALE_S", d.relay_stale_s, float, 1, 86_400 * 7),
-            reaper_interval_s=reader.number("GLEANER_REAPER_INTERVAL_S", d.reaper_interval_s, float, 0.05, 3600),
-            retention_days=reader.number("GLEANER_RETENTION_DAYS", d.retention_days, float, 0, MAX_RETENTION_DAYS),
-            result_retention_days=reader.number(
-                "GLEANER_RESULT_RETENTION_DAYS", d.result_retention_days, float, 0, MAX_RETENTION_DAYS
-            ),
-            prune_interval_s=reader.number("GLEANER_PRUNE_INTERVAL_S", d.prune_interval_s, float, 0.1, 86_400),
-            dead_letter_ttl_s=reader.number("GLEANER_DEAD_LETTER_TTL_S", d.dead_letter_ttl_s, int, 1, 2**31 // 1000),
-            default_max_attempts=reader.number("GLEANER_DEFAULT_MAX_ATTEMPTS", d.default_max_attempts, int, 1, 1000),
-            default_timeout_s=reader.number("GLEANER_DEFAULT_TIMEOUT_S", d.default_timeout_s, float, 0.001, 86_400),
-            default_retry_base_s=reader.number(
-                "GLEANER_DEFAULT_RETRY_BASE_S", d.default_retry_base_s, float, 0, 86_400
-            ),
-            default_retry_cap_s=reader.number(
-                "GLEANER_DEFAULT_RETRY_CAP_S", d.default_retry_cap_s, float, 0, 86_400 * 30
-            ),
-        )
+        values: dict[str, Any] = {s.field: s.spec.read(reader, s.name, s.default) for s in SETTINGS}
+        config = cls(**values)
         reader.check(config)
         reader.unknown_names()
         if reader.problems:
@@ -163,16 +208,45 @@ class Config:
         return ((1 << self.delay_levels) - 1) * self.delay_unit_s
 
 
+@dataclass(frozen=True, slots=True)
+class Setting:
+    """One setting as declared on Config: its variable, field, default and Spec."""
+
+    name: str
+    field: str
+    default: Any
+    spec: Spec[Any]
+
+    @property
+    def shown(self) -> str:
+        """The default as the README's settings table shows it."""
+        if self.spec.shown:
+            return self.spec.shown
+        return f"`{_shown(self.default)}`"
+
+
+def _shown(value: object) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return str(value)
+
+
+SETTINGS = tuple(Setting(PREFIX + f.name.upper(), f.name, f.default, f.metadata[SPEC]) for f in fields(Config))
+KNOWN_NAMES = frozenset(s.name for s in SETTINGS)
+
+
 class _Reader:
-    """Collects problems instead of stopping at the first one, and the names it was asked for."""
+    """Collects problems instead of stopping at the first one."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
         self.env = env
         self.problems: list[str] = []
-        self.known: set[str] = set()
 
     def _raw(self, name: str) -> str | None:
-        self.known.add(name)
         value = self.env.get(name)
         if value is None or value.strip() == "":
             return None
@@ -255,10 +329,10 @@ class _Reader:
         """A GLEANER_* variable no setting reads is a typo until proven otherwise (GLEANER_WORKER_CONCURENCY=4
         was ignored and the worker ran 32 slots); variables of the test tooling (GLEANER_TEST_*) are not settings."""
         for name in sorted(self.env):
-            if name.startswith(PREFIX) and name not in self.known and not name.startswith(TOOLING_PREFIXES):
+            if name.startswith(PREFIX) and name not in KNOWN_NAMES and not name.startswith(TOOLING_PREFIXES):
                 # compared without the common prefix, which would make every name look alike
                 cut = len(PREFIX)
-                close = difflib.get_close_matches(name[cut:], [known[cut:] for known in self.known], n=1)
+                close = difflib.get_close_matches(name[cut:], [known[cut:] for known in sorted(KNOWN_NAMES)], n=1)
                 hint = f"; did you mean {PREFIX}{close[0]}?" if close else ""
                 self.problems.append(f"{name}: not a Gleaner setting{hint}")
 
@@ -274,6 +348,9 @@ class _Reader:
             self.problems.append(f"GLEANER_AMQP_URL={config.amqp_url!r}: must start with amqp:// or amqps://")
         if config.api_url and not config.api_url.startswith(("http://", "https://")):
             self.problems.append(f"GLEANER_API_URL={config.api_url!r}: must start with http:// or https://")
+        contact = config.fetch_contact_url
+        if contact and (not contact.startswith(("http://", "https://")) or not contact.isprintable()):
+            self.problems.append(f"GLEANER_FETCH_CONTACT_URL={contact!r}: must be an http:// or https:// URL")
         management = config.rabbitmq_management_url
         if management not in ("", "off") and not management.startswith(("http://", "https://")):
             self.problems.append(
@@ -281,16 +358,3 @@ class _Reader:
             )
         if config.default_retry_cap_s < config.default_retry_base_s:
             self.problems.append("GLEANER_DEFAULT_RETRY_CAP_S: must not be below GLEANER_DEFAULT_RETRY_BASE_S")
-
-
-def _port(raw: str) -> int:
-    value = int(raw)
-    if not 0 <= value <= 65535:
-        raise ValueError("must be a port number 0-65535")
-    return value
-
-
-def _token(raw: str) -> str:
-    if len(raw) < 16:
-        raise ValueError("must be at least 16 characters")
-    return raw

@@ -6,18 +6,39 @@ registered with the channel's own confirm bookkeeping (`confirmations`, `message
 delivery tag counter) under its lock and written as one payload; aiormq's reader then settles each
 message's future exactly as for its own publishes: a `basic.ack` resolves it, a `basic.nack` or a
 `basic.return` (an unroutable mandatory message) fails it; a closed channel fails what is still open.
-This leans on those attributes of `aiormq.Channel` (checked by the integration tests; the dependency is
-pinned to the minor release it was written against).
+This leans on those attributes of `aiormq.Channel` (the dependency is pinned to the minor release it was
+written against): `missing_internals` names what a connected channel lacks, and the broker then publishes
+through aio-pika's public path instead (slower, same confirms).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import aiormq
-from aiormq.abc import ChannelFrame
+import aiormq.abc
+
+if TYPE_CHECKING:
+    from aiormq.abc import ChannelFrame
+
+# what `_send` and `publish_confirmed` use of a connected aiormq.Channel, beyond its public methods
+CHANNEL_INTERNALS = (
+    "lock",
+    "delivery_tag",
+    "confirmations",
+    "message_id_delivery_tag",
+    "write_queue",
+    "create_future",
+    "closing",
+    "number",
+    "max_content_size",
+)
+# the fields `_send` gives the writer's frame
+FRAME_FIELDS = ("payload", "should_close", "drain_future")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +47,22 @@ class Encoded:
 
     message_id: str
     frames: bytes
+
+
+def missing_internals(channel: aiormq.Channel) -> list[str]:
+    """The aiormq internals this module needs that `channel` (open, with confirms) or aiormq lacks; [] if none."""
+    # looked up without evaluating properties (`closing` makes a new future each time it is read)
+    missing = [
+        f"Channel.{name}"
+        for name in CHANNEL_INTERNALS
+        if not hasattr(type(channel), name) and name not in getattr(channel, "__dict__", {})
+    ]
+    frame = getattr(aiormq.abc, "ChannelFrame", None)
+    fields = {f.name for f in dataclasses.fields(frame)} if dataclasses.is_dataclass(frame) else set()
+    missing += [f"ChannelFrame.{name}" for name in FRAME_FIELDS if name not in fields]
+    if "Channel.delivery_tag" not in missing and not isinstance(getattr(channel, "delivery_tag", None), int):
+        missing.append("Channel.delivery_tag (an int)")
+    return missing
 
 
 async def publish_confirmed(channel: aiormq.Channel, messages: Sequence[Encoded], timeout_s: float) -> list[bool]:
@@ -100,7 +137,8 @@ async def _send(
         written = channel.create_future()
         payload = b"".join(message.frames for message in messages)
         try:
-            await channel.write_queue.put(ChannelFrame(payload=payload, should_close=False, drain_future=written))
+            frame: ChannelFrame = aiormq.abc.ChannelFrame(payload=payload, should_close=False, drain_future=written)
+            await channel.write_queue.put(frame)
         except BaseException:
             # nothing reached the broker: give the delivery tags back while the lock is still held
             channel.delivery_tag = first - 1

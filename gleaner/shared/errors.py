@@ -5,6 +5,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+# handler outcomes are part of the public handler API; re-exported here for the services
+from gleaner.handlers import HandlerError, PermanentError, RetryableError
+
+__all__ = [
+    "ConfigError",
+    "DecodeError",
+    "GleanerError",
+    "HandlerError",
+    "MigrationError",
+    "PermanentError",
+    "Problem",
+    "RetryableError",
+    "UnknownKindError",
+    "ValidationProblem",
+    "field_error",
+]
+
 
 class GleanerError(Exception):
     """Base of every error Gleaner raises on purpose."""
@@ -25,31 +42,6 @@ class DecodeError(GleanerError):
 
 class MigrationError(GleanerError):
     """The migration files and the database disagree."""
-
-
-class HandlerError(GleanerError):
-    """Raised by a job handler; `error_class` names the failure in the job record."""
-
-    retryable = True
-    error_class = "handler_error"
-
-    def __init__(self, message: str, *, error_class: str | None = None) -> None:
-        super().__init__(message)
-        if error_class is not None:
-            self.error_class = error_class
-
-
-class RetryableError(HandlerError):
-    """A failure worth another attempt (network trouble, a 5xx, a rate limit)."""
-
-    error_class = "retryable"
-
-
-class PermanentError(HandlerError):
-    """A failure that another attempt cannot fix (bad payload, a 404, a refused URL)."""
-
-    retryable = False
-    error_class = "permanent"
 
 
 class UnknownKindError(PermanentError):

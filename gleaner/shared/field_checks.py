@@ -1,4 +1,5 @@
-"""Request validation, one helper per shape: integers, numbers, text, timestamps, path ids and JSON documents.
+"""Request validation, one helper per shape: integers, numbers, text, timestamps, path ids, query parameters and
+JSON documents, and the reader that takes a body's members through them collecting every problem.
 
 Each refuses at the boundary what PostgreSQL (or the JSON encoder) would refuse later: NUL characters, instants
 outside the range both Python and PostgreSQL represent, integers past 64 bits, non-finite numbers, documents
@@ -16,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from gleaner.shared.errors import field_error
+
 # how deep a JSON request body may nest (the body itself is level 1); past it a 422 names the member
 MAX_JSON_DEPTH = 64
 # the integers orjson reads exactly (int64 and uint64); it would turn any other into an approximate float
@@ -28,6 +31,9 @@ MAX_ID = 2**63 - 1
 # ASCII digits only: str.isdigit() and int() also take "²", "١٢" and "1_0"
 DECIMAL_ID = re.compile(r"^[1-9][0-9]{0,18}$", re.ASCII)
 MAX_REPORTED = 20
+# query parameters are ASCII decimals: int() and float() would also take "١٢", "1_0", "nan" and "inf"
+QUERY_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
+QUERY_NUMBER = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?", re.ASCII)
 MemberCheck = Callable[[Any], list[tuple[str, str]]]
 
 
@@ -97,6 +103,75 @@ def text(pattern: re.Pattern[str], what: str) -> Callable[[Any], str]:
         return value
 
     return convert
+
+
+def query_integer(low: int, high: int) -> Callable[[str], int]:
+    """A converter of query text to a whole number from `low` to `high`."""
+
+    def convert(raw: str) -> int:
+        if QUERY_INTEGER.fullmatch(raw) is None or not low <= int(raw) <= high:
+            raise Invalid(f"must be an integer from {low} to {high}")
+        return int(raw)
+
+    return convert
+
+
+def query_number(low: float, high: float, *, exclusive_low: bool = False) -> Callable[[str], float]:
+    """A converter of query text to a finite number from `low` (or above it) to `high`."""
+    within = number(low, high, exclusive_low=exclusive_low)
+
+    def convert(raw: str) -> float:
+        if QUERY_NUMBER.fullmatch(raw) is None:
+            within(None)  # raises with the range
+        return within(float(raw))
+
+    return convert
+
+
+def query_boolean(raw: str) -> bool:
+    """A converter of query text to a boolean: `true` or `false`, nothing else."""
+    if raw not in ("true", "false"):
+        raise Invalid("must be true or false")
+    return raw == "true"
+
+
+class FieldReader:
+    """Reads a JSON object's members through converters, collecting every problem (the field under `prefix`,
+    the converter's message) instead of stopping at the first; `errors` may be shared with the caller."""
+
+    def __init__(self, data: Mapping[str, Any], prefix: str = "", errors: list[dict[str, str]] | None = None) -> None:
+        self.data = data
+        self.prefix = prefix
+        self.errors: list[dict[str, str]] = [] if errors is None else errors
+
+    def fail(self, name: str, message: str) -> None:
+        self.errors.append(field_error(self.prefix + name, message))
+
+    def failed(self, *names: str) -> bool:
+        wanted = {self.prefix + name for name in names}
+        return any(error["field"] in wanted for error in self.errors)
+
+    def get(self, name: str, convert: Callable[[Any], Any], *, default: Any, required: bool = False) -> Any:
+        """The member through `convert`; absent or null: `default` (a problem when `required`); bad: a problem
+        (naming the nested member the converter names, if any) and `default`."""
+        value = self.data.get(name)
+        if value is None:
+            if required:
+                self.fail(name, "is required")
+            return default
+        try:
+            return convert(value)
+        except Invalid as exc:
+            self.fail(exc.field or name, str(exc))
+            return default
+
+    def present(self, converters: Mapping[str, Callable[[Any], Any]]) -> dict[str, Any]:
+        """The converted values of the members present and valid (null means left out)."""
+        values = {name: self.get(name, convert, default=_ABSENT) for name, convert in converters.items()}
+        return {name: value for name, value in values.items() if value is not _ABSENT}
+
+
+_ABSENT = object()
 
 
 def members(converters: Mapping[str, Callable[[Any], Any]], *, closed: bool = True) -> MemberCheck:

@@ -15,37 +15,45 @@ ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _ALL = "SELECT, INSERT, UPDATE, DELETE"
 
 # What the SQL of each service's code touches, no more: tests/ops/test_database_grants.py derives it from the
-# modules each service imports and fails on any difference. The gateway carries the scheduler's firing and duty
-# statements (POST /scheduler/run imports them), hence its job_attempts, site_minutes and workers rows. Tables
-# not listed for a role are out of its reach: the worker, which handles fetched content, never reads api_keys.
+# modules each service imports and fails on any difference. The gateway fires schedules (a manual trigger,
+# POST /scheduler/run) through gleaner.shared.scheduling (docs/scheduling.md) and runs none of the scheduler's
+# duties, so it holds none of their privileges (pruning, reaping, dropping workers). Tables not listed for a role
+# are out of its reach: the worker, which handles fetched content, never reads api_keys.
 GRANTS: Mapping[str, Mapping[str, str]] = {
     "gateway": {
         "api_keys": "SELECT, INSERT, UPDATE",
         "dead_letters": "SELECT, UPDATE, DELETE",
-        "idempotency_keys": "SELECT, INSERT, DELETE",
+        "idempotency_keys": "SELECT, INSERT",
         "gateway_secrets": "SELECT",
-        "job_attempts": "SELECT, INSERT",
+        "job_attempts": "SELECT",
+        "job_hours": "SELECT",
+        "job_minutes": "SELECT",
         "jobs": _ALL,
+        "kinds": "SELECT",
         "queue_pauses": _ALL,
         "scheduler_state": "SELECT, UPDATE",
         "schedules": _ALL,
         "scrape_results": "SELECT",
-        "site_minutes": "SELECT, DELETE",
+        "site_minutes": "SELECT",
         "site_status": "SELECT",
         "sites": "SELECT, INSERT, UPDATE",
-        "webhook_deliveries": "SELECT, INSERT, DELETE",
+        "webhook_deliveries": "SELECT, INSERT",
         "webhooks": "SELECT, INSERT, DELETE",
-        "workers": "SELECT, DELETE",
+        "workers": "SELECT",
     },
     "worker": {
         "dead_letters": "SELECT, INSERT, DELETE",
         "idempotency_keys": "SELECT, DELETE",
         "job_attempts": "SELECT, INSERT",
+        "job_hours": "SELECT, DELETE",
+        "job_minutes": "SELECT, DELETE",
         "jobs": "SELECT, UPDATE, DELETE",
+        "kinds": "SELECT, INSERT, UPDATE",
         "queue_pauses": "SELECT",
         "scrape_bodies": "SELECT, INSERT, DELETE",
         "scrape_results": "SELECT, INSERT",
         "site_minutes": _ALL,
+        "site_robots": "SELECT, INSERT, UPDATE",
         "site_slots": _ALL,
         "sites": "SELECT, UPDATE",
         "webhooks": "SELECT",
@@ -55,6 +63,8 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "dead_letters": "SELECT, DELETE",
         "idempotency_keys": "SELECT, DELETE",
         "job_attempts": "SELECT, INSERT",
+        "job_hours": "SELECT, DELETE",
+        "job_minutes": "SELECT, DELETE",
         "jobs": _ALL,
         "scheduler_state": "SELECT, UPDATE",
         "schedules": _ALL,

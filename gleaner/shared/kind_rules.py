@@ -1,7 +1,7 @@
 """What submitting a job kind takes: that it is registered, whether it needs `admin`, how its payload is checked.
 
-The handler registry declares it (gleaner.services.worker.handlers); the gateway and `gleaner schedules apply` check
-submissions against it, and a handler may run the same payload check again before it acts.
+Workers declare it when they register their kinds (the `kinds` table); the gateway checks submissions against it,
+and the worker runs the same payload check again before a handler acts.
 """
 
 from __future__ import annotations
@@ -10,8 +10,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-
-from gleaner.shared.errors import PermanentError
 
 # the one rule for kind names
 KIND_NAME = re.compile(r"[a-z0-9_.:-]{1,100}")
@@ -27,11 +25,12 @@ def privileged_by_name(kind: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class KindRules:
-    """The registered kinds; those that need the `admin` scope; payload checks by kind."""
+    """The registered kinds; those that need the `admin` scope; payload checks and default queues by kind."""
 
     known: frozenset[str]
     privileged: frozenset[str] = frozenset()
     checks: Mapping[str, PayloadCheck] = field(default_factory=dict)
+    queues: Mapping[str, str] = field(default_factory=dict)
 
     @classmethod
     def named(cls, kinds: Iterable[str]) -> KindRules:
@@ -41,14 +40,10 @@ class KindRules:
     def is_privileged(self, kind: str) -> bool:
         return kind in self.privileged or privileged_by_name(kind)
 
+    def queue_of(self, kind: str, default: str) -> str:
+        """Where a job of `kind` goes when its submission names no queue: the kind's own queue, or `default`."""
+        return self.queues.get(kind, default)
+
     def payload_errors(self, kind: str, payload: Any) -> list[tuple[str, str]]:
         check = self.checks.get(kind)
         return check(payload) if check is not None else []
-
-
-def require_payload(check: PayloadCheck, payload: Any) -> None:
-    """The handler's side of a payload check: a payload that fails it fails the job permanently (never runs)."""
-    problems = check(payload)
-    if problems:
-        text = "; ".join(f"payload.{path}: {message}" if path else f"payload: {message}" for path, message in problems)
-        raise PermanentError(text, error_class="bad_payload")

@@ -112,6 +112,21 @@ class Metrics:
             buckets=LAG_BUCKETS,
             registry=r,
         )
+        self.site_backoffs = Counter(
+            "gleaner_site_backoffs",
+            "Pauses of a site after a 429/503, by reason (retry_after, exponential)",
+            ["site", "reason"],
+            registry=r,
+        )
+        self.site_robots_blocked = Counter(
+            "gleaner_site_robots_blocked", "URLs not requested because robots.txt disallows them", ["site"], registry=r
+        )
+        self.site_effective_rate = Gauge(
+            "gleaner_site_effective_requests_per_hour",
+            "The rate an adaptive site runs at (its policy's rate, lowered by the adaptive spacing)",
+            ["site"],
+            registry=r,
+        )
         self.amqp_reconnects = Counter("gleaner_amqp_reconnects", "AMQP reconnections", registry=r)
         self.pool_connections = Gauge(
             "gleaner_db_pool_connections", "PostgreSQL pool connections", ["state"], registry=r

@@ -21,6 +21,17 @@ PRUNE_SITE_MINUTES = """
 DELETE FROM site_minutes WHERE (site, minute) IN (
     SELECT site, minute FROM site_minutes WHERE minute < now() - make_interval(secs => $1) LIMIT $2)
 """
+# job_minutes and job_hours follow jobs by themselves (a pruned job leaves its counts): only emptied rows go
+PRUNE_JOB_MINUTES = """
+DELETE FROM job_minutes WHERE (minute, site, kind, state, bucket) IN (
+    SELECT minute, site, kind, state, bucket FROM job_minutes
+    WHERE minute < now() - make_interval(secs => $1) AND jobs = 0 AND deferrals = 0 LIMIT $2)
+"""
+PRUNE_JOB_HOURS = """
+DELETE FROM job_hours WHERE (hour, site, kind, state, bucket) IN (
+    SELECT hour, site, kind, state, bucket FROM job_hours
+    WHERE hour < now() - make_interval(secs => $1) AND jobs = 0 AND deferrals = 0 LIMIT $2)
+"""
 PRUNE_IDEMPOTENCY = """
 DELETE FROM idempotency_keys WHERE (principal, key) IN (
     SELECT principal, key FROM idempotency_keys WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)

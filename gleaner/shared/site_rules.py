@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from gleaner.shared.errors import ValidationProblem, field_error
-from gleaner.shared.field_checks import Invalid, integer, number
+from gleaner.shared.field_checks import FieldReader, Invalid, boolean, integer, number, text
 
 # the one rule for site names (jobs name their site by it too); the same as the CHECK constraint on sites.name
 NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,62}")
+NAME_RULE = "1-63 lowercase letters, digits, _ . - starting with a letter or digit"
+# a job's `site`, a schedule template's: the converter; a PUT /sites/{name} path: the problem
+site_name = text(NAME, f"a site name, {NAME_RULE}")
+NAME_PROBLEM = f"must be {NAME_RULE}"
 CLOCK = re.compile(r"([01][0-9]|2[0-3]):[0-5][0-9](:[0-5][0-9])?")
 # printable text only: a user agent becomes a header, so no CR/LF (header injection) and no other controls
 USER_AGENT = re.compile(r"[\x20-\x7e\u00a0-\uffff]{1,512}")
@@ -24,6 +28,10 @@ FACTOR = number(1, 1000)
 HOURS_KEYS = frozenset({"timezone", "start", "end", "factor"})
 MAX_BYTES = 1 << 30
 DAY_S = 86_400.0
+ROBOTS = ("obey", "ignore")
+# a proxy is named, never written: an environment variable of the worker, or a (secret) file it can read
+PROXY_REFERENCE = re.compile(r"env:[A-Za-z_][A-Za-z0-9_]{0,127}|file:/[\x21-\x7e]{1,511}")
+MAX_PROXIES = 32
 # what GET shows besides the policy; a body fetched with GET may be sent back, so these are ignored
 READ_ONLY = frozenset({"name", "state", "created_at", "updated_at"})
 
@@ -45,6 +53,19 @@ class SitePolicy:
     timeout_s: float = 30.0
     max_bytes: int = 10 * 1024 * 1024
     user_agent: str | None = None
+    robots: str = "obey"
+    adaptive: bool = False
+    proxies: tuple[str, ...] = ()
+
+
+def effective_delay_s(min_delay_s: float, crawl_delay_s: float | None, adaptive_delay_s: float | None) -> float:
+    """The spacing a site's requests get: the largest of its policy, its robots.txt Crawl-delay, the adaptive one."""
+    return max(min_delay_s, crawl_delay_s or 0.0, adaptive_delay_s or 0.0)
+
+
+def effective_requests_per_hour(requests_per_hour: float, delay_s: float) -> float:
+    """The rate a site gets at most: its policy's, lowered by the spacing (never above the policy)."""
+    return requests_per_hour if delay_s <= 0 else min(requests_per_hour, 3600.0 / delay_s)
 
 
 def valid_name(name: str) -> bool:
@@ -57,10 +78,10 @@ def parse_site(name: str, data: Any) -> SitePolicy:
         raise ValidationProblem([field_error("body", "must be a JSON object")])
     errors: Errors = [field_error(key, "unknown field") for key in sorted(set(data) - FIELDS.keys() - READ_ONLY)]
     if not valid_name(name):
-        errors.append(field_error("name", "must be 1-63 lowercase letters, digits, _ . - starting with one of a-z0-9"))
+        errors.append(field_error("name", NAME_PROBLEM))
     elif data.get("name", name) != name:
         errors.append(field_error("name", f"must match the name in the path ({name!r}) or be left out"))
-    values = _read_fields(data, errors)
+    values = FieldReader(data, errors=errors).present(FIELDS)
     pause_min, pause_max = values.get("pause_min_s", 0.0), values.get("pause_max_s")
     if pause_max is None:
         # a lone pause_min_s means a fixed pause
@@ -72,19 +93,6 @@ def parse_site(name: str, data: Any) -> SitePolicy:
     return SitePolicy(**values)
 
 
-def _read_fields(data: Mapping[str, Any], errors: Errors) -> dict[str, Any]:
-    """The converted values of the fields present and not null (null means the default, as if left out)."""
-    values: dict[str, Any] = {}
-    for key, convert in FIELDS.items():
-        if data.get(key) is None:
-            continue
-        try:
-            values[key] = convert(data[key])
-        except Invalid as exc:
-            errors.append(field_error(exc.field or key, str(exc)))
-    return values
-
-
 def _failed(errors: Errors, name: str) -> bool:
     return any(e["field"] == name for e in errors)
 
@@ -93,6 +101,23 @@ def _user_agent(value: Any) -> str:
     if not isinstance(value, str) or not USER_AGENT.fullmatch(value):
         raise Invalid("must be 1-512 printable characters (no control characters)")
     return value
+
+
+def _robots(value: Any) -> str:
+    if value not in ROBOTS:
+        raise Invalid(f"must be one of {', '.join(ROBOTS)}")
+    return str(value)
+
+
+def _proxies(value: Any) -> tuple[str, ...]:
+    """References to egress proxies, used in rotation: `env:NAME` (a variable of the worker holding the proxy URL)
+    or `file:/path` (a mounted secret holding it). A URL itself is refused: its credentials would be stored."""
+    if not isinstance(value, list) or len(value) > MAX_PROXIES:
+        raise Invalid(f"must be a list of at most {MAX_PROXIES} proxy references")
+    for index, item in enumerate(value):
+        if not isinstance(item, str) or not PROXY_REFERENCE.fullmatch(item):
+            raise Invalid("must be env:NAME or file:/path (the proxy URL itself is never stored)", f"proxies[{index}]")
+    return tuple(value)
 
 
 @functools.cache
@@ -146,4 +171,7 @@ FIELDS: dict[str, Callable[[Any], Any]] = {
     "timeout_s": number(0, 3600, exclusive_low=True),
     "max_bytes": integer(1, MAX_BYTES),
     "user_agent": _user_agent,
+    "robots": _robots,
+    "adaptive": boolean,
+    "proxies": _proxies,
 }

@@ -174,6 +174,9 @@ async def test_every_method_of_both_clients_reads_the_live_answers(stack: Stack,
     assert summary["site"] == (2, 0) and "example.org" in summary["sites"]
     assert (summary["queue_paused"], summary["queue_resumed"]) == ("maintenance", False)
     assert summary["workers"] == 1 and "noop" in summary["stats"] and summary["health"] is True
+    assert summary["kinds"] == [("noop", 1)] and summary["kind"] is True
     assert async_summary["result"] == {"n": 1} and async_summary["cancelled"] == "cancelled"
     assert len(async_summary["listed"]) == 2 and async_summary["site"] == 3
     assert async_summary["workers"] == 1 and async_summary["health"] is True
+    assert "sleep" in async_summary["kinds"] and "noop" not in async_summary["kinds"]
+    assert async_summary["kind"] == "Sleeps `seconds` (default 1, cancellable), then succeeds."

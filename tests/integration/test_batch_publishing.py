@@ -7,7 +7,9 @@ import time
 
 import aio_pika
 import aiormq
+import pytest
 
+from gleaner.shared import amqp, confirmed_batch
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.confirmed_batch import Encoded, publish_confirmed
@@ -175,3 +177,36 @@ async def test_messages_the_broker_nacks_are_reported_unconfirmed(broker: Broker
         assert outcomes == [True, False, False]
     finally:
         await queue.delete(if_unused=False, if_empty=False)
+
+
+async def test_an_aiormq_without_the_batch_internals_still_publishes_every_job_with_confirms(
+    config: Config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # an aiormq release that renamed one of the channel internals confirmed_batch relies on
+    monkeypatch.setattr(confirmed_batch, "CHANNEL_INTERNALS", (*confirmed_batch.CHANNEL_INTERNALS, "renamed_lock"))
+
+    async def internals_touched(*_: object) -> list[bool]:
+        raise AssertionError("the fallback must not use the aiormq internals")
+
+    monkeypatch.setattr(amqp, "publish_confirmed", internals_touched)
+    broker = Broker(config, name="fallback")
+    await broker.connect()
+    try:
+        assert not broker.batch_frames
+        jobs = [JobMessage(job_id=i, attempt=1, queue="default", kind="noop", priority=i % 10) for i in range(1, 201)]
+        jobs[7] = JobMessage(job_id=8, attempt=1, queue="no-such-queue", kind="noop")
+
+        outcomes = await broker.publish_many([(job, 0.0) for job in jobs])
+
+        # confirmed where routed, refused where the broker returned the message: confirms, not fire and forget
+        assert outcomes == [i != 7 for i in range(200)]
+        received = await _drain(broker, broker.topology.work_queue("default"), 199)
+        assert sorted(JobMessage.decode(m.body).job_id for m in received) == [i for i in range(1, 201) if i != 8]
+        assert all(m.delivery_mode == aio_pika.DeliveryMode.PERSISTENT for m in received)
+    finally:
+        await broker.close()
+
+
+async def test_the_aiormq_this_project_pins_has_every_internal_batch_publishing_uses(broker: Broker) -> None:
+    assert confirmed_batch.missing_internals(await _underlay(broker)) == []
+    assert broker.batch_frames

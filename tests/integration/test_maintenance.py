@@ -78,7 +78,9 @@ async def test_prune_results_keeps_the_rows_and_drops_old_results(pool: asyncpg.
 async def test_analyze_runs_and_bad_payloads_fail_permanently(pool: asyncpg.Pool) -> None:
     assert (await maintenance.analyze(context(pool, "maintenance.analyze", {})))["analyzed"]
     with pytest.raises(PermanentError):
-        await maintenance.prune(context(pool, "maintenance.prune", {"retention_days": -1}))
+        await load_registry(Config()).get("maintenance.prune")(
+            context(pool, "maintenance.prune", {"retention_days": -1})
+        )
 
 
 @pytest.mark.parametrize(
@@ -168,4 +170,5 @@ async def test_requeue_failed_gives_exhausted_old_failures_another_round_and_no_
 )
 async def test_requeue_failed_refuses_a_bad_payload(pool: asyncpg.Pool, payload: dict[str, Any]) -> None:
     with pytest.raises(PermanentError):
-        await maintenance.requeue_failed(context(pool, "maintenance.requeue_failed", payload))
+        requeue_failed = load_registry(Config()).get("maintenance.requeue_failed")
+        await requeue_failed(context(pool, "maintenance.requeue_failed", payload))

@@ -188,7 +188,18 @@ async def test_the_pruner_deletes_only_finished_jobs_dead_letters_and_site_minut
     )
     duties = Duties(config, db, Broker(config, name="test"), Metrics("scheduler"))
     removed = await pruner.prune_pass(duties)
-    assert removed == {"jobs": 3, "dead_letters": 1, "site_minutes": 1, "idempotency_keys": 1, "workers": 0}
+    assert removed == {
+        "jobs": 3,
+        "job_minutes": 3,
+        "job_hours": 3,
+        "dead_letters": 1,
+        "site_minutes": 1,
+        "idempotency_keys": 1,
+        "workers": 0,
+    }
+    # the per-minute counts of finished jobs followed the prune: only the recent job is counted
+    assert await db.fetchval("SELECT sum(jobs) FROM job_minutes") == 1
+    assert await db.fetchval("SELECT sum(jobs) FROM job_hours") == 1
     assert await db.fetchval("SELECT count(*) FROM site_minutes WHERE minute > now() - interval '1 day'") == 1
     remaining = {r["id"] for r in await db.fetch("SELECT id FROM jobs")}
     assert remaining == {recent, waiting}

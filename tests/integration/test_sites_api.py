@@ -43,7 +43,17 @@ async def test_a_site_is_created_then_replaced_keeping_its_live_state_and_is_lis
         "requests_total": 0,
         "rate_limit_waits": 0,
         "deferrals": 0,
+        "backoffs": 0,
+        "bytes_saved": 0,
+        "robots_blocked": 0,
+        "backoff_until": None,
+        "robots_age_s": None,
+        "crawl_delay_s": None,
+        "adaptive_delay_s": None,
+        "effective_delay_s": 0.0,
+        "effective_requests_per_hour": 60.0,
     }
+    assert (created["robots"], created["adaptive"], created["proxies"]) == ("obey", False, [])
     # as workers would leave it: a request reserved ahead, the next one 30 s away, one job running in a slot
     await db.execute(
         "UPDATE sites SET tokens = -1, refilled_at = now(), next_request_at = now() + interval '30 s', "
@@ -202,6 +212,51 @@ async def test_stats_count_jobs_by_site_and_kind_over_the_window(gateway: Api, d
     assert [(g["kind"], g["jobs"]) for g in recent["groups"]] == [("noop", 4)] and recent["since"].endswith("Z")
     status, problem = await gateway.request("GET", "/stats", params={"window_s": "0", "since": "soon"})
     assert status == 422 and {e["field"] for e in problem["errors"]} == {"window_s", "since"}
+
+
+# 15,000 finished jobs over the last 50 minutes (more than the stats read exactly), durations 0.1 s to 1.0 s
+MANY_FINISHED = """
+INSERT INTO jobs (kind, queue, state, attempt_started_at, finished_at, deferrals)
+SELECT 'bulk', 'default', CASE WHEN i % 10 = 0 THEN 'failed' ELSE 'succeeded' END,
+       t - make_interval(secs => 0.1 + (i % 10) / 10.0), t, i % 3
+FROM generate_series(1, 15000) AS i, LATERAL (SELECT now() - make_interval(secs => i * 0.2)) AS s(t)
+"""
+EXACT_BULK = """
+SELECT count(*) FILTER (WHERE state = 'succeeded') AS succeeded, count(*) FILTER (WHERE state = 'failed') AS failed,
+       count(*) FILTER (WHERE state = 'queued') AS queued, sum(deferrals) AS deferrals,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (finished_at - attempt_started_at))) AS p50,
+       percentile_cont(0.95) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM (finished_at - attempt_started_at))) AS p95
+FROM jobs WHERE kind = 'bulk' AND (finished_at >= $1 OR state = 'queued')
+"""
+
+
+async def test_stats_over_many_jobs_come_from_the_per_minute_counts_and_agree_with_the_jobs(
+    gateway: Api, db: asyncpg.Pool
+) -> None:
+    await db.execute(MANY_FINISHED)
+    # a requeue and a prune take jobs out of the minutes they finished in
+    await db.execute("UPDATE jobs SET state = 'queued', finished_at = NULL WHERE kind = 'bulk' AND id % 7 = 0")
+    await db.execute("DELETE FROM jobs WHERE kind = 'bulk' AND id % 11 = 0")
+    finished = await db.fetchval("SELECT count(*) FROM jobs WHERE kind = 'bulk' AND finished_at IS NOT NULL")
+    assert finished > 10_000 and await db.fetchval("SELECT sum(jobs) FROM job_minutes") == finished
+    assert await db.fetchval("SELECT sum(jobs) FROM job_hours") == finished
+
+    status, stats = await gateway.request("GET", "/stats", params={"kind": "bulk"})
+    assert status == 200, stats
+    [group] = stats["groups"]
+    exact = await db.fetchrow(EXACT_BULK, utc(stats["since"]))
+    assert exact is not None
+    assert {s: n for s, n in group["states"].items() if n} == {
+        "succeeded": exact["succeeded"],
+        "failed": exact["failed"],
+        "queued": exact["queued"],
+    }
+    assert group["deferrals"] == exact["deferrals"]
+    # percentiles from the 2^(1/8)-wide duration buckets
+    assert group["duration_s"] == {
+        "p50": pytest.approx(exact["p50"], rel=0.05),
+        "p95": pytest.approx(exact["p95"], rel=0.05),
+    }
 
 
 async def test_a_policy_put_through_the_api_governs_the_next_job_whose_pages_show_in_results_and_stats(

@@ -31,12 +31,14 @@ class Hit:
 
 @dataclass(slots=True)
 class PageServer:
-    """An aiohttp server on 127.0.0.1 whose every request is logged; `route` answers them."""
+    """An aiohttp server on 127.0.0.1 whose every request is logged; `route` answers them. Requests of
+    /robots.txt (workers read it before a site's first page) are logged apart, in `robots_hits`."""
 
     route: Route
     host: str = "127.0.0.1"
     port: int = 0
     hits: list[Hit] = field(default_factory=list)
+    robots_hits: list[Hit] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
     @property
@@ -62,13 +64,15 @@ class PageServer:
         try:
             return await self.route(request)
         finally:
-            self.hits.append(Hit(request.path_qs, started, time.monotonic(), request.headers.get("User-Agent", "")))
+            hit = Hit(request.path_qs, started, time.monotonic(), request.headers.get("User-Agent", ""))
+            (self.robots_hits if request.path == "/robots.txt" else self.hits).append(hit)
 
 
 async def pages(request: web.Request) -> web.StreamResponse:
-    """/ok/<n> a page, /fail/<n> a 404, /slow/<n>?s=<seconds> a page after a pause, /static the same body."""
+    """/ok/<n> a page, /fail/<n> and /robots.txt 404, /slow/<n>?s=<seconds> a page after a pause, /static the
+    same body."""
     path = request.path
-    if path.startswith("/fail/"):
+    if path.startswith("/fail/") or path == "/robots.txt":
         return web.Response(status=404, text="gone")
     if path.startswith("/slow/"):
         await asyncio.sleep(float(request.query.get("s", "0.3")))

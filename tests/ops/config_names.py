@@ -1,17 +1,14 @@
-"""The GLEANER_* variable names that gleaner/shared/config.py reads, to catch a misspelled setting in deploy files."""
+"""The GLEANER_* variable names Gleaner's configuration declares, to catch a misspelled setting in deploy files."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
-from functools import cache
 
-from tests.ops.tools import ROOT
+from gleaner.shared.config import KNOWN_NAMES
 
 
-@cache
 def known_variables() -> frozenset[str]:
-    return frozenset(re.findall(r'"(GLEANER_[A-Z0-9_]+)"', (ROOT / "gleaner" / "shared" / "config.py").read_text()))
+    return KNOWN_NAMES
 
 
 def unknown_variables(names: Iterable[object]) -> set[str]:

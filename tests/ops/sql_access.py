@@ -77,9 +77,15 @@ def reachable(roots: Iterable[str]) -> set[str]:
 
 @cache
 def schema_tables() -> frozenset[str]:
-    """Tables and views the migrations create and do not drop again."""
+    """Tables and views the migrations create and do not drop again (a view dropped and created anew, to add
+    columns, stays: the statements count in the order they run)."""
     text = "\n".join(p.read_text() for p in sorted((ROOT / "gleaner" / "shared" / "migrations").glob("*.sql")))
-    return frozenset(set(_CREATED.findall(text)) - set(_DROPPED.findall(text)))
+    events = [(m.start(), m.group(1), True) for m in _CREATED.finditer(text)]
+    events += [(m.start(), m.group(1), False) for m in _DROPPED.finditer(text)]
+    tables: set[str] = set()
+    for _, name, created in sorted(events):
+        (tables.add if created else tables.discard)(name)
+    return frozenset(tables)
 
 
 def _strings(path: Path) -> Iterator[str]:

@@ -24,7 +24,7 @@ from tests.support import private_broker, private_postgres, recording
 from tests.support.contract import checked_session
 from tests.support.private_broker import PrivateRabbit
 from tests.support.private_postgres import PrivatePostgres
-from tests.support.services import test_env, unique
+from tests.support.services import register_builtin_kinds, test_env, unique
 from tests.support.stack import Api, Service, Stack
 
 # no management plugin on the private node: it would cost startup time, and no scenario needs it
@@ -85,6 +85,7 @@ class FaultRig:
         await self.postgres.ensure_running()
         database = unique("gleaner_f_")
         dsn = await self.postgres.create_database(database)
+        await register_builtin_kinds(dsn, (recording.MODULE,))
         environment = test_env(dsn, unique("f"), GLEANER_AMQP_URL=self.rabbit.amqp_url, **{**PRIVATE_ENV, **env})
         log_dir = self.log_root / f"{name}-{database}"
         log_dir.mkdir(parents=True)

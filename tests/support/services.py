@@ -11,6 +11,8 @@ import aio_pika
 import asyncpg
 import pytest
 
+from gleaner.services.worker.handlers import load_registry
+from gleaner.services.worker.kind_registration import KindRegistration
 from gleaner.shared.amqp import Topology, declared_names
 from gleaner.shared.config import Config
 from gleaner.shared.migrate import migrate
@@ -44,15 +46,28 @@ def dsn_for(name: str) -> str:
     return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
 
 
-async def create_database() -> str:
+async def create_database(template: str = "") -> str:
+    """A new database, migrated; copied from `template` first when given (no one may be connected to it)."""
     name = unique("gleaner_t_")
     admin = await asyncpg.connect(PG_ADMIN)
     try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     finally:
         await admin.close()
     await migrate(dsn_for(name))
+    await register_builtin_kinds(dsn_for(name))
     return name
+
+
+async def register_builtin_kinds(dsn: str, modules: tuple[str, ...] = ()) -> None:
+    """The built-in kinds (and those of `modules`), as a worker that ran once left them: a gateway alone accepts
+    `noop`."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        served = load_registry(Config(handler_modules=modules))
+        await KindRegistration.of(connection, served, Config().consumed_queues).register()  # type: ignore[arg-type]
+    finally:
+        await connection.close()
 
 
 async def drop_database(name: str) -> None:

@@ -9,7 +9,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,8 +31,18 @@ def free_port() -> int:
 class Service:
     """One `gleaner <command>` process with its own port and log file."""
 
-    def __init__(self, command: str, env: dict[str, str], log_dir: Path, name: str | None = None) -> None:
+    def __init__(
+        self,
+        command: str,
+        env: dict[str, str],
+        log_dir: Path,
+        name: str | None = None,
+        args: Sequence[str] = (),
+        cwd: Path | None = None,
+    ) -> None:
         self.command = command
+        self.args = tuple(args)
+        self.cwd = cwd
         self.name = name or command
         self.port = free_port()
         self.env = {**os.environ, **env, "GLEANER_HTTP_PORT": str(self.port)}
@@ -47,7 +57,9 @@ class Service:
         if self.command == "gateway":
             gateway_started(self.url)  # its answers under /api/v1 are checked against the document
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([GLEANER, self.command], env=self.env, stdout=log, stderr=log)
+        self.process = subprocess.Popen(
+            [GLEANER, self.command, *self.args], env=self.env, stdout=log, stderr=log, cwd=self.cwd
+        )
 
     async def wait_ready(self, timeout_s: float = 20) -> None:
         async def ready() -> bool:
@@ -93,8 +105,12 @@ class Stack:
         self.log_dir = log_dir
         self.services: list[Service] = []
 
-    async def start(self, command: str, name: str | None = None, **env: str) -> Service:
-        service = Service(command, {**self.env, **env}, self.log_dir, name or f"{command}{len(self.services)}")
+    async def start(
+        self, command: str, name: str | None = None, *, args: Sequence[str] = (), cwd: Path | None = None, **env: str
+    ) -> Service:
+        """Start `gleaner <command> <args>` (in `cwd`, default the tests' own) and wait until it is ready."""
+        name = name or f"{command}{len(self.services)}"
+        service = Service(command, {**self.env, **env}, self.log_dir, name, args, cwd)
         service.start()
         self.services.append(service)
         await service.wait_ready()

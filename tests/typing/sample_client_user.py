@@ -82,6 +82,8 @@ def use_the_rest(client: Client, summary: Summary) -> None:
     summary["queue_resumed"] = client.queues.resume("default").paused
     summary["queues"] = [(q.name, q.scheduled) for q in client.queues.list()]
     summary["workers"] = client.workers().alive
+    summary["kinds"] = [(k.name, k.workers_alive) for k in client.kinds() if k.name == "noop"]
+    summary["kind"] = client.kind("maintenance.prune").privileged
     summary["stats"] = sorted(g.kind for g in client.stats(window_s=3600).groups)
     summary["health"] = client.health().ok
     summary["raw"] = client.request("GET", "/jobs", params={"page_size": 1, "kind": "noop"}) is not None
@@ -118,6 +120,8 @@ async def use_async_client(client: AsyncClient) -> Summary:
     summary["site"] = (await client.sites.put("example.org", burst=3)).burst
     summary["queues"] = [q.name for q in await client.queues.list()]
     summary["workers"] = (await client.workers()).alive
+    summary["kinds"] = [k.name for k in await client.kinds() if k.schema is not None]
+    summary["kind"] = (await client.kind("sleep")).description
     summary["stats"] = sorted(g.kind for g in (await client.stats()).groups)
     summary["health"] = (await client.health()).ok
     return summary

@@ -52,6 +52,8 @@ def properties(schema: dict[str, Any]) -> set[str]:
         (models.DeadLetter, SCHEMAS["DeadLetter"]),
         (models.Queue, SCHEMAS["Queue"]),
         (models.Worker, SCHEMAS["Worker"]),
+        (models.Kind, SCHEMAS["Kind"]),
+        (models.ApiKey, SCHEMAS["ApiKey"]),
         (models.Site, SCHEMAS["Site"]),
         (models.SiteState, SCHEMAS["Site"]["properties"]["state"]),
         (models.Schedule, SCHEMAS["Schedule"]),
@@ -126,21 +128,18 @@ ROUTES = {
     ("post", "/queues/{name}/pause"): "queues.pause",
     ("post", "/queues/{name}/resume"): "queues.resume",
     ("get", "/workers"): "workers",
+    ("get", "/kinds"): "kinds",
+    ("get", "/kinds/{name}"): "kind",
     ("get", "/stats"): "stats",
+    ("get", "/api-keys"): "api_keys",
+    ("post", "/api-keys/{id}/revoke"): "revoke_api_key",
+    ("get", "/events"): "events",
+    ("get", "/webhooks"): "webhooks",
+    ("post", "/webhooks"): "create_webhook",
+    ("delete", "/webhooks/{id}"): "delete_webhook",
 }
 # documented routes the client leaves to `client.request` on purpose
-# API keys are managed with `gleaner apikey` (PostgreSQL directly, for bootstrapping) until the client covers them
-# the event stream is read with any SSE client (the README shows one) until the client offers an iterator;
-# webhooks are set up once by an operator (curl, the README) until the client covers them
-NOT_IN_CLIENT = {
-    ("get", "/webhooks"),
-    ("post", "/webhooks"),
-    ("delete", "/webhooks/{id}"),
-    ("get", "/openapi.json"),
-    ("get", "/api-keys"),
-    ("post", "/api-keys/{id}/revoke"),
-    ("get", "/events"),
-}
+NOT_IN_CLIENT = {("get", "/openapi.json")}
 RESOURCES = ["jobs", "dead_letters", "schedules", "scheduler", "sites", "queues"]
 
 

@@ -147,6 +147,28 @@ def test_health_is_asked_at_the_server_root() -> None:
     assert gateway.requests[0].url.path == "/health"
 
 
+def test_a_degraded_health_is_an_answer_at_once_not_a_503_to_try_again() -> None:
+    gateway = Recorder(respond(503, {"status": "degraded", "ready": True, "checks": {"broker": {"ok": False}}}))
+    with gateway.client() as client:
+        assert client.health().status == "degraded"
+    assert len(gateway.requests) == 1
+
+
+def test_api_keys_are_listed_and_revoked_as_typed_keys() -> None:
+    key = {"id": 3, "name": "ci", "scopes": ["jobs:read"], "created_at": "2026-11-30T10:00:00Z", "revoked_at": None}
+    revoked = {**key, "revoked_at": "2026-11-30T11:00:00Z"}
+    gateway = Recorder(respond(200, {"api_keys": [key]}), respond(200, revoked))
+    with gateway.client() as client:
+        (listed,) = client.api_keys()
+        after = client.revoke_api_key(3)
+    assert (listed.id, listed.name, listed.scopes, listed.revoked_at) == (3, "ci", ("jobs:read",), None)
+    assert after.revoked_at is not None and after.revoked_at.hour == 11
+    assert [(r.method, r.url.path) for r in gateway.requests] == [
+        ("GET", "/api/v1/api-keys"),
+        ("POST", "/api/v1/api-keys/3/revoke"),
+    ]
+
+
 def test_the_raw_request_returns_the_json_for_printing() -> None:
     gateway = Recorder(respond(200, {"jobs": [], "next_page_token": None}))
     with gateway.client() as client:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 import pytest
 
-from gleaner.shared.config import Config
+from gleaner.shared.config import KNOWN_NAMES, SETTINGS, Config
 from gleaner.shared.errors import ConfigError
 
 
@@ -87,3 +90,33 @@ def test_the_result_retention_has_its_own_setting_and_zero_keeps_forever() -> No
     assert Config.from_env({}).result_retention_days == 7.0
     with pytest.raises(ConfigError, match="GLEANER_RESULT_RETENTION_DAYS"):
         Config.from_env({"GLEANER_RESULT_RETENTION_DAYS": "-1"})
+
+
+def readme_settings() -> dict[str, str]:
+    """Each variable of the README's settings table and its default as shown; a row naming several variables
+    (`A` / `B`, or `A`, `B`) gives their defaults in the same order, with the same separator."""
+    section = (Path(__file__).resolve().parents[2] / "README.md").read_text().split("## Configuration", 1)[1]
+    shown: dict[str, str] = {}
+    for line in section.split("\n## ", 1)[0].splitlines():
+        if not line.startswith("| `GLEANER_"):
+            continue
+        names, defaults = (cell.strip() for cell in line.split(" | ")[:2])
+        separator = " / " if " / " in names else ", "
+        variables = [name.strip("|` ") for name in names.split(separator)]
+        values = defaults.split(separator) if len(variables) > 1 else [defaults]
+        assert len(values) == len(variables), line
+        shown.update(zip(variables, values, strict=True))
+    return shown
+
+
+def test_the_readme_table_lists_exactly_the_declared_settings_with_their_defaults() -> None:
+    assert readme_settings() == {setting.name: setting.shown for setting in SETTINGS}
+
+
+def test_the_known_names_are_the_declared_settings_and_each_is_read_by_from_env() -> None:
+    assert {f"GLEANER_{f.name.upper()}" for f in dataclasses.fields(Config)} == KNOWN_NAMES
+    assert Config.from_env({}) == Config()
+    for setting in SETTINGS:
+        if isinstance(setting.default, int | float) and not isinstance(setting.default, bool):
+            with pytest.raises(ConfigError, match=f"{setting.name}='nope': not a valid"):
+                Config.from_env({setting.name: "nope"})

@@ -11,13 +11,18 @@ import pytest
 
 from gleaner.shared.field_checks import (
     MAX_JSON_DEPTH,
+    FieldReader,
     Invalid,
     InvalidJSON,
     NotJSON,
+    integer,
     load_json,
     number,
     parse_timestamp,
     path_id,
+    query_boolean,
+    query_integer,
+    query_number,
 )
 
 
@@ -133,3 +138,41 @@ def test_a_valid_path_id_is_read() -> None:
 def test_a_number_converter_refuses_what_is_out_of_range_or_not_a_number(value: Any) -> None:
     with pytest.raises(Invalid):
         number(0, 366 * 86_400.0)(value)
+
+
+@pytest.mark.parametrize("raw", ["", "abc", "0", "501", "\u0661\u0662", "1_0", " 5", "5.0", "+5"])
+def test_a_query_integer_is_an_ascii_decimal_within_its_range(raw: str) -> None:
+    with pytest.raises(Invalid, match="must be an integer from 1 to 500"):
+        query_integer(1, 500)(raw)
+    assert query_integer(1, 500)("500") == 500
+
+
+@pytest.mark.parametrize("raw", ["", "nan", "inf", "0", "61", "1_0", "\u0661"])
+def test_a_query_number_is_finite_ascii_and_within_its_range(raw: str) -> None:
+    with pytest.raises(Invalid, match="must be a number above 0 to 60"):
+        query_number(0, 60, exclusive_low=True)(raw)
+    assert query_number(0, 60, exclusive_low=True)("2.5e1") == 25.0
+
+
+def test_a_query_boolean_is_true_or_false_spelled_out() -> None:
+    assert (query_boolean("true"), query_boolean("false")) == (True, False)
+    with pytest.raises(Invalid, match="must be true or false"):
+        query_boolean("1")
+
+
+def test_a_field_reader_collects_every_problem_under_its_prefix_and_names_nested_members() -> None:
+    def hours(value: object) -> object:
+        raise Invalid("must be HH:MM", "respectful_hours.start")
+
+    reader = FieldReader({"a": 0, "b": "x", "c": {}, "d": None}, "jobs[2].")
+    values = reader.present({"a": integer(1, 9), "b": integer(1, 9), "c": hours, "d": integer(1, 9), "e": str})
+
+    assert values == {}
+    assert reader.get("e", str, default="fallback", required=True) == "fallback"
+    assert reader.errors == [
+        {"field": "jobs[2].a", "message": "must be an integer from 1 to 9"},
+        {"field": "jobs[2].b", "message": "must be an integer from 1 to 9"},
+        {"field": "jobs[2].respectful_hours.start", "message": "must be HH:MM"},
+        {"field": "jobs[2].e", "message": "is required"},
+    ]
+    assert reader.failed("a", "z") and not reader.failed("d")

@@ -7,7 +7,16 @@ from typing import Any
 
 import pytest
 
-from gleaner.services.gateway.stats_rules import STATES, StatsQuery, merge_groups, parse_stats_query, success_rate
+from gleaner.services.gateway.stats_rules import (
+    NO_DURATION,
+    STATES,
+    StatsQuery,
+    bucket_percentile,
+    merge_groups,
+    parse_stats_query,
+    rollup_groups,
+    success_rate,
+)
 from gleaner.shared.errors import ValidationProblem
 
 
@@ -84,3 +93,29 @@ def test_groups_join_jobs_and_pages_by_site_and_kind() -> None:
     assert list(shop["states"]) == list(STATES)
     # pages fetched in the window by a job that finished before it
     assert (board["jobs"], board["pages_fetched"], board["duration_s"]["p50"]) == (0, 2, None)
+
+
+def test_percentiles_from_duration_buckets_are_the_middle_of_the_bucket_holding_the_rank() -> None:
+    # bucket b holds durations in [2^(b/8), 2^((b+1)/8)): 0 is [1 s, 1.09 s), 8 is [2 s, 2.18 s)
+    assert bucket_percentile({0: 9, 8: 1}, 0.5) == pytest.approx(2 ** (0.5 / 8))
+    # rank 0.95 * 9 = 8.55: 55% of the way from the ninth smallest (bucket 0) to the tenth (bucket 8)
+    low, high = 2 ** (0.5 / 8), 2 ** (8.5 / 8)
+    assert bucket_percentile({0: 9, 8: 1}, 0.95) == pytest.approx(low + 0.55 * (high - low))
+    assert bucket_percentile({8: 1, 0: 1}, 0.0) == pytest.approx(2 ** (0.5 / 8))
+    assert bucket_percentile({}, 0.5) is None
+
+
+def test_rollup_rows_become_one_group_per_site_and_kind_with_state_counts_and_bucket_percentiles() -> None:
+    rows = [
+        {"site": "shop", "kind": "scrape", "state": "succeeded", "bucket": 0, "jobs": 3, "deferrals": 1},
+        {"site": "shop", "kind": "scrape", "state": "failed", "bucket": 8, "jobs": 1, "deferrals": 0},
+        {"site": "shop", "kind": "scrape", "state": "queued", "bucket": NO_DURATION, "jobs": 2, "deferrals": 2},
+        {"site": None, "kind": "noop", "state": "cancelled", "bucket": NO_DURATION, "jobs": 5, "deferrals": 0},
+    ]
+    shop, noop = merge_groups(rollup_groups(rows), [])[1], merge_groups(rollup_groups(rows), [])[0]
+    assert {s: n for s, n in shop["states"].items() if n} == {"succeeded": 3, "failed": 1, "queued": 2}
+    assert (shop["jobs"], shop["success_rate"], shop["deferrals"]) == (6, 0.75, 3)
+    # durations: three in bucket 0, one in bucket 8: p50 at rank 1.5 (bucket 0), p95 at rank 2.85
+    low, high = 2 ** (0.5 / 8), 2 ** (8.5 / 8)
+    assert shop["duration_s"] == {"p50": pytest.approx(low), "p95": pytest.approx(low + 0.85 * (high - low))}
+    assert (noop["jobs"], noop["duration_s"]) == (5, {"p50": None, "p95": None})

@@ -8,12 +8,12 @@ from aiohttp import web
 from aiohttp.test_utils import make_mocked_request
 
 from gleaner.services.gateway.app import create_app
-from gleaner.services.gateway.bodies import bounded_int, query_choice, query_value
+from gleaner.services.gateway.bodies import query_choice, query_value
 from gleaner.services.gateway.dead_letters_api import _bulk_filters
 from gleaner.services.gateway.idempotency import check_key
 from gleaner.shared.config import Config
 from gleaner.shared.errors import ValidationProblem
-from gleaner.shared.field_checks import Invalid, integer
+from gleaner.shared.field_checks import Invalid, integer, query_integer
 
 
 def request(query: str) -> web.Request:
@@ -23,12 +23,12 @@ def request(query: str) -> web.Request:
 @pytest.mark.parametrize("query", ["page_size=", "page_size=abc", "page_size=0"])
 def test_a_typed_query_parameter_refuses_an_empty_value_like_any_other_bad_one(query: str) -> None:
     with pytest.raises(ValidationProblem) as caught:
-        query_value(request(query), "page_size", bounded_int(1, 500), "must be an integer from 1 to 500")
+        query_value(request(query), "page_size", query_integer(1, 500))
     assert caught.value.errors == [{"field": "page_size", "message": "must be an integer from 1 to 500"}]
 
 
 def test_an_absent_query_parameter_is_none() -> None:
-    assert query_value(request("kind=x"), "page_size", bounded_int(1, 500), "") is None
+    assert query_value(request("kind=x"), "page_size", query_integer(1, 500)) is None
     assert query_choice(request("kind=x"), "state", ("queued",)) is None
 
 

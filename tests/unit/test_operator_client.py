@@ -1,15 +1,17 @@
-"""The operator's API client against a local stand-in gateway: submissions are resent safely."""
+"""`gleaner jobs submit` against a local stand-in gateway: through gleaner.Client, submissions are resent safely."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 
-from gleaner.services.operator import client
-from gleaner.services.operator.client import ApiError, GatewayClient
+from gleaner import RetryPolicy
+from gleaner.services import cli
+from gleaner.services.operator import commands
 from tests.support.stack import free_port
 
 
@@ -23,13 +25,14 @@ class StandIn:
     async def submit(self, request: web.Request) -> web.Response:
         self.keys.append(request.headers.get("Idempotency-Key"))
         status = self.statuses.pop(0)
-        body = {"id": 1, "state": "queued"} if status == 202 else {"title": "Service Unavailable"}
-        return web.json_response(body, status=status)
+        if status == 202:
+            return web.json_response({"id": 1, "kind": "noop", "state": "queued"}, status=status)
+        return web.json_response({"title": "Service Unavailable"}, status=status)
 
 
 @pytest.fixture(autouse=True)
 def quick_resends(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(client, "RESEND_PAUSES_S", (0.01,) * 5)
+    monkeypatch.setattr(commands, "RESENDS", RetryPolicy(attempts=6, base_s=0.01, cap_s=0.01))
 
 
 @contextlib.asynccontextmanager
@@ -44,34 +47,44 @@ async def serve(stand_in: StandIn) -> AsyncIterator[str]:
     await runner.cleanup()
 
 
-async def submit_to(stand_in: StandIn) -> object:
-    async with serve(stand_in) as url, GatewayClient(url, "token") as api:
-        return await api.submit("/jobs", {"kind": "noop"})
+async def submit_to(stand_in: StandIn, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> str:
+    """`gleaner jobs submit noop` (in a thread: the stand-in answers on this loop); its exit code and output."""
+    async with serve(stand_in) as url:
+        monkeypatch.setenv("GLEANER_API_URL", url)
+        monkeypatch.setenv("GLEANER_API_TOKEN", "token")
+        code = await asyncio.to_thread(cli.main, ["jobs", "submit", "noop"])
+    out, err = capsys.readouterr()
+    return f"{code} {out}{err}".strip()
 
 
-async def test_a_503_is_answered_by_sending_the_same_submission_again_under_the_same_key() -> None:
+async def test_a_503_is_answered_by_sending_the_same_submission_again_under_the_same_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     stand_in = StandIn(503, 502, 202)
-    assert await submit_to(stand_in) == {"id": 1, "state": "queued"}
-    assert len(stand_in.keys) == 3 and len(set(stand_in.keys)) == 1
-    assert stand_in.keys[0] is not None and stand_in.keys[0].startswith("gleaner-cli-")
+    assert await submit_to(stand_in, monkeypatch, capsys) == "0 job 1 queued"
+    assert len(stand_in.keys) == 3 and len(set(stand_in.keys)) == 1 and stand_in.keys[0]
 
 
-async def test_a_refused_submission_is_not_sent_again() -> None:
+async def test_a_refused_submission_is_not_sent_again(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     stand_in = StandIn(422)
-    with pytest.raises(ApiError):
-        await submit_to(stand_in)
+    assert (await submit_to(stand_in, monkeypatch, capsys)).startswith("1 gleaner: HTTP 422")
     assert len(stand_in.keys) == 1
 
 
-async def test_resending_stops_after_its_last_try_with_the_gateway_s_error() -> None:
+async def test_resending_stops_after_its_last_try_with_the_gateway_s_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     stand_in = StandIn(*[503] * 6)
-    with pytest.raises(ApiError, match="503"):
-        await submit_to(stand_in)
+    assert (await submit_to(stand_in, monkeypatch, capsys)).startswith("1 gleaner: HTTP 503 Service Unavailable")
     assert len(stand_in.keys) == 6
 
 
-async def test_each_submission_gets_its_own_key() -> None:
+async def test_each_submission_gets_its_own_key(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     first, second = StandIn(202), StandIn(202)
-    await submit_to(first)
-    await submit_to(second)
+    await submit_to(first, monkeypatch, capsys)
+    await submit_to(second, monkeypatch, capsys)
     assert first.keys != second.keys

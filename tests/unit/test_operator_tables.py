@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gleaner.services.operator.client import problem_text
+from gleaner.errors import api_error
 from gleaner.services.operator.tables import MAX_CELL, block, cell, field, table
 
 
@@ -36,5 +36,6 @@ def test_a_problem_reads_as_one_line_with_its_field_errors() -> None:
         "errors": [{"field": "kind", "message": "unknown kind"}],
     }
 
-    assert problem_text(422, problem) == "HTTP 422 Unprocessable Content: invalid fields: kind (kind: unknown kind)"
-    assert problem_text(502, "bad gateway") == "HTTP 502"
+    # the operator commands print the client's error as it reads
+    assert str(api_error(422, problem)) == "HTTP 422 Unprocessable Content: invalid fields: kind (kind: unknown kind)"
+    assert str(api_error(502, "bad gateway")) == "HTTP 502 Bad Gateway"

@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from gleaner.services.scheduler import planner
-from gleaner.services.scheduler.definitions import Definition, parse
 from gleaner.services.scheduler.schedule_file import FileError, Plan, load, plan, plan_sites
 from gleaner.shared.errors import ValidationProblem
+from gleaner.shared.scheduling import planner
+from gleaner.shared.scheduling.definitions import Definition, parse
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 

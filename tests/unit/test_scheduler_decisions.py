@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gleaner.services.scheduler.schedule_rows import decide, first_slot
+from gleaner.shared.scheduling.schedule_rows import decide, first_slot
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

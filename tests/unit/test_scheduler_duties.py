@@ -81,13 +81,15 @@ def test_reaped_jobs_are_announced_with_the_lease_error_and_only_the_final_ones_
 def test_the_prune_plan_keeps_jobs_forever_at_zero_retention_but_still_expires_idempotency_keys() -> None:
     assert [table for table, _, _ in pruner.plan(30)] == [
         "jobs",
+        "job_minutes",
+        "job_hours",
         "dead_letters",
         "site_minutes",
         "idempotency_keys",
         "workers",
         "webhook_deliveries",
     ]
-    assert [age for _, _, age in pruner.plan(30)] == [30 * 86_400] * 3 + [86_400] * 3
+    assert [age for _, _, age in pruner.plan(30)] == [30 * 86_400] * 5 + [86_400] * 3
     assert [table for table, _, _ in pruner.plan(0)] == ["idempotency_keys", "workers", "webhook_deliveries"]
 
 

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from gleaner.services.scheduler import planner
+from gleaner.shared.scheduling import planner
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

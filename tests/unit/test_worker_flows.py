@@ -10,7 +10,7 @@ from typing import Any
 from gleaner.services.worker.claims import Claim, Finish, Finished, JobStore, Key
 from gleaner.services.worker.consumer import Batchers, Consumer
 from gleaner.services.worker.context import JobContext, JobInfo
-from gleaner.services.worker.handlers import Registry
+from gleaner.services.worker.handlers import Registry, ServedKinds
 from gleaner.services.worker.retry import SUCCEEDED, Budget
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.shared.amqp import Broker
@@ -119,7 +119,7 @@ async def consumer_with(gate: Gate, database: FakeDatabase, concurrency: int) ->
         config=config,
         broker=Broker(config, name="test"),
         pool=ExistingJobs(),  # type: ignore[arg-type]
-        registry=registry,
+        registry=ServedKinds(registry),
         metrics=Metrics("worker"),
         store=JobStore(None, "w", 30.0),  # type: ignore[arg-type]
         batchers=batchers,

@@ -20,6 +20,7 @@ from gleaner.services.gateway.boundary import (
 from gleaner.services.gateway.context import GATEWAY_KEY, Gateway
 from gleaner.services.gateway.event_hub import EventHub
 from gleaner.services.gateway.insert_lanes import InsertLanes
+from gleaner.services.gateway.kind_book import KindBook, follow_kinds
 from gleaner.services.gateway.pagination import PageTokens
 from gleaner.services.gateway.problems import problem_middleware
 from gleaner.services.gateway.rate_limit import buckets_for
@@ -27,17 +28,18 @@ from gleaner.services.gateway.routes import add_api_routes
 from gleaner.services.gateway.throttle import rate_limit_middleware
 from gleaner.services.gateway.waiting import Waiters
 from gleaner.services.gateway.webhook_fanout import WebhookFanout
-from gleaner.services.worker.handlers import load_registry
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.db import create_pool
 from gleaner.shared.metrics import Metrics
 from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
 from gleaner.shared.publisher import Publisher
+from gleaner.shared.urlguard import Policy
 
 KEYS_KEY = web.AppKey("keys", KeyCache)
 TOKENS_KEY = web.AppKey("page_tokens", PageTokens)
 STOP_KEY = web.AppKey("stop", asyncio.Event)
+KINDS_KEY = web.AppKey("kinds", KindBook)
 FIRST_CONNECT_S = 5.0
 INSERT_LANES = 2
 
@@ -54,6 +56,18 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
 async def revocations_ctx(app: web.Application) -> AsyncIterator[None]:
     """Every replica hears key revocations at once (PostgreSQL LISTEN on a connection of its own)."""
     task = spawn(follow_revocations(app[CONFIG_KEY], app[KEYS_KEY]), "key-revocations")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+async def kinds_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Read the kinds workers registered now and again every few seconds (at once for a kind not known yet)."""
+    config = app[CONFIG_KEY]
+    app[KINDS_KEY] = KindBook(app[POOL_KEY], config.queues, Policy.configured(config.fetch_allow_private))
+    await app[KINDS_KEY].refresh()
+    task = spawn(follow_kinds(app[KINDS_KEY]), "kinds")
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -117,7 +131,7 @@ def _gateway(app: web.Application, broker: Broker, hub: EventHub) -> Gateway:
         waiters=hub.waiters,
         events=hub,
         webhooks=WebhookFanout(pool, config, publisher),
-        kinds=load_registry(config).rules(),
+        kinds=app[KINDS_KEY],
         page_tokens=app[TOKENS_KEY],
     )
 
@@ -150,7 +164,7 @@ def create_app(config: Config) -> web.Application:
     app[READY_KEY] = lambda: is_ready(app)
     add_ops_routes(app)
     add_api_routes(app)
-    app.cleanup_ctx.extend([pool_ctx, revocations_ctx, broker_ctx, workers_ctx])
+    app.cleanup_ctx.extend([pool_ctx, revocations_ctx, kinds_ctx, broker_ctx, workers_ctx])
     return app
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Collection
 from typing import Any, TypeVar
 
 from aiohttp import web
 
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
-from gleaner.shared.field_checks import Invalid, InvalidJSON, MemberCheck, NotJSON, load_json, path_id
+from gleaner.shared.field_checks import InvalidJSON, MemberCheck, NotJSON, load_json, path_id
 
 T = TypeVar("T")
-QUERY_INTEGER = re.compile(r"-?[0-9]{1,19}", re.ASCII)
-QUERY_NUMBER = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?([eE][-+]?[0-9]{1,3})?", re.ASCII)
 
 
 async def read_json(request: web.Request, *, allow_empty: bool = False) -> tuple[bytes, Any]:
@@ -40,9 +37,9 @@ def json_document(raw: bytes, what: str) -> Any:
         raise ValidationProblem([field_error(path, message) for path, message in exc.errors]) from None
 
 
-def query_value(request: web.Request, name: str, convert: Callable[[str], T], message: str) -> T | None:
-    """A converted query parameter, None when absent; 422 naming the parameter when `convert` fails (with the
-    converter's own message when it raises Invalid, else `message`).
+def query_value(request: web.Request, name: str, convert: Callable[[str], T], message: str | None = None) -> T | None:
+    """A converted query parameter (field_checks.query_integer, query_number, ...), None when absent; 422 naming
+    the parameter when `convert` fails, with `message` or else the converter's own.
 
     An empty value (`?created_before=`) is not a value of the parameter's type: it is refused like any other.
     """
@@ -51,10 +48,8 @@ def query_value(request: web.Request, name: str, convert: Callable[[str], T], me
         return None
     try:
         return convert(raw)
-    except Invalid as exc:
-        raise ValidationProblem([field_error(name, str(exc))]) from None
-    except ValueError:
-        raise ValidationProblem([field_error(name, message)]) from None
+    except ValueError as exc:  # Invalid, or a converter's own refusal (its message then says nothing useful)
+        raise ValidationProblem([field_error(name, message or str(exc))]) from None
 
 
 def query_choice(request: web.Request, name: str, choices: Collection[str]) -> str | None:
@@ -63,32 +58,6 @@ def query_choice(request: web.Request, name: str, choices: Collection[str]) -> s
     if raw is not None and raw not in choices:
         raise ValidationProblem([field_error(name, f"must be one of {', '.join(sorted(choices))}")])
     return raw
-
-
-def bounded_int(low: int, high: int) -> Callable[[str], int]:
-    """Query integers are ASCII decimals (int() would also take "١٢" and "1_0")."""
-
-    def convert(raw: str) -> int:
-        if QUERY_INTEGER.fullmatch(raw) is None:
-            raise ValueError(raw)
-        value = int(raw)
-        if not low <= value <= high:
-            raise ValueError(raw)
-        return value
-
-    return convert
-
-
-def bounded_float(low: float, high: float, *, exclusive_low: bool = False) -> Callable[[str], float]:
-    def convert(raw: str) -> float:
-        if QUERY_NUMBER.fullmatch(raw) is None:
-            raise ValueError(raw)
-        value = float(raw)
-        if not (value > low if exclusive_low else value >= low) or not value <= high:
-            raise ValueError(raw)
-        return value
-
-    return convert
 
 
 def checked(body: Any, check: MemberCheck) -> dict[str, Any]:

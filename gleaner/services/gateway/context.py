@@ -9,12 +9,12 @@ from aiohttp import web
 
 from gleaner.services.gateway.event_hub import EventHub
 from gleaner.services.gateway.insert_lanes import InsertLanes
+from gleaner.services.gateway.kind_book import KindBook
 from gleaner.services.gateway.pagination import PageTokens
 from gleaner.services.gateway.waiting import Waiters
 from gleaner.services.gateway.webhook_fanout import WebhookFanout
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
-from gleaner.shared.kind_rules import KindRules
 from gleaner.shared.metrics import Metrics
 from gleaner.shared.publisher import Publisher
 
@@ -30,7 +30,7 @@ class Gateway:
     waiters: Waiters
     events: EventHub
     webhooks: WebhookFanout
-    kinds: KindRules
+    kinds: KindBook
     page_tokens: PageTokens
 
 

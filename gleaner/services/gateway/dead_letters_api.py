@@ -8,13 +8,13 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
-from gleaner.services.gateway.bodies import bounded_int, checked, query_choice, query_value, read_json
+from gleaner.services.gateway.bodies import checked, query_choice, query_value, read_json
 from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_store import RETURNING
 from gleaner.services.gateway.job_views import failed_job_letter, job_view, json_response, message_letter
 from gleaner.services.gateway.jobs_api import announce, requeue_finished
 from gleaner.shared.errors import DecodeError, Problem
-from gleaner.shared.field_checks import integer, members, string
+from gleaner.shared.field_checks import integer, members, query_boolean, query_integer, string
 from gleaner.shared.messages import JobMessage
 from gleaner.shared.requeue import DEDUPE_FREE, REQUEUE_SET
 
@@ -76,8 +76,8 @@ async def list_dead_letters(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     kind, queue = request.query.get("kind") or None, request.query.get("queue") or None
     letter_type = query_choice(request, "type", ("job", "message"))
-    limit = query_value(request, "limit", bounded_int(1, 1000), "must be an integer from 1 to 1000") or 100
-    resolved = query_value(request, "resolved", _boolean, "must be true or false") or False
+    limit = query_value(request, "limit", query_integer(1, 1000)) or 100
+    resolved = query_value(request, "resolved", query_boolean) or False
     letters: list[tuple[Any, dict[str, Any]]] = []
     if letter_type in (None, "job"):
         rows = await gw.pool.fetch(FAILED_JOBS, kind, queue, limit, resolved)
@@ -142,12 +142,6 @@ async def resolve_letter(request: web.Request) -> web.Response:
             await _missing_or_not_failed(gw.pool, number)
         raise Problem(404, "Not Found", f"dead letter message-{number} does not exist")
     return web.Response(status=204)
-
-
-def _boolean(raw: str) -> bool:
-    if raw not in ("true", "false"):
-        raise ValueError(raw)
-    return raw == "true"
 
 
 async def delete_letter(request: web.Request) -> web.Response:

@@ -15,15 +15,15 @@ import re
 import orjson
 from aiohttp import web
 
-from gleaner.services.gateway.bodies import bounded_float, query_value
+from gleaner.services.gateway.bodies import query_value
 from gleaner.services.gateway.context import gateway_of
 from gleaner.services.gateway.event_filters import NAMES, parse_filter
 from gleaner.services.gateway.event_hub import CLOSING, DROPPED, Frame, Subscriber
 from gleaner.shared.errors import ValidationProblem, field_error
+from gleaner.shared.field_checks import query_number
 
 MAX_FRAMES_PER_WRITE = 200
 MAX_DURATION_S = 86_400.0
-DURATION = f"must be a number of seconds above 0 and at most {MAX_DURATION_S:.0f}"
 KNOWN = frozenset({*NAMES, "duration_s"})
 LAST_ID = re.compile(r"[\x20-\x7e]{0,200}")
 RECONNECT_MS = 2000
@@ -45,7 +45,7 @@ def notice(name: str, detail: str) -> bytes:
 
 async def stream_events(request: web.Request) -> web.StreamResponse:
     gw = gateway_of(request)
-    duration_s = query_value(request, "duration_s", bounded_float(0, MAX_DURATION_S, exclusive_low=True), DURATION)
+    duration_s = query_value(request, "duration_s", query_number(0, MAX_DURATION_S, exclusive_low=True))
     wanted, errors = parse_filter({name: request.query.getall(name, []) for name in NAMES})
     errors += [field_error(name, "unknown parameter") for name in sorted(set(request.query) - KNOWN)]
     last_id = request.headers.get("Last-Event-ID")

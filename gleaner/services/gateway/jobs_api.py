@@ -12,8 +12,6 @@ from aiohttp import web
 from gleaner.services.gateway import idempotency, job_store
 from gleaner.services.gateway.auth import ADMIN, current_principal
 from gleaner.services.gateway.bodies import (
-    bounded_float,
-    bounded_int,
     job_id_param,
     query_choice,
     query_value,
@@ -23,12 +21,12 @@ from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_store import ListFilters, NewJob
 from gleaner.services.gateway.job_views import FINAL_STATES, STATES, attempt_view, job_view, json_response
 from gleaner.services.gateway.payload_filter import payload_containment
-from gleaner.services.gateway.submission import JobSpec, parse_batch, parse_one, refuse_privileged
+from gleaner.services.gateway.submission import JobSpec, kind_names, parse_batch, parse_one, refuse_privileged
 from gleaner.services.gateway.waiting import POLL_S
 from gleaner.shared import events
 from gleaner.shared import logging as gleaner_logging
 from gleaner.shared.errors import Problem, field_error
-from gleaner.shared.field_checks import parse_timestamp
+from gleaner.shared.field_checks import parse_timestamp, query_integer, query_number
 from gleaner.shared.ops import spawn
 
 API = "/api/v1"
@@ -57,8 +55,9 @@ def is_admin() -> bool:
 async def submit(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     raw, data = await read_json(request)
-    refuse_privileged(data, gw.kinds, is_admin())
-    spec = parse_one(data, gw.config, gw.kinds)
+    kinds = await gw.kinds.knowing(kind_names(data))
+    refuse_privileged(data, kinds, is_admin())
+    spec = parse_one(data, gw.config, kinds)
     items = [NewJob(spec, gleaner_logging.request_id.get())]
     rows, status = await _insert(request, gw, raw, items, single=True)
     body = job_view(rows[0])
@@ -68,8 +67,9 @@ async def submit(request: web.Request) -> web.Response:
 async def submit_batch(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     raw, data = await read_json(request)
-    refuse_privileged(data, gw.kinds, is_admin())
-    specs = parse_batch(data, gw.config, gw.kinds)
+    kinds = await gw.kinds.knowing(kind_names(data))
+    refuse_privileged(data, kinds, is_admin())
+    specs = parse_batch(data, gw.config, kinds)
     items = [NewJob(spec, gleaner_logging.request_id.get()) for spec in specs]
     rows, status = await _insert(request, gw, raw, items, single=False)
     return json_response({"jobs": [job_view(r) for r in rows]}, status)
@@ -148,7 +148,7 @@ async def _insert_idempotent(
 async def get_job(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     job_id = job_id_param(request)
-    wait_s = query_value(request, "wait", bounded_float(0, MAX_WAIT_S, exclusive_low=True), "must be in (0, 60]")
+    wait_s = query_value(request, "wait", query_number(0, MAX_WAIT_S, exclusive_low=True), "must be in (0, 60]")
     row = await job_store.get_job(gw.pool, job_id)
     if row is None:
         raise not_found(job_id)
@@ -175,14 +175,14 @@ def _filters(request: web.Request) -> ListFilters:
     state = query_choice(request, "state", STATES)
 
     def timestamp(name: str) -> datetime | None:
-        return query_value(request, name, parse_timestamp, "must be an RFC 3339 timestamp with a timezone")
+        return query_value(request, name, parse_timestamp)
 
     return ListFilters(
         state=state,
         kind=request.query.get("kind") or None,
         queue=request.query.get("queue") or None,
         site=request.query.get("site") or None,
-        schedule_id=query_value(request, "schedule_id", bounded_int(1, 2**63 - 1), "must be a positive integer"),
+        schedule_id=query_value(request, "schedule_id", query_integer(1, 2**63 - 1), "must be a positive integer"),
         created_after=timestamp("created_after"),
         created_before=timestamp("created_before"),
         updated_after=timestamp("updated_after"),
@@ -193,7 +193,7 @@ def _filters(request: web.Request) -> ListFilters:
 async def list_jobs(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     filters = _filters(request)
-    page_size = query_value(request, "page_size", bounded_int(1, 500), "must be an integer from 1 to 500") or 50
+    page_size = query_value(request, "page_size", query_integer(1, 500)) or 50
     token = request.query.get("page_token") or None
     after_id = gw.page_tokens.decode(token, filters.as_dict()) if token is not None else None
     sql, args = job_store.list_query(filters, after_id, page_size + 1)
@@ -237,7 +237,7 @@ async def retry_job(request: web.Request) -> web.Response:
     kind = await job_store.kind_of(gw.pool, job_id)
     if kind is None:
         raise not_found(job_id)
-    refuse_privileged({"kind": kind}, gw.kinds, is_admin())
+    refuse_privileged({"kind": kind}, gw.kinds.rules, is_admin())
     row = await requeue_finished(gw, job_id)
     return json_response(job_view(row), 202)
 

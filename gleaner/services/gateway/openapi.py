@@ -39,7 +39,8 @@ def with_values(node: Any, values: Mapping[str, Sequence[str]]) -> Any:
         return node
     out = {key: with_values(value, values) for key, value in node.items()}
     name = out.get(MARKER)
-    if isinstance(name, str):
+    # no values yet (no worker ever registered a kind): the pattern alone describes the field
+    if isinstance(name, str) and values.get(name):
         types = out.get("type")
         nullable = types == "null" or (isinstance(types, list) and "null" in types)
         out["enum"] = [*values[name], *([None] if nullable else [])]
@@ -54,5 +55,5 @@ def served_bytes(queues: tuple[str, ...], kinds: tuple[str, ...]) -> bytes:
 
 async def serve(request: web.Request) -> web.Response:
     gw = gateway_of(request)
-    body = served_bytes(gw.config.queues, tuple(sorted(gw.kinds.known)))
+    body = served_bytes(gw.config.queues, tuple(sorted(gw.kinds.rules.known)))
     return web.Response(body=body, content_type="application/json")

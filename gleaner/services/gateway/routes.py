@@ -9,6 +9,7 @@ from gleaner.services.gateway import (
     dead_letters_api,
     events_api,
     jobs_api,
+    kinds_api,
     openapi,
     queues_api,
     scheduler_api,
@@ -48,6 +49,8 @@ def add_api_routes(app: web.Application) -> None:
     r.add_post(f"{API}/queues/{{name}}/pause", queues_api.pause_queue)
     r.add_post(f"{API}/queues/{{name}}/resume", queues_api.resume_queue)
     r.add_get(f"{API}/workers", workers_api.list_workers, allow_head=False)
+    r.add_get(f"{API}/kinds", kinds_api.list_kinds, allow_head=False)
+    r.add_get(f"{API}/kinds/{{name}}", kinds_api.get_kind, allow_head=False)
     r.add_post(f"{API}/schedules", schedules_api.create_schedule)
     r.add_get(f"{API}/schedules", schedules_api.list_schedules, allow_head=False)
     r.add_get(f"{API}/schedules/{SCHEDULE}", schedules_api.get_schedule, allow_head=False)

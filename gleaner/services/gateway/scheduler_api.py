@@ -7,8 +7,8 @@ from aiohttp import web
 from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_views import json_response
 from gleaner.services.gateway.schedule_views import scheduler_view
-from gleaner.services.scheduler import scheduler_status
-from gleaner.services.scheduler.firing_loop import fire_all
+from gleaner.shared.scheduling import scheduler_status
+from gleaner.shared.scheduling.fire_now import fire_all
 
 
 async def _status(gw: Gateway, **extra: object) -> web.Response:

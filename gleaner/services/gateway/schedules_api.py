@@ -10,17 +10,18 @@ import asyncpg
 from aiohttp import web
 
 from gleaner.services.gateway import job_store
-from gleaner.services.gateway.bodies import bounded_int, id_param, query_value, read_json
+from gleaner.services.gateway.bodies import id_param, query_value, read_json
 from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_views import job_view, json_response
 from gleaner.services.gateway.jobs_api import announce, is_admin
 from gleaner.services.gateway.schedule_views import preview_view, schedule_view
-from gleaner.services.gateway.submission import refuse_privileged, template_check
-from gleaner.services.scheduler import definitions, planner, schedule_store
-from gleaner.services.scheduler.firing import fire_manual
-from gleaner.services.scheduler.schedule_rows import spec_of
+from gleaner.services.gateway.submission import kind_names, refuse_privileged, template_check
 from gleaner.shared import events
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
+from gleaner.shared.field_checks import query_integer
+from gleaner.shared.scheduling import definitions, planner, schedule_store
+from gleaner.shared.scheduling.firing import fire_manual
+from gleaner.shared.scheduling.schedule_rows import spec_of
 
 API = "/api/v1"
 MAX_PREVIEW = 100
@@ -41,11 +42,13 @@ def name_taken(name: str) -> Problem:
     return Problem(409, "Conflict", message, errors=[field_error("name", message)])
 
 
-def parse_definition(gw: Gateway, body: Any) -> definitions.Definition:
+async def parse_definition(gw: Gateway, body: Any) -> definitions.Definition:
     """A 422 naming every bad field, the job template checked like a submission (kinds, queues, payloads); a
     privileged template kind is a 403 without `admin` (every schedule change needs it today: defence in depth)."""
-    refuse_privileged(body.get("job") if isinstance(body, dict) else None, gw.kinds, is_admin())
-    return definitions.parse(body, template_check(gw.config, gw.kinds), anchor=datetime.now(UTC))
+    job = body.get("job") if isinstance(body, dict) else None
+    kinds = await gw.kinds.knowing(kind_names(job))
+    refuse_privileged(job, kinds, is_admin())
+    return definitions.parse(body, template_check(gw.config, kinds), anchor=datetime.now(UTC))
 
 
 async def _existing(gw: Gateway, schedule_id: int) -> asyncpg.Record:
@@ -65,7 +68,7 @@ async def _view(gw: Gateway, schedule_id: int, status: int = 200) -> web.Respons
 async def create_schedule(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     _, body = await read_json(request)
-    definition = parse_definition(gw, body)
+    definition = await parse_definition(gw, body)
     try:
         async with gw.pool.acquire() as connection, connection.transaction():
             schedule_id = await schedule_store.create(connection, definition)
@@ -76,8 +79,8 @@ async def create_schedule(request: web.Request) -> web.Response:
 
 async def list_schedules(request: web.Request) -> web.Response:
     gw = gateway_of(request)
-    limit = query_value(request, "page_size", bounded_int(1, 1000), "must be an integer from 1 to 1000") or 100
-    after = query_value(request, "after_id", bounded_int(0, 2**63 - 1), "must be a schedule id") or 0
+    limit = query_value(request, "page_size", query_integer(1, 1000)) or 100
+    after = query_value(request, "after_id", query_integer(0, 2**63 - 1), "must be a schedule id") or 0
     async with gw.pool.acquire() as connection:
         rows = await schedule_store.list_all(connection, after_id=after, limit=limit + 1)
     page = rows[:limit]
@@ -112,7 +115,7 @@ async def _replace(gw: Gateway, schedule_id: int, body_of: Callable[[asyncpg.Rec
         current = await schedule_store.get_locked(connection, schedule_id)
         if current is None:
             raise not_found(schedule_id)
-        definition = parse_definition(gw, body_of(current))
+        definition = await parse_definition(gw, body_of(current))
         try:
             # an API edit keeps the schedule's owner: a file-managed one is still the file's to update or disable
             await schedule_store.replace(connection, current, definition, current["source"])
@@ -192,7 +195,7 @@ async def preview_schedule(request: web.Request) -> web.Response:
     """The next `count` nominal fire times from now (interval jitter moves each by up to ±jitter·interval)."""
     gw = gateway_of(request)
     schedule_id = schedule_id_param(request)
-    count = query_value(request, "count", bounded_int(1, MAX_PREVIEW), f"must be an integer from 1 to {MAX_PREVIEW}")
+    count = query_value(request, "count", query_integer(1, MAX_PREVIEW))
     async with gw.pool.acquire() as connection:
         row = await schedule_store.get(connection, schedule_id)
         now = await schedule_store.database_now(connection)

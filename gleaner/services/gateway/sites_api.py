@@ -5,11 +5,12 @@ from __future__ import annotations
 from aiohttp import web
 
 from gleaner.services.gateway import job_store, site_store
-from gleaner.services.gateway.bodies import bounded_int, job_id_param, query_value, read_json
+from gleaner.services.gateway.bodies import job_id_param, query_value, read_json
 from gleaner.services.gateway.context import gateway_of
 from gleaner.services.gateway.job_views import json_response
 from gleaner.services.gateway.jobs_api import not_found
 from gleaner.shared.errors import Problem
+from gleaner.shared.field_checks import query_integer
 from gleaner.shared.site_rules import parse_site, valid_name
 
 
@@ -40,7 +41,7 @@ async def list_results(request: web.Request) -> web.Response:
     """A job's stored pages, oldest first, in keyset pages (`page_size`, `page_token` → `next_page_token`)."""
     gw = gateway_of(request)
     job_id = job_id_param(request)
-    page_size = query_value(request, "page_size", bounded_int(1, 1000), "must be an integer from 1 to 1000") or 100
+    page_size = query_value(request, "page_size", query_integer(1, 1000)) or 100
     token = request.query.get("page_token") or None
     filters = {"job_id": job_id}
     after_id = gw.page_tokens.decode(token, filters) if token is not None else 0

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gleaner.services.gateway.job_views import Row
 from gleaner.shared.errors import ValidationProblem, field_error
-from gleaner.shared.field_checks import Invalid, parse_timestamp
+from gleaner.shared.field_checks import Invalid, parse_timestamp, query_number
+
+if TYPE_CHECKING:
+    from gleaner.services.gateway.job_views import Row
 
 DEFAULT_WINDOW_S = 3600.0
 MAX_WINDOW_S = 366 * 86_400.0
@@ -50,13 +53,10 @@ def parse_stats_query(query: Mapping[str, str]) -> StatsQuery:
 
 def _window(raw: str, errors: list[dict[str, str]]) -> float | None:
     try:
-        value = float(raw)
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= MAX_WINDOW_S:  # also refuses nan
+        return query_number(0, MAX_WINDOW_S, exclusive_low=True)(raw)
+    except Invalid:
         errors.append(field_error("window_s", f"must be a number of seconds above 0 and at most {MAX_WINDOW_S:g}"))
         return None
-    return value
 
 
 def _since(raw: str, errors: list[dict[str, str]]) -> datetime | None:
@@ -65,6 +65,53 @@ def _since(raw: str, errors: list[dict[str, str]]) -> datetime | None:
     except Invalid as exc:
         errors.append(field_error("since", str(exc)))
         return None
+
+
+# job_minutes keeps durations as buckets floor(8 * log2(seconds)); the bucket of "no duration"
+BUCKETS_PER_DOUBLING = 8
+NO_DURATION = -32768
+ROLLED_UP_STATES = ("succeeded", "partial", "failed")
+
+
+def bucket_percentile(counts: Mapping[int, int], p: float) -> float | None:
+    """The p-th percentile (0..1) of durations given as bucket → count, as percentile_cont takes it (linear
+    between the two ranked values around p) with each duration at the geometric middle of its bucket: within
+    2^(1/16) (4.5%) of the exact figure; None for no duration."""
+    total = sum(counts.values())
+    if total == 0:
+        return None
+    rank = p * (total - 1)
+    low, high = _ranked(counts, math.floor(rank)), _ranked(counts, math.ceil(rank))
+    return low + (rank - math.floor(rank)) * (high - low)
+
+
+def _ranked(counts: Mapping[int, int], index: int) -> float:
+    """The middle of the bucket holding the index-th smallest duration (from 0)."""
+    seen = 0
+    for bucket in sorted(counts):
+        seen += counts[bucket]
+        if seen > index:
+            return float(2 ** ((bucket + 0.5) / BUCKETS_PER_DOUBLING))
+    raise IndexError(index)
+
+
+def rollup_groups(rows: Iterable[Row]) -> list[dict[str, Any]]:
+    """(site, kind, state, bucket, jobs, deferrals) rows from the rollup query, as the exact query's rows:
+    one per (site, kind) with a count per state, p50_s/p95_s from the duration buckets, deferrals."""
+    groups: dict[Key, dict[str, Any]] = {}
+    durations: dict[Key, dict[int, int]] = {}
+    for row in rows:
+        key = (row["site"], row["kind"])
+        group = groups.setdefault(key, {"site": key[0], "kind": key[1], "deferrals": 0, **dict.fromkeys(STATES, 0)})
+        group[row["state"]] += int(row["jobs"])
+        group["deferrals"] += int(row["deferrals"] or 0)
+        if row["state"] in ROLLED_UP_STATES and row["bucket"] != NO_DURATION and row["jobs"]:
+            buckets = durations.setdefault(key, {})
+            buckets[row["bucket"]] = buckets.get(row["bucket"], 0) + int(row["jobs"])
+    for key, group in groups.items():
+        group["p50_s"] = bucket_percentile(durations.get(key, {}), 0.5)
+        group["p95_s"] = bucket_percentile(durations.get(key, {}), 0.95)
+    return list(groups.values())
 
 
 def success_rate(states: Mapping[str, int]) -> float | None:

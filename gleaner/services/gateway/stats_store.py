@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-from gleaner.services.gateway.stats_rules import STATES, StatsQuery
+from gleaner.services.gateway.job_views import Row
+from gleaner.services.gateway.stats_rules import STATES, StatsQuery, rollup_groups
 
 # Both ends by the database clock: the window is `since` (when given) or `window_s` back from now.
 WINDOW = "SELECT COALESCE($1::timestamptz, now() - make_interval(secs => $2::float8)) AS since, now() AS until"
@@ -34,6 +36,38 @@ SELECT site, kind,
        percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_s) AS p95_s,
        sum(deferrals) AS deferrals
 FROM windowed GROUP BY site, kind
+"""
+
+# Above this many finished jobs in the window, the window is read from the rollups (job_minutes, job_hours) and
+# the duration percentiles come from their buckets; up to it, from the jobs themselves, exactly.
+EXACT_LIMIT = 10_000
+# The window from its start to the next whole minute is read from jobs, then job_minutes to the next whole hour,
+# then job_hours: counts are exact either way, and a week is 168 rows a group.
+_MINUTE = "date_trunc('minute', $1::timestamptz) + interval '1 minute'"
+_HOUR = "date_trunc('hour', $1::timestamptz) + interval '1 hour'"
+_ROLLUP_FILTERS = "($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR kind = $3)"
+_ROLLED_UP = f"""
+    SELECT site, kind, state, bucket, jobs, deferrals FROM job_minutes
+    WHERE minute >= {_MINUTE} AND minute < {_HOUR} AND {_ROLLUP_FILTERS}
+    UNION ALL
+    SELECT site, kind, state, bucket, jobs, deferrals FROM job_hours WHERE hour >= {_HOUR} AND {_ROLLUP_FILTERS}
+"""
+FINISHED_IN_ROLLUP = f"SELECT COALESCE(sum(jobs), 0)::bigint FROM ({_ROLLED_UP}) AS r"
+ROLLUP_GROUPS = f"""
+WITH windowed AS (
+    SELECT site, kind, state, job_minutes_bucket(attempt_started_at, finished_at, state) AS bucket,
+           1::bigint AS jobs, deferrals::bigint AS deferrals
+    FROM jobs
+    WHERE finished_at >= $1 AND finished_at < {_MINUTE}
+      AND state IN ('succeeded', 'partial', 'failed', 'cancelled') AND {_FILTERS}
+    UNION ALL
+    SELECT NULLIF(site, ''), kind, state, bucket, jobs, deferrals FROM ({_ROLLED_UP}) AS r
+    UNION ALL
+    SELECT site, kind, state, -32768, 1, deferrals FROM jobs
+    WHERE state IN ('scheduled', 'queued', 'running', 'retrying') AND {_FILTERS}
+)
+SELECT site, kind, state, bucket, sum(jobs) AS jobs, sum(deferrals) AS deferrals
+FROM windowed GROUP BY site, kind, state, bucket
 """
 
 # Pages stored in the window, by the site of the result and the kind of its job.
@@ -63,7 +97,7 @@ class StatsRows:
 
     since: datetime
     until: datetime
-    jobs: list[asyncpg.Record]
+    jobs: Sequence[Row]
     pages: list[asyncpg.Record]
     sites: list[asyncpg.Record]
 
@@ -73,7 +107,11 @@ async def fetch_stats(pool: asyncpg.Pool, query: StatsQuery) -> StatsRows:
         bounds = await conn.fetchrow(WINDOW, query.since, query.window_s)
         assert bounds is not None
         args = (bounds["since"], query.site, query.kind)
-        jobs = await conn.fetch(JOB_GROUPS, *args)
+        jobs: Sequence[Row]
+        if await conn.fetchval(FINISHED_IN_ROLLUP, *args) > EXACT_LIMIT:
+            jobs = rollup_groups(await conn.fetch(ROLLUP_GROUPS, *args))
+        else:
+            jobs = await conn.fetch(JOB_GROUPS, *args)
         pages = await conn.fetch(PAGE_GROUPS, *args)
         sites = await conn.fetch(SITE_COUNTERS, query.site, bounds["since"])
     return StatsRows(bounds["since"], bounds["until"], jobs, pages, sites)

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from gleaner.shared.config import Config
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
-from gleaner.shared.field_checks import Invalid, integer, number, text, timestamp
+from gleaner.shared.field_checks import FieldReader, Invalid, integer, number, text, timestamp
 from gleaner.shared.kind_rules import KIND_NAME, KindRules, privileged_by_name
-from gleaner.shared.site_rules import NAME as SITE_NAME
+from gleaner.shared.site_rules import site_name
 
 DEDUPE_KEY = re.compile(r".{1,200}", re.S)
-SITE = text(SITE_NAME, "a site name, 1-63 lowercase letters, digits, _ . - starting with a letter or digit")
 MAX_BATCH = 1000
 MAX_FAN_OUT = 1000
 MAX_DELAY_S = 366 * 86_400.0
@@ -69,13 +68,13 @@ def parse_job(
     """
     if not isinstance(data, dict):
         return None, [field_error(prefix.rstrip(".") or "body", "must be a JSON object")]
-    reader = _Fields(data, prefix)
+    reader = FieldReader(data, prefix)
     for name in sorted(set(data) - FIELDS):
         reader.fail(name, "unknown field")
     spec = JobSpec(
         kind=reader.get("kind", _kind(kinds), required=True, default=""),
         payload=reader.get("payload", _payload, default={}),
-        queue=reader.get("queue", _queue(config), default=config.default_queue),
+        queue=reader.get("queue", _queue(config), default=_default_queue(data.get("kind"), config, kinds)),
         priority=reader.get("priority", integer(0, 9), default=0),
         max_attempts=reader.get("max_attempts", integer(1, 1000), default=config.default_max_attempts),
         timeout_s=reader.get("timeout_s", number(0.001, 86_400), default=config.default_timeout_s),
@@ -83,7 +82,7 @@ def parse_job(
         retry_cap_s=reader.get("retry_cap_s", number(0, 30 * 86_400), default=config.default_retry_cap_s),
         run_at=reader.get("run_at", timestamp, default=None),
         delay_s=reader.get("delay_s", number(0, MAX_DELAY_S), default=None),
-        site=reader.get("site", SITE, default=None),
+        site=reader.get("site", site_name, default=None),
         dedupe_key=reader.get("dedupe_key", text(DEDUPE_KEY, "1-200 characters"), default=None),
     )
     _cross_checks(spec, reader, kinds)
@@ -179,7 +178,7 @@ def parse_fan_out(value: Any, where: str) -> tuple[dict[str, Any] | None, Errors
     return (None, errors) if errors else ({"key": key, "values": values}, [])
 
 
-def _cross_checks(spec: JobSpec, reader: _Fields, kinds: KindRules | None) -> None:
+def _cross_checks(spec: JobSpec, reader: FieldReader, kinds: KindRules | None) -> None:
     if spec.run_at is not None and spec.delay_s is not None:
         reader.fail("delay_s", "give either run_at or delay_s, not both")
     if spec.retry_cap_s < spec.retry_base_s and not reader.failed("retry_base_s", "retry_cap_s"):
@@ -202,6 +201,13 @@ def refuse_privileged(data: Any, kinds: KindRules | None, allowed: bool) -> None
         raise Problem(403, "Forbidden", f"job kind {names} needs the `admin` scope", errors=errors)
 
 
+def kind_names(data: Any) -> set[str]:
+    """The kinds a raw body (one job, a batch, a template) names, without where (cheap: once per submission)."""
+    batch = data.get("jobs") if isinstance(data, dict) else None
+    items = batch if isinstance(batch, list) else [data]
+    return {kind for item in items if isinstance(item, dict) and isinstance(kind := item.get("kind"), str)}
+
+
 def _kinds_asked(data: Any) -> list[tuple[str, str]]:
     """(field, kind) of each job in a raw body: `kind` for one job, `jobs[i].kind` for a batch."""
     batch = data.get("jobs") if isinstance(data, dict) else None
@@ -215,34 +221,6 @@ def _kinds_asked(data: Any) -> list[tuple[str, str]]:
     ]
 
 
-class _Fields:
-    """Reads fields one by one, collecting errors instead of stopping at the first."""
-
-    def __init__(self, data: Mapping[str, Any], prefix: str) -> None:
-        self.data = data
-        self.prefix = prefix
-        self.errors: Errors = []
-
-    def fail(self, name: str, message: str) -> None:
-        self.errors.append(field_error(self.prefix + name, message))
-
-    def failed(self, *names: str) -> bool:
-        wanted = {self.prefix + n for n in names}
-        return any(e["field"] in wanted for e in self.errors)
-
-    def get(self, name: str, convert: Callable[[Any], Any], *, default: Any, required: bool = False) -> Any:
-        value = self.data.get(name)
-        if value is None:
-            if required:
-                self.fail(name, "is required")
-            return default
-        try:
-            return convert(value)
-        except Invalid as exc:
-            self.fail(name, str(exc))
-            return default
-
-
 def _kind(kinds: KindRules | None) -> Callable[[Any], str]:
     def convert(value: Any) -> str:
         if not isinstance(value, str) or not KIND_NAME.fullmatch(value):
@@ -252,6 +230,13 @@ def _kind(kinds: KindRules | None) -> Callable[[Any], str]:
         return value
 
     return convert
+
+
+def _default_queue(kind: Any, config: Config, kinds: KindRules | None) -> str:
+    """A submission naming no queue goes to its kind's queue (as its handler registered it), else the default."""
+    if kinds is None or not isinstance(kind, str):
+        return config.default_queue
+    return kinds.queue_of(kind, config.default_queue)
 
 
 def _payload(value: Any) -> Any:

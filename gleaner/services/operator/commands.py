@@ -1,23 +1,33 @@
 """`gleaner jobs|dead-letters|queues|sites|stats|health|workers|cleanup|schedules list`: the API from a terminal.
 
 Every command prints a table (or `--json`: the API's own JSON) and exits 0, or prints the API's problem
-and exits 1. They reach the gateway at GLEANER_API_URL with GLEANER_API_TOKEN (else GLEANER_ADMIN_TOKEN).
+and exits 1. They reach the gateway through `gleaner.Client` (the project's one HTTP client) at
+GLEANER_API_URL with GLEANER_API_TOKEN (else GLEANER_ADMIN_TOKEN).
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import orjson
 
-from gleaner.services.operator.client import ApiError, GatewayClient
+from gleaner import ApiConnectionError, Client, ClientError, RetryPolicy, WaitTimeout
+from gleaner.json_types import JsonObject
 from gleaner.services.operator.tables import Column, block, field, table
 from gleaner.shared.config import Config
+from gleaner.shared.errors import GleanerError
 
-Command = Callable[[GatewayClient, argparse.Namespace], Awaitable[tuple[Any, str]]]
+Command = Callable[[Client, argparse.Namespace], tuple[Any, str]]
+
+TIMEOUT_S = 15.0  # per request; a `wait` adds the time the gateway holds it
+# A request the gateway did not act on, or a submission whose answer was lost (the connection dropped) or that met a
+# gateway unable to answer now (503, or a proxy's 502/504), is sent again (a submission with the same
+# Idempotency-Key, so the gateway answers with the job it created instead of creating a second one): pauses of
+# 0.5 s doubling to 8 s, ~15 s in all, to ride out a gateway restart.
+RESENDS = RetryPolicy(attempts=6, base_s=0.5, cap_s=8.0)
 
 JOB_COLUMNS: list[Column] = [
     ("ID", field("id")),
@@ -158,131 +168,163 @@ def _json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace, config: Config) -> int:
-    """Run one operator command; the printed output is the command's, errors go to the caller."""
+    """Run one operator command; the printed output is the command's, errors (GleanerError) go to the caller."""
     command = COMMANDS[(args.command, getattr(args, "action", None))]
-    body, text = asyncio.run(_call(command, args, config))
+    url = config.gateway_api_url
+    # httpx logs every request at INFO: a terminal shows the command's output and its errors only
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    try:
+        with Client(url, config.api_token or config.admin_token, timeout_s=TIMEOUT_S, retry=RESENDS) as api:
+            body, text = command(api, args)
+    except ApiConnectionError as exc:
+        raise GleanerError(f"cannot reach the gateway at {url} (GLEANER_API_URL): {exc}") from None
+    except ClientError as exc:  # the API's problem: status, title, detail and each field error
+        raise GleanerError(str(exc)) from None
     print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() if args.json else text)
     return 0
 
 
-async def _call(command: Command, args: argparse.Namespace, config: Config) -> tuple[Any, str]:
-    async with GatewayClient(config.gateway_api_url, config.api_token or config.admin_token) as api:
-        return await command(api, args)
+def _raw(answer: Any) -> dict[str, Any]:
+    """The API's JSON of a typed answer: the tables and `--json` show what the API sent."""
+    raw: dict[str, Any] = answer.raw
+    return raw
 
 
-async def jobs_list(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    filters = {"state": args.state, "kind": args.kind, "queue": args.queue, "site": args.site, "payload": args.payload}
-    body = await api.get("/jobs", page_size=args.limit, **filters)
-    return body, table(body["jobs"], JOB_COLUMNS)
+def _raws(answers: Iterable[Any]) -> list[dict[str, Any]]:
+    return [_raw(answer) for answer in answers]
 
 
-async def jobs_show(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    job = await api.get(f"/jobs/{args.id}")
-    attempts = (await api.get(f"/jobs/{args.id}/attempts"))["attempts"]
+def _present(**values: Any) -> dict[str, Any]:
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _json_object(text: str, option: str) -> JsonObject:
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise GleanerError(f"{option} is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise GleanerError(f"{option} must be a JSON object")
+    return value
+
+
+def jobs_list(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    payload = None if args.payload is None else _json_object(args.payload, "--payload")
+    filters = _present(state=args.state, kind=args.kind, queue=args.queue, site=args.site, payload=payload)
+    page = api.jobs.page(page_size=args.limit, **filters)
+    return _raw(page), table(_raws(page.items), JOB_COLUMNS)
+
+
+def jobs_show(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    job = _raw(api.jobs.get(args.id))
+    attempts = _raws(api.jobs.attempts(args.id))
     text = block(job, list(job)) + "\n\nattempts:\n" + table(attempts, ATTEMPT_COLUMNS)
     last_trace = next((a["error_traceback"] for a in reversed(attempts) if a.get("error_traceback")), None)
-    if last_trace:
+    if isinstance(last_trace, str):
         text += "\n\nlast traceback:\n" + last_trace.rstrip()
     return {"job": job, "attempts": attempts}, text
 
 
-async def jobs_submit(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    try:
-        payload = orjson.loads(args.payload)
-    except orjson.JSONDecodeError as exc:
-        raise ApiError(f"--payload is not JSON: {exc}") from None
-    spec = {"kind": args.kind, "payload": payload, "queue": args.queue, "site": args.site, "priority": args.priority}
-    job = await api.submit("/jobs", {k: v for k, v in spec.items() if v is not None})
+def jobs_submit(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    payload = _json_object(args.payload, "--payload")
+    options = _present(queue=args.queue, site=args.site, priority=args.priority)
+    job = api.jobs.submit(args.kind, payload, **options)
     if args.wait:
-        job = await api.get(f"/jobs/{job['id']}", wait=args.wait)
-    return job, f"job {job['id']} {job['state']}"
+        try:
+            job = api.jobs.wait(job.id, timeout_s=args.wait)
+        except WaitTimeout as exc:
+            job = exc.job
+    return _raw(job), f"job {job.id} {job.state}"
 
 
-async def jobs_cancel(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    job = await api.post(f"/jobs/{args.id}/cancel")
-    return job, f"job {job['id']} {job['state']}" + (" (cancel requested)" if job.get("cancel_requested") else "")
+def jobs_cancel(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    job = api.jobs.cancel(args.id)
+    return _raw(job), f"job {job.id} {job.state}" + (" (cancel requested)" if job.cancel_requested else "")
 
 
-async def jobs_retry(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    job = await api.post(f"/jobs/{args.id}/retry")
-    return job, f"job {job['id']} {job['state']}"
+def jobs_retry(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    job = api.jobs.retry(args.id)
+    return _raw(job), f"job {job.id} {job.state}"
 
 
-async def letters_list(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    body = await api.get("/dead-letters", kind=args.kind, queue=args.queue, limit=args.limit)
-    return body, table(body["dead_letters"], LETTER_COLUMNS)
+def letters_list(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    letters = _raws(api.dead_letters.list(kind=args.kind, queue=args.queue, limit=args.limit))
+    return {"dead_letters": letters}, table(letters, LETTER_COLUMNS)
 
 
-async def letters_requeue(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    filters = {"kind": args.kind, "queue": args.queue, "error_class": args.error_class, "limit": args.limit}
-    body = await api.post("/dead-letters/requeue", {k: v for k, v in filters.items() if v is not None})
-    return body, f"requeued {body['requeued']} failed job(s)"
+def letters_requeue(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    requeued = api.dead_letters.requeue_many(
+        kind=args.kind, queue=args.queue, error_class=args.error_class, limit=args.limit
+    )
+    return {"requeued": requeued}, f"requeued {requeued} failed job(s)"
 
 
-async def letters_resolve(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    await api.post(f"/dead-letters/{args.id}/resolve", {"note": args.note} if args.note else None)
+def letters_resolve(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    api.dead_letters.resolve(args.id, args.note)
     return {"resolved": args.id}, f"{args.id} resolved"
 
 
-async def sites(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
+def sites(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
     if args.name:
-        site = await api.get(f"/sites/{args.name}")
+        site = _raw(api.sites.get(args.name))
         return site, block(site, list(site))
-    body = await api.get("/sites")
-    return body, table(body["sites"], SITE_COLUMNS)
+    listed = _raws(api.sites.list())
+    return {"sites": listed}, table(listed, SITE_COLUMNS)
 
 
-async def stats(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    body = await api.get("/stats", window_s=args.hours * 3600, site=args.site, kind=args.kind)
+def stats(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    body = _raw(api.stats(window_s=args.hours * 3600, site=args.site, kind=args.kind))
     head = f"{body['since']} to {body['until']}\n"
     return body, head + table(body["groups"], GROUP_COLUMNS)
 
 
-async def health(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    healthy, body = await api.health()
+def health(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    body = _raw(api.health())
     lines = [f"gateway: {body['status']}"] + [
         f"  {name}: " + ("ok" if check["ok"] else f"DOWN ({check.get('error')})")
         for name, check in body["checks"].items()
     ]
-    if not healthy:
-        raise ApiError("\n".join(lines))
+    if body["status"] != "ok":
+        raise GleanerError("\n".join(lines))
     return body, "\n".join(lines)
 
 
-async def queues_list(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    body = await api.get("/queues")
-    return body, table(body["queues"], QUEUE_COLUMNS)
+def queues_list(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    listed = _raws(api.queues.list())
+    return {"queues": listed}, table(listed, QUEUE_COLUMNS)
 
 
-async def queue_pause(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    queue = await api.post(f"/queues/{args.name}/pause", {"reason": args.reason} if args.reason else None)
-    return queue, f"queue {queue['name']} paused"
+def queue_pause(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    queue = api.queues.pause(args.name, args.reason or None)
+    return _raw(queue), f"queue {queue.name} paused"
 
 
-async def queue_resume(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    queue = await api.post(f"/queues/{args.name}/resume")
-    return queue, f"queue {queue['name']} resumed"
+def queue_resume(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    queue = api.queues.resume(args.name)
+    return _raw(queue), f"queue {queue.name} resumed"
 
 
-async def workers(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    body = await api.get("/workers")
+def workers(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    body = _raw(api.workers())
     head = f"{body['alive']} alive, running {body['running']} of {body['capacity']}\n"
     return body, head + table(body["workers"], WORKER_COLUMNS)
 
 
-async def cleanup(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    payload = {"retention_days": args.days} if args.days is not None else {}
-    job = await api.post("/jobs", {"kind": "maintenance.prune", "payload": payload})
-    job = await api.get(f"/jobs/{job['id']}", wait=60)
-    if job["state"] != "succeeded":
-        return job, f"job {job['id']} {job['state']}: {job.get('error')}"
-    removed = {name: n for name, n in job["result"].items() if name != "retention_days"}
-    return job, "removed " + ", ".join(f"{n} {table_name}" for table_name, n in removed.items())
+def cleanup(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    submitted = api.jobs.submit("maintenance.prune", _present(retention_days=args.days))
+    try:
+        job = api.jobs.wait(submitted.id, timeout_s=60)
+    except WaitTimeout as exc:
+        job = exc.job
+    if job.state != "succeeded" or not isinstance(job.result, dict):
+        return _raw(job), f"job {job.id} {job.state}: {job.error}"
+    removed = {name: n for name, n in job.result.items() if name != "retention_days"}
+    return _raw(job), "removed " + ", ".join(f"{n} {table_name}" for table_name, n in removed.items())
 
 
-async def schedules_list(api: GatewayClient, args: argparse.Namespace) -> tuple[Any, str]:
-    body = await api.get("/schedules", page_size=500)
-    return body, table(body["schedules"], SCHEDULE_COLUMNS)
+def schedules_list(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    listed = _raws(api.schedules.list(page_size=500))
+    return {"schedules": listed, "next_after_id": None}, table(listed, SCHEDULE_COLUMNS)
 
 
 COMMANDS: dict[tuple[str, str | None], Command] = {

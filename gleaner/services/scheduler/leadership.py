@@ -14,14 +14,14 @@ from typing import Any
 
 import asyncpg
 
-from gleaner.services.scheduler.schedule_store import CHANNEL
 from gleaner.shared.config import Config
 from gleaner.shared.metrics import Metrics
+from gleaner.shared.scheduling.schedule_store import CHANNEL
+from gleaner.shared.scheduling.scheduler_status import TICK_S
 
 log = logging.getLogger(__name__)
 
 RETRY_S = 1.0
-TICK_S = 1.0
 QUERY_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 2.0
 # server-side keepalives so a leader whose host vanished (no FIN) frees the lock within ~10 s

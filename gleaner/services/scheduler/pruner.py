@@ -10,6 +10,8 @@ import asyncpg
 from gleaner.shared.prune_statements import (
     PRUNE_DEAD_LETTERS,
     PRUNE_IDEMPOTENCY,
+    PRUNE_JOB_HOURS,
+    PRUNE_JOB_MINUTES,
     PRUNE_JOBS,
     PRUNE_SITE_MINUTES,
     PRUNE_WORKERS,
@@ -41,6 +43,8 @@ def plan(retention_days: float) -> list[tuple[str, str, float]]:
         age_s = retention_days * DAY_S
         steps = [
             ("jobs", PRUNE_JOBS, age_s),
+            ("job_minutes", PRUNE_JOB_MINUTES, age_s),
+            ("job_hours", PRUNE_JOB_HOURS, age_s),
             ("dead_letters", PRUNE_DEAD_LETTERS, age_s),
             ("site_minutes", PRUNE_SITE_MINUTES, age_s),
             *steps,

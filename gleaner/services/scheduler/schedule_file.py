@@ -16,11 +16,11 @@ from typing import Any
 import asyncpg
 import yaml
 
-from gleaner.services.scheduler import schedule_store
-from gleaner.services.scheduler.definitions import Definition, TemplateCheck, parse
 from gleaner.shared.config import Config
 from gleaner.shared.db import init_connection
 from gleaner.shared.errors import GleanerError, ValidationProblem
+from gleaner.shared.scheduling import schedule_store
+from gleaner.shared.scheduling.definitions import Definition, TemplateCheck, parse
 from gleaner.shared.site_rules import SitePolicy, parse_site
 from gleaner.shared.site_writes import POLICY_FIELDS, UPSERT_SITE
 
@@ -125,6 +125,10 @@ def _parse_all(path: Path, entries: Sequence[Any], check: TemplateCheck, now: da
     return definitions
 
 
+def _stored(value: Any) -> Any:
+    return tuple(value) if isinstance(value, list) else value
+
+
 def plan_sites(result: Plan, sites: Mapping[str, SitePolicy], current: Mapping[str, Mapping[str, Any]]) -> None:
     """Add the sites to create (absent) or update (a policy field differs) to `result`."""
     for name, policy in sites.items():
@@ -132,7 +136,8 @@ def plan_sites(result: Plan, sites: Mapping[str, SitePolicy], current: Mapping[s
         if row is None:
             result.site_changes.append(SiteChange("create", name, policy))
             continue
-        differing = tuple(key for key in POLICY_FIELDS if row[key] != getattr(policy, key))
+        # array columns (proxies) come back as lists, the policy holds tuples
+        differing = tuple(key for key in POLICY_FIELDS if _stored(row[key]) != getattr(policy, key))
         if differing:
             result.site_changes.append(SiteChange("update", name, policy, differing))
         else:

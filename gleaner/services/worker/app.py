@@ -15,13 +15,13 @@ from gleaner.services.worker.cancel_events import CancelListener
 from gleaner.services.worker.claims import JobStore
 from gleaner.services.worker.consumer import Batchers, Consumer
 from gleaner.services.worker.fetch import FetchClient
-from gleaner.services.worker.handlers import Registry, load_registry
+from gleaner.services.worker.handlers import ServedKinds, load_registry
 from gleaner.services.worker.heartbeat import heartbeat_loop
+from gleaner.services.worker.kind_registration import KindRegistration
 from gleaner.services.worker.presence import Presence
 from gleaner.services.worker.publishing import ClaimWriter, FinishWriter, StartedEvents
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.shutdown import Drainer
-from gleaner.services.worker.site_limits import SiteLimits
 from gleaner.services.worker.site_sessions import SiteSessions
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
@@ -36,7 +36,7 @@ WORKER_ID_KEY = web.AppKey("worker_id", str)
 # planner guessed the claim's state filter matched a handful of rows and hashed all waiting jobs through a
 # bitmap scan for every batch: 0.18 ms a claimed row instead of 0.02. Point lookups never need those plans.
 POINT_LOOKUPS = {**CUSTOM_PLANS, "enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"}
-REGISTRY_KEY = web.AppKey("registry", Registry)
+REGISTRY_KEY = web.AppKey("registry", ServedKinds)
 FETCH_KEY = web.AppKey("fetch", FetchClient)
 STORE_KEY = web.AppKey("store", JobStore)
 BATCHERS_KEY = web.AppKey("batchers", Batchers)
@@ -114,8 +114,8 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
         batchers=app[BATCHERS_KEY],
         running=app[RUNNING_KEY],
         http=app[FETCH_KEY],
-        sites=SiteSessions(
-            SiteLimits(app[POOL_KEY], app[WORKER_ID_KEY], app[CONFIG_KEY].lease_s), app[FETCH_KEY], app[METRICS_KEY]
+        sites=SiteSessions.of_worker(
+            app[POOL_KEY], app[WORKER_ID_KEY], app[CONFIG_KEY], app[FETCH_KEY], app[METRICS_KEY], os.environ
         ),
     )
     app[DRAINER_KEY].attach(consumer, app[RUNNING_KEY])
@@ -129,10 +129,15 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def heartbeat_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG_KEY]
-    presence = Presence(app[POOL_KEY], app[WORKER_ID_KEY], config.consumed_queues, config.worker_concurrency)
+    served = app[REGISTRY_KEY]
+    presence = Presence(
+        app[POOL_KEY], app[WORKER_ID_KEY], config.consumed_queues, config.worker_concurrency, served.kinds
+    )
+    kinds = KindRegistration.of(app[POOL_KEY], served, config.consumed_queues)
+    await kinds.register()
     await presence.announce(0)
     running = app[RUNNING_KEY]
-    each_beat = [lambda: presence.announce(len(running)), app[CONSUMER_KEY].follow_pauses]
+    each_beat = [kinds.register, lambda: presence.announce(len(running)), app[CONSUMER_KEY].follow_pauses]
     task = spawn(heartbeat_loop(app[STORE_KEY], running, config.lease_s / 3, each_beat=each_beat), "heartbeat")
     yield
     task.cancel()

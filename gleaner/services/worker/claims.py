@@ -21,23 +21,30 @@ log = logging.getLogger(__name__)
 Key = tuple[int, int]
 R = TypeVar("R")
 
-# Each statement locks its rows in id order first (`locked`, see gleaner.shared.db.ORDERED_LOCKS). It selects by
-# primary key alone, so no plan can read an index of all waiting or running rows instead (a fresh, unanalyzed
-# table invites that): a few rows more than the fenced UPDATE writes are locked (a stale message's row), which is
-# harmless.
+# Each statement locks its rows in id order first (`locked`, see gleaner.shared.db.ORDERED_LOCKS), reaching them
+# by primary key alone, and decides the fence there, on the row version it locked (`fenced`). The UPDATE then
+# meets `jobs` only through `j.id = l.id` with no condition on the state: no partial index of waiting or running
+# rows matches it, so whatever the statistics say (after a long history, that nothing waits) its only plans are
+# primary-key lookups or, on a tiny table, a scan of the table. Measured at 1,000,000 rows with 20,000 waiting
+# and stale statistics: the claim of 13 rows took 70 ms (an index scan of every waiting row into a hash join)
+# and now takes well under a millisecond. A few rows more than the fenced UPDATE writes are locked (a stale
+# message's row), which is harmless.
 
 # Duplicates are removed before the statement; the fence (attempt - 1, waiting, not cancelled) drops stale messages.
 CLAIM = f"""
 WITH locked AS (
-    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+    SELECT j.id, m.attempt,
+           j.attempt = m.attempt - 1 AND j.state IN ('scheduled', 'queued', 'retrying') AND NOT j.cancel_requested
+               AS fenced
+    FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt) JOIN jobs AS j ON j.id = m.id
+    ORDER BY j.id FOR NO KEY UPDATE OF j
 )
 UPDATE jobs AS j
-SET state = 'running', attempt = m.attempt, lease_owner = $3,
+SET state = 'running', attempt = l.attempt, lease_owner = $3,
     lease_expires_at = now() + make_interval(secs => $4), attempt_started_at = now(),
     started_at = COALESCE(j.started_at, now()), updated_at = now()
-FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
-WHERE j.id = m.id AND j.attempt = m.attempt - 1
-  AND j.state IN ('scheduled', 'queued', 'retrying') AND NOT j.cancel_requested AND {ORDERED_LOCKS}
+FROM locked AS l
+WHERE j.id = l.id AND l.fenced AND {ORDERED_LOCKS}
 RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.max_attempts, j.attempt_base,
     j.retry_base_s, j.retry_cap_s, j.request_id, EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s,
     j.state, j.schedule_id
@@ -50,7 +57,8 @@ WITH m AS (
                          $8::text[])
         AS m(id, attempt, state, result, error_class, error_message, delay_s, error_traceback)
 ), locked AS (
-    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+    SELECT m.*, j.attempt = m.attempt AND j.lease_owner = $9 AND j.state = 'running' AS fenced
+    FROM m JOIN jobs AS j ON j.id = m.id ORDER BY j.id FOR NO KEY UPDATE OF j
 ), done AS (
     UPDATE jobs AS j
     SET state = m.state,
@@ -61,8 +69,8 @@ WITH m AS (
         enqueued_at = CASE WHEN m.state = 'retrying' THEN NULL ELSE j.enqueued_at END,
         finished_at = CASE WHEN m.state = 'retrying' THEN NULL ELSE now() END,
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-    FROM m
-    WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $9 AND j.state = 'running' AND {ORDERED_LOCKS}
+    FROM locked AS m
+    WHERE j.id = m.id AND m.fenced AND {ORDERED_LOCKS}
     RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.run_at, j.attempt_started_at,
         j.site, j.schedule_id, m.error_class, m.error_message
 ), attempts AS (
@@ -81,12 +89,15 @@ SELECT state, site, schedule_id, error_class, error_message, {OUTBOX_COLUMNS} FR
 # as their leases (locked in key order too).
 HEARTBEAT = f"""
 WITH locked AS (
-    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+    SELECT j.id,
+           j.attempt = m.attempt AND j.lease_owner = $3 AND j.state = 'running' AND j.lease_expires_at > now()
+               AS fenced
+    FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt) JOIN jobs AS j ON j.id = m.id
+    ORDER BY j.id FOR NO KEY UPDATE OF j
 ), renewed AS (
     UPDATE jobs AS j SET lease_expires_at = now() + make_interval(secs => $4), updated_at = now()
-    FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
-    WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $3 AND j.state = 'running'
-      AND j.lease_expires_at > now() AND {ORDERED_LOCKS}
+    FROM locked AS l
+    WHERE j.id = l.id AND l.fenced AND {ORDERED_LOCKS}
     RETURNING j.id, j.attempt, j.cancel_requested
 ), slots AS (
     SELECT site, job_id FROM site_slots
@@ -105,7 +116,9 @@ SELECT id, attempt, cancel_requested FROM renewed
 # delay levels; no job_attempts row, the budget is untouched. A cancel requested meanwhile ends the job.
 DEFER = f"""
 WITH locked AS (
-    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+    SELECT m.*, j.attempt = m.fenced_attempt AND j.lease_owner = $4 AND j.state = 'running' AS fenced
+    FROM unnest($1::bigint[], $2::int[], $3::float8[]) AS m(job_id, fenced_attempt, delay_s)
+    JOIN jobs AS j ON j.id = m.job_id ORDER BY j.id FOR NO KEY UPDATE OF j
 )
 UPDATE jobs AS j
 SET state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'scheduled' END,
@@ -114,22 +127,23 @@ SET state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'scheduled' END,
     finished_at = CASE WHEN j.cancel_requested THEN now() END,
     enqueued_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
     deferrals = j.deferrals + 1, updated_at = now()
-FROM unnest($1::bigint[], $2::int[], $3::float8[]) AS m(job_id, fenced_attempt, delay_s)
-WHERE j.id = m.job_id AND j.attempt = m.fenced_attempt AND j.lease_owner = $4 AND j.state = 'running'
-  AND {ORDERED_LOCKS}
+FROM locked AS m
+WHERE j.id = m.job_id AND m.fenced AND {ORDERED_LOCKS}
 RETURNING m.fenced_attempt, j.state, j.site, j.schedule_id, {OUTBOX_COLUMNS}
 """
 
 # Undo the attempt so the requeued message (attempt n) claims the row again.
 HAND_BACK = f"""
 WITH locked AS (
-    SELECT j.id FROM unnest($1::bigint[]) AS u(id) JOIN jobs AS j ON j.id = u.id ORDER BY j.id FOR NO KEY UPDATE OF j
+    SELECT j.id, j.attempt = m.attempt AND j.lease_owner = $3 AND j.state = 'running' AS fenced
+    FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt) JOIN jobs AS j ON j.id = m.id
+    ORDER BY j.id FOR NO KEY UPDATE OF j
 )
 UPDATE jobs AS j
 SET state = 'queued', attempt = j.attempt - 1, lease_owner = NULL, lease_expires_at = NULL,
     enqueued_at = NULL, updated_at = now()
-FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt)
-WHERE j.id = m.id AND j.attempt = m.attempt AND j.lease_owner = $3 AND j.state = 'running' AND {ORDERED_LOCKS}
+FROM locked AS l
+WHERE j.id = l.id AND l.fenced AND {ORDERED_LOCKS}
 RETURNING j.id, j.attempt + 1 AS attempt
 """
 

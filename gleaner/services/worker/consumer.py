@@ -21,7 +21,7 @@ from gleaner.services.worker.claims import Claim, Finish, Finished, JobStore, Ke
 from gleaner.services.worker.context import Deferred, JobContext, job_logger
 from gleaner.services.worker.dead_letters import HANDLING_FAILED
 from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
-from gleaner.services.worker.handlers import Registry
+from gleaner.services.worker.handlers import ServedKinds
 from gleaner.services.worker.job_metrics import JobMetrics, Series
 from gleaner.services.worker.queue_pauses import paused_queues
 from gleaner.services.worker.results import ResultStore
@@ -82,7 +82,7 @@ class Consumer:
     config: Config
     broker: Broker
     pool: asyncpg.Pool
-    registry: Registry
+    registry: ServedKinds
     metrics: Metrics
     store: JobStore
     batchers: Batchers

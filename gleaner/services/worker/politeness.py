@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -12,6 +12,16 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 INLINE_WAIT_S = 3.0
 # once a job has fetched pages, a longer wait is still slept inline (deferring would throw its pages away)
 MID_JOB_WAIT_S = 60.0
+# a 429/503 without Retry-After pauses the site BACKOFF_BASE_S, doubling with each one in a row, up to the cap;
+# a Retry-After is obeyed up to a day (a longer one is more likely a misconfiguration than a wish)
+BACKOFF_BASE_S = 1.0
+BACKOFF_CAP_S = 300.0
+RETRY_AFTER_CAP_S = 86_400.0
+# adaptive throttling (Scrapy's AutoThrottle): the spacing tends to latency / TARGET_CONCURRENCY, starting at
+# ADAPTIVE_START_S and never above ADAPTIVE_MAX_S; never below the policy's own spacing
+TARGET_CONCURRENCY = 1.0
+ADAPTIVE_START_S = 1.0
+ADAPTIVE_MAX_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +93,10 @@ class BucketState:
     tokens: float | None = None
     refilled_at: datetime | None = None
     next_request_at: datetime | None = None
+    # the site's server asked for a pause until then (Retry-After or backoff); `busy_streak` answers in a row
+    paused_until: datetime | None = None
+    busy_streak: int = 0
+    adaptive_delay_s: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,13 +124,37 @@ def reserve(state: BucketState, limits: Limits, now: datetime, max_wait_s: float
     """
     tokens = tokens_at(state, limits, now)
     token_wait_s = 0.0 if tokens >= 1 else (1 - tokens) / limits.rate_per_s
-    spacing_wait_s = 0.0 if state.next_request_at is None else (state.next_request_at - now).total_seconds()
+    spacing_wait_s = max(_seconds_until(state.next_request_at, now), _seconds_until(state.paused_until, now))
     wait_s = max(0.0, token_wait_s, spacing_wait_s)
     if wait_s > max_wait_s:
         return Reservation(False, wait_s, state)
     send_at = now + timedelta(seconds=wait_s)
-    taken = BucketState(tokens - 1, now, send_at + timedelta(seconds=limits.spacing_s))
+    taken = replace(
+        state, tokens=tokens - 1, refilled_at=now, next_request_at=send_at + timedelta(seconds=limits.spacing_s)
+    )
     return Reservation(True, wait_s, taken)
+
+
+def _seconds_until(instant: datetime | None, now: datetime) -> float:
+    return 0.0 if instant is None else (instant - now).total_seconds()
+
+
+def backoff_s(retry_after_s: float | None, busy_streak: int) -> float:
+    """How long a 429/503 pauses its site: the server's Retry-After, else exponential in the answers in a row."""
+    if retry_after_s is not None:
+        return min(retry_after_s, RETRY_AFTER_CAP_S)
+    return min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2.0 ** min(busy_streak, 30))
+
+
+def adapted_delay_s(current_s: float | None, latency_s: float, ok: bool, floor_s: float) -> float:
+    """AutoThrottle's step: halfway towards latency / target concurrency; an error never shortens the spacing.
+    Kept within [floor_s (the policy's spacing), ADAPTIVE_MAX_S]."""
+    current = max(floor_s, ADAPTIVE_START_S) if current_s is None else current_s
+    target = latency_s / TARGET_CONCURRENCY
+    new = (current + target) / 2.0
+    if not ok:
+        new = max(new, current)
+    return min(max(new, floor_s), max(ADAPTIVE_MAX_S, floor_s))
 
 
 def page_pause_s(pause_min_s: float, pause_max_s: float, rng: random.Random) -> float:

@@ -7,14 +7,25 @@ from datetime import datetime
 
 import asyncpg
 
-from gleaner.services.worker.politeness import BucketState, Limits, Reservation, RespectfulHours, reserve, slow_down
+from gleaner.services.worker.politeness import (
+    BucketState,
+    Limits,
+    Reservation,
+    RespectfulHours,
+    backoff_s,
+    reserve,
+    slow_down,
+)
 from gleaner.shared.errors import PermanentError
+from gleaner.shared.site_rules import effective_delay_s
 
 LOAD_SITE = "SELECT * FROM sites WHERE name = $1"
 
 # The row lock serializes every worker's reservation for the site; clock_timestamp() is read after the lock.
 LOCK_STATE = """
-SELECT tokens, refilled_at, next_request_at, clock_timestamp() AS now FROM sites WHERE name = $1 FOR UPDATE
+SELECT tokens, refilled_at, next_request_at, backoff_until, backoff_failures, adaptive_delay_s,
+       clock_timestamp() AS now
+FROM sites WHERE name = $1 FOR UPDATE
 """
 # The totals on `sites` and the minute's row in `site_minutes` (for windowed stats) move together.
 STORE_STATE = """
@@ -35,6 +46,18 @@ WITH minute AS (
 )
 UPDATE sites SET deferrals = deferrals + 1 WHERE name = $1
 """
+
+# A 429/503 pauses the site for every worker; a pause already longer is kept (two workers' answers do not race).
+CURRENT_STREAK = "SELECT backoff_failures FROM sites WHERE name = $1 FOR UPDATE"
+BACK_OFF = """
+UPDATE sites SET backoff_until = GREATEST(backoff_until, clock_timestamp() + make_interval(secs => $2)),
+    backoff_failures = backoff_failures + 1, backoffs = backoffs + 1
+WHERE name = $1
+RETURNING backoff_until
+"""
+PAUSED = "SELECT backoff_until > clock_timestamp() FROM sites WHERE name = $1"
+# after a good answer: the streak of busy answers ends; an adaptive site stores its new spacing
+SETTLE = "UPDATE sites SET backoff_failures = 0, adaptive_delay_s = COALESCE($2, adaptive_delay_s) WHERE name = $1"
 
 LOCK_SITE = "SELECT max_concurrency FROM sites WHERE name = $1 FOR UPDATE"
 # A lease past its expiry (its worker died) is free again; the same job re-claiming keeps its own row.
@@ -69,6 +92,9 @@ class Site:
     timeout_s: float
     max_bytes: int
     user_agent: str | None
+    robots: str = "obey"
+    adaptive: bool = False
+    proxies: tuple[str, ...] = ()
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> Site:
@@ -89,11 +115,15 @@ class Site:
             timeout_s=record["timeout_s"],
             max_bytes=record["max_bytes"],
             user_agent=record["user_agent"],
+            robots=record["robots"],
+            adaptive=record["adaptive"],
+            proxies=tuple(record["proxies"]),
         )
 
-    def limits_at(self, now: datetime) -> Limits:
-        """Rate, burst and minimum delay at `now`, stretched inside respectful hours."""
-        return Limits(self.requests_per_hour, self.burst, self.min_delay_s, slow_down(self.hours, now))
+    def limits_at(self, now: datetime, delay_s: float | None = None) -> Limits:
+        """Rate, burst and spacing at `now` (`delay_s`, default the minimum delay), stretched in respectful hours."""
+        spacing_s = self.min_delay_s if delay_s is None else delay_s
+        return Limits(self.requests_per_hour, self.burst, spacing_s, slow_down(self.hours, now))
 
 
 class SiteLimits:
@@ -111,14 +141,24 @@ class SiteLimits:
             raise PermanentError(f"no site named {name!r}", error_class="unknown_site")
         return Site.from_record(record)
 
-    async def take(self, site: Site, max_wait_s: float) -> Reservation:
-        """Reserve the site's next request slot across all workers if it comes within `max_wait_s`."""
+    async def take(self, site: Site, max_wait_s: float, crawl_delay_s: float | None = None) -> Reservation:
+        """Reserve the site's next request slot across all workers if it comes within `max_wait_s`; the spacing
+        is the largest of the policy's, robots.txt's `crawl_delay_s` and the adaptive one; a backoff is waited."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await conn.fetchrow(LOCK_STATE, site.name)
             if row is None:
                 raise PermanentError(f"site {site.name!r} was deleted", error_class="unknown_site")
-            state = BucketState(row["tokens"], row["refilled_at"], row["next_request_at"])
-            reservation = reserve(state, site.limits_at(row["now"]), row["now"], max_wait_s)
+            adaptive_s = row["adaptive_delay_s"] if site.adaptive else None
+            state = BucketState(
+                row["tokens"],
+                row["refilled_at"],
+                row["next_request_at"],
+                row["backoff_until"],
+                row["backoff_failures"],
+                adaptive_s,
+            )
+            delay_s = effective_delay_s(site.min_delay_s, crawl_delay_s, adaptive_s)
+            reservation = reserve(state, site.limits_at(row["now"], delay_s), row["now"], max_wait_s)
             if reservation.taken:
                 new = reservation.state
                 waited = reservation.wait_s > 0
@@ -126,6 +166,21 @@ class SiteLimits:
             else:
                 await conn.execute(COUNT_DEFERRAL, site.name)
             return reservation
+
+    async def back_off(self, site: Site, retry_after_s: float | None) -> datetime:
+        """Pause the site on every worker after a 429/503: until Retry-After, else exponentially longer."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            streak = await conn.fetchval(CURRENT_STREAK, site.name)
+            until: datetime = await conn.fetchval(BACK_OFF, site.name, backoff_s(retry_after_s, streak or 0))
+        return until
+
+    async def paused(self, site: Site) -> bool:
+        """Whether the site's server asked for a pause that has not ended."""
+        return bool(await self.pool.fetchval(PAUSED, site.name))
+
+    async def settle(self, site: Site, adaptive_delay_s: float | None) -> None:
+        """A good answer: end the site's streak of busy answers and store its adapted spacing (if adaptive)."""
+        await self.pool.execute(SETTLE, site.name, adaptive_delay_s)
 
     async def acquire_slot(self, site: Site, job_id: int, attempt: int) -> bool:
         """Take one of the site's `max_concurrency` slots for this job (a lease, extended by the heartbeat)."""

@@ -1,11 +1,11 @@
 """Maintenance kinds run by the default maintenance schedules: prune old jobs and results, refresh statistics,
 requeue failed jobs automatically (a default schedule, off until enabled).
 
-Each deletes in batches (one short transaction per batch) so it never holds long locks on busy tables. Only
-`admin` may submit them (gleaner.shared.kind_rules); the gateway checks their payloads at submit, and each
-handler checks again before it acts, so a payload that slipped past (an old schedule, a message sent by hand) fails
-the job permanently instead of deleting anything. With no `retention_days` in the payload the configured retention
-governs (GLEANER_RETENTION_DAYS, GLEANER_RESULT_RETENTION_DAYS; 0 keeps forever).
+Each deletes in batches (one short transaction per batch) so it never holds long locks on busy tables. Only `admin`
+may submit them (they are registered privileged); the gateway checks their payloads at submit against the kind's
+schema, and the worker checks again before the handler acts, so a payload that slipped past (an old schedule, a
+message sent by hand) fails the job permanently instead of deleting anything. With no `retention_days` in the payload
+the configured retention governs (GLEANER_RETENTION_DAYS, GLEANER_RESULT_RETENTION_DAYS; 0 keeps forever).
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-from gleaner.services.worker.context import JobContext
+from gleaner.handlers import Handler, Registry
+from gleaner.job_context import JobContext
+from gleaner.json_types import JsonObject, JsonObjectInput
 from gleaner.shared.config import MAX_RETENTION_DAYS, QUEUE_NAME, Config
-from gleaner.shared.field_checks import integer, members, number, text
-from gleaner.shared.kind_rules import KIND_NAME, require_payload
+from gleaner.shared.kind_rules import KIND_NAME
 from gleaner.shared.prune_statements import PRUNE_DEAD_LETTERS, PRUNE_IDEMPOTENCY, PRUNE_JOBS, PRUNE_SITE_MINUTES
 from gleaner.shared.requeue import AUTO_REQUEUE
 
@@ -43,21 +44,32 @@ DAY_S = 86_400.0
 MAX_BATCH = 100_000
 MAX_REQUEUE = 10_000
 
-# the payload of each kind: every member optional, nothing else allowed
-RETENTION_DAYS = number(1, MAX_RETENTION_DAYS)
-BATCH = integer(1, MAX_BATCH)
-PRUNE_PAYLOAD = members({"retention_days": RETENTION_DAYS, "idempotency_hours": number(1, 366 * 24), "batch": BATCH})
-PRUNE_RESULTS_PAYLOAD = members({"retention_days": RETENTION_DAYS, "batch": BATCH})
-ANALYZE_PAYLOAD = members({})
-# what the job retention governs
+# the payload of each kind: every member optional (null: its default), nothing else allowed
 AGED = {"jobs": PRUNE_JOBS, "dead_letters": PRUNE_DEAD_LETTERS, "site_minutes": PRUNE_SITE_MINUTES}
-REQUEUE_PAYLOAD = members(
+RETENTION_DAYS = {"type": ["number", "null"], "minimum": 1, "maximum": MAX_RETENTION_DAYS}
+BATCH = {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_BATCH}
+
+
+def closed(properties: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "additionalProperties": False}
+
+
+PRUNE_SCHEMA = closed(
     {
-        "rounds": integer(1, 100),
-        "min_age_s": number(0, 366 * DAY_S),
-        "kind": text(KIND_NAME, "a job kind"),
-        "queue": text(QUEUE_NAME, "a queue name"),
-        "limit": integer(1, MAX_REQUEUE),
+        "retention_days": RETENTION_DAYS,
+        "idempotency_hours": {"type": ["number", "null"], "minimum": 1, "maximum": 366 * 24},
+        "batch": BATCH,
+    }
+)
+PRUNE_RESULTS_SCHEMA = closed({"retention_days": RETENTION_DAYS, "batch": BATCH})
+ANALYZE_SCHEMA = closed({})
+REQUEUE_SCHEMA = closed(
+    {
+        "rounds": {"type": ["integer", "null"], "minimum": 1, "maximum": 100},
+        "min_age_s": {"type": ["number", "null"], "minimum": 0, "maximum": 366 * DAY_S},
+        "kind": {"type": ["string", "null"], "pattern": f"^{KIND_NAME.pattern}$"},
+        "queue": {"type": ["string", "null"], "pattern": f"^{QUEUE_NAME.pattern}$"},
+        "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_REQUEUE},
     }
 )
 
@@ -79,10 +91,10 @@ async def prune(ctx: JobContext, retention: Retention = Retention()) -> Any:
     """Delete finished jobs (with their attempts and scrape results), dead letters and per-minute site
     counters older than `retention_days` (default: the configured retention; 0 there keeps them forever),
     idempotency keys older than `idempotency_hours` (default 24), and page bodies no result refers to any more."""
-    payload = _checked(ctx, PRUNE_PAYLOAD)
-    days = float(payload.get("retention_days") or retention.jobs_days)
-    hours = float(payload.get("idempotency_hours") or 24.0)
-    batch = int(payload.get("batch") or DEFAULT_BATCH)
+    payload = ctx.job.payload
+    days = _number(payload, "retention_days", retention.jobs_days)
+    hours = _number(payload, "idempotency_hours", 24.0)
+    batch = int(_number(payload, "batch", DEFAULT_BATCH))
     counts: dict[str, Any] = {}
     for table, statement in AGED.items():
         counts[table] = await _batched(ctx, statement, days * DAY_S, batch) if days > 0 else 0
@@ -96,16 +108,15 @@ async def prune(ctx: JobContext, retention: Retention = Retention()) -> Any:
 async def prune_results(ctx: JobContext, retention: Retention = Retention()) -> Any:
     """Drop `result` and `progress` of jobs finished more than `retention_days` ago (default: the configured
     result retention; 0 there keeps them forever); the rows stay."""
-    payload = _checked(ctx, PRUNE_RESULTS_PAYLOAD)
-    days = float(payload.get("retention_days") or retention.results_days)
-    batch = int(payload.get("batch") or DEFAULT_BATCH)
+    payload = ctx.job.payload
+    days = _number(payload, "retention_days", retention.results_days)
+    batch = int(_number(payload, "batch", DEFAULT_BATCH))
     pruned = await _batched(ctx, PRUNE_RESULTS, days * DAY_S, batch) if days > 0 else 0
     return {"jobs": pruned, "retention_days": days}
 
 
 async def analyze(ctx: JobContext) -> Any:
     """Refresh the planner statistics of Gleaner's busy tables."""
-    _checked(ctx, ANALYZE_PAYLOAD)
     for table in ANALYZED:
         await ctx.db.execute(f"ANALYZE {table}")
     return {"analyzed": list(ANALYZED)}
@@ -129,29 +140,33 @@ async def requeue_failed(ctx: JobContext) -> Any:
     had fewer than `rounds` rounds in all (default 3, so a job that keeps failing stops coming back);
     `kind` and `queue` narrow it, `limit` caps one run (default 1000). The relay publishes the rows.
     """
-    payload = _checked(ctx, REQUEUE_PAYLOAD)
-    rounds = int(payload.get("rounds") or 3)
+    payload = ctx.job.payload
+    rounds = int(_number(payload, "rounds", 3))
     min_age_s = payload.get("min_age_s")
-    min_age_s = 3600.0 if min_age_s is None else float(min_age_s)
-    limit = int(payload.get("limit") or 1000)
+    min_age_s = float(min_age_s) if isinstance(min_age_s, int | float) else 3600.0
+    limit = int(_number(payload, "limit", 1000))
     rows = await ctx.db.fetch(AUTO_REQUEUE, rounds, min_age_s, payload.get("kind"), payload.get("queue"), limit)
     return {"requeued": len(rows), "job_ids": [r["id"] for r in rows][:100]}
 
 
-def _checked(ctx: JobContext, check: Any) -> dict[str, Any]:
-    """The job's payload once it passed the kind's check (the gateway's check, run again: defence in depth)."""
-    payload = ctx.job.payload if ctx.job.payload is not None else {}
-    require_payload(check, payload)
-    return dict(payload)
+def _number(payload: JsonObject, name: str, default: float) -> float:
+    """A member the schema checked already; absent, null or 0 means the default."""
+    value = payload.get(name)
+    return float(value) if isinstance(value, int | float) and value else default
 
 
-def register(registry: Any) -> None:
-    retention = Retention.of(registry.config)
-    registry.add("maintenance.prune", functools.partial(prune, retention=retention), payload_check=PRUNE_PAYLOAD)
-    registry.add(
-        "maintenance.prune_results",
-        functools.partial(prune_results, retention=retention),
-        payload_check=PRUNE_RESULTS_PAYLOAD,
-    )
-    registry.add("maintenance.analyze", analyze, payload_check=ANALYZE_PAYLOAD)
-    registry.add("maintenance.requeue_failed", requeue_failed, payload_check=REQUEUE_PAYLOAD)
+def register(registry: Registry, retention: Retention) -> None:
+    """The maintenance kinds, privileged; prune and prune_results default to the configured retention."""
+    kinds: dict[str, tuple[Handler, str | None, JsonObjectInput]] = {
+        "maintenance.prune": (functools.partial(prune, retention=retention), prune.__doc__, PRUNE_SCHEMA),
+        "maintenance.prune_results": (
+            functools.partial(prune_results, retention=retention),
+            prune_results.__doc__,
+            PRUNE_RESULTS_SCHEMA,
+        ),
+        "maintenance.analyze": (analyze, analyze.__doc__, ANALYZE_SCHEMA),
+        "maintenance.requeue_failed": (requeue_failed, requeue_failed.__doc__, REQUEUE_SCHEMA),
+    }
+    for name, (handler, doc, schema) in kinds.items():
+        description = (doc or "").strip().split("\n", 1)[0]
+        registry.add(name, handler, description=description, schema=schema, privileged=True)

@@ -5,15 +5,27 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from gleaner.services.worker.context import JobContext, Partial
-from gleaner.services.worker.polite_http import client_of
-from gleaner.shared.errors import HandlerError, PermanentError
-from gleaner.shared.field_checks import Invalid, boolean, members
-from gleaner.shared.kind_rules import PayloadCheck
-from gleaner.shared.urlguard import Policy, url_field
+from gleaner.handlers import HandlerError, Partial, PermanentError, Registry
+from gleaner.job_context import JobContext
+from gleaner.services.worker.polite_http import BlockedByRobots, client_of
+from gleaner.services.worker.results import conditional_headers, save_blocked
 
 DEFAULT_PARTIAL_ERROR_RATIO = 0.3
 MAX_URLS = 1000
+registry = Registry()
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["urls"],
+    "properties": {
+        "urls": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_URLS,
+            "items": {"type": "string", "minLength": 1, "format": "uri"},
+        },
+        "store_body": {"type": ["boolean", "null"]},
+    },
+}
 
 
 @dataclass(slots=True)
@@ -24,6 +36,8 @@ class PageCounts:
     completed: int = 0
     failed: int = 0
     unchanged: int = 0
+    # disallowed by robots.txt: never requested, and not failures
+    blocked_by_robots: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
@@ -32,6 +46,7 @@ class PageCounts:
             "completed": self.completed,
             "failed": self.failed,
             "unchanged": self.unchanged,
+            "blocked_by_robots": self.blocked_by_robots,
             "errors": self.errors[:20],
         }
 
@@ -57,21 +72,28 @@ def page_urls(payload: Any) -> list[str]:
     return list(urls)
 
 
+@registry.handler("scrape.pages", schema=SCHEMA)
 async def scrape_pages(ctx: JobContext) -> Any:
-    """Payload: `urls` (required), `store_body` (default true). Each page is stored as a scrape result.
+    """Fetch a list of URLs of one site, counting requested, completed and failed pages.
+
+    Payload: `urls` (required), `store_body` (default true). Each page is stored as a scrape result.
 
     A re-run of the job (a retry, or after it was deferred mid-list) skips the pages it stored already.
     """
     urls = page_urls(ctx.job.payload)
-    keep_body = bool(ctx.job.payload.get("store_body", True))
+    keep_body = ctx.job.payload.get("store_body") is not False
     client = client_of(ctx.http)
     if client is None:
         raise PermanentError("this worker has no fetch client", error_class="misconfigured")
-    done = await ctx.results.done_urls() if ctx.results is not None else set()
-    counts = PageCounts(requested=len(urls), completed=sum(url in done for url in urls))
+    done = await ctx.results.done_urls() if ctx.results is not None else {}
+    blocked = sum(done.get(url, False) for url in urls)
+    counts = PageCounts(len(urls), sum(url in done for url in urls) - blocked, blocked_by_robots=blocked)
     for url in (u for u in urls if u not in done):
         try:
-            response = await client.get(url)
+            response = await client.get(url, headers=await conditional_headers(ctx, url))
+        except BlockedByRobots:
+            counts.blocked_by_robots += 1
+            await save_blocked(ctx, url)
         except HandlerError as exc:
             counts.failed += 1
             counts.errors.append({"url": url, "class": exc.error_class})
@@ -82,30 +104,3 @@ async def scrape_pages(ctx: JobContext) -> Any:
         await ctx.progress(counts.as_json())
     ratio = ctx.site.partial_error_ratio if ctx.site is not None else DEFAULT_PARTIAL_ERROR_RATIO
     return verdict(counts, ratio)
-
-
-def payload_check(policy: Policy) -> PayloadCheck:
-    """What the gateway checks at submit: 1 to MAX_URLS URLs, each through the fetch client's own guard."""
-    url = url_field(policy)
-    fields = members({"store_body": boolean}, closed=False)
-
-    def check(payload: Any) -> list[tuple[str, str]]:
-        urls = payload.get("urls") if isinstance(payload, dict) else None
-        if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_URLS:
-            return [*fields(payload), ("urls", f"must be a list of 1 to {MAX_URLS} URLs")]
-        return fields(payload) + list(_url_errors(url, urls))[:100]
-
-    return check
-
-
-def _url_errors(url: Any, urls: list[Any]) -> Any:
-    for index, item in enumerate(urls):
-        try:
-            url(item)
-        except Invalid as exc:
-            yield f"urls[{index}]", str(exc)
-
-
-def register(registry: Any) -> None:
-    policy = Policy.configured(registry.config.fetch_allow_private)
-    registry.add("scrape.pages", scrape_pages, payload_check=payload_check(policy))

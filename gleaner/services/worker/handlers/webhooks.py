@@ -11,47 +11,58 @@ from typing import Any
 
 import orjson
 
-from gleaner.services.worker.context import JobContext
+from gleaner.handlers import PermanentError, Registry
+from gleaner.job_context import JobContext
+from gleaner.json_types import JsonInput
 from gleaner.services.worker.fetch import FetchClient
+from gleaner.services.worker.polite_http import PoliteClient
 from gleaner.shared import webhooks
-from gleaner.shared.errors import PermanentError
-from gleaner.shared.field_checks import Invalid, integer, members
 
 LOAD = "SELECT url, secret FROM webhooks WHERE id = $1"
 MAX_TIMEOUT_S = 30.0
 
+registry = Registry()
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["webhook_id", "event"],
+    "properties": {
+        "webhook_id": {"type": "integer", "minimum": 1, "maximum": 2**63 - 1},
+        "event": {"type": "object", "required": ["type"], "properties": {"type": {"type": "string"}}},
+    },
+    "additionalProperties": False,
+}
 
-def _event(value: Any) -> dict[str, Any]:
-    if not isinstance(value, dict) or not isinstance(value.get("type"), str):
-        raise Invalid("must be an event object with a `type`")
-    return value
 
-
-PAYLOAD = members({"webhook_id": integer(1, 2**63 - 1), "event": _event})
-
-
-async def deliver(ctx: JobContext) -> Any:
+@registry.handler(
+    webhooks.KIND, schema=SCHEMA, privileged=True, description="POST one event to a webhook's URL, signed"
+)
+async def deliver(ctx: JobContext) -> JsonInput:
     payload = ctx.job.payload
-    problems = PAYLOAD(payload) or ([] if payload.get("webhook_id") else [("webhook_id", "is required")])
-    if problems:
-        raise PermanentError(f"bad payload: {problems}", error_class="bad_payload")
-    if not isinstance(ctx.http, FetchClient):
+    client = _fetch_client(ctx.http)
+    if client is None:
         raise PermanentError("this worker has no fetch client", error_class="misconfigured")
     row = await ctx.db.fetchrow(LOAD, payload["webhook_id"])
     if row is None:
         return {"skipped": "the webhook was deleted"}
-    body = orjson.dumps(payload["event"])
+    url, secret = row["url"], row["secret"]
+    assert isinstance(url, str) and isinstance(secret, str)
+    event = payload["event"]
+    assert isinstance(event, dict)
+    body = orjson.dumps(event)
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
         webhooks.TIMESTAMP_HEADER: str(timestamp),
-        webhooks.SIGNATURE_HEADER: webhooks.signature(row["secret"], timestamp, body),
-        webhooks.EVENT_HEADER: payload["event"]["type"],
+        webhooks.SIGNATURE_HEADER: webhooks.signature(secret, timestamp, body),
+        webhooks.EVENT_HEADER: str(event["type"]),
         webhooks.DELIVERY_HEADER: str(ctx.job.id),
     }
-    response = await ctx.http.post(row["url"], body, headers=headers, timeout_s=min(ctx.job.timeout_s, MAX_TIMEOUT_S))
-    return {"url": row["url"], "status": response.status}
+    response = await client.post(url, body, headers=headers, timeout_s=min(ctx.job.timeout_s, MAX_TIMEOUT_S))
+    return {"url": url, "status": response.status}
 
 
-def register(registry: Any) -> None:
-    registry.add(webhooks.KIND, deliver, privileged=True, payload_check=PAYLOAD)
+def _fetch_client(http: object) -> FetchClient | None:
+    """The guarded client itself: a delivery is one POST, not a crawl of a site (no robots, no site turns)."""
+    if isinstance(http, PoliteClient):
+        return http.fetch
+    return http if isinstance(http, FetchClient) else None

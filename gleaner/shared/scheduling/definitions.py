@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gleaner.services.scheduler import planner
 from gleaner.shared.errors import ValidationProblem, field_error
-from gleaner.shared.field_checks import Invalid, number, timestamp
+from gleaner.shared.field_checks import FieldReader, Invalid, number, timestamp
+from gleaner.shared.scheduling import planner
 
 NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
 # the bounds of a definition's numbers: an interval from a second to a year (planner arithmetic stays in range)
@@ -27,7 +27,7 @@ FIELDS = frozenset(
 )
 POLICIES = {"misfire": ("fire_once", "skip"), "overlap": ("skip", "allow")}
 
-Errors = list[Mapping[str, Any]]
+Errors = list[dict[str, str]]
 # validates a job template and returns it normalized; raises ValidationProblem with field paths under `prefix`
 TemplateCheck = Callable[[Any, str], dict[str, Any]]
 Converter = Callable[[Any], float]
@@ -79,7 +79,7 @@ def parse(body: Any, check_template: TemplateCheck, *, anchor: datetime, prefix:
     spec = _spec(body, anchor, prefix, errors)
     job = _template(body.get("job"), check_template, prefix, errors)
     policies = {key: _choice(body, key, prefix, errors) for key in POLICIES}
-    grace = _number(body, "misfire_grace_s", GRACE, 60.0, prefix, errors)
+    grace = FieldReader(body, prefix, errors).get("misfire_grace_s", GRACE, default=60.0)
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
         errors.append(field_error(prefix + "enabled", "must be true or false"))
@@ -107,9 +107,10 @@ def _spec(body: Mapping[str, Any], anchor: datetime, prefix: str, errors: Errors
 
 def _build(key: str, body: Mapping[str, Any], anchor: datetime, prefix: str, errors: Errors) -> planner.Spec | None:
     if key == "interval_s":
-        every = _number(body, "interval_s", INTERVAL, None, prefix, errors)
-        jitter = _number(body, "jitter", JITTER, 0.1, prefix, errors)
-        return planner.interval(every, anchor, jitter) if every is not None and jitter is not None else None
+        reader = FieldReader(body, prefix, errors)
+        every = reader.get("interval_s", INTERVAL, default=None)
+        jitter = reader.get("jitter", JITTER, default=0.1)
+        return planner.interval(every, anchor, jitter) if not reader.failed("interval_s", "jitter") else None
     if key == "cron":
         return _cron(body, prefix, errors)
     try:
@@ -139,7 +140,7 @@ def _template(job: Any, check: TemplateCheck, prefix: str, errors: Errors) -> di
     try:
         return check(job, prefix + "job.")
     except ValidationProblem as problem:
-        errors.extend(problem.errors)
+        errors.extend(field_error(str(e["field"]), str(e["message"])) for e in problem.errors)
         return None
 
 
@@ -150,22 +151,3 @@ def _choice(body: Mapping[str, Any], key: str, prefix: str, errors: Errors) -> s
         errors.append(field_error(prefix + key, "must be one of " + ", ".join(allowed)))
         return allowed[0]
     return str(value)
-
-
-def _number(
-    body: Mapping[str, Any],
-    key: str,
-    convert: Callable[[Any], float],
-    default: float | None,
-    prefix: str,
-    errors: Errors,
-) -> float | None:
-    """The member through its converter (absent or null: `default`); a bad value is an error and None."""
-    value = body.get(key)
-    if value is None:
-        return default
-    try:
-        return convert(value)
-    except Invalid as exc:
-        errors.append(field_error(prefix + key, str(exc)))
-        return None

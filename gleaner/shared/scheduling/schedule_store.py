@@ -7,9 +7,9 @@ from typing import Any
 
 import asyncpg
 
-from gleaner.services.scheduler.definitions import Definition
-from gleaner.services.scheduler.schedule_rows import first_slot, skip_missed
 from gleaner.shared.db import Connection
+from gleaner.shared.scheduling.definitions import Definition
+from gleaner.shared.scheduling.schedule_rows import first_slot, skip_missed
 
 # the firing loop LISTENs here; the payload is the schedule id (or empty)
 CHANNEL = "gleaner_schedules"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from gleaner.services.scheduler import planner
+from gleaner.shared.scheduling import planner
 
 UNFINISHED = frozenset({"scheduled", "queued", "running", "retrying"})
 

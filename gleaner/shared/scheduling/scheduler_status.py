@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncpg
 
-from gleaner.services.scheduler.leadership import TICK_S
-from gleaner.services.scheduler.schedule_store import notify
 from gleaner.shared.db import Connection
+from gleaner.shared.scheduling.schedule_store import notify
 
+# the leader records a tick this often (gleaner.services.scheduler.leadership)
+TICK_S = 1.0
 # a leader that has not ticked for this long is presumed gone (a standby takes over within a few seconds)
 STALE_TICK_S = 5 * TICK_S
 

@@ -12,11 +12,11 @@ from typing import Any
 import asyncpg
 import orjson
 
-from gleaner.services.scheduler.schedule_rows import Decision, decide
 from gleaner.shared import events
 from gleaner.shared.config import Config
 from gleaner.shared.db import Connection
 from gleaner.shared.outbox import OUTBOX_COLUMNS, OutboxRow
+from gleaner.shared.scheduling.schedule_rows import Decision, decide
 
 log = logging.getLogger(__name__)
 

@@ -1,0 +1,195 @@
+"""What a handler receives: the job, its HTTP client, the database, the site's policy, results, log and progress.
+
+The worker builds a `JobContext` for every attempt; `gleaner.testing` builds one with fakes. The parts are
+described by protocols, so a handler is type-checked against what it may use, not against the worker's classes.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from gleaner.json_types import JsonInput, JsonObject
+
+__all__ = [
+    "Database",
+    "HttpClient",
+    "HttpResponse",
+    "JobContext",
+    "JobInfo",
+    "JobSite",
+    "ResultStore",
+    "Row",
+    "StoredResult",
+    "job_logger",
+]
+
+
+class Row(Protocol):
+    """A row as a handler reads it (asyncpg's Record): `row["column"]`."""
+
+    def __getitem__(self, key: str, /) -> object: ...
+
+
+@dataclass(frozen=True, slots=True)
+class JobInfo:
+    """The job as a handler sees it; `attempt` counts from 1."""
+
+    id: int
+    kind: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    payload: JsonObject
+    site: str | None
+    timeout_s: float
+    request_id: str | None = None
+
+
+class HttpResponse(Protocol):
+    """A fetched page: `url` is where redirects ended, `requested_url` what was asked for."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def status(self) -> int: ...
+    @property
+    def content_type(self) -> str: ...
+    @property
+    def body(self) -> bytes: ...
+    @property
+    def requested_url(self) -> str: ...
+    @property
+    def sha256(self) -> str: ...
+    @property
+    def etag(self) -> str | None: ...
+    @property
+    def last_modified(self) -> str | None: ...
+    @property
+    def not_modified(self) -> bool:
+        """A 304 to a conditional request: the page did not change since the validators sent."""
+        ...
+
+    def text(self) -> str: ...
+
+
+class HttpClient(Protocol):
+    """The job's HTTP client: SSRF-guarded, and polite (the site's limits across all workers) for a job of a site.
+
+    Raises `RetryableError` or `PermanentError` on failure; a redirect is followed and checked again.
+    """
+
+    async def get(
+        self, url: str, *, timeout_s: float = ..., headers: Mapping[str, str] | None = None
+    ) -> HttpResponse: ...
+
+
+class Database(Protocol):
+    """The worker's PostgreSQL pool, for handlers that store their own data (asyncpg's `$n` parameters)."""
+
+    async def execute(self, query: str, *args: object) -> str: ...
+    async def fetch(self, query: str, *args: object) -> Sequence[Row]: ...
+    async def fetchrow(self, query: str, *args: object) -> Row | None: ...
+    async def fetchval(self, query: str, *args: object) -> object: ...
+
+
+class JobSite(Protocol):
+    """The job's site as configured (`PUT /sites/{name}`)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def partial_error_ratio(self) -> float: ...
+    @property
+    def timeout_s(self) -> float: ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredResult:
+    """A stored page: its row id, and whether the URL's previous result had the same content."""
+
+    id: int
+    unchanged: bool
+
+
+class ResultStore(Protocol):
+    """Where the job's pages go (`GET /jobs/{id}/results`)."""
+
+    async def save(
+        self, response: HttpResponse, data: JsonInput = None, *, keep_body: bool = True, url: str | None = None
+    ) -> StoredResult: ...
+    async def done_urls(self) -> Mapping[str, bool]:
+        """URLs this job stored already (an earlier attempt), each True when robots.txt blocked it."""
+        ...
+
+    async def conditional_headers(self, url: str) -> dict[str, str]:
+        """If-None-Match / If-Modified-Since from the URL's last stored result (empty: none stored)."""
+        ...
+
+    async def save_blocked(self, url: str) -> int:
+        """Record that robots.txt disallows `url`: a page result `blocked_by_robots`, not a failure."""
+        ...
+
+
+class _NoHttp:
+    async def get(self, url: str, *, timeout_s: float = 30.0, headers: Mapping[str, str] | None = None) -> HttpResponse:
+        raise RuntimeError("this context has no HTTP client")
+
+
+class _NoDatabase:
+    async def execute(self, query: str, *args: object) -> str:
+        raise RuntimeError("this context has no database")
+
+    async def fetch(self, query: str, *args: object) -> Sequence[Row]:
+        raise RuntimeError("this context has no database")
+
+    async def fetchrow(self, query: str, *args: object) -> Row | None:
+        raise RuntimeError("this context has no database")
+
+    async def fetchval(self, query: str, *args: object) -> object:
+        raise RuntimeError("this context has no database")
+
+
+async def _no_progress(_: JsonInput) -> None:
+    return None
+
+
+@dataclass(slots=True)
+class JobContext:
+    """Passed to every handler.
+
+    `http` fetches pages (see `HttpClient`), `db` reaches PostgreSQL, `site` is the job's site policy (None for a
+    job without a site), `results` stores pages (`save_result` is the short form), `log` is a logger bound to the
+    job, and `progress(data)` records how far the job got (its `progress` field).
+    """
+
+    job: JobInfo
+    log: logging.LoggerAdapter[logging.Logger]
+    http: HttpClient = field(default_factory=_NoHttp)
+    db: Database = field(default_factory=_NoDatabase)
+    report: Callable[[JsonInput], Awaitable[None]] = _no_progress
+    extras: dict[str, object] = field(default_factory=dict)
+    site: JobSite | None = None
+    results: ResultStore | None = None
+
+    async def progress(self, data: JsonInput) -> None:
+        """Record progress (e.g. pages done); visible as the job's `progress` field."""
+        await self.report(data)
+
+    async def save_result(
+        self, response: HttpResponse, data: JsonInput = None, *, keep_body: bool = True
+    ) -> StoredResult:
+        """Store a fetched page (and what was extracted from it) as a result of this job.
+
+        `unchanged` in the answer: the URL's previous result had the same content.
+        """
+        if self.results is None:
+            raise RuntimeError("this context has no result store")
+        return await self.results.save(response, data, keep_body=keep_body)
+
+
+def job_logger(job: JobInfo) -> logging.LoggerAdapter[logging.Logger]:
+    """The logger a job's context carries: `gleaner.job.<kind>`, with the kind in each record."""
+    return logging.LoggerAdapter(logging.getLogger(f"gleaner.job.{job.kind}"), {"kind": job.kind})
