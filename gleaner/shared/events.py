@@ -31,6 +31,12 @@ ROUTES = (SUBMITTED, STARTED, FINISHED, DEAD_LETTERED, FIRED, SKIPPED)
 CANCEL = "job.cancel"
 QUEUES_CHANGED = "queues.changed"
 
+# notices of `GET /events` about the stream itself: `dropped` (the client fell behind) and `closing` (the gateway
+# stops) end it and ask for a reconnect with Last-Event-ID; `resync` opens one that could not resume
+DROPPED = "dropped"
+CLOSING = "closing"
+RESYNC = "resync"
+
 # event types
 JOB_STATES = ("retrying", "succeeded", "partial", "failed", "cancelled")
 FINAL_STATES = frozenset({"succeeded", "partial", "failed", "cancelled"})
@@ -49,7 +55,8 @@ class Event(TypedDict):
     """One thing that happened to a job or a schedule; fields that do not apply are None.
 
     A plain dict on purpose: the worker builds one per job on its hot path, and orjson writes dicts about ten
-    times faster than dataclasses. `at` is when the publisher committed it (RFC 3339, one clock reading per batch).
+    times faster than dataclasses. `at` is when the publisher committed it (RFC 3339, one clock reading per batch);
+    `created_at` is when the job was created (None for an event of no job, or a job row not read).
     `error_class`/`error_message` are set for failures and retries; `detail` says why a schedule skipped a slot
     (`skipped_overlap`, `misfire_skipped`).
     """
@@ -63,6 +70,7 @@ class Event(TypedDict):
     attempt: int | None
     site: str | None
     schedule_id: int | None
+    created_at: str | None
     error_class: str | None
     error_message: str | None
     detail: str | None
@@ -98,9 +106,10 @@ def job_event(
     """An event from a job row; the type defaults to `job.<state>`.
 
     Uses the columns `id`, `kind`, `queue`, `attempt` and, where selected, `state` (else `state=`), `site`,
-    `schedule_id`.
+    `schedule_id`, `created_at`.
     """
     current = record.get("state") or state
+    created: datetime | None = record.get("created_at")
     return {
         "type": type_ or f"job.{current}",
         "at": at,
@@ -111,6 +120,7 @@ def job_event(
         "attempt": record["attempt"],
         "site": record.get("site"),
         "schedule_id": record.get("schedule_id"),
+        "created_at": created.isoformat() if created is not None else None,
         "error_class": error_class,
         "error_message": error_message[:ERROR_MESSAGE_MAX] if error_message is not None else None,
         "detail": None,
@@ -138,6 +148,21 @@ def final_ids(happened: Iterable[Event]) -> list[int]:
 def encode(happened: Sequence[Event]) -> bytes:
     """One message body: a JSON list of events."""
     return orjson.dumps(happened)
+
+
+def encode_one(happened: Event) -> bytes:
+    """One event as JSON: the body of a webhook delivery."""
+    return orjson.dumps(happened)
+
+
+def stream_frame(event_id: str, happened: Event) -> bytes:
+    """One Server-Sent Event of `GET /events`: its id (for Last-Event-ID), its type, the event as JSON."""
+    return b"id: %s\nevent: %s\ndata: %s\n\n" % (event_id.encode(), happened["type"].encode(), orjson.dumps(happened))
+
+
+def stream_notice(name: str, detail: str) -> bytes:
+    """A notice about the stream (DROPPED, CLOSING, RESYNC): no id, `{"detail": ...}` as its data."""
+    return b"event: %s\ndata: %s\n\n" % (name.encode(), orjson.dumps({"detail": detail}))
 
 
 def decode(body: bytes) -> list[Event]:
@@ -179,6 +204,7 @@ _TYPES: dict[str, type] = {
     "attempt": int,
     "site": str,
     "schedule_id": int,
+    "created_at": str,
     "error_class": str,
     "error_message": str,
     "detail": str,

@@ -1,12 +1,12 @@
-"""Webhooks end to end: a local receiver checks each delivery's signature; answering 500 makes the job retry."""
+"""Webhooks end to end: a local receiver checks each delivery's signature with the README's own code; answering
+500 makes the job retry."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import time
-from collections.abc import AsyncIterator
+import re
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -16,24 +16,34 @@ from aiohttp import web
 from tests.support.stack import Api, Stack, eventually
 
 SECRET = "s3cret-for-the-receiver-only"
+README = Path(__file__).resolve().parents[2] / "README.md"
 PRIVATE = {"GLEANER_FETCH_ALLOW_PRIVATE": "true", "GLEANER_DEFAULT_RETRY_BASE_S": "0.2"}
+
+
+def readme_verifier() -> Callable[[str, dict[str, str], bytes], bool]:
+    """`verified` as the README's Webhooks section defines it: its one ```python block, run as written."""
+    section = README.read_text().split("\n### Webhooks\n", 1)[1].split("\n## ", 1)[0]
+    (block,) = re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    namespace: dict[str, Any] = {}
+    exec(compile(block, "README.md (Webhooks)", "exec"), namespace)  # the README's own code, as written
+    verified: Callable[[str, dict[str, str], bytes], bool] = namespace["verified"]
+    return verified
 
 
 @dataclass
 class Receiver:
-    """Verifies like the README's receiver; answers 500 to the first `failures` deliveries."""
+    """Verifies with the README's receiver code; answers 500 to the first `failures` deliveries."""
 
     failures: int
     url: str = ""
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    verified: Callable[[str, dict[str, str], bytes], bool] = field(default_factory=readme_verifier)
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        timestamp = request.headers["Gleaner-Timestamp"]
-        expected = "v1=" + hmac.new(SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        verified = hmac.compare_digest(expected, request.headers["Gleaner-Signature"])
-        fresh = abs(time.time() - int(timestamp)) < 300
-        self.deliveries.append({"verified": verified and fresh, "event": orjson.loads(body), **request.headers})
+        headers = dict(request.headers.items())
+        ok = self.verified(SECRET, headers, body) and not self.verified("another-secret-entirely", headers, body)
+        self.deliveries.append({"verified": ok, "event": orjson.loads(body), **headers})
         if len(self.deliveries) <= self.failures:
             return web.Response(status=500)
         return web.Response(status=204)

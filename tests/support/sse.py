@@ -9,6 +9,12 @@ from typing import Any
 import aiohttp
 import orjson
 
+from tests.support.contract import contract
+
+# what the gateway says about the stream itself, not a job or schedule event
+NOTICES = frozenset({"resync", "dropped", "closing"})
+EVENT_SCHEMA = "#/components/schemas/Event"
+
 
 @dataclass(slots=True)
 class Message:
@@ -52,10 +58,12 @@ class Stream:
                     message.data += value
 
     async def event(self, timeout_s: float = 10) -> Message:
-        """The next event, skipping comments."""
+        """The next event, skipping comments; a job or schedule event is checked against the API's `Event`."""
         while True:
             message = await self.next(timeout_s)
             if message.comment is None:
+                if message.event not in NOTICES:
+                    contract().check_schema(EVENT_SCHEMA, message.json(), f"event {message.id}")
                 return message
 
     async def events_until(self, done: Any, timeout_s: float = 15) -> list[Message]:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from gleaner.services.gateway.event_filters import parse_filter
 from gleaner.services.gateway.event_hub import DROPPED, EventHub, Subscriber
 from gleaner.services.gateway.waiting import Waiters
-from gleaner.shared import events
+from gleaner.shared import events, webhooks
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.errors import DecodeError
@@ -86,3 +88,27 @@ def test_a_subscriber_resumes_after_the_last_event_it_saw_on_this_replica_only()
     assert events_hub.subscribe(again, seen.id)
     assert again.queue.qsize() == 2  # the second of the first batch, and the whole second one
     assert not events_hub.subscribe(Subscriber(parse_filter({})[0]), "elsewhere-1.0")
+
+
+def test_the_readme_receiver_accepts_a_delivery_s_signature_and_refuses_a_changed_body_or_an_old_timestamp() -> None:
+    from tests.e2e.test_webhooks import readme_verifier
+
+    verified = readme_verifier()
+    body, secret, now = events.encode_one(failed()), "a-long-random-shared-secret", int(time.time())
+
+    def headers(timestamp: int, signed_body: bytes = body) -> dict[str, str]:
+        signature = webhooks.signature(secret, timestamp, signed_body)
+        return {webhooks.TIMESTAMP_HEADER: str(timestamp), webhooks.SIGNATURE_HEADER: signature}
+
+    assert verified(secret, headers(now), body) is True
+    assert webhooks.verify(secret, str(now), headers(now)[webhooks.SIGNATURE_HEADER], body, now) is True
+    assert verified(secret, headers(now, b"{}"), body) is False
+    assert verified("another-secret-entirely", headers(now), body) is False
+    assert verified(secret, headers(now - 3600), body) is False
+
+
+def test_stream_frames_and_notices_are_server_sent_events() -> None:
+    frame = events.stream_frame("r1-4", failed())
+    assert frame.startswith(b"id: r1-4\nevent: job.failed\ndata: {") and frame.endswith(b"}\n\n")
+    assert events.decode(b"[" + frame.split(b"data: ", 1)[1].strip() + b"]") == [failed()]
+    assert events.stream_notice(events.DROPPED, 'say "hi"') == b'event: dropped\ndata: {"detail":"say \\"hi\\""}\n\n'

@@ -40,8 +40,8 @@ class Frame:
 
 
 # the last frame a stream gets: it fell too far behind, or the gateway is shutting down
-DROPPED = Frame("", events.event("dropped", ""))
-CLOSING = Frame("", events.event("closing", ""))
+DROPPED = Frame("", events.event(events.DROPPED, ""))
+CLOSING = Frame("", events.event(events.CLOSING, ""))
 
 
 @dataclass(frozen=True, slots=True)

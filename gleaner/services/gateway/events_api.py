@@ -12,13 +12,13 @@ import asyncio
 import contextlib
 import re
 
-import orjson
 from aiohttp import web
 
 from gleaner.services.gateway.bodies import query_value
 from gleaner.services.gateway.context import gateway_of
 from gleaner.services.gateway.event_filters import NAMES, parse_filter
-from gleaner.services.gateway.event_hub import CLOSING, DROPPED, Frame, Subscriber
+from gleaner.services.gateway.event_hub import CLOSING, DROPPED, Subscriber
+from gleaner.shared import events
 from gleaner.shared.errors import ValidationProblem, field_error
 from gleaner.shared.field_checks import query_number
 
@@ -27,20 +27,11 @@ MAX_DURATION_S = 86_400.0
 KNOWN = frozenset({*NAMES, "duration_s"})
 LAST_ID = re.compile(r"[\x20-\x7e]{0,200}")
 RECONNECT_MS = 2000
-ENDINGS = {"dropped": "this client fell too far behind; reconnect", "closing": "this gateway is stopping; reconnect"}
+ENDINGS = {
+    events.DROPPED: "this client fell too far behind; reconnect",
+    events.CLOSING: "this gateway is stopping; reconnect",
+}
 HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-store", "X-Accel-Buffering": "no"}
-
-
-def sse(frame: Frame) -> bytes:
-    return b"id: %s\nevent: %s\ndata: %s\n\n" % (
-        frame.id.encode(),
-        frame.event["type"].encode(),
-        orjson.dumps(frame.event),
-    )
-
-
-def notice(name: str, detail: str) -> bytes:
-    return b'event: %s\ndata: {"detail": "%s"}\n\n' % (name.encode(), detail.encode())
 
 
 async def stream_events(request: web.Request) -> web.StreamResponse:
@@ -61,7 +52,11 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
         await response.prepare(request)
         await response.write(b"retry: %d\n\n" % RECONNECT_MS)
         if not resumed:
-            await response.write(notice("resync", "events since Last-Event-ID are gone: read GET /jobs?updated_after="))
+            await response.write(
+                events.stream_notice(
+                    events.RESYNC, "events since Last-Event-ID are gone: read GET /jobs?updated_after="
+                )
+            )
         with contextlib.suppress(ConnectionError, TimeoutError):
             async with asyncio.timeout(duration_s):
                 await _pump(subscriber, response, gw.config.events_keepalive_s)
@@ -85,6 +80,6 @@ async def _pump(subscriber: Subscriber, response: web.StreamResponse, keepalive_
             frames.append(subscriber.queue.get_nowait())
         if frames[-1] is DROPPED or frames[-1] is CLOSING:
             ending = frames[-1].event["type"]
-            await response.write(notice(ending, ENDINGS[ending]))
+            await response.write(events.stream_notice(ending, ENDINGS[ending]))
             return
-        await response.write(b"".join(sse(frame) for frame in frames))
+        await response.write(b"".join(events.stream_frame(f.id, f.event) for f in frames))

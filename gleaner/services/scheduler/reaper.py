@@ -50,7 +50,7 @@ WITH m AS (
     FROM m
     WHERE j.id = m.id AND j.attempt = m.attempt AND j.state = 'running' AND j.lease_expires_at < now()
     RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.run_at, j.attempt_started_at,
-              m.delay_s, m.message, j.site, j.schedule_id
+              m.delay_s, m.message, j.site, j.schedule_id, j.created_at
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
                               retry_delay_s)
@@ -58,7 +58,7 @@ WITH m AS (
     FROM done AS d JOIN unnest($1::bigint[], $6::text[]) AS w(id, worker) ON w.id = d.id
     ON CONFLICT (job_id, attempt) DO NOTHING
 )
-SELECT state, message, site, schedule_id, {OUTBOX_COLUMNS} FROM done
+SELECT state, message, site, schedule_id, created_at, {OUTBOX_COLUMNS} FROM done
 """
 
 

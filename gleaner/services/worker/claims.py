@@ -47,7 +47,7 @@ FROM locked AS l
 WHERE j.id = l.id AND l.fenced AND {ORDERED_LOCKS}
 RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.max_attempts, j.attempt_base,
     j.retry_base_s, j.retry_cap_s, j.request_id, EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s,
-    j.state, j.schedule_id
+    j.state, j.schedule_id, j.created_at
 """
 
 # One statement: the fenced row update plus the attempt row; retrying rows come back with the outbox columns.
@@ -72,7 +72,7 @@ WITH m AS (
     FROM locked AS m
     WHERE j.id = m.id AND m.fenced AND {ORDERED_LOCKS}
     RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.run_at, j.attempt_started_at,
-        j.site, j.schedule_id, m.error_class, m.error_message
+        j.site, j.schedule_id, j.created_at, m.error_class, m.error_message
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
                               retry_delay_s, error_traceback)
@@ -81,7 +81,7 @@ WITH m AS (
     FROM done AS d JOIN m ON m.id = d.id AND m.attempt = d.attempt
     ON CONFLICT (job_id, attempt) DO NOTHING
 )
-SELECT state, site, schedule_id, error_class, error_message, {OUTBOX_COLUMNS} FROM done
+SELECT state, site, schedule_id, created_at, error_class, error_message, {OUTBOX_COLUMNS} FROM done
 """
 
 # Renews only the attempts this process runs now ($1/$2), and never a lease that ran out: once expired, the reaper
@@ -129,7 +129,7 @@ SET state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'scheduled' END,
     deferrals = j.deferrals + 1, updated_at = now()
 FROM locked AS m
 WHERE j.id = m.job_id AND m.fenced AND {ORDERED_LOCKS}
-RETURNING m.fenced_attempt, j.state, j.site, j.schedule_id, {OUTBOX_COLUMNS}
+RETURNING m.fenced_attempt, j.state, j.site, j.schedule_id, j.created_at, {OUTBOX_COLUMNS}
 """
 
 # Undo the attempt so the requeued message (attempt n) claims the row again.

@@ -16,3 +16,6 @@ CREATE TABLE webhook_deliveries (
     PRIMARY KEY (webhook_id, event_key)
 );
 CREATE INDEX webhook_deliveries_created_at ON webhook_deliveries (created_at);
+-- A stream's catch-up after a `resync` (`GET /jobs?updated_after=`) reads the rows changed since its last event.
+-- Every job update already changes an indexed column (state, lease), so this index costs no HOT update.
+CREATE INDEX jobs_updated_at ON jobs (updated_at);

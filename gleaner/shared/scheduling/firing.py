@@ -42,7 +42,7 @@ FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::int[], $6::f
      AS t(kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s, site, fan_index,
           schedule_id, slot)
 ON CONFLICT (schedule_id, scheduled_for, fan_index) DO NOTHING
-RETURNING schedule_id, scheduled_for, EXTRACT(EPOCH FROM (created_at - scheduled_for))::float8 AS lag_s,
+RETURNING schedule_id, scheduled_for, created_at, EXTRACT(EPOCH FROM (created_at - scheduled_for))::float8 AS lag_s,
           {OUTBOX_COLUMNS}
 """
 

@@ -7,16 +7,14 @@ job's own. A receiver that answers 5xx or 429, or cannot be reached, is retried;
 from __future__ import annotations
 
 import time
-from typing import Any
-
-import orjson
+from typing import Any, cast
 
 from gleaner.handlers import PermanentError, Registry
 from gleaner.job_context import JobContext
 from gleaner.json_types import JsonInput
 from gleaner.services.worker.fetch import FetchClient
 from gleaner.services.worker.polite_http import PoliteClient
-from gleaner.shared import webhooks
+from gleaner.shared import events, webhooks
 
 LOAD = "SELECT url, secret FROM webhooks WHERE id = $1"
 MAX_TIMEOUT_S = 30.0
@@ -48,7 +46,7 @@ async def deliver(ctx: JobContext) -> JsonInput:
     assert isinstance(url, str) and isinstance(secret, str)
     event = payload["event"]
     assert isinstance(event, dict)
-    body = orjson.dumps(event)
+    body = events.encode_one(cast(events.Event, event))
     timestamp = int(time.time())
     headers = {
         "Content-Type": "application/json",
