@@ -40,6 +40,8 @@ VALID_TIMEZONE = "Europe/Berlin"
 GOOD_PAYLOADS: dict[str, dict[str, Any]] = {
     "http.fetch": {"url": "https://example.com/"},
     "scrape.pages": {"urls": ["https://example.com/a"]},
+    # a delivery of a webhook that does not exist: the worker skips it
+    "webhook.deliver": {"webhook_id": 1, "event": {"type": "job.failed"}},
 }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -124,6 +125,12 @@ async def test_a_client_that_leaves_mid_stream_is_forgotten_and_one_that_comes_b
         assert replayed == [j["id"] for j in missed]
     async with open_stream(headers={"Last-Event-ID": "another-replica-1.0"}) as lost:
         assert (await lost.event()).event == "resync"
+    # the catch-up a resync asks for: the jobs changed since the last event seen, read from PostgreSQL
+    status, changed = await api.request("GET", "/jobs", params={"updated_after": last.json()["at"]})
+    assert status == 200
+    assert {j["id"] for j in missed} <= {j["id"] for j in changed["jobs"]}
+    seen_at = datetime.fromisoformat(last.json()["at"])
+    assert all(datetime.fromisoformat(j["updated_at"]) > seen_at for j in changed["jobs"])
 
 
 async def _none_open(api: Api) -> bool:
