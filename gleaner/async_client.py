@@ -155,8 +155,7 @@ class AsyncClient:
     async def create_webhook(
         self, url: str, secret: str, *, filter: EventFilter | None = None, description: str | None = None
     ) -> Webhook:
-        """POST the events `filter` selects (all when None) to `url`, signed with `secret` (16 to 200 characters):
-        see the README's receiver for the check. Not repeated after an unknown outcome (it would make two)."""
+        """As `Client.create_webhook`: not repeated after an unknown outcome."""
         return await self._run(_calls.create_webhook(url, secret, filter, description))
 
     async def delete_webhook(self, webhook_id: int) -> None:
@@ -170,14 +169,7 @@ class AsyncClient:
         read_timeout_s: float | None = DEFAULT_STREAM_READ_S,
         **filters: Unpack[EventFilter],
     ) -> AsyncIterator[Event]:
-        """The live job and schedule events (`GET /events`) the filters select, as they happen.
-
-        A stream the gateway ends (a client that fell behind, a gateway stopping), a dropped connection or
-        `read_timeout_s` without even a keep-alive is opened again with `Last-Event-ID`, so the gateway replays
-        what it still holds; when it cannot, a `resync` event comes first: catch up with
-        `jobs.list(updated_after=<the at of the last event seen>)`. With `duration_s` the iteration ends when the
-        gateway ends the stream after that long. Errors are raised like those of any request.
-        """
+        """`async for event in client.events(...)`: as `Client.events` (resumed with Last-Event-ID, `resync`)."""
         stream = _event_stream.EventStream(filters, last_event_id, duration_s)
         attempt = 1
         while True:
