@@ -28,21 +28,12 @@ from gleaner.services.gateway.routes import add_api_routes
 from gleaner.services.gateway.throttle import rate_limit_middleware
 from gleaner.services.gateway.waiting import Waiters
 from gleaner.services.gateway.webhook_fanout import WebhookFanout
+from gleaner.shared import ops
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.db import create_pool
 from gleaner.shared.metrics import Metrics
-from gleaner.shared.ops import (
-    BROKER_KEY,
-    CONFIG_KEY,
-    METRICS_KEY,
-    POOL_KEY,
-    READY_KEY,
-    add_ops_routes,
-    run,
-    schema_ctx,
-    spawn,
-)
+from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
 from gleaner.shared.publisher import Publisher
 from gleaner.shared.urlguard import Policy
 
@@ -179,7 +170,7 @@ def create_app(config: Config) -> web.Application:
     app[READY_KEY] = lambda: is_ready(app)
     add_ops_routes(app)
     add_api_routes(app)
-    app.cleanup_ctx.extend([pool_ctx, schema_ctx, keys_ctx, revocations_ctx, kinds_ctx, broker_ctx, workers_ctx])
+    app.cleanup_ctx.extend([pool_ctx, ops.schema_ctx, keys_ctx, revocations_ctx, kinds_ctx, broker_ctx, workers_ctx])
     return app
 
 

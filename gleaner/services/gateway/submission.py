@@ -18,37 +18,14 @@ DEDUPE_KEY = re.compile(r".{1,200}", re.S)
 MAX_BATCH = 1000
 MAX_FAN_OUT = 1000
 MAX_DELAY_S = 366 * 86_400.0
-FIELDS = frozenset(
-    {
-        "kind",
-        "payload",
-        "queue",
-        "priority",
-        "max_attempts",
-        "timeout_s",
-        "soft_timeout_s",
-        "retry_base_s",
-        "retry_cap_s",
-        "run_at",
-        "delay_s",
-        "site",
-        "dedupe_key",
-    }
-)
+# the options a schedule's job template may hold too, beside kind and payload
+OPTION_FIELDS = ("queue", "priority", "max_attempts", "timeout_s", "soft_timeout_s", "retry_base_s", "retry_cap_s")
+FIELDS = frozenset({"kind", "payload", *OPTION_FIELDS, "run_at", "delay_s", "site", "dedupe_key"})
 
 Errors = list[dict[str, str]]
 # a schedule's job template: a submission minus the fields that only make sense for one job
 NOT_IN_TEMPLATE = frozenset({"run_at", "delay_s", "dedupe_key"})
-TEMPLATE_FIELDS = (
-    "queue",
-    "priority",
-    "max_attempts",
-    "timeout_s",
-    "soft_timeout_s",
-    "retry_base_s",
-    "retry_cap_s",
-    "site",
-)
+TEMPLATE_FIELDS = (*OPTION_FIELDS, "site")
 
 
 @dataclass(frozen=True, slots=True)

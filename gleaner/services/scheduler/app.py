@@ -10,21 +10,12 @@ from aiohttp import web
 
 from gleaner.services.scheduler.duties import Duties
 from gleaner.services.scheduler.leadership import Leadership, identity
+from gleaner.shared import ops
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.db import create_pool
 from gleaner.shared.metrics import Metrics
-from gleaner.shared.ops import (
-    BROKER_KEY,
-    CONFIG_KEY,
-    METRICS_KEY,
-    POOL_KEY,
-    READY_KEY,
-    add_ops_routes,
-    run,
-    schema_ctx,
-    spawn,
-)
+from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
 
 LEADERSHIP_KEY = web.AppKey("leadership", Leadership)
 
@@ -75,7 +66,7 @@ def create_app(config: Config) -> web.Application:
     # leader or standby, a scheduler connected to PostgreSQL is ready
     app[READY_KEY] = lambda: POOL_KEY in app and LEADERSHIP_KEY in app
     add_ops_routes(app)
-    app.cleanup_ctx.extend([pool_ctx, schema_ctx, broker_ctx, leadership_ctx])
+    app.cleanup_ctx.extend([pool_ctx, ops.schema_ctx, broker_ctx, leadership_ctx])
     return app
 
 

@@ -24,22 +24,13 @@ from gleaner.services.worker.recycle import JobAllowance, watch_memory
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.shutdown import Drainer
 from gleaner.services.worker.site_sessions import SiteSessions
+from gleaner.shared import ops
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
 from gleaner.shared.config import Config
 from gleaner.shared.db import CUSTOM_PLANS, create_pool
 from gleaner.shared.metrics import Metrics
-from gleaner.shared.ops import (
-    BROKER_KEY,
-    CONFIG_KEY,
-    METRICS_KEY,
-    POOL_KEY,
-    READY_KEY,
-    add_ops_routes,
-    run,
-    schema_ctx,
-    spawn,
-)
+from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
 
 WORKER_ID_KEY = web.AppKey("worker_id", str)
 # Every worker statement touches a few rows by primary key (a batch of claimed ids, a site by name). Without
@@ -202,7 +193,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.extend(
         [
             pool_ctx,
-            schema_ctx,
+            ops.schema_ctx,
             broker_ctx,
             registry_ctx,
             batchers_ctx,
