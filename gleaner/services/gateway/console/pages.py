@@ -1,0 +1,149 @@
+"""The console's pages: each asks the API what it shows (in parallel) and renders a template."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from gleaner.services.gateway.console import forms
+from gleaner.services.gateway.console.charts import per_minute
+from gleaner.services.gateway.console.core import Visitor, guarded, page_context, render, visitor_of
+from gleaner.services.gateway.context import gateway_of
+
+Context = dict[str, Any]
+Builder = Callable[[Visitor], Awaitable[Context]]
+
+# the rollup the stats read: finished jobs per minute by state, indexed by minute first
+JOB_MINUTES = """
+WITH t AS (SELECT date_trunc('minute', now()) AS now)
+SELECT t.now, m.minute, m.state, sum(m.jobs)::bigint AS jobs
+FROM t LEFT JOIN job_minutes AS m ON m.minute > t.now - interval '60 minutes'
+GROUP BY t.now, m.minute, m.state
+"""
+SCHEDULE_EDITABLE = forms.SCHEDULE_FIELDS
+SITE_LIVE = ("state", "created_at", "updated_at", "name")
+DUE_NEXT = 8
+FINAL = ("succeeded", "partial", "failed", "cancelled")
+
+
+async def _minutes(visitor: Visitor) -> Any:
+    rows = await gateway_of(visitor.request).pool.fetch(JOB_MINUTES)
+    now = rows[0]["now"]
+    return per_minute(now, [(r["minute"], r["state"], r["jobs"]) for r in rows if r["minute"] is not None])
+
+
+async def overview(visitor: Visitor) -> Context:
+    calls = visitor.get_all(
+        ("/queues", None),
+        ("/workers", None),
+        ("/dead-letters", {"limit": "100"}),
+        ("/schedules", {"page_size": "1000"}),
+        ("/scheduler", None),
+    )
+    (queues, workers, letters, schedules, scheduler), chart = await asyncio.gather(calls, _minutes(visitor))
+    due = sorted(
+        (s for s in schedules["schedules"] if s["next_fire_at"] and not s["paused"]), key=lambda s: s["next_fire_at"]
+    )
+    return page_context(
+        visitor,
+        queues=queues["queues"],
+        workers=workers,
+        letters=letters["dead_letters"],
+        due=due[:DUE_NEXT],
+        scheduler=scheduler,
+        chart=chart,
+    )
+
+
+async def jobs(visitor: Visitor) -> Context:
+    filters = forms.job_filters(visitor.request.query)
+    page = await visitor.get("/jobs", filters)
+    base = {k: v for k, v in filters.items() if k != "page_token"}
+    return page_context(
+        visitor, jobs=page["jobs"], next_token=page["next_page_token"], filters=base, states=forms.STATES
+    )
+
+
+async def job(visitor: Visitor) -> Context:
+    job_id = visitor.request.match_info["id"]
+    found, attempts, results = await visitor.get_all(
+        (f"/jobs/{job_id}", None), (f"/jobs/{job_id}/attempts", None), (f"/jobs/{job_id}/results", {"page_size": "100"})
+    )
+    return page_context(
+        visitor, job=found, attempts=attempts["attempts"], results=results["results"], final=found["state"] in FINAL
+    )
+
+
+async def dead_letters(visitor: Visitor) -> Context:
+    read = forms.read(visitor.request.query, forms.LETTER_FILTERS)
+    filters = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in read.items()}
+    found = await visitor.get("/dead-letters", filters)
+    return page_context(visitor, letters=found["dead_letters"], filters=filters)
+
+
+async def schedules(visitor: Visitor) -> Context:
+    found, scheduler = await visitor.get_all(("/schedules", {"page_size": "1000"}), ("/scheduler", None))
+    return page_context(visitor, schedules=found["schedules"], scheduler=scheduler)
+
+
+async def schedule(visitor: Visitor) -> Context:
+    schedule_id = visitor.request.match_info["id"]
+    count = forms.read(visitor.request.query, forms.PREVIEW).get("count", 5)
+    found, preview = await visitor.get_all(
+        (f"/schedules/{schedule_id}", None), (f"/schedules/{schedule_id}/preview", {"count": str(count)})
+    )
+    editable = {k: found[k] for k in SCHEDULE_EDITABLE if found.get(k) is not None}
+    return page_context(visitor, schedule=found, preview=preview["fire_times"], count=count, editable=editable)
+
+
+async def sites(visitor: Visitor) -> Context:
+    found = await visitor.get("/sites")
+    return page_context(visitor, sites=found["sites"])
+
+
+async def site(visitor: Visitor) -> Context:
+    found = await visitor.get(f"/sites/{visitor.request.match_info['name']}")
+    editable = {k: v for k, v in found.items() if k not in SITE_LIVE}
+    return page_context(visitor, site=found, editable=editable)
+
+
+async def queues(visitor: Visitor) -> Context:
+    return page_context(visitor, queues=(await visitor.get("/queues"))["queues"])
+
+
+async def workers(visitor: Visitor) -> Context:
+    return page_context(visitor, workers=await visitor.get("/workers"))
+
+
+async def kinds(visitor: Visitor) -> Context:
+    return page_context(visitor, kinds=(await visitor.get("/kinds"))["kinds"])
+
+
+PAGES: dict[str, Builder] = {
+    "overview": overview,
+    "jobs": jobs,
+    "job": job,
+    "dead_letters": dead_letters,
+    "schedules": schedules,
+    "schedule": schedule,
+    "sites": sites,
+    "site": site,
+    "queues": queues,
+    "workers": workers,
+    "kinds": kinds,
+}
+
+
+def page(name: str, *, live: bool = False) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A page, or (`live`) only its changing part, which the browser fetches again on an event or a timer."""
+    build = PAGES[name]
+    template = f"{name}_live.html" if live else f"{name}.html"
+
+    async def serve(request: web.Request) -> web.StreamResponse:
+        context = await build(await visitor_of(request))
+        return render(request, template, context | {"page": name})
+
+    return guarded(serve)
