@@ -16,12 +16,15 @@ from gleaner.services.gateway.context import gateway_of
 Context = dict[str, Any]
 Builder = Callable[[Visitor], Awaitable[Context]]
 
-# the rollup the stats read: finished jobs per minute by state, indexed by minute first
+# the rollup the stats read: finished jobs per minute by state; the window is a range of its primary key's first
+# column (minute), written with now() itself so the planner uses the index (a CTE's value would not be known)
 JOB_MINUTES = """
-WITH t AS (SELECT date_trunc('minute', now()) AS now)
-SELECT t.now, m.minute, m.state, sum(m.jobs)::bigint AS jobs
-FROM t LEFT JOIN job_minutes AS m ON m.minute > t.now - interval '60 minutes'
-GROUP BY t.now, m.minute, m.state
+SELECT date_trunc('minute', now()) AS now, m.minute, m.state, m.jobs
+FROM (SELECT 1) AS one LEFT JOIN LATERAL (
+    SELECT minute, state, sum(jobs)::bigint AS jobs FROM job_minutes
+    WHERE minute > date_trunc('minute', now()) - interval '60 minutes'
+    GROUP BY minute, state
+) AS m ON true
 """
 SCHEDULE_EDITABLE = forms.SCHEDULE_FIELDS
 SITE_LIVE = ("state", "created_at", "updated_at", "name")
