@@ -154,9 +154,9 @@ def console_probes(rows: int, schedule_id: int) -> dict[str, str]:
     middle = max(1, rows // 2)
     return {
         "overview": "/console/",
-        "overview_live": "/console/live",
+        "overview_live": "/console/live/overview",
         "jobs": "/console/jobs",
-        "jobs_live": "/console/jobs/live",
+        "jobs_live": "/console/live/jobs",
         "jobs_failed": "/console/jobs?state=failed",
         "jobs_kind": "/console/jobs?kind=fetch",
         "jobs_site": "/console/jobs?site=site-1.example",

@@ -16,13 +16,14 @@ from gleaner.services.gateway.context import gateway_of
 Context = dict[str, Any]
 Builder = Callable[[Visitor], Awaitable[Context]]
 
-# the rollup the stats read: finished jobs per minute by state; the window is a range of its primary key's first
-# column (minute), written with now() itself so the planner uses the index (a CTE's value would not be known)
+# the rollup the stats read: finished jobs per minute by state. The window is a closed range of its primary key's
+# first column written with now() itself: an index range scan even when the table's statistics are stale (with
+# only a lower bound the planner guessed a third of the table and read all of it: 90 ms at 143,000 rows)
 JOB_MINUTES = """
 SELECT date_trunc('minute', now()) AS now, m.minute, m.state, m.jobs
 FROM (SELECT 1) AS one LEFT JOIN LATERAL (
     SELECT minute, state, sum(jobs)::bigint AS jobs FROM job_minutes
-    WHERE minute > date_trunc('minute', now()) - interval '60 minutes'
+    WHERE minute > date_trunc('minute', now()) - interval '60 minutes' AND minute <= date_trunc('minute', now())
     GROUP BY minute, state
 ) AS m ON true
 """

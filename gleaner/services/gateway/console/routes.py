@@ -44,7 +44,14 @@ def add_console_routes(app: web.Application) -> None:
     }
     for path, name in gets.items():
         r.add_get(path, pages.page(name), allow_head=False)
-    for path, name in {f"{C}/live": "overview", f"{C}/jobs/live": "jobs", f"{C}/jobs/{JOB}/live": "job"}.items():
+    lives = {
+        f"{C}/live/overview": "overview",
+        f"{C}/live/jobs": "jobs",
+        f"{C}/live/jobs/{JOB}": "job",
+        f"{C}/live/sites": "sites",
+        f"{C}/live/workers": "workers",
+    }
+    for path, name in lives.items():
         r.add_get(path, pages.page(name, live=True), allow_head=False)
     posts = {
         f"{C}/jobs/{JOB}/cancel": "cancel",
