@@ -76,11 +76,16 @@ def test_signing_in_with_an_api_key_opens_every_page_behind_a_strict_session_coo
     (cookie,) = [c for c in context.cookies() if c["name"] == "gleaner_console"]
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > time.time()
     assert "test-admin-token" not in cookie["value"]  # sealed, not merely signed
+    refused: list[str] = []
+    page.on(
+        "console", lambda message: refused.append(message.text) if "Content Security Policy" in message.text else None
+    )
     for name, path in PAGES.items():
         response = page.goto(console.url + path)
         assert response is not None and response.status == 200, (path, response and response.status)
         expect(page.locator("h1")).to_be_visible()
         shoot(page, console, name)
+    assert refused == []  # nothing on any page needed what the policy forbids
 
 
 def test_a_job_submitted_through_the_api_turns_succeeded_in_the_jobs_list_without_a_reload(
@@ -241,3 +246,51 @@ def test_signing_out_or_revoking_the_key_ends_the_session(console: Console, page
     until(
         lambda: page.goto(f"{console.url}/console/jobs") and "sign-in" in page.url, "the revoked key's session to end"
     )
+
+
+def test_an_admin_edits_a_site_and_a_schedule_triggers_it_and_resolves_and_bulk_requeues_dead_letters(
+    console: Console, page: Page
+) -> None:
+    assert console.api.put("/sites/browser-edit", json={"requests_per_hour": 60}).status_code in (200, 201)
+    created = console.api.post("/schedules", json={"name": "browser-edit", "interval_s": 3600, "job": {"kind": "noop"}})
+    schedule_id = created.json()["id"]
+    resolved, requeued = failed_job(console, tag="resolve-me"), failed_job(console, times=1)
+    sign_in(page, console.url)
+    page.goto(f"{console.url}/console/sites/browser-edit")
+    page.fill("textarea[name=definition]", '{"requests_per_hour": 120, "burst": 3}')
+    page.click("#save")
+    expect(page).to_have_url(f"{console.url}/console/sites/browser-edit")
+    site = console.api.get("/sites/browser-edit").json()
+    assert (site["requests_per_hour"], site["burst"]) == (120, 3)
+    page.goto(f"{console.url}/console/schedules/{schedule_id}")
+    page.fill("textarea[name=definition]", '{"interval_s": 7200}')
+    page.click("#save")
+    assert console.api.get(f"/schedules/{schedule_id}").json()["interval_s"] == 7200
+    page.click("#trigger")
+    expect(page).to_have_url(re.compile(r"/console/jobs/[0-9]+$"))
+    expect(page.locator("#job-state")).to_have_text("succeeded", timeout=20_000)
+    page.goto(f"{console.url}/console/dead-letters")
+    page.locator(f"#letter-job-{resolved} input[name=note]").fill("retired <b>site</b>")
+    page.locator(f"#letter-job-{resolved} form[action$=resolve] button").click()
+    expect(page.locator(f"#letter-job-{resolved}")).to_have_count(0)
+    letters = console.api.get("/dead-letters", params={"resolved": "true"}).json()["dead_letters"]
+    assert {"id": f"job-{resolved}", "resolution": "retired <b>site</b>"}.items() <= next(
+        letter for letter in letters if letter["id"] == f"job-{resolved}"
+    ).items()
+    page.fill("#bulk-requeue input[name=kind]", "fail")
+    page.fill("#bulk-requeue input[name=error_class]", "fail_retryable")
+    page.click("#bulk-requeue button")
+    assert finished(console, requeued)["state"] == "succeeded"
+    assert console.api.get(f"/jobs/{resolved}").json()["state"] == "failed"  # resolved: not requeued
+
+
+def test_the_overview_charts_the_last_hours_outcomes_and_names_the_workers_and_leader(
+    console: Console, page: Page
+) -> None:
+    job = submit(console, kind="noop", payload={})
+    assert finished(console, job["id"])["state"] == "succeeded"
+    sign_in(page, console.url)
+    expect(page.locator(".chart rect.bar-succeeded").first).to_be_visible()
+    expect(page.locator("#workers-alive")).to_have_text("1")
+    expect(page.locator("#leader")).not_to_have_text("none", timeout=20_000)
+    shoot(page, console, "overview-busy")

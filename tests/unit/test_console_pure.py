@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -87,3 +89,13 @@ def test_the_chart_stacks_each_minutes_outcomes_scaled_to_the_busiest_minute() -
     ]
     assert last[1].y == 0 and last[0].y == HEIGHT - last[0].height
     assert per_minute(now, []).bars == []
+
+
+def test_no_template_holds_inline_script_or_event_handler_attributes() -> None:
+    """The Content-Security-Policy allows scripts from files only: an inline one would be blocked, so none exists."""
+    folder = Path(forms.__file__).with_name("templates")
+    for template in folder.glob("*.html"):
+        text = template.read_text()
+        assert re.search(r"<script(?![^>]*\bsrc=)", text) is None, template.name
+        assert re.search(r"\son[a-z]+\s*=", text) is None, template.name
+        assert re.search(r"\sstyle\s*=", text) is None, template.name

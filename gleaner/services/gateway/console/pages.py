@@ -43,7 +43,7 @@ async def overview(visitor: Visitor) -> Context:
     calls = visitor.get_all(
         ("/queues", None),
         ("/workers", None),
-        ("/dead-letters", {"limit": "100"}),
+        ("/dead-letters", {"limit": "25"}),
         ("/schedules", {"page_size": "1000"}),
         ("/scheduler", None),
     )

@@ -4,6 +4,10 @@
 (function () {
   "use strict";
   var POLL_MS = 2000;
+  var EVENTS = [
+    "job.submitted", "job.started", "job.retrying", "job.succeeded", "job.partial", "job.failed", "job.cancelled",
+    "job.dead_lettered", "schedule.fired", "schedule.skipped", "resync",
+  ];
   var live = document.getElementById("live");
   if (!live || !live.dataset.live) {
     return;
@@ -56,11 +60,14 @@
 
   var stream = live.dataset.events;
   if (stream && window.EventSource) {
+    // each event only says that something changed: the page fetches its part again (a burst of events is one
+    // fetch, plus one more if events came while it ran)
     var source = new EventSource(stream);
+    EVENTS.forEach(function (name) {
+      source.addEventListener(name, tick);
+    });
     source.onmessage = tick;
-    source.addEventListener("job", tick);
-    source.addEventListener("schedule", tick);
-    // a stream that cannot stay open (an old proxy) falls back to polling
+    // a stream that cannot stay open (a proxy that buffers) falls back to polling
     source.onerror = function () {
       if (source.readyState === EventSource.CLOSED) {
         window.setInterval(tick, POLL_MS);
