@@ -167,14 +167,19 @@ async def _e2e_probe(h: Harness, sizes: Sizes) -> dict[str, Any]:
     }
 
 
+async def _history(h: Harness, sizes: Sizes, rows: int) -> dict[str, Any]:
+    """`rows` finished jobs loaded into the harness's database, or those its template (`scale_template`) held."""
+    assert h.db is not None
+    if sizes.scale_template:
+        return await history_of(h.db, sizes.scale_template)
+    return await load_history(h.db, rows, sizes.scale_history_days)
+
+
 async def scale(sizes: Sizes) -> dict[str, Any]:
     """The e2e probe and the API reads with `scale_rows` finished jobs already in the table."""
     async with Harness("scale", template=sizes.scale_template) as h:
+        loaded = await _history(h, sizes, sizes.scale_rows)
         assert h.db is not None
-        if sizes.scale_template:
-            loaded = await history_of(h.db, sizes.scale_template)
-        else:
-            loaded = await load_history(h.db, sizes.scale_rows, sizes.scale_history_days)
         e2e = await _e2e_probe(h, sizes)
         assert h.stack is not None
         [gateway] = [service for service in h.stack.services if service.command == "gateway"]
@@ -188,11 +193,7 @@ async def console(sizes: Sizes) -> dict[str, Any]:
     """Every console page, one request at a time, with `console_rows` finished jobs in the table: what a page
     costs the gateway (rendering and the API calls it makes to itself), seen from the browser's side."""
     async with Harness("console", template=sizes.scale_template) as h:
-        assert h.db is not None
-        if sizes.scale_template:
-            loaded = await history_of(h.db, sizes.scale_template)
-        else:
-            loaded = await load_history(h.db, sizes.console_rows, sizes.scale_history_days)
+        loaded = await _history(h, sizes, sizes.console_rows)
         gateway = await h.start("gateway")
         await h.start("worker")
         headers = await console_session(gateway.url, ADMIN_TOKEN)
