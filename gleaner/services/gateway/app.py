@@ -58,7 +58,7 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
 async def console_ctx(app: web.Application) -> AsyncIterator[None]:
     """The web console: its session sealer, its templates and its HTTP client for this gateway's own API."""
     config = app[CONFIG_KEY]
-    api = ApiClient()
+    api = ApiClient(config.http_host)
     sealer = Sealer(config.console_secret, config.console_session_s)
     app[CONSOLE_KEY] = Console(sealer=sealer, api=api, keys=app[KEYS_KEY], templates=environment())
     yield

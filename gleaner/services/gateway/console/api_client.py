@@ -6,6 +6,7 @@ problem+json errors are the API's, and the console can only do what its user's k
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from gleaner.shared.errors import Problem
 
 API = "/api/v1"
 TIMEOUT_S = 30.0
+WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+LOOPBACK = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,22 +48,25 @@ class Answer:
         return detail
 
 
-def own_base_url(request: web.Request) -> str:
-    """The address this request arrived on: the gateway itself, whatever GLEANER_HTTP_HOST binds."""
+def own_base_url(request: web.Request, listen_host: str) -> str:
+    """This gateway's API: the port the request arrived on, over loopback when the gateway listens on every
+    address (traffic to itself then stays inside the pod, whatever a NetworkPolicy allows it to reach)."""
     transport = request.transport
     sockname = transport.get_extra_info("sockname") if transport is not None else None
     if not isinstance(sockname, tuple) or len(sockname) < 2:
-        raise Problem(503, "Service Unavailable", "the console cannot tell which address the gateway listens on")
-    host, port = str(sockname[0]), int(sockname[1])
-    if isinstance(ipaddress.ip_address(host.split("%")[0]), ipaddress.IPv6Address):
-        host = f"[{host}]"
-    return f"http://{host}:{port}{API}"
+        raise Problem(503, "Service Unavailable", "the console cannot tell which port the gateway listens on")
+    host = LOOPBACK if listen_host in WILDCARDS else listen_host
+    with contextlib.suppress(ValueError):
+        if isinstance(ipaddress.ip_address(host), ipaddress.IPv6Address):
+            host = f"[{host}]"
+    return f"http://{host}:{int(sockname[1])}{API}"
 
 
 class ApiClient:
     """One keep-alive connection pool for every console request of this gateway."""
 
-    def __init__(self) -> None:
+    def __init__(self, listen_host: str) -> None:
+        self._listen_host = listen_host
         self._session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=TIMEOUT_S), json_serialize=lambda v: orjson.dumps(v).decode()
         )
@@ -78,14 +84,19 @@ class ApiClient:
         params: Mapping[str, str] | None = None,
         body: Any = None,
     ) -> Answer:
-        headers = {"Authorization": f"Bearer {key}", REQUEST_ID_HEADER: gleaner_logging.request_id.get() or ""}
-        url = own_base_url(request) + path
-        json_body = body if body is not None or method in ("GET", "DELETE") else {}
+        headers = {"Authorization": f"Bearer {key}"}
+        request_id = gleaner_logging.request_id.get()
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id  # the console's request and the API's log under one id
+        url = own_base_url(request, self._listen_host) + path
         kwargs: dict[str, Any] = {"params": params or None, "headers": headers}
         if method not in ("GET", "DELETE"):
-            kwargs["json"] = json_body
-        async with self._session.request(method, url, **kwargs) as response:
-            raw = await response.read()
+            kwargs["json"] = {} if body is None else body
+        try:
+            async with self._session.request(method, url, **kwargs) as response:
+                raw = await response.read()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise Problem(503, "Service Unavailable", f"the console could not reach the API: {exc!r}") from None
         try:
             data = orjson.loads(raw) if raw else None
         except orjson.JSONDecodeError:
