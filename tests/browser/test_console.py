@@ -125,7 +125,8 @@ def test_a_requeued_dead_letter_runs_again_and_its_page_follows_it_to_succeeded(
     expect(page.locator(f"#letter-job-{job_id}")).to_be_visible()
     shoot(page, console, "dead-letters")
     page.click(f"#requeue-job-{job_id}")
-    expect(page).to_have_url(f"{console.url}/console/jobs/{job_id}")
+    expect(page).to_have_url(f"{console.url}/console/jobs/{job_id}?done=requeued")
+    expect(page.locator("#notice")).to_contain_text("Requeued")
     expect(page.locator("#job-state")).to_have_text("succeeded", timeout=20_000)
     assert finished(console, job_id)["state"] == "succeeded"
 
@@ -259,7 +260,7 @@ def test_an_admin_edits_a_site_and_a_schedule_triggers_it_and_resolves_and_bulk_
     page.goto(f"{console.url}/console/sites/browser-edit")
     page.fill("textarea[name=definition]", '{"requests_per_hour": 120, "burst": 3}')
     page.click("#save")
-    expect(page).to_have_url(f"{console.url}/console/sites/browser-edit")
+    expect(page).to_have_url(f"{console.url}/console/sites/browser-edit?done=saved")
     site = console.api.get("/sites/browser-edit").json()
     assert (site["requests_per_hour"], site["burst"]) == (120, 3)
     page.goto(f"{console.url}/console/schedules/{schedule_id}")
@@ -267,7 +268,7 @@ def test_an_admin_edits_a_site_and_a_schedule_triggers_it_and_resolves_and_bulk_
     page.click("#save")
     assert console.api.get(f"/schedules/{schedule_id}").json()["interval_s"] == 7200
     page.click("#trigger")
-    expect(page).to_have_url(re.compile(r"/console/jobs/[0-9]+$"))
+    expect(page).to_have_url(re.compile(r"/console/jobs/[0-9]+\?done=triggered$"))
     expect(page.locator("#job-state")).to_have_text("succeeded", timeout=20_000)
     page.goto(f"{console.url}/console/dead-letters")
     page.locator(f"#letter-job-{resolved} input[name=note]").fill("retired <b>site</b>")
@@ -280,6 +281,7 @@ def test_an_admin_edits_a_site_and_a_schedule_triggers_it_and_resolves_and_bulk_
     page.fill("#bulk-requeue input[name=kind]", "fail")
     page.fill("#bulk-requeue input[name=error_class]", "fail_retryable")
     page.click("#bulk-requeue button")
+    expect(page.locator("#notice")).to_have_text(re.compile(r"Requeued [1-9][0-9]* failed jobs\."))
     assert finished(console, requeued)["state"] == "succeeded"
     assert console.api.get(f"/jobs/{resolved}").json()["state"] == "failed"  # resolved: not requeued
 

@@ -31,7 +31,7 @@ PAGES = {
     ),
     "/console/live/jobs": ("state", "kind", "page_size", "page_token"),
     "/console/dead-letters": ("kind", "queue", "type", "limit", "resolved"),
-    "/console/schedules": (),
+    "/console/schedules": ("after_id",),
     "/console/sites": (),
     "/console/queues": (),
     "/console/workers": (),

@@ -39,6 +39,7 @@ class Action:
     back: Back
     fields: Mapping[str, forms.Check] = field(default_factory=dict)
     body: Body = lambda values: values or None
+    done: str = ""
 
 
 def to(path: str) -> Back:
@@ -50,23 +51,37 @@ def to_job(_match: Mapping[str, str], data: Any) -> str:
 
 
 ACTIONS: dict[str, Action] = {
-    "cancel": Action("POST", "/jobs/{id}/cancel", to("/console/jobs/{id}")),
-    "retry": Action("POST", "/jobs/{id}/retry", to("/console/jobs/{id}")),
-    "requeue": Action("POST", "/dead-letters/{id}/requeue", to_job),
-    "bulk_requeue": Action("POST", "/dead-letters/requeue", to("/console/dead-letters"), forms.BULK_REQUEUE),
-    "resolve": Action("POST", "/dead-letters/{id}/resolve", to("/console/dead-letters"), forms.NOTE),
-    "pause_schedule": Action("POST", "/schedules/{id}/pause", to("/console/schedules")),
-    "resume_schedule": Action("POST", "/schedules/{id}/resume", to("/console/schedules")),
-    "trigger_schedule": Action("POST", "/schedules/{id}/trigger", to_job),
+    "cancel": Action("POST", "/jobs/{id}/cancel", to("/console/jobs/{id}"), done="cancelled"),
+    "retry": Action("POST", "/jobs/{id}/retry", to("/console/jobs/{id}"), done="retried"),
+    "requeue": Action("POST", "/dead-letters/{id}/requeue", to_job, done="requeued"),
+    "bulk_requeue": Action(
+        "POST", "/dead-letters/requeue", to("/console/dead-letters"), forms.BULK_REQUEUE, done="bulk_requeued"
+    ),
+    "resolve": Action("POST", "/dead-letters/{id}/resolve", to("/console/dead-letters"), forms.NOTE, done="resolved"),
+    "pause_schedule": Action("POST", "/schedules/{id}/pause", to("/console/schedules"), done="paused"),
+    "resume_schedule": Action("POST", "/schedules/{id}/resume", to("/console/schedules"), done="resumed"),
+    "trigger_schedule": Action("POST", "/schedules/{id}/trigger", to_job, done="triggered"),
     "edit_schedule": Action(
-        "PATCH", "/schedules/{id}", to("/console/schedules/{id}"), forms.EDIT, lambda v: v.get("definition", {})
+        "PATCH",
+        "/schedules/{id}",
+        to("/console/schedules/{id}"),
+        forms.EDIT,
+        lambda v: v.get("definition", {}),
+        "saved",
     ),
     "edit_site": Action(
-        "PUT", "/sites/{name}", to("/console/sites/{name}"), forms.EDIT, lambda v: v.get("definition", {})
+        "PUT", "/sites/{name}", to("/console/sites/{name}"), forms.EDIT, lambda v: v.get("definition", {}), "saved"
     ),
-    "pause_queue": Action("POST", "/queues/{name}/pause", to("/console/queues"), forms.REASON),
-    "resume_queue": Action("POST", "/queues/{name}/resume", to("/console/queues")),
+    "pause_queue": Action("POST", "/queues/{name}/pause", to("/console/queues"), forms.REASON, done="paused"),
+    "resume_queue": Action("POST", "/queues/{name}/resume", to("/console/queues"), done="resumed"),
 }
+
+
+def with_notice(path: str, done: str, data: Any) -> str:
+    """The page to go back to, told what was done (a code it shows from a closed set, never text from the URL)."""
+    count = data.get("requeued") if isinstance(data, dict) else None
+    extra = f"&n={int(count)}" if isinstance(count, int) else ""
+    return f"{path}{'&' if '?' in path else '?'}done={done}{extra}"
 
 
 def same_origin(request: web.Request) -> None:
@@ -97,7 +112,7 @@ def action(name: str) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         answer = await visitor.call(spec.method, api_path, body=spec.body(forms.read(form, spec.fields)))
         if not answer.ok:
             raise Problem(answer.status, "The API refused", answer.detail)
-        return see_other(spec.back(request.match_info, answer.data))
+        return see_other(with_notice(spec.back(request.match_info, answer.data), spec.done, answer.data))
 
     return guarded(act)
 

@@ -20,6 +20,18 @@ from gleaner.shared.errors import Problem
 HOME = "/console/"
 SIGN_IN = "/console/sign-in"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+# what an action that went through shows on the page it returns to (`?done=<code>`, `&n=<count>`)
+NOTICES = {
+    "cancelled": "Cancelled (a running job stops at its next await).",
+    "retried": "Queued to run again.",
+    "requeued": "Requeued: the job runs again.",
+    "bulk_requeued": "Requeued {n} failed jobs.",
+    "resolved": "Resolved: the dead letter is off the list.",
+    "paused": "Paused.",
+    "resumed": "Resumed.",
+    "triggered": "Triggered: this is the job it made.",
+    "saved": "Saved.",
+}
 
 
 @dataclass(slots=True)
@@ -91,8 +103,15 @@ def render(request: web.Request, template: str, context: Mapping[str, Any], stat
     return web.Response(text=html, status=status, content_type="text/html", charset="utf-8")
 
 
+def notice_of(query: Mapping[str, str]) -> str | None:
+    template = NOTICES.get(query.get("done", ""))
+    count = query.get("n", "0")
+    return template.format(n=int(count) if count.isdigit() and len(count) < 10 else 0) if template else None
+
+
 def page_context(visitor: Visitor, **values: Any) -> dict[str, Any]:
     return {
+        "notice": notice_of(visitor.request.query),
         "csrf": visitor.session.csrf,
         "can_write": visitor.can_write,
         "can_admin": visitor.can_admin,

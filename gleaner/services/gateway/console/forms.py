@@ -100,6 +100,7 @@ BULK_REQUEUE: dict[str, Check] = {
     "limit": query_integer(1, 10_000),
 }
 PREVIEW: dict[str, Check] = {"count": query_integer(1, 100)}
+SCHEDULE_PAGE: dict[str, Check] = {"after_id": query_integer(0, 2**63 - 1)}
 NOTE: dict[str, Check] = {"note": bounded(1000)}
 REASON: dict[str, Check] = {"reason": bounded(1000)}
 EDIT: dict[str, Check] = {"definition": json_object}
