@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     )
     from gleaner.handlers import Handler, HandlerError, KindSpec, Partial, PermanentError, Registry, RetryableError
     from gleaner.inputs import (
+        EventFilter,
         JobFilters,
         JobOptions,
         JobTemplate,
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
         ApiKey,
         Attempt,
         DeadLetter,
+        Event,
         Health,
         Job,
         Kind,
@@ -65,6 +67,7 @@ if TYPE_CHECKING:
         ScrapeResult,
         Site,
         Stats,
+        Webhook,
         Worker,
         Workers,
     )
@@ -83,6 +86,8 @@ __all__ = [
     "Conflict",
     "Database",
     "DeadLetter",
+    "Event",
+    "EventFilter",
     "FieldError",
     "Forbidden",
     "Handler",
@@ -130,6 +135,7 @@ __all__ = [
     "UnexpectedResponse",
     "ValidationError",
     "WaitTimeout",
+    "Webhook",
     "Worker",
     "Workers",
 ]
@@ -147,6 +153,8 @@ _HOMES = {
     "Conflict": "gleaner.errors",
     "Database": "gleaner.job_context",
     "DeadLetter": "gleaner.models",
+    "Event": "gleaner.models",
+    "EventFilter": "gleaner.inputs",
     "FINAL_STATES": "gleaner.models",
     "FieldError": "gleaner.errors",
     "Forbidden": "gleaner.errors",
@@ -195,6 +203,7 @@ _HOMES = {
     "UnexpectedResponse": "gleaner.errors",
     "ValidationError": "gleaner.errors",
     "WaitTimeout": "gleaner.errors",
+    "Webhook": "gleaner.models",
     "Worker": "gleaner.models",
     "Workers": "gleaner.models",
 }
