@@ -296,3 +296,24 @@ def test_the_overview_charts_the_last_hours_outcomes_and_names_the_workers_and_l
     expect(page.locator("#workers-alive")).to_have_text("1")
     expect(page.locator("#leader")).not_to_have_text("none", timeout=20_000)
     shoot(page, console, "overview-busy")
+
+
+def test_the_console_relays_the_event_stream_to_a_signed_in_browser_and_refuses_others(
+    console: Console, page: Page, context: BrowserContext
+) -> None:
+    assert context.request.get(f"{console.url}/console/events", max_redirects=0).status == 303
+    sign_in(page, console.url, console.key("jobs:read"))
+    page.evaluate(
+        """() => {
+          window.seen = [];
+          const source = new EventSource("/console/events?type=job.succeeded&kind=noop");
+          source.addEventListener("job.succeeded", (event) => window.seen.push(JSON.parse(event.data)));
+          return new Promise((resolve) => { source.onopen = resolve; });
+        }"""
+    )
+    job = submit(console, kind="noop", payload={})
+    # (wait_for_function evaluates a string: the console's policy forbids that)
+    until(lambda: page.evaluate(f"window.seen.some((event) => event.job_id === {job['id']})"), "the job's event")
+    assert {event["type"] for event in page.evaluate("window.seen")} == {"job.succeeded"}
+    bad = context.request.get(f"{console.url}/console/events?colour=blue", max_redirects=0)
+    assert bad.status == 422

@@ -36,6 +36,7 @@ ORDER BY next_fire_at LIMIT $1
 SCHEDULE_EDITABLE = forms.SCHEDULE_FIELDS
 SITE_LIVE = ("state", "created_at", "updated_at", "name")
 DUE_NEXT = 8
+EVENT_FILTERS = ("kind", "queue", "site", "schedule_id")
 FINAL = ("succeeded", "partial", "failed", "cancelled")
 
 
@@ -72,8 +73,10 @@ async def jobs(visitor: Visitor) -> Context:
     filters = forms.job_filters(visitor.request.query)
     page = await visitor.get("/jobs", filters)
     base = {k: v for k, v in filters.items() if k != "page_token"}
+    # the events that can change what the list shows (a state filter is left out: a job leaving the state counts)
+    events = {k: v for k, v in base.items() if k in EVENT_FILTERS}
     return page_context(
-        visitor, jobs=page["jobs"], next_token=page["next_page_token"], filters=base, states=forms.STATES
+        visitor, jobs=page["jobs"], next_token=page["next_page_token"], filters=base, events=events, states=forms.STATES
     )
 
 

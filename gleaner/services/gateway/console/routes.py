@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from gleaner.services.gateway.console import actions, pages
+from gleaner.services.gateway.console import actions, pages, stream
 from gleaner.services.gateway.console.core import HOME, see_other
 
 C = "/console"
@@ -29,6 +29,7 @@ def add_console_routes(app: web.Application) -> None:
     r.add_get(f"{C}/sign-in", actions.sign_in_page, allow_head=False)
     r.add_post(f"{C}/sign-in", actions.sign_in)
     r.add_post(f"{C}/sign-out", actions.sign_out)
+    r.add_get(f"{C}/events", stream.stream, allow_head=False)
     gets = {
         f"{C}/": "overview",
         f"{C}/jobs": "jobs",

@@ -4,6 +4,10 @@
 (function () {
   "use strict";
   var POLL_MS = 2000;
+  // with a stream: what no event announces (workers, the scheduler's tick) is fetched this often anyway
+  var SLOW_POLL_MS = 15000;
+  // a busy stream refreshes the page at most this often
+  var MIN_GAP_MS = 1000;
   var EVENTS = [
     "job.submitted", "job.started", "job.retrying", "job.succeeded", "job.partial", "job.failed", "job.cancelled",
     "job.dead_lettered", "schedule.fired", "schedule.skipped", "resync",
@@ -15,6 +19,8 @@
   var url = live.dataset.live;
   var busy = false;
   var again = false;
+  var last = 0;
+  var timer = null;
 
   function finished() {
     return live.querySelector("[data-final]") !== null;
@@ -53,9 +59,15 @@
   }
 
   function tick() {
-    if (!document.hidden && !finished()) {
-      refresh();
+    if (document.hidden || finished() || timer !== null) {
+      return;
     }
+    var wait = last + MIN_GAP_MS - Date.now();
+    timer = window.setTimeout(function () {
+      timer = null;
+      last = Date.now();
+      refresh();
+    }, Math.max(0, wait));
   }
 
   var stream = live.dataset.events;
@@ -67,12 +79,15 @@
       source.addEventListener(name, tick);
     });
     source.onmessage = tick;
-    // a stream that cannot stay open (a proxy that buffers) falls back to polling
+    source.onopen = tick; // what changed while the stream was (re)connecting
+    // a stream refused (signed out) or that cannot stay open (a proxy that buffers) falls back to polling,
+    // which notices a sign-out and goes to the sign-in page
     source.onerror = function () {
       if (source.readyState === EventSource.CLOSED) {
         window.setInterval(tick, POLL_MS);
       }
     };
+    window.setInterval(tick, SLOW_POLL_MS);
   } else {
     window.setInterval(tick, POLL_MS);
   }
