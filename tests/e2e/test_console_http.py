@@ -24,6 +24,7 @@ PAGES = {
         "schedule_id",
         "created_after",
         "created_before",
+        "updated_after",
         "payload",
         "page_size",
         "page_token",

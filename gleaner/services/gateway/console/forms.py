@@ -82,6 +82,7 @@ JOB_FILTERS: dict[str, Check] = {
     "schedule_id": bounded(20),
     "created_after": bounded(40),
     "created_before": bounded(40),
+    "updated_after": bounded(40),
     "payload": bounded(4000),
     "page_size": query_integer(1, 500),
     "page_token": bounded(1000),
