@@ -19,6 +19,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, sync_playwright
 
 from gleaner.shared.config import Config
+from tests.support.contract import CheckedTransport
 from tests.support.services import (
     ADMIN_TOKEN,
     create_database,
@@ -82,7 +83,10 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
         run_async(stack.start("worker"))
         run_async(stack.start("scheduler"))
         headers = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
-        with httpx.Client(base_url=f"{gateway.url}/api/v1", headers=headers, timeout=30) as api:
+        # the test's own API answers are checked against the OpenAPI document, as every test's are
+        with httpx.Client(
+            base_url=f"{gateway.url}/api/v1", headers=headers, timeout=30, transport=CheckedTransport()
+        ) as api:
             yield Console(gateway.url, api, stack, shots)
     finally:
         stack.stop_all()

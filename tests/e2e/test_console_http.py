@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from tests.support.contract import checked_session
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Api, Service, Stack
 
@@ -64,7 +65,7 @@ async def gateway(stack: Stack) -> Service:
 @pytest.fixture
 async def session(gateway: Service) -> AsyncIterator[aiohttp.ClientSession]:
     jar = aiohttp.CookieJar(unsafe=True)  # the gateway is at 127.0.0.1
-    async with aiohttp.ClientSession(cookie_jar=jar) as client:
+    async with checked_session(cookie_jar=jar) as client:
         form = {"key": ADMIN_TOKEN, "next": "/console/"}
         async with client.post(f"{gateway.url}/console/sign-in", data=form, allow_redirects=False) as response:
             assert response.status == 303
@@ -90,7 +91,7 @@ async def test_a_forged_foreign_or_oversized_cookie_leads_to_the_sign_in_page(ga
     for cookie in ("forged", "gAAAAABnot-a-token", "x" * 5000, '"quoted"', ""):
         headers = {"Cookie": f"gleaner_console={cookie}"}
         async with (
-            aiohttp.ClientSession() as client,
+            checked_session() as client,
             client.get(f"{gateway.url}/console/jobs", headers=headers, allow_redirects=False) as response,
         ):
             assert response.status == 303, cookie[:20]
