@@ -111,3 +111,20 @@ async def test_console_answers_forbid_framing_inline_script_and_caching(
     for path in ("/", "/ui", "/console"):
         async with session.get(gateway.url + path, allow_redirects=False) as response:
             assert (response.status, response.headers["Location"]) == (303, "/console/"), path
+
+
+async def test_the_session_cookie_is_secure_when_the_browser_came_over_https(gateway: Service) -> None:
+    form = {"key": ADMIN_TOKEN, "next": "/console/"}
+    for proto, secure in (("https", True), ("http", False)):
+        async with (
+            checked_session() as client,
+            client.post(
+                f"{gateway.url}/console/sign-in",
+                data=form,
+                headers={"X-Forwarded-Proto": proto},
+                allow_redirects=False,
+            ) as response,
+        ):
+            cookie = response.headers["Set-Cookie"]
+            assert response.status == 303 and "HttpOnly" in cookie and "SameSite=Strict" in cookie
+            assert ("Secure" in cookie) is secure, cookie

@@ -8,11 +8,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
 
 from gleaner.services.gateway.console import forms
+from gleaner.services.gateway.console.actions import browser_scheme, same_origin
 from gleaner.services.gateway.console.charts import HEIGHT, MINUTES, per_minute
 from gleaner.services.gateway.console.session import Sealer
-from gleaner.shared.errors import ValidationProblem
+from gleaner.shared.errors import Problem, ValidationProblem
 
 
 def test_a_sealed_session_opens_with_the_same_secret_and_hides_the_key() -> None:
@@ -99,3 +101,31 @@ def test_no_template_holds_inline_script_or_event_handler_attributes() -> None:
         assert re.search(r"<script(?![^>]*\bsrc=)", text) is None, template.name
         assert re.search(r"\son[a-z]+\s*=", text) is None, template.name
         assert re.search(r"\sstyle\s*=", text) is None, template.name
+
+
+@pytest.mark.parametrize(
+    ("headers", "allowed"),
+    [
+        ({}, True),
+        ({"Origin": "http://console.example"}, True),
+        ({"Origin": "https://console.example", "X-Forwarded-Proto": "https"}, True),
+        ({"Origin": "https://console.example"}, False),
+        ({"Origin": "http://evil.example"}, False),
+        ({"Origin": "http://console.example:8443"}, False),
+        ({"Origin": "null"}, False),
+    ],
+)
+def test_a_console_form_is_accepted_only_from_the_consoles_own_origin(headers: dict[str, str], allowed: bool) -> None:
+    request = make_mocked_request("POST", "/console/sign-out", headers={"Host": "console.example", **headers})
+    if allowed:
+        same_origin(request)
+    else:
+        with pytest.raises(Problem) as refused:
+            same_origin(request)
+        assert refused.value.status == 403
+
+
+def test_the_scheme_behind_a_tls_ending_proxy_is_the_forwarded_one() -> None:
+    assert browser_scheme(make_mocked_request("GET", "/", headers={"X-Forwarded-Proto": "https, http"})) == "https"
+    assert browser_scheme(make_mocked_request("GET", "/", headers={"X-Forwarded-Proto": "gopher"})) == "http"
+    assert browser_scheme(make_mocked_request("GET", "/")) == "http"

@@ -84,10 +84,19 @@ def with_notice(path: str, done: str, data: Any) -> str:
     return f"{path}{'&' if '?' in path else '?'}done={done}{extra}"
 
 
+def browser_scheme(request: web.Request) -> str:
+    """The scheme the browser used: behind a proxy that ends TLS, the one its X-Forwarded-Proto names. Trusting it
+    is safe here: it only marks the cookie Secure and names the origin a form may come from, and a cross-site
+    form cannot set headers."""
+    forwarded = request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower()
+    return forwarded if forwarded in ("http", "https") else request.scheme
+
+
 def same_origin(request: web.Request) -> None:
     """Browsers send Origin with every POST: one naming another site is a cross-site request, refused."""
     origin = request.headers.get("Origin")
-    if origin is not None and origin != f"{request.scheme}://{request.host}":
+    allowed = {f"{scheme}://{request.host}" for scheme in (request.scheme, browser_scheme(request))}
+    if origin is not None and origin not in allowed:
         raise Problem(403, "Forbidden", "a console form must be sent from the console itself")
 
 
@@ -140,7 +149,7 @@ async def _sign_in(request: web.Request) -> web.StreamResponse:
         path=COOKIE_PATH,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=request.secure or browser_scheme(request) == "https",
     )
     return response
 
