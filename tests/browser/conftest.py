@@ -99,7 +99,7 @@ def browser() -> Iterator[Browser]:
     path = chromium_path()
     with sync_playwright() as playwright:
         # root (as in CI) cannot use Chromium's sandbox
-        chromium = playwright.chromium.launch(executable_path=path, args=["--no-sandbox"])
+        chromium = playwright.chromium.launch(executable_path=path, args=["--no-sandbox", "--disable-dev-shm-usage"])
         yield chromium
         chromium.close()
 
