@@ -50,7 +50,7 @@ where() {
 
 Gleaner is running (Ctrl-C stops it):
   API        http://$local_host:$gateway_port/api/v1   (OpenAPI: /api/v1/openapi.json)
-  console    http://$local_host:$gateway_port/console/
+  console    http://$local_host:$gateway_port/console/   (sign in with an API key or the token below)
   RabbitMQ   $management   (management UI)
   metrics    http://$local_host:$gateway_port/metrics (gateway), :$worker_port/metrics (worker), :$scheduler_port/metrics (scheduler)
   token      $GLEANER_ADMIN_TOKEN   (admin; GLEANER_ADMIN_TOKEN)
