@@ -14,7 +14,7 @@ from gleaner.services.worker.context import JobContext, JobInfo
 from gleaner.services.worker.handlers import ServedKinds
 from gleaner.services.worker.retry import CANCELLED, PARTIAL, REASON_CANCEL, RETRYING, SUCCEEDED, Budget
 from gleaner.services.worker.runner import RunningJobs
-from gleaner.services.worker.soft_limit import effective_soft_s, with_soft_limit
+from gleaner.shared.soft_limit import effective_soft_s, with_soft_limit
 
 BUDGET = Budget(attempt=1, attempt_base=0, max_attempts=3, retry_base_s=0.1, retry_cap_s=1.0)
 
@@ -131,3 +131,24 @@ def test_a_kind_registered_with_a_soft_limit_gives_it_to_jobs_that_set_none() ->
 def test_a_kind_soft_limit_that_is_not_a_positive_number_is_refused() -> None:
     with pytest.raises(ValueError, match="soft_timeout_s"):
         Registry().add("x", lambda ctx: None, soft_timeout_s=0)  # type: ignore[arg-type,return-value]
+
+
+async def test_gleaner_testing_raises_the_soft_limit_in_a_handler_as_the_worker_does() -> None:
+    from gleaner.testing import run_job
+
+    registry = Registry()
+
+    @registry.handler("crawl", soft_timeout_s=0.05)
+    async def crawl(ctx: JobContext) -> Any:
+        pages = 0
+        try:
+            while True:
+                await asyncio.sleep(0.01)
+                pages += 1
+        except SoftTimeLimitExceeded:
+            return Partial({"pages": pages, "soft_timeout_s": ctx.job.soft_timeout_s})
+
+    by_kind = await run_job(registry, "crawl")
+    own = await run_job(registry, "crawl", soft_timeout_s=0.02)
+    assert by_kind.outcome == "partial" and by_kind.result["soft_timeout_s"] == 0.05  # type: ignore[index,call-overload]
+    assert own.outcome == "partial" and own.result["soft_timeout_s"] == 0.02  # type: ignore[index,call-overload]

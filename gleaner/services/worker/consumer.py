@@ -39,7 +39,6 @@ from gleaner.services.worker.retry import (
 )
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.site_sessions import SiteSessions
-from gleaner.services.worker.soft_limit import with_soft_limit
 from gleaner.shared import events
 from gleaner.shared import logging as context
 from gleaner.shared.amqp import Broker
@@ -49,6 +48,7 @@ from gleaner.shared.db import ROW, failure_kind, unavailable
 from gleaner.shared.errors import DecodeError, HandlerError
 from gleaner.shared.messages import JobMessage
 from gleaner.shared.metrics import Metrics
+from gleaner.shared.soft_limit import with_soft_limit
 
 log = logging.getLogger(__name__)
 # the end line of an attempt whose flow was cancelled or failed before an outcome (a shutdown, a lost database)

@@ -10,7 +10,7 @@ from typing import Any
 from gleaner.services.worker.context import JobContext
 from gleaner.services.worker.handlers import Handler
 from gleaner.services.worker.retry import Budget, JobTimedOut, Outcome, from_cancellation, from_error, from_result
-from gleaner.services.worker.soft_limit import SoftLimited
+from gleaner.shared.soft_limit import SoftLimited
 
 
 @dataclass(slots=True)
