@@ -37,3 +37,19 @@ async def test_a_soft_time_limit_lets_the_handler_save_its_work_and_the_hard_one
         {"soft_timeout_s": 0.5},
         None,
     )
+
+
+async def test_a_schedule_template_carries_its_soft_time_limit_to_the_jobs_it_fires(
+    stack: Stack, gateway_api: Api
+) -> None:
+    await stack.start("worker", args=["--handlers", "tests.support.soft_limits"])
+    template = {"kind": "soft.save", "timeout_s": 30, "soft_timeout_s": 0.3}
+    status, schedule = await gateway_api.request(
+        "POST", "/schedules", json={"name": "soft", "interval_s": 3600, "job": template}
+    )
+    assert status == 201, schedule
+    status, fired = await gateway_api.request("POST", f"/schedules/{schedule['id']}/trigger")
+    assert status < 300 and fired["trigger"] == "manual", fired
+
+    done = await wait_state(gateway_api, fired["id"])
+    assert (done["state"], done["soft_timeout_s"]) == ("partial", 0.3)
