@@ -287,34 +287,34 @@ class AsyncSchedules:
     def list(self, *, page_size: int | None = None) -> AsyncIterator[Schedule]:
         return self._client._iterate(lambda token: _calls.list_schedules(page_size, token))
 
-    async def get(self, schedule_id: int) -> Schedule:
+    async def get(self, schedule_id: int | str) -> Schedule:
         return await self._client._run(_calls.get_schedule(schedule_id))
 
     async def create(self, **definition: Unpack[ScheduleDefinition]) -> Schedule:
         """A new schedule (`ValidationError` naming each bad field, `Conflict` for a taken name)."""
         return await self._client._run(_calls.create_schedule(definition))
 
-    async def replace(self, schedule_id: int, **definition: Unpack[ScheduleDefinition]) -> Schedule:
+    async def replace(self, schedule_id: int | str, **definition: Unpack[ScheduleDefinition]) -> Schedule:
         return await self._client._run(_calls.replace_schedule(schedule_id, definition))
 
-    async def update(self, schedule_id: int, **changes: Unpack[ScheduleFields]) -> Schedule:
+    async def update(self, schedule_id: int | str, **changes: Unpack[ScheduleFields]) -> Schedule:
         """Change some fields (`PATCH`); another timing field than the current one replaces it."""
         return await self._client._run(_calls.update_schedule(schedule_id, changes))
 
-    async def delete(self, schedule_id: int) -> None:
+    async def delete(self, schedule_id: int | str) -> None:
         await self._client._run(_calls.delete_schedule(schedule_id))
 
-    async def pause(self, schedule_id: int) -> Schedule:
+    async def pause(self, schedule_id: int | str) -> Schedule:
         return await self._client._run(_calls.schedule_action(schedule_id, "pause"))
 
-    async def resume(self, schedule_id: int) -> Schedule:
+    async def resume(self, schedule_id: int | str) -> Schedule:
         return await self._client._run(_calls.schedule_action(schedule_id, "resume"))
 
-    async def trigger(self, schedule_id: int) -> Job:
+    async def trigger(self, schedule_id: int | str) -> Job:
         """One job now, whatever the pauses (the first one for a fan-out schedule)."""
         return await self._client._run(_calls.trigger_schedule(schedule_id))
 
-    async def preview(self, schedule_id: int, count: int | None = None) -> SchedulePreview:
+    async def preview(self, schedule_id: int | str, count: int | None = None) -> SchedulePreview:
         return await self._client._run(_calls.preview_schedule(schedule_id, count))
 
 

@@ -275,34 +275,34 @@ class Schedules:
     def list(self, *, page_size: int | None = None) -> Iterator[Schedule]:
         return self._client._iterate(lambda token: _calls.list_schedules(page_size, token))
 
-    def get(self, schedule_id: int) -> Schedule:
+    def get(self, schedule_id: int | str) -> Schedule:
         return self._client._run(_calls.get_schedule(schedule_id))
 
     def create(self, **definition: Unpack[ScheduleDefinition]) -> Schedule:
         """A new schedule (`ValidationError` naming each bad field, `Conflict` for a taken name)."""
         return self._client._run(_calls.create_schedule(definition))
 
-    def replace(self, schedule_id: int, **definition: Unpack[ScheduleDefinition]) -> Schedule:
+    def replace(self, schedule_id: int | str, **definition: Unpack[ScheduleDefinition]) -> Schedule:
         return self._client._run(_calls.replace_schedule(schedule_id, definition))
 
-    def update(self, schedule_id: int, **changes: Unpack[ScheduleFields]) -> Schedule:
+    def update(self, schedule_id: int | str, **changes: Unpack[ScheduleFields]) -> Schedule:
         """Change some fields (`PATCH`); another timing field than the current one replaces it."""
         return self._client._run(_calls.update_schedule(schedule_id, changes))
 
-    def delete(self, schedule_id: int) -> None:
+    def delete(self, schedule_id: int | str) -> None:
         self._client._run(_calls.delete_schedule(schedule_id))
 
-    def pause(self, schedule_id: int) -> Schedule:
+    def pause(self, schedule_id: int | str) -> Schedule:
         return self._client._run(_calls.schedule_action(schedule_id, "pause"))
 
-    def resume(self, schedule_id: int) -> Schedule:
+    def resume(self, schedule_id: int | str) -> Schedule:
         return self._client._run(_calls.schedule_action(schedule_id, "resume"))
 
-    def trigger(self, schedule_id: int) -> Job:
+    def trigger(self, schedule_id: int | str) -> Job:
         """One job now, whatever the pauses (the first one for a fan-out schedule)."""
         return self._client._run(_calls.trigger_schedule(schedule_id))
 
-    def preview(self, schedule_id: int, count: int | None = None) -> SchedulePreview:
+    def preview(self, schedule_id: int | str, count: int | None = None) -> SchedulePreview:
         return self._client._run(_calls.preview_schedule(schedule_id, count))
 
 

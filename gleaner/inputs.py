@@ -13,6 +13,7 @@ __all__ = [
     "JobFilters",
     "JobOptions",
     "JobTemplate",
+    "Priority",
     "RespectfulHours",
     "ScheduleDefinition",
     "ScheduleFields",
@@ -21,11 +22,15 @@ __all__ = [
 ]
 
 
+# a priority: 0-9 (9 runs first) or a name: `high` (9), `normal` (5), `low` (0, the default)
+Priority = int | Literal["high", "normal", "low"]
+
+
 class JobOptions(TypedDict, total=False):
     """The optional fields of a submission (`POST /jobs`); the server fills in what is left out."""
 
     queue: str
-    priority: int  # 0-9, 9 first
+    priority: Priority
     max_attempts: int
     timeout_s: float
     retry_base_s: float
@@ -69,7 +74,7 @@ class JobTemplate(TypedDict, total=False):
     kind: Required[str]
     payload: JsonObjectInput
     queue: str
-    priority: int
+    priority: Priority
     max_attempts: int
     timeout_s: float
     retry_base_s: float
@@ -89,6 +94,7 @@ class _Timing(TypedDict, total=False):
     overlap: Literal["allow", "skip"]
     misfire_grace_s: float
     enabled: bool
+    description: str
 
 
 class ScheduleFields(_Timing, total=False):

@@ -297,6 +297,7 @@ class Schedule:
     id: int
     name: str
     type: str
+    description: str = ""
     interval_s: float | None = None
     jitter: float | None = None
     cron: str | None = None

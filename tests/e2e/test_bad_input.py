@@ -25,7 +25,7 @@ async def raw(api: Api, method: str, path: str, **kwargs: Any) -> tuple[int, str
         ({"kind": "noop", "colour": "red"}, "colour"),
         ({"kind": 5}, "kind"),
         ({"kind": "noop", "payload": {}, "priority": 10}, "priority"),
-        ({"kind": "noop", "priority": "high"}, "priority"),
+        ({"kind": "noop", "priority": "urgent"}, "priority"),
         ({"kind": "noop", "queue": "no-such-queue"}, "queue"),
         ({"kind": "no.such.kind"}, "kind"),
         ({"kind": "noop", "max_attempts": 0}, "max_attempts"),

@@ -23,7 +23,8 @@ API = "/api/v1"
 # also matches `{id}` (its 405 would advertise the methods of `{id}`)
 JOB = "{id:[0-9]+}"
 LETTER = "{id:(?:job|message)-[0-9]+}"
-SCHEDULE = "{id:[0-9]+}"
+# a schedule's id or its name (names are never all digits)
+SCHEDULE = "{id:[A-Za-z0-9_.:-]{1,100}}"
 
 
 def add_api_routes(app: web.Application) -> None:

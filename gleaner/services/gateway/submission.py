@@ -12,6 +12,7 @@ from gleaner.shared.config import Config
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
 from gleaner.shared.field_checks import FieldReader, Invalid, integer, number, text, timestamp
 from gleaner.shared.kind_rules import KIND_NAME, KindRules, privileged_by_name
+from gleaner.shared.priorities import priority
 from gleaner.shared.site_rules import site_name
 
 DEDUPE_KEY = re.compile(r".{1,200}", re.S)
@@ -75,7 +76,7 @@ def parse_job(
         kind=reader.get("kind", _kind(kinds), required=True, default=""),
         payload=reader.get("payload", _payload, default={}),
         queue=reader.get("queue", _queue(config), default=_default_queue(data.get("kind"), config, kinds)),
-        priority=reader.get("priority", integer(0, 9), default=0),
+        priority=reader.get("priority", priority, default=0),
         max_attempts=reader.get("max_attempts", integer(1, 1000), default=config.default_max_attempts),
         timeout_s=reader.get("timeout_s", number(0.001, 86_400), default=config.default_timeout_s),
         retry_base_s=reader.get("retry_base_s", number(0, 86_400), default=config.default_retry_base_s),

@@ -9,22 +9,25 @@ from datetime import datetime
 from typing import Any
 
 from gleaner.shared.errors import ValidationProblem, field_error
-from gleaner.shared.field_checks import FieldReader, Invalid, number, timestamp
+from gleaner.shared.field_checks import FieldReader, Invalid, number, text, timestamp
 from gleaner.shared.scheduling import planner
 
-NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+# not all digits: `/schedules/{id-or-name}` reads a segment of digits as an id
+NAME = re.compile(r"(?![0-9]+$)[A-Za-z0-9_.:-]{1,100}")
+NAME_RULE = "required: 1-100 letters, digits, '_', '.', ':' or '-', not all digits"
 # the bounds of a definition's numbers: an interval from a second to a year (planner arithmetic stays in range)
 MIN_INTERVAL_S = 1.0
 MAX_INTERVAL_S = 366 * 86_400.0
 MAX_GRACE_S = 366 * 86_400.0
 MAX_CRON_LENGTH = 200
+MAX_DESCRIPTION = 1000
 INTERVAL = number(MIN_INTERVAL_S, MAX_INTERVAL_S)
 JITTER = number(0, planner.MAX_JITTER)
 GRACE = number(0, MAX_GRACE_S)
+DESCRIPTION = text(re.compile(f".{{0,{MAX_DESCRIPTION}}}", re.S), f"at most {MAX_DESCRIPTION} characters")
 TIMING_FIELDS = ("interval_s", "cron", "at")
-FIELDS = frozenset(
-    {"name", "type", *TIMING_FIELDS, "timezone", "jitter", "job", "misfire", "overlap", "misfire_grace_s", "enabled"}
-)
+POLICY_FIELDS = ("misfire", "overlap", "misfire_grace_s", "enabled", "description")
+FIELDS = frozenset({"name", "type", *TIMING_FIELDS, "timezone", "jitter", "job", *POLICY_FIELDS})
 POLICIES = {"misfire": ("fire_once", "skip"), "overlap": ("skip", "allow")}
 
 Errors = list[dict[str, str]]
@@ -44,6 +47,7 @@ class Definition:
     overlap: str = "allow"
     misfire_grace_s: float = 60.0
     enabled: bool = True
+    description: str = ""
 
     @property
     def kind(self) -> str:
@@ -65,6 +69,7 @@ class Definition:
             "overlap": self.overlap,
             "misfire_grace_s": self.misfire_grace_s,
             "enabled": self.enabled,
+            "description": self.description,
         }
 
 
@@ -75,7 +80,7 @@ def parse(body: Any, check_template: TemplateCheck, *, anchor: datetime, prefix:
     errors: Errors = [field_error(prefix + key, "unknown field") for key in body if key not in FIELDS]
     name = body.get("name")
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        errors.append(field_error(prefix + "name", "required: 1-100 letters, digits, '_', '.', ':' or '-'"))
+        errors.append(field_error(prefix + "name", NAME_RULE))
     spec = _spec(body, anchor, prefix, errors)
     job = _template(body.get("job"), check_template, prefix, errors)
     policies = {key: _choice(body, key, prefix, errors) for key in POLICIES}
@@ -83,9 +88,10 @@ def parse(body: Any, check_template: TemplateCheck, *, anchor: datetime, prefix:
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
         errors.append(field_error(prefix + "enabled", "must be true or false"))
+    description = FieldReader(body, prefix, errors).get("description", DESCRIPTION, default="")
     if errors or spec is None or job is None or grace is None:
         raise ValidationProblem(errors, "the schedule definition is invalid")
-    return Definition(str(name), spec, job, policies["misfire"], policies["overlap"], grace, bool(enabled))
+    return Definition(str(name), spec, job, policies["misfire"], policies["overlap"], grace, bool(enabled), description)
 
 
 def _spec(body: Mapping[str, Any], anchor: datetime, prefix: str, errors: Errors) -> planner.Spec | None:
