@@ -27,6 +27,7 @@ from gleaner.models import (
     Queue,
     Schedule,
     SchedulePreview,
+    SchedulerConfig,
     SchedulerStatus,
     ScrapeResult,
     Site,
@@ -284,6 +285,10 @@ def preview_schedule(schedule: int | str, count: int | None) -> Call[SchedulePre
 
 def scheduler_status() -> Call[SchedulerStatus]:
     return _get("/scheduler", one(SchedulerStatus))
+
+
+def scheduler_config() -> Call[SchedulerConfig]:
+    return _get("/scheduler/config", one(SchedulerConfig))
 
 
 def scheduler_action(action: str) -> Call[SchedulerStatus]:

@@ -31,6 +31,7 @@ from gleaner.models import (
     Queue,
     Schedule,
     SchedulePreview,
+    SchedulerConfig,
     SchedulerStatus,
     ScrapeResult,
     Site,
@@ -326,6 +327,10 @@ class AsyncScheduler:
 
     async def status(self) -> SchedulerStatus:
         return await self._client._run(_calls.scheduler_status())
+
+    async def config(self) -> SchedulerConfig:
+        """The effective settings: intervals, grace, misfire and overlap defaults, retention, cron timezone."""
+        return await self._client._run(_calls.scheduler_config())
 
     async def pause(self) -> SchedulerStatus:
         return await self._client._run(_calls.scheduler_action("pause"))

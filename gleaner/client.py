@@ -30,6 +30,7 @@ from gleaner.models import (
     Queue,
     Schedule,
     SchedulePreview,
+    SchedulerConfig,
     SchedulerStatus,
     ScrapeResult,
     Site,
@@ -314,6 +315,10 @@ class Scheduler:
 
     def status(self) -> SchedulerStatus:
         return self._client._run(_calls.scheduler_status())
+
+    def config(self) -> SchedulerConfig:
+        """The effective settings: intervals, grace, misfire and overlap defaults, retention, cron timezone."""
+        return self._client._run(_calls.scheduler_config())
 
     def pause(self) -> SchedulerStatus:
         return self._client._run(_calls.scheduler_action("pause"))

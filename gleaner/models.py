@@ -177,6 +177,18 @@ class Queue:
     retrying: int = 0
     running: int = 0
     oldest_waiting_s: float | None = None
+    waiting_by_priority: tuple[int, ...] = ()
+    waiting_by_band: PriorityBands = field(default_factory=lambda: PriorityBands())
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityBands:
+    """Waiting jobs (queued, or retrying after a backoff) per band: high = priorities 7-9, normal = 4-6, low = 0-3."""
+
+    high: int = 0
+    normal: int = 0
+    low: int = 0
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -328,6 +340,35 @@ class SchedulePreview:
     id: int
     name: str
     fire_times: tuple[datetime, ...] = ()
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """The scheduler's effective settings: recorded by the leader when it took over (`source: leader`), else the
+    gateway's own (`source: gateway`)."""
+
+    source: str
+    leader: str | None = None
+    recorded_at: datetime | None = None
+    fire_interval_s: float = 0.0
+    leader_tick_s: float = 0.0
+    leader_stale_s: float = 0.0
+    standby_retry_s: float = 0.0
+    relay_interval_s: float = 0.0
+    relay_grace_s: float = 0.0
+    relay_stale_s: float = 0.0
+    reaper_interval_s: float = 0.0
+    lease_s: float = 0.0
+    prune_interval_s: float = 0.0
+    retention_days: float = 0.0
+    result_retention_days: float = 0.0
+    misfire_default: str = "fire_once"
+    misfire_grace_s_default: float = 0.0
+    overlap_default: str = "allow"
+    jitter_default: float = 0.0
+    cron_timezone_default: str = "UTC"
+    clock: str = "database"
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
 

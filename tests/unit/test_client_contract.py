@@ -51,6 +51,7 @@ def properties(schema: dict[str, Any]) -> set[str]:
         (models.ScrapeResult, SCHEMAS["ScrapeResult"]),
         (models.DeadLetter, SCHEMAS["DeadLetter"]),
         (models.Queue, SCHEMAS["Queue"]),
+        (models.PriorityBands, SCHEMAS["PriorityBands"]),
         (models.Worker, SCHEMAS["Worker"]),
         (models.Kind, SCHEMAS["Kind"]),
         (models.ApiKey, SCHEMAS["ApiKey"]),
@@ -61,6 +62,7 @@ def properties(schema: dict[str, Any]) -> set[str]:
         (models.LastJob, SCHEMAS["Schedule"]["properties"]["last_job"]),
         # one model for GET /scheduler and POST /scheduler/run (which adds `fired`)
         (models.SchedulerStatus, SCHEMAS["SchedulerRun"]),
+        (models.SchedulerConfig, SCHEMAS["SchedulerConfig"]),
         (models.Stats, SCHEMAS["Stats"]),
         (models.StatsGroup, SCHEMAS["Stats"]["properties"]["groups"]["items"]),
         (models.SiteCounters, SCHEMAS["Stats"]["properties"]["sites"]["items"]),
@@ -118,6 +120,7 @@ ROUTES = {
     ("post", "/schedules/{id}/trigger"): "schedules.trigger",
     ("get", "/schedules/{id}/preview"): "schedules.preview",
     ("get", "/scheduler"): "scheduler.status",
+    ("get", "/scheduler/config"): "scheduler.config",
     ("post", "/scheduler/pause"): "scheduler.pause",
     ("post", "/scheduler/resume"): "scheduler.resume",
     ("post", "/scheduler/run"): "scheduler.run",

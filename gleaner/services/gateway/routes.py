@@ -60,6 +60,7 @@ def add_api_routes(app: web.Application) -> None:
     r.add_post(f"{API}/schedules/{SCHEDULE}/trigger", schedules_api.trigger_schedule)
     r.add_get(f"{API}/schedules/{SCHEDULE}/preview", schedules_api.preview_schedule, allow_head=False)
     r.add_get(f"{API}/scheduler", scheduler_api.get_scheduler, allow_head=False)
+    r.add_get(f"{API}/scheduler/config", scheduler_api.get_scheduler_config, allow_head=False)
     r.add_post(f"{API}/scheduler/pause", scheduler_api.pause_scheduler)
     r.add_post(f"{API}/scheduler/resume", scheduler_api.resume_scheduler)
     r.add_post(f"{API}/scheduler/run", scheduler_api.run_scheduler)

@@ -86,6 +86,9 @@ QUEUE_COLUMNS: list[Column] = [
     ("RETRYING", field("retrying")),
     ("SCHEDULED", field("scheduled")),
     ("OLDEST WAIT S", lambda q: None if q.get("oldest_waiting_s") is None else round(q["oldest_waiting_s"], 1)),
+    ("HIGH", lambda q: (q.get("waiting_by_band") or {}).get("high")),
+    ("NORMAL", lambda q: (q.get("waiting_by_band") or {}).get("normal")),
+    ("LOW", lambda q: (q.get("waiting_by_band") or {}).get("low")),
 ]
 WORKER_COLUMNS: list[Column] = [
     ("ID", field("id")),
