@@ -25,6 +25,7 @@ from gleaner.errors import (
 )
 from gleaner.handlers import Handler, HandlerError, KindSpec, Partial, PermanentError, Registry, RetryableError
 from gleaner.inputs import (
+    JobChange,
     JobFilters,
     JobOptions,
     JobTemplate,
@@ -89,6 +90,7 @@ __all__ = [
     "HttpClient",
     "HttpResponse",
     "Job",
+    "JobChange",
     "JobContext",
     "JobFilters",
     "JobInfo",

@@ -14,7 +14,7 @@ import orjson
 
 from gleaner import _decode
 from gleaner.errors import UnexpectedResponse, api_error
-from gleaner.inputs import JobFilters, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
+from gleaner.inputs import JobChange, JobFilters, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
 from gleaner.json_types import Json, JsonInput
 from gleaner.models import (
     ApiKey,
@@ -202,6 +202,11 @@ def list_jobs(filters: JobFilters, page_size: int | None, token: str | None) -> 
 def cancel_job(job_id: int) -> Call[Job]:
     # a repeat of a cancel that took effect answers 409 naming the state it set
     return _send("POST", f"/jobs/{segment(job_id)}/cancel", one(Job), None, repeatable=True)
+
+
+def change_job(job_id: int, change: JobChange) -> Call[Job]:
+    # the same change again leaves the job as the first one did
+    return _send("PATCH", f"/jobs/{segment(job_id)}", one(Job), encode(change), repeatable=True)
 
 
 def retry_job(job_id: int) -> Call[Job]:

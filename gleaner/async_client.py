@@ -18,7 +18,7 @@ import httpx
 
 from gleaner import _calls, _transport
 from gleaner.errors import WaitTimeout
-from gleaner.inputs import JobFilters, JobOptions, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
+from gleaner.inputs import JobChange, JobFilters, JobOptions, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
 from gleaner.json_types import Json, JsonInput, JsonObjectInput
 from gleaner.models import (
     ApiKey,
@@ -223,6 +223,10 @@ class AsyncJobs:
     async def cancel(self, job_id: int) -> Job:
         """Cancel a waiting job at once, a running one cooperatively (the job comes back `cancel_requested`)."""
         return await self._client._run(_calls.cancel_job(job_id))
+
+    async def change(self, job_id: int, **change: Unpack[JobChange]) -> Job:
+        """A waiting job's new priority and/or run_at (or delay_s); `Conflict` once it runs or finished."""
+        return await self._client._run(_calls.change_job(job_id, change))
 
     async def retry(self, job_id: int) -> Job:
         """Run a finished job again with a fresh attempt budget."""

@@ -17,7 +17,7 @@ import httpx
 
 from gleaner import _calls, _transport
 from gleaner.errors import WaitTimeout
-from gleaner.inputs import JobFilters, JobOptions, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
+from gleaner.inputs import JobChange, JobFilters, JobOptions, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
 from gleaner.json_types import Json, JsonInput, JsonObjectInput
 from gleaner.models import (
     ApiKey,
@@ -211,6 +211,10 @@ class Jobs:
     def cancel(self, job_id: int) -> Job:
         """Cancel a waiting job at once, a running one cooperatively (the job comes back `cancel_requested`)."""
         return self._client._run(_calls.cancel_job(job_id))
+
+    def change(self, job_id: int, **change: Unpack[JobChange]) -> Job:
+        """A waiting job's new priority and/or run_at (or delay_s); `Conflict` once it runs or finished."""
+        return self._client._run(_calls.change_job(job_id, change))
 
     def retry(self, job_id: int) -> Job:
         """Run a finished job again with a fresh attempt budget."""

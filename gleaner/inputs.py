@@ -10,6 +10,7 @@ from gleaner.json_types import JsonInput, JsonObjectInput
 
 __all__ = [
     "FanOut",
+    "JobChange",
     "JobFilters",
     "JobOptions",
     "JobTemplate",
@@ -39,6 +40,14 @@ class JobOptions(TypedDict, total=False):
     delay_s: float
     site: str
     dedupe_key: str
+
+
+class JobChange(TypedDict, total=False):
+    """A waiting job's new priority and/or due time (`PATCH /jobs/{id}`): at least one of them."""
+
+    priority: Priority
+    run_at: datetime | str
+    delay_s: float
 
 
 class Submission(JobOptions, total=False):

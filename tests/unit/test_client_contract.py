@@ -77,6 +77,7 @@ def test_each_model_reads_every_field_the_document_describes(model: type[Any], s
     ("typed", "fields"),
     [
         (inputs.Submission, properties(SCHEMAS["Submission"])),
+        (inputs.JobChange, properties(SCHEMAS["JobChange"])),
         (inputs.JobTemplate, properties(SCHEMAS["JobTemplate"])),
         (inputs.ScheduleDefinition, properties(SCHEMAS["ScheduleDefinition"])),
         (inputs.ScheduleFields, properties(SCHEMAS["ScheduleDefinition"])),
@@ -102,6 +103,7 @@ ROUTES = {
     ("get", "/jobs/{id}"): "jobs.get",
     ("post", "/jobs/{id}/cancel"): "jobs.cancel",
     ("post", "/jobs/{id}/retry"): "jobs.retry",
+    ("patch", "/jobs/{id}"): "jobs.change",
     ("get", "/jobs/{id}/attempts"): "jobs.attempts",
     ("get", "/jobs/{id}/results"): "jobs.results",
     ("get", "/dead-letters"): "dead_letters.list",

@@ -34,6 +34,7 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get(f"{API}/jobs", jobs_api.list_jobs, allow_head=False)
     r.add_post(f"{API}/jobs/batch", jobs_api.submit_batch)
     r.add_get(f"{API}/jobs/{JOB}", jobs_api.get_job, allow_head=False)
+    r.add_patch(f"{API}/jobs/{JOB}", jobs_api.change_job)
     r.add_get(f"{API}/jobs/{JOB}/attempts", jobs_api.list_attempts, allow_head=False)
     r.add_get(f"{API}/jobs/{JOB}/results", sites_api.list_results, allow_head=False)
     r.add_post(f"{API}/jobs/{JOB}/cancel", jobs_api.cancel_job)

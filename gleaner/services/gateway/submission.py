@@ -90,6 +90,39 @@ def parse_job(
     return (None, reader.errors) if reader.errors else (spec, [])
 
 
+@dataclass(frozen=True, slots=True)
+class JobChange:
+    """A change of a waiting job (PATCH /jobs/{id}): its priority and/or when it runs (None: left as it is)."""
+
+    priority: int | None
+    run_at: datetime | None
+    delay_s: float | None
+
+
+CHANGE_FIELDS = ("priority", "run_at", "delay_s")
+
+
+def parse_change(data: Any) -> JobChange:
+    """A 422 naming every bad field; at least one of `priority`, `run_at` or `delay_s`, not both run_at and delay_s."""
+    if not isinstance(data, dict):
+        raise ValidationProblem([field_error("body", "must be a JSON object")])
+    reader = FieldReader(data)
+    for name in sorted(set(data) - set(CHANGE_FIELDS)):
+        reader.fail(name, "unknown field")
+    change = JobChange(
+        priority=reader.get("priority", priority, default=None),
+        run_at=reader.get("run_at", timestamp, default=None),
+        delay_s=reader.get("delay_s", number(0, MAX_DELAY_S), default=None),
+    )
+    if change.run_at is not None and change.delay_s is not None:
+        reader.fail("delay_s", "give either run_at or delay_s, not both")
+    if all(data.get(name) is None for name in CHANGE_FIELDS) and not reader.errors:
+        reader.fail("body", "give priority, run_at or delay_s")
+    if reader.errors:
+        raise ValidationProblem(reader.errors)
+    return change
+
+
 def parse_one(data: Any, config: Config, kinds: KindRules | None = None) -> JobSpec:
     spec, errors = parse_job(data, config, kinds=kinds)
     if spec is None:
