@@ -65,7 +65,7 @@ async def test_changes_racing_a_worker_never_run_a_job_twice_nor_lose_one(
 ) -> None:
     api = api_factory((await stack.start("gateway")).url)
     await stack.start("worker", GLEANER_WORKER_CONCURRENCY="8")
-    ids = [job["id"] for job in await submit_many(api, 300)]  # 300 × 20 ms over 8 slots: the worker is busy
+    ids = [job["id"] for job in await submit_many(api, 300)]  # 300 jobs of 20 ms over 8 slots: the worker is busy
 
     async def change(job_id: int, n: int) -> int:
         body = {"priority": n % 10} if n % 2 else {"delay_s": 0.2, "priority": "normal"}
@@ -88,6 +88,7 @@ async def test_changes_racing_a_worker_never_run_a_job_twice_nor_lose_one(
 
 
 async def submit_many(api: Api, count: int) -> list[dict[str, object]]:
-    status, body = await api.request("POST", "/jobs/batch", json={"jobs": [{"kind": "sleep", "payload": {"seconds": 0.02}}] * count})
+    jobs = [{"kind": "sleep", "payload": {"seconds": 0.02}}] * count
+    status, body = await api.request("POST", "/jobs/batch", json={"jobs": jobs})
     assert status == 202, body
     return list(body["jobs"])
