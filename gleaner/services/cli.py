@@ -43,7 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated handler modules to load besides GLEANER_HANDLER_MODULES (found from the current "
         "directory too, as Celery's -A), e.g. examples.jobboard.scraper",
     )
-    commands.add_parser("scheduler", help="fire schedules, relay unpublished jobs, reap leases, prune")
+    operator_commands.add_scheduler_actions(
+        commands.add_parser(
+            "scheduler", help="fire schedules, relay unpublished jobs, reap leases, prune; or status|pause|resume|run"
+        )
+    )
     migrate = commands.add_parser("migrate", help="apply pending database migrations (and grants, topology)")
     migrate.add_argument(
         "--grant",
