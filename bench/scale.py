@@ -128,6 +128,8 @@ def read_probes(rows: int, newest_id: int, schedule_id: int) -> dict[str, str]:
         "stats_1h": "/stats?window_s=3600",
         "stats_1d": "/stats?window_s=86400",
         "stats_7d": "/stats?window_s=604800",
+        "report_1d": "/reports?hours=24",
+        "report_7d": "/reports?hours=168",
     }
 
 

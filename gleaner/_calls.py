@@ -25,6 +25,7 @@ from gleaner.models import (
     Kind,
     Page,
     Queue,
+    Report,
     Schedule,
     SchedulePreview,
     SchedulerConfig,
@@ -343,6 +344,10 @@ def workers() -> Call[Workers]:
 
 def stats(filters: Mapping[str, object]) -> Call[Stats]:
     return _get("/stats", one(Stats), query(filters))
+
+
+def report(hours: float | None) -> Call[Report]:
+    return _get("/reports", one(Report), query({"hours": hours}))
 
 
 def health() -> Call[Health]:

@@ -29,6 +29,7 @@ from gleaner.models import (
     Kind,
     Page,
     Queue,
+    Report,
     Schedule,
     SchedulePreview,
     SchedulerConfig,
@@ -113,6 +114,11 @@ class AsyncClient:
     async def kind(self, name: str) -> Kind:
         """One registered kind; NotFound when no worker ever registered it."""
         return await self._run(_calls.get_kind(name))
+
+    async def report(self, *, hours: float | None = None) -> Report:
+        """Per site and kind over the last `hours` (default 24): outcomes, success rate, p50/p95 durations, top
+        error classes and dead letters."""
+        return await self._run(_calls.report(hours))
 
     async def stats(
         self,

@@ -28,6 +28,7 @@ from gleaner.models import (
     Kind,
     Page,
     Queue,
+    Report,
     Schedule,
     SchedulePreview,
     SchedulerConfig,
@@ -104,6 +105,11 @@ class Client:
     def kind(self, name: str) -> Kind:
         """One registered kind; NotFound when no worker ever registered it."""
         return self._run(_calls.get_kind(name))
+
+    def report(self, *, hours: float | None = None) -> Report:
+        """Per site and kind over the last `hours` (default 24): outcomes, success rate, p50/p95 durations, top
+        error classes and dead letters."""
+        return self._run(_calls.report(hours))
 
     def stats(
         self,

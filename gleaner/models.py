@@ -446,6 +446,52 @@ class Stats:
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorClassCount:
+    """How many failed attempts of the window ended with an error class."""
+
+    error_class: str
+    attempts: int = 0
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportGroup:
+    """One (site, kind) of a report: outcomes, success rate, durations, top error classes, dead letters."""
+
+    kind: str
+    site: str | None = None
+    jobs: int = 0
+    states: dict[str, int] = field(default_factory=dict)
+    success_rate: float | None = None
+    duration_s: Durations = field(default_factory=Durations)
+    error_classes: tuple[ErrorClassCount, ...] = ()
+    dead_letters: int = 0
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDeadLetters:
+    """Jobs that failed in the window, and poison messages recorded in it (by reason)."""
+
+    failed_jobs: int = 0
+    messages: dict[str, int] = field(default_factory=dict)
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """`GET /reports` (and a `maintenance.report` job's result): per site and kind over the last `hours`."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    hours: float = 0.0
+    groups: tuple[ReportGroup, ...] = ()
+    error_classes: tuple[ErrorClassCount, ...] = ()
+    dead_letters: ReportDeadLetters = field(default_factory=ReportDeadLetters)
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Health:
     """The gateway's `/health`: `ok` when PostgreSQL and RabbitMQ answer; `checks` says what is down."""
 

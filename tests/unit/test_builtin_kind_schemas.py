@@ -21,6 +21,7 @@ DOCUMENTED = {
     "maintenance.prune_results": "PruneResultsPayload",
     "maintenance.analyze": "AnalyzePayload",
     "maintenance.requeue_failed": "RequeueFailedPayload",
+    "maintenance.report": "ReportPayload",
 }
 # what decides acceptance (descriptions, defaults and the document's NUL rules aside)
 RULES = ("type", "enum", "minimum", "maximum", "minItems", "maxItems", "minLength")

@@ -64,6 +64,10 @@ def properties(schema: dict[str, Any]) -> set[str]:
         (models.SchedulerStatus, SCHEMAS["SchedulerRun"]),
         (models.SchedulerConfig, SCHEMAS["SchedulerConfig"]),
         (models.Stats, SCHEMAS["Stats"]),
+        (models.Report, SCHEMAS["Report"]),
+        (models.ReportGroup, SCHEMAS["Report"]["properties"]["groups"]["items"]),
+        (models.ErrorClassCount, SCHEMAS["ErrorClassCount"]),
+        (models.ReportDeadLetters, SCHEMAS["Report"]["properties"]["dead_letters"]),
         (models.StatsGroup, SCHEMAS["Stats"]["properties"]["groups"]["items"]),
         (models.SiteCounters, SCHEMAS["Stats"]["properties"]["sites"]["items"]),
     ],
@@ -136,6 +140,7 @@ ROUTES = {
     ("get", "/kinds"): "kinds",
     ("get", "/kinds/{name}"): "kind",
     ("get", "/stats"): "stats",
+    ("get", "/reports"): "report",
     ("get", "/api-keys"): "api_keys",
     ("post", "/api-keys/{id}/revoke"): "revoke_api_key",
 }

@@ -66,6 +66,7 @@ def add_api_routes(app: web.Application) -> None:
     r.add_post(f"{API}/scheduler/resume", scheduler_api.resume_scheduler)
     r.add_post(f"{API}/scheduler/run", scheduler_api.run_scheduler)
     r.add_get(f"{API}/stats", stats_api.get_stats, allow_head=False)
+    r.add_get(f"{API}/reports", stats_api.get_report, allow_head=False)
     r.add_get(f"{API}/sites", sites_api.list_sites, allow_head=False)
     r.add_get(f"{API}/sites/{{name}}", sites_api.get_site, allow_head=False)
     r.add_put(f"{API}/sites/{{name}}", sites_api.put_site)

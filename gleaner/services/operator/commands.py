@@ -81,6 +81,11 @@ GROUP_COLUMNS: list[Column] = [
     ("P95 S", lambda g: g["duration_s"].get("p95")),
     ("PAGES", field("pages_fetched")),
 ]
+REPORT_COLUMNS: list[Column] = [
+    *GROUP_COLUMNS[:-1],
+    ("DEAD", field("dead_letters")),
+    ("TOP ERRORS", lambda g: ", ".join(f"{e['error_class']} ({e['attempts']})" for e in g["error_classes"][:3])),
+]
 QUEUE_COLUMNS: list[Column] = [
     ("NAME", field("name")),
     ("PAUSED", field("paused")),
@@ -154,6 +159,8 @@ def add_parsers(commands: Any) -> None:
     stats.add_argument("--hours", type=float, default=1.0)
     stats.add_argument("--site")
     stats.add_argument("--kind")
+    report = _json(commands.add_parser("report", help="per site and kind: outcomes, durations, errors, dead letters"))
+    report.add_argument("--hours", type=float, default=24.0, help="how far back (default 24)")
     _json(commands.add_parser("health", help="the gateway's view of PostgreSQL and RabbitMQ"))
     queues = commands.add_parser("queues", help="queue depths and counts; pause or resume a queue")
     queue_actions = queues.add_subparsers(dest="action")
@@ -317,6 +324,21 @@ def stats(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
     return body, head + table(body["groups"], GROUP_COLUMNS)
 
 
+def report(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    body = _raw(api.report(hours=args.hours))
+    errors = ", ".join(f"{e['error_class']} ({e['attempts']})" for e in body["error_classes"]) or "none"
+    letters = body["dead_letters"]
+    messages = ", ".join(f"{reason} {n}" for reason, n in letters["messages"].items()) or "none"
+    lines = [
+        f"{body['since']} to {body['until']} ({body['hours']:g} h)",
+        table(body["groups"], REPORT_COLUMNS),
+        "",
+        f"error classes: {errors}",
+        f"dead letters: {letters['failed_jobs']} failed job(s); poison messages: {messages}",
+    ]
+    return body, "\n".join(lines)
+
+
 def health(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
     body = _raw(api.health())
     lines = [f"gateway: {body['status']}"] + [
@@ -405,6 +427,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("dead-letters", "resolve"): letters_resolve,
     ("sites", None): sites,
     ("stats", None): stats,
+    ("report", None): report,
     ("health", None): health,
     ("workers", None): workers,
     ("queues", None): queues_list,
