@@ -137,7 +137,7 @@ def add_parsers(commands: Any) -> None:
     submit.add_argument("--payload", default="{}", help="JSON object")
     for name in ("queue", "site"):
         submit.add_argument(f"--{name}")
-    submit.add_argument("--priority", type=int)
+    submit.add_argument("--priority", type=_priority, help="0-9 (9 first) or high, normal, low")
     submit.add_argument("--wait", type=float, help="seconds (up to 60) to wait for the job to finish")
     for action in ("cancel", "retry"):
         _json(jobs_actions.add_parser(action, help=f"{action} a job")).add_argument("id", type=int)
@@ -201,6 +201,11 @@ def add_scheduler_actions(scheduler: argparse.ArgumentParser) -> None:
     }
     for action, help_text in helps.items():
         _json(actions.add_parser(action, help=help_text))
+
+
+def _priority(value: str) -> int | str:
+    """A number or a name; the gateway judges it (a 422 names the field)."""
+    return int(value) if value.isascii() and value.isdigit() else value
 
 
 def _json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
