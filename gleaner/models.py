@@ -398,8 +398,8 @@ class Durations:
 
 
 @dataclass(frozen=True, slots=True)
-class StatsGroup:
-    """The jobs of one (site, kind) in the window: counts by state, success rate, durations, pages."""
+class _Outcomes:
+    """What a group of `GET /stats` and of `GET /reports` both show: the jobs of one (site, kind) in the window."""
 
     kind: str
     site: str | None = None
@@ -407,6 +407,12 @@ class StatsGroup:
     states: dict[str, int] = field(default_factory=dict)
     success_rate: float | None = None
     duration_s: Durations = field(default_factory=Durations)
+
+
+@dataclass(frozen=True, slots=True)
+class StatsGroup(_Outcomes):
+    """The jobs of one (site, kind) in the window: counts by state, success rate, durations, pages."""
+
     pages_fetched: int = 0
     pages_unchanged: int = 0
     deferrals: int = 0
@@ -455,15 +461,9 @@ class ErrorClassCount:
 
 
 @dataclass(frozen=True, slots=True)
-class ReportGroup:
+class ReportGroup(_Outcomes):
     """One (site, kind) of a report: outcomes, success rate, durations, top error classes, dead letters."""
 
-    kind: str
-    site: str | None = None
-    jobs: int = 0
-    states: dict[str, int] = field(default_factory=dict)
-    success_rate: float | None = None
-    duration_s: Durations = field(default_factory=Durations)
     error_classes: tuple[ErrorClassCount, ...] = ()
     dead_letters: int = 0
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)

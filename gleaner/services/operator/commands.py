@@ -122,6 +122,20 @@ SCHEDULE_COLUMNS: list[Column] = [
 ]
 
 
+SCHEDULE_ACTIONS = {
+    "trigger": "fire one job now (all of a fan-out), whatever the pauses",
+    "pause": "pause a schedule",
+    "resume": "resume a schedule (missed slots follow its misfire policy)",
+    "preview": "the next fire times",
+}
+SCHEDULER_ACTIONS = {
+    "status": "leader, pause, last tick, due backlog, fire lag (and the effective settings)",
+    "pause": "no schedule fires until resumed (triggers and run still do)",
+    "resume": "resume every schedule (missed slots follow each one's misfire policy)",
+    "run": "fire what is due now, even while paused",
+}
+
+
 def add_parsers(commands: Any) -> None:
     """Add the operator commands to the `gleaner` sub-command parsers."""
     jobs = commands.add_parser("jobs", help="list, show, submit, cancel and retry jobs (through the gateway)")
@@ -177,30 +191,19 @@ def add_parsers(commands: Any) -> None:
 
 def add_schedule_list(schedule_actions: Any) -> None:
     _json(schedule_actions.add_parser("list", help="every schedule with its next and last fire"))
-    helps = {
-        "trigger": "fire one job now (all of a fan-out), whatever the pauses",
-        "pause": "pause a schedule",
-        "resume": "resume a schedule (missed slots follow its misfire policy)",
-        "preview": "the next fire times",
-    }
-    for action, help_text in helps.items():
-        parser = _json(schedule_actions.add_parser(action, help=help_text))
+    parsers = _actions(schedule_actions, SCHEDULE_ACTIONS)
+    for parser in parsers.values():
         parser.add_argument("schedule", help="its name or id")
-        if action == "preview":
-            parser.add_argument("--count", type=int, default=10, help="how many (up to 100)")
+    parsers["preview"].add_argument("--count", type=int, default=10, help="how many (up to 100)")
 
 
 def add_scheduler_actions(scheduler: argparse.ArgumentParser) -> None:
     """`gleaner scheduler` alone runs the service; with an action it asks the gateway."""
-    actions = scheduler.add_subparsers(dest="action", required=False)
-    helps = {
-        "status": "leader, pause, last tick, due backlog, fire lag (and the effective settings)",
-        "pause": "no schedule fires until resumed (triggers and run still do)",
-        "resume": "resume every schedule (missed slots follow each one's misfire policy)",
-        "run": "fire what is due now, even while paused",
-    }
-    for action, help_text in helps.items():
-        _json(actions.add_parser(action, help=help_text))
+    _actions(scheduler.add_subparsers(dest="action", required=False), SCHEDULER_ACTIONS)
+
+
+def _actions(subparsers: Any, helps: dict[str, str]) -> dict[str, argparse.ArgumentParser]:
+    return {action: _json(subparsers.add_parser(action, help=text)) for action, text in helps.items()}
 
 
 def _priority(value: str) -> int | str:
@@ -440,6 +443,6 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("queues", "resume"): queue_resume,
     ("cleanup", None): cleanup,
     ("schedules", "list"): schedules_list,
-    **{("schedules", action): schedule_action for action in ("trigger", "pause", "resume", "preview")},
-    **{("scheduler", action): scheduler for action in ("status", "pause", "resume", "run")},
+    **{("schedules", action): schedule_action for action in SCHEDULE_ACTIONS},
+    **{("scheduler", action): scheduler for action in SCHEDULER_ACTIONS},
 }
