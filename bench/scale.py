@@ -52,8 +52,9 @@ FROM generate_series($1::bigint, $2::bigint) AS i,
 """
 
 LOAD_ATTEMPTS = """
-INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message)
-SELECT id, 1, 'bench-history', attempt_started_at, finished_at, state, error->>'class', error->>'message'
+INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message, site,
+                          kind)
+SELECT id, 1, 'bench-history', attempt_started_at, finished_at, state, error->>'class', error->>'message', site, kind
 FROM jobs WHERE id BETWEEN $1 AND $2
 """
 

@@ -72,13 +72,13 @@ WITH m AS (
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
     FROM locked AS m
     WHERE j.id = m.id AND m.fenced AND {ORDERED_LOCKS}
-    RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.generation, j.run_at,
+    RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.site, j.priority, j.request_id, j.generation, j.run_at,
               j.attempt_started_at
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
-                              retry_delay_s, error_traceback)
+                              retry_delay_s, error_traceback, site, kind)
     SELECT d.id, d.attempt, $9, d.attempt_started_at, now(), m.state, m.error_class, m.error_message, m.delay_s,
-           m.error_traceback
+           m.error_traceback, d.site, d.kind
     FROM done AS d JOIN m ON m.id = d.id AND m.attempt = d.attempt
     ON CONFLICT (job_id, attempt) DO NOTHING
 )
