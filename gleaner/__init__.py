@@ -5,70 +5,77 @@
 their common code: they are internal, and may change in any release. Everything public is named here.
 """
 
-from gleaner.async_client import AsyncClient
-from gleaner.client import Client
-from gleaner.errors import (
-    ApiConnectionError,
-    ApiError,
-    BadRequest,
-    ClientError,
-    Conflict,
-    FieldError,
-    Forbidden,
-    NotFound,
-    RateLimited,
-    ServerError,
-    Unauthorized,
-    UnexpectedResponse,
-    ValidationError,
-    WaitTimeout,
-)
-from gleaner.handlers import Handler, HandlerError, KindSpec, Partial, PermanentError, Registry, RetryableError
-from gleaner.inputs import (
-    JobChange,
-    JobFilters,
-    JobOptions,
-    JobTemplate,
-    Priority,
-    ScheduleDefinition,
-    ScheduleFields,
-    SitePolicy,
-    Submission,
-)
-from gleaner.job_context import (
-    Database,
-    HttpClient,
-    HttpResponse,
-    JobContext,
-    JobInfo,
-    JobSite,
-    ResultStore,
-    Row,
-    StoredResult,
-)
-from gleaner.json_types import Json, JsonInput, JsonObject, JsonObjectInput
-from gleaner.models import (
-    FINAL_STATES,
-    ApiKey,
-    Attempt,
-    DeadLetter,
-    Health,
-    Job,
-    Kind,
-    Page,
-    Queue,
-    Report,
-    Schedule,
-    SchedulePreview,
-    SchedulerConfig,
-    SchedulerStatus,
-    ScrapeResult,
-    Site,
-    Stats,
-    Worker,
-    Workers,
-)
-from gleaner.retries import RetryPolicy
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from gleaner.async_client import AsyncClient
+    from gleaner.client import Client
+    from gleaner.errors import (
+        ApiConnectionError,
+        ApiError,
+        BadRequest,
+        ClientError,
+        Conflict,
+        FieldError,
+        Forbidden,
+        NotFound,
+        RateLimited,
+        ServerError,
+        Unauthorized,
+        UnexpectedResponse,
+        ValidationError,
+        WaitTimeout,
+    )
+    from gleaner.handlers import Handler, HandlerError, KindSpec, Partial, PermanentError, Registry, RetryableError
+    from gleaner.inputs import (
+        EventFilter,
+        JobChange,
+        JobFilters,
+        JobOptions,
+        JobTemplate,
+        Priority,
+        ScheduleDefinition,
+        ScheduleFields,
+        SitePolicy,
+        Submission,
+    )
+    from gleaner.job_context import (
+        Database,
+        HttpClient,
+        HttpResponse,
+        JobContext,
+        JobInfo,
+        JobSite,
+        ResultStore,
+        Row,
+        StoredResult,
+    )
+    from gleaner.json_types import Json, JsonInput, JsonObject, JsonObjectInput
+    from gleaner.models import (
+        FINAL_STATES,
+        ApiKey,
+        Attempt,
+        DeadLetter,
+        Event,
+        Health,
+        Job,
+        Kind,
+        Page,
+        Queue,
+        Report,
+        Schedule,
+        SchedulePreview,
+        SchedulerConfig,
+        SchedulerStatus,
+        ScrapeResult,
+        Site,
+        Stats,
+        Webhook,
+        Worker,
+        Workers,
+    )
+    from gleaner.retries import RetryPolicy
 
 __all__ = [
     "FINAL_STATES",
@@ -83,6 +90,8 @@ __all__ = [
     "Conflict",
     "Database",
     "DeadLetter",
+    "Event",
+    "EventFilter",
     "FieldError",
     "Forbidden",
     "Handler",
@@ -134,6 +143,92 @@ __all__ = [
     "UnexpectedResponse",
     "ValidationError",
     "WaitTimeout",
+    "Webhook",
     "Worker",
     "Workers",
 ]
+
+# Imported on first use (PEP 562), so a service importing `gleaner.shared` does not pay for the HTTP client.
+_HOMES = {
+    "ApiConnectionError": "gleaner.errors",
+    "ApiError": "gleaner.errors",
+    "ApiKey": "gleaner.models",
+    "AsyncClient": "gleaner.async_client",
+    "Attempt": "gleaner.models",
+    "BadRequest": "gleaner.errors",
+    "Client": "gleaner.client",
+    "ClientError": "gleaner.errors",
+    "Conflict": "gleaner.errors",
+    "Database": "gleaner.job_context",
+    "DeadLetter": "gleaner.models",
+    "Event": "gleaner.models",
+    "EventFilter": "gleaner.inputs",
+    "FINAL_STATES": "gleaner.models",
+    "FieldError": "gleaner.errors",
+    "Forbidden": "gleaner.errors",
+    "Handler": "gleaner.handlers",
+    "HandlerError": "gleaner.handlers",
+    "Health": "gleaner.models",
+    "HttpClient": "gleaner.job_context",
+    "HttpResponse": "gleaner.job_context",
+    "Job": "gleaner.models",
+    "JobChange": "gleaner.inputs",
+    "JobContext": "gleaner.job_context",
+    "JobFilters": "gleaner.inputs",
+    "JobInfo": "gleaner.job_context",
+    "JobOptions": "gleaner.inputs",
+    "JobSite": "gleaner.job_context",
+    "JobTemplate": "gleaner.inputs",
+    "Json": "gleaner.json_types",
+    "JsonInput": "gleaner.json_types",
+    "JsonObject": "gleaner.json_types",
+    "JsonObjectInput": "gleaner.json_types",
+    "Kind": "gleaner.models",
+    "KindSpec": "gleaner.handlers",
+    "NotFound": "gleaner.errors",
+    "Page": "gleaner.models",
+    "Partial": "gleaner.handlers",
+    "PermanentError": "gleaner.handlers",
+    "Priority": "gleaner.inputs",
+    "Queue": "gleaner.models",
+    "RateLimited": "gleaner.errors",
+    "Registry": "gleaner.handlers",
+    "Report": "gleaner.models",
+    "ResultStore": "gleaner.job_context",
+    "RetryPolicy": "gleaner.retries",
+    "RetryableError": "gleaner.handlers",
+    "Row": "gleaner.job_context",
+    "Schedule": "gleaner.models",
+    "ScheduleDefinition": "gleaner.inputs",
+    "ScheduleFields": "gleaner.inputs",
+    "SchedulePreview": "gleaner.models",
+    "SchedulerConfig": "gleaner.models",
+    "SchedulerStatus": "gleaner.models",
+    "ScrapeResult": "gleaner.models",
+    "ServerError": "gleaner.errors",
+    "Site": "gleaner.models",
+    "SitePolicy": "gleaner.inputs",
+    "Stats": "gleaner.models",
+    "StoredResult": "gleaner.job_context",
+    "Submission": "gleaner.inputs",
+    "Unauthorized": "gleaner.errors",
+    "UnexpectedResponse": "gleaner.errors",
+    "ValidationError": "gleaner.errors",
+    "WaitTimeout": "gleaner.errors",
+    "Webhook": "gleaner.models",
+    "Worker": "gleaner.models",
+    "Workers": "gleaner.models",
+}
+
+
+def __getattr__(name: str) -> object:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'gleaner' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

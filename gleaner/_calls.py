@@ -14,7 +14,15 @@ import orjson
 
 from gleaner import _decode
 from gleaner.errors import UnexpectedResponse, api_error
-from gleaner.inputs import JobChange, JobFilters, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
+from gleaner.inputs import (
+    EventFilter,
+    JobChange,
+    JobFilters,
+    ScheduleDefinition,
+    ScheduleFields,
+    SitePolicy,
+    Submission,
+)
 from gleaner.json_types import Json, JsonInput
 from gleaner.models import (
     ApiKey,
@@ -33,6 +41,7 @@ from gleaner.models import (
     ScrapeResult,
     Site,
     Stats,
+    Webhook,
     Workers,
 )
 
@@ -312,6 +321,35 @@ def api_keys() -> Call[tuple[ApiKey, ...]]:
 def revoke_api_key(key_id: int) -> Call[ApiKey]:
     # revoking a revoked key keeps its first revocation: repeatable
     return _send("POST", f"/api-keys/{segment(key_id)}/revoke", one(ApiKey), None, repeatable=True)
+
+
+# webhooks (`admin`): the secret is sent once, never read back
+
+
+def webhooks() -> Call[tuple[Webhook, ...]]:
+    return _get("/webhooks", many(Webhook, "webhooks"))
+
+
+def create_webhook(url: str, secret: str, wanted: EventFilter | None, description: str | None) -> Call[Webhook]:
+    body = encode({"url": url, "secret": secret, "filter": filter_lists(wanted or {}), "description": description})
+    return _send("POST", "/webhooks", one(Webhook), body, repeatable=False)
+
+
+def delete_webhook(webhook_id: int) -> Call[None]:
+    return _send("DELETE", f"/webhooks/{segment(webhook_id)}", nothing, None, repeatable=True)
+
+
+def filter_lists(wanted: EventFilter) -> dict[str, list[str | int]]:
+    """An event filter as the API takes it: each field a list of values (a single string or number is one)."""
+    lists: dict[str, list[str | int]] = {}
+    for name, values in wanted.items():
+        if isinstance(values, str | int):
+            lists[name] = [values]
+        elif isinstance(values, Sequence) and all(isinstance(v, str | int) for v in values):
+            lists[name] = list(values)
+        else:
+            raise TypeError(f"the {name} filter takes a value or a list of values")
+    return lists
 
 
 # sites, queues, workers, stats, health

@@ -8,8 +8,8 @@ from dataclasses import dataclass
 
 import httpx
 
-from gleaner import _calls
-from gleaner.errors import ApiConnectionError
+from gleaner import _calls, _event_stream
+from gleaner.errors import ApiConnectionError, UnexpectedResponse
 from gleaner.retries import Failure, RetryPolicy, retry_after_s, status_failure
 
 API_PATH = "/api/v1"
@@ -100,3 +100,32 @@ def finish(call: _calls.Call[_calls.T], result: Result, settings: Settings) -> _
 def _describe(error: httpx.TransportError) -> str:
     text = str(error) or type(error).__name__
     return f"{type(error).__name__}: {text}" if text != type(error).__name__ else text
+
+
+def stream_request(
+    http: httpx.Client | httpx.AsyncClient,
+    settings: Settings,
+    stream: _event_stream.EventStream,
+    timeout_s: float,
+    read_timeout_s: float | None,
+) -> httpx.Request:
+    """`GET /events` as a stream: `read_timeout_s` bounds the silence between lines (the keep-alive breaks it)."""
+    call = stream.call
+    timeout = httpx.Timeout(timeout_s, read=read_timeout_s)
+    return http.build_request(
+        call.method, settings.url + call.path, params=call.params, headers=stream.headers(), timeout=timeout
+    )
+
+
+def reconnect_delay(
+    policy: RetryPolicy, stream: _event_stream.EventStream, attempt: int, result: Result | None, settings: Settings
+) -> float | None:
+    """Seconds to wait before opening the event stream again, or None: the iteration is over. `result` is None
+    when the server ended the stream; an error the retries do not cure is raised."""
+    if result is None:
+        return stream.retry_s if stream.resumes() else None
+    delay = retry_delay(policy, stream.call, attempt, result)
+    if delay is None:
+        finish(stream.call, result, settings)  # raises: the answer is an error, or the connection failed
+        raise UnexpectedResponse(f"GET {stream.call.path}: HTTP {getattr(result, 'status_code', '?')}, not a stream")
+    return delay

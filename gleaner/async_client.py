@@ -16,14 +16,24 @@ from typing import Literal, TypeVar, Unpack
 
 import httpx
 
-from gleaner import _calls, _transport
+from gleaner import _calls, _event_stream, _transport
 from gleaner.errors import WaitTimeout
-from gleaner.inputs import JobChange, JobFilters, JobOptions, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
+from gleaner.inputs import (
+    EventFilter,
+    JobChange,
+    JobFilters,
+    JobOptions,
+    ScheduleDefinition,
+    ScheduleFields,
+    SitePolicy,
+    Submission,
+)
 from gleaner.json_types import Json, JsonInput, JsonObjectInput
 from gleaner.models import (
     ApiKey,
     Attempt,
     DeadLetter,
+    Event,
     Health,
     Job,
     Kind,
@@ -37,6 +47,7 @@ from gleaner.models import (
     ScrapeResult,
     Site,
     Stats,
+    Webhook,
     Workers,
 )
 from gleaner.retries import RetryPolicy
@@ -53,6 +64,8 @@ __all__ = [
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 30.0
+# above the gateway's keep-alive period (GLEANER_EVENTS_KEEPALIVE_S, 15 s by default)
+DEFAULT_STREAM_READ_S = 60.0
 
 
 class AsyncClient:
@@ -142,6 +155,59 @@ class AsyncClient:
     async def revoke_api_key(self, key_id: int) -> ApiKey:
         """Revoke a key: every gateway refuses it within a second; it stays listed with its `revoked_at`."""
         return await self._run(_calls.revoke_api_key(key_id))
+
+    async def webhooks(self) -> tuple[Webhook, ...]:
+        """Every webhook, oldest first: URL, filter, description (never the secret; needs `admin`)."""
+        return await self._run(_calls.webhooks())
+
+    async def create_webhook(
+        self, url: str, secret: str, *, filter: EventFilter | None = None, description: str | None = None
+    ) -> Webhook:
+        """As `Client.create_webhook`: not repeated after an unknown outcome."""
+        return await self._run(_calls.create_webhook(url, secret, filter, description))
+
+    async def delete_webhook(self, webhook_id: int) -> None:
+        await self._run(_calls.delete_webhook(webhook_id))
+
+    async def events(
+        self,
+        *,
+        last_event_id: str | None = None,
+        duration_s: float | None = None,
+        read_timeout_s: float | None = DEFAULT_STREAM_READ_S,
+        **filters: Unpack[EventFilter],
+    ) -> AsyncIterator[Event]:
+        """`async for event in client.events(...)`: as `Client.events` (resumed with Last-Event-ID, `resync`)."""
+        stream = _event_stream.EventStream(filters, last_event_id, duration_s)
+        attempt = 1
+        while True:
+            request = _transport.stream_request(self._http, self._settings, stream, self._timeout_s, read_timeout_s)
+            result: _transport.Result | None = None
+            try:
+                response = await self._http.send(request, stream=True)
+            except httpx.TransportError as error:
+                result = error
+            else:
+                try:
+                    if response.status_code != 200:
+                        await response.aread()
+                        result = response
+                    else:
+                        attempt = 1
+                        async for line in response.aiter_lines():
+                            event = stream.feed(line)
+                            if event is not None:
+                                yield event
+                except httpx.TransportError as error:
+                    result = error
+                finally:
+                    await response.aclose()
+            delay = _transport.reconnect_delay(self._retry, stream, attempt, result, self._settings)
+            if delay is None:
+                return
+            await asyncio.sleep(delay)
+            if result is not None:
+                attempt += 1
 
     async def request(
         self, method: str, path: str, *, params: Mapping[str, JsonInput] | None = None, json: JsonInput = None

@@ -15,14 +15,24 @@ from typing import Literal, TypeVar, Unpack
 
 import httpx
 
-from gleaner import _calls, _transport
+from gleaner import _calls, _event_stream, _transport
 from gleaner.errors import WaitTimeout
-from gleaner.inputs import JobChange, JobFilters, JobOptions, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
+from gleaner.inputs import (
+    EventFilter,
+    JobChange,
+    JobFilters,
+    JobOptions,
+    ScheduleDefinition,
+    ScheduleFields,
+    SitePolicy,
+    Submission,
+)
 from gleaner.json_types import Json, JsonInput, JsonObjectInput
 from gleaner.models import (
     ApiKey,
     Attempt,
     DeadLetter,
+    Event,
     Health,
     Job,
     Kind,
@@ -36,6 +46,7 @@ from gleaner.models import (
     ScrapeResult,
     Site,
     Stats,
+    Webhook,
     Workers,
 )
 from gleaner.retries import RetryPolicy
@@ -44,6 +55,8 @@ __all__ = ["Client", "DeadLetters", "Jobs", "Queues", "Scheduler", "Schedules", 
 
 T = TypeVar("T")
 DEFAULT_TIMEOUT_S = 30.0
+# above the gateway's keep-alive period (GLEANER_EVENTS_KEEPALIVE_S, 15 s by default)
+DEFAULT_STREAM_READ_S = 60.0
 
 
 class Client:
@@ -133,6 +146,67 @@ class Client:
     def revoke_api_key(self, key_id: int) -> ApiKey:
         """Revoke a key: every gateway refuses it within a second; it stays listed with its `revoked_at`."""
         return self._run(_calls.revoke_api_key(key_id))
+
+    def webhooks(self) -> tuple[Webhook, ...]:
+        """Every webhook, oldest first: URL, filter, description (never the secret; needs `admin`)."""
+        return self._run(_calls.webhooks())
+
+    def create_webhook(
+        self, url: str, secret: str, *, filter: EventFilter | None = None, description: str | None = None
+    ) -> Webhook:
+        """POST the events `filter` selects (all when None) to `url`, signed with `secret` (16 to 200 characters):
+        see the README's receiver for the check. Not repeated after an unknown outcome (it would make two)."""
+        return self._run(_calls.create_webhook(url, secret, filter, description))
+
+    def delete_webhook(self, webhook_id: int) -> None:
+        self._run(_calls.delete_webhook(webhook_id))
+
+    def events(
+        self,
+        *,
+        last_event_id: str | None = None,
+        duration_s: float | None = None,
+        read_timeout_s: float | None = DEFAULT_STREAM_READ_S,
+        **filters: Unpack[EventFilter],
+    ) -> Iterator[Event]:
+        """The live job and schedule events (`GET /events`) the filters select, as they happen.
+
+        A stream the gateway ends (a client that fell behind, a gateway stopping), a dropped connection or
+        `read_timeout_s` without even a keep-alive is opened again with `Last-Event-ID`, so the gateway replays
+        what it still holds; when it cannot, a `resync` event comes first: catch up with
+        `jobs.list(updated_after=<the at of the last event seen>)`. With `duration_s` the iteration ends when the
+        gateway ends the stream after that long. Errors are raised like those of any request.
+        """
+        stream = _event_stream.EventStream(filters, last_event_id, duration_s)
+        attempt = 1
+        while True:
+            request = _transport.stream_request(self._http, self._settings, stream, self._timeout_s, read_timeout_s)
+            result: _transport.Result | None = None
+            try:
+                response = self._http.send(request, stream=True)
+            except httpx.TransportError as error:
+                result = error
+            else:
+                try:
+                    if response.status_code != 200:
+                        response.read()
+                        result = response
+                    else:
+                        attempt = 1
+                        for line in response.iter_lines():
+                            event = stream.feed(line)
+                            if event is not None:
+                                yield event
+                except httpx.TransportError as error:
+                    result = error
+                finally:
+                    response.close()
+            delay = _transport.reconnect_delay(self._retry, stream, attempt, result, self._settings)
+            if delay is None:
+                return
+            time.sleep(delay)
+            if result is not None:
+                attempt += 1
 
     def request(
         self, method: str, path: str, *, params: Mapping[str, JsonInput] | None = None, json: JsonInput = None

@@ -9,6 +9,7 @@ from typing import Literal, Required, TypedDict
 from gleaner.json_types import JsonInput, JsonObjectInput
 
 __all__ = [
+    "EventFilter",
     "FanOut",
     "JobChange",
     "JobFilters",
@@ -67,7 +68,21 @@ class JobFilters(TypedDict, total=False):
     schedule_id: int
     created_after: datetime | str
     created_before: datetime | str
+    updated_after: datetime | str
     payload: JsonObjectInput
+
+
+class EventFilter(TypedDict, total=False):
+    """Which events a stream or a webhook wants: every field given must match, each accepts any of its values.
+    `type` and `kind` take a prefix ending in `*` (`job.*`, `boards.*`)."""
+
+    type: Sequence[str]
+    kind: Sequence[str]
+    queue: Sequence[str]
+    state: Sequence[str]
+    site: Sequence[str]
+    schedule_id: Sequence[int]
+    job_id: Sequence[int]
 
 
 class FanOut(TypedDict):

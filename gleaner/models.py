@@ -14,6 +14,7 @@ __all__ = [
     "Attempt",
     "DeadLetter",
     "Durations",
+    "Event",
     "Health",
     "Job",
     "LastJob",
@@ -29,6 +30,7 @@ __all__ = [
     "SiteState",
     "Stats",
     "StatsGroup",
+    "Webhook",
     "WindowCounters",
     "Worker",
     "Workers",
@@ -503,3 +505,41 @@ class Health:
     @property
     def ok(self) -> bool:
         return self.status == "ok"
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One job or schedule event from `GET /events` (`client.events()`); fields that do not apply are None.
+
+    `id` is the stream's id of the event (sent back as `Last-Event-ID` on a reconnect). A `resync` event (no
+    job, `detail` says why) means events were missed: catch up with `client.jobs.list(updated_after=...)`
+    from the `at` of the last event seen.
+    """
+
+    type: str
+    at: datetime | None = None
+    id: str | None = None
+    job_id: int | None = None
+    kind: str | None = None
+    queue: str | None = None
+    state: str | None = None
+    attempt: int | None = None
+    site: str | None = None
+    schedule_id: int | None = None
+    created_at: datetime | None = None
+    error_class: str | None = None
+    error_message: str | None = None
+    detail: str | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Webhook:
+    """A webhook as `GET /webhooks` lists it: never its secret."""
+
+    id: int
+    url: str
+    filter: JsonObject = field(default_factory=dict)
+    description: str | None = None
+    created_at: datetime | None = None
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)

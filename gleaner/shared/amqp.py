@@ -36,7 +36,6 @@ EVENT_TIMEOUT_S = 5.0
 # between reconnection attempts of a lost connection (aio-pika's default is 5 s): work waits for the broker's return
 RECONNECT_INTERVAL_S = 1.0
 # on the events exchange: a queue was paused or resumed (workers re-read the pauses)
-QUEUES_CHANGED_EVENT = "queues.changed"
 
 
 @dataclass(frozen=True, slots=True)

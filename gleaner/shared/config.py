@@ -143,6 +143,9 @@ class Config:
     max_body_bytes: int = setting(4 * 1024 * 1024, number(int, 1024, 2**30), "request body limit", shown="4 MiB")
     batch_window_ms: float = setting(2.0, number(float, 0, 1000), "group commit: how long writes gather")
     batch_max: int = setting(500, number(int, 1, 10_000), "group commit: rows in one statement")
+    events_keepalive_s: float = setting(
+        15.0, number(float, 0.1, 3600), "seconds between the keep-alive comments of GET /events"
+    )
     relay_interval_s: float = setting(1.0, number(float, 0.05, 3600), "relay period")
     relay_grace_s: float = setting(30.0, number(float, 0, 3600), "age before an unconfirmed row is relayed")
     relay_stale_s: float = setting(600.0, number(float, 1, 86_400 * 7), "age past due of a presumed lost message")

@@ -37,6 +37,8 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "site_minutes": "SELECT",
         "site_status": "SELECT",
         "sites": "SELECT, INSERT, UPDATE",
+        "webhook_deliveries": "SELECT, INSERT",
+        "webhooks": "SELECT, INSERT, DELETE",
         "workers": "SELECT",
     },
     "worker": {
@@ -54,6 +56,7 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "site_robots": "SELECT, INSERT, UPDATE",
         "site_slots": _ALL,
         "sites": "SELECT, UPDATE",
+        "webhooks": "SELECT",
         "workers": _ALL,
     },
     "scheduler": {
@@ -66,6 +69,7 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "scheduler_state": "SELECT, UPDATE",
         "schedules": _ALL,
         "site_minutes": "SELECT, DELETE",
+        "webhook_deliveries": "SELECT, DELETE",
         "workers": "SELECT, DELETE",
     },
 }

@@ -72,6 +72,10 @@ class Metrics:
             "gleaner_lease_recoveries", "Running jobs recovered after their lease expired", registry=r
         )
         self.pruned = Counter("gleaner_pruned_rows", "Rows removed by pruning", ["table"], registry=r)
+        self.event_streams = Gauge("gleaner_event_streams", "Open GET /events streams at this gateway", registry=r)
+        self.event_streams_dropped = Counter(
+            "gleaner_event_streams_dropped", "Event streams ended because the client fell behind", registry=r
+        )
         self.leader = Gauge("gleaner_scheduler_leader", "1 while this scheduler holds leadership", registry=r)
         self.jobs_by_state = Gauge(
             "gleaner_jobs",

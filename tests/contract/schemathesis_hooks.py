@@ -9,8 +9,10 @@ leave negative cases alone (editing one would make schemathesis relabel it). The
 and with 64-bit integers at any depth; retry_cap_s not below retry_base_s; a payload the kind's own check
 accepts (a public URL); a fan-out that keeps its jobs valid; a valid cron expression and timezone; PATCH fields
 whose validity depends on the schedule's type; a site body's name equal to the path's; pause_max_s not below
-pause_min_s; window_s or since; page tokens only as issued; one Idempotency-Key per body. One more keeps
-`GET /jobs/{id}?wait=` short: a long poll costs time, not coverage.
+pause_min_s; window_s or since; page tokens only as issued; one Idempotency-Key per body; a webhook URL the
+fetch guard accepts. One more keeps
+`GET /jobs/{id}?wait=` short: a long poll costs time, not coverage; and one more ends every `GET /events`
+stream after `duration_s` = 0.2 (a stream without it runs until the client leaves).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from gleaner.services.gateway.idempotency import KEY
 
 # the defaults of the test stack (GLEANER_DEFAULT_RETRY_BASE_S / _CAP_S are not set there)
 DEFAULT_RETRY_BASE_S, DEFAULT_RETRY_CAP_S = 1.0, 300.0
-MAX_WAIT_S, MAX_VALID_WAIT_S = 0.2, 60.0
+MAX_WAIT_S, MAX_VALID_WAIT_S, MAX_STREAM_S = 0.2, 60.0, 86_400.0
 MIN_INT, MAX_INT = -(2**63), 2**64 - 1
 VALID_CRON = "*/5 * * * *"
 # a zone in every timezone database (the document gives the names' shape, the server's database the names)
@@ -38,6 +40,8 @@ VALID_TIMEZONE = "Europe/Berlin"
 GOOD_PAYLOADS: dict[str, dict[str, Any]] = {
     "http.fetch": {"url": "https://example.com/"},
     "scrape.pages": {"urls": ["https://example.com/a"]},
+    # a delivery of a webhook that does not exist: the worker skips it
+    "webhook.deliver": {"webhook_id": 1, "event": {"type": "job.failed"}},
 }
 
 
@@ -143,6 +147,12 @@ def _site(case: Case) -> None:
         body["pause_min_s"], body["pause_max_s"] = high, low
 
 
+def _webhook(case: Case) -> None:
+    """A URL the fetch client's guard accepts (the document says "http(s), public", not how to resolve it)."""
+    if isinstance(case.body, dict) and "url" in case.body:
+        case.body["url"] = GOOD_PAYLOADS["http.fetch"]["url"]
+
+
 BODY_RULES: dict[str, Callable[[Case], None]] = {
     "POST /jobs": _submission,
     "POST /jobs/batch": _batch,
@@ -150,6 +160,7 @@ BODY_RULES: dict[str, Callable[[Case], None]] = {
     "PUT /schedules/{id}": _schedule,
     "PATCH /schedules/{id}": _schedule_change,
     "PUT /sites/{name}": _site,
+    "POST /webhooks": _webhook,
 }
 
 
@@ -173,14 +184,25 @@ def _idempotency_key(case: Case) -> None:
         case.headers[IDEMPOTENCY] = f"k-{uuid.uuid4()}"
 
 
-def _short_wait(case: Case) -> None:
-    wait = case.query.get("wait") if isinstance(case.query, dict) else None
+def _short(case: Case, name: str = "wait", longest_valid_s: float = MAX_VALID_WAIT_S) -> None:
+    wait = case.query.get(name) if isinstance(case.query, dict) else None
     try:
         seconds = float(wait) if isinstance(wait, int | float | str) and not isinstance(wait, bool) else 0.0
     except ValueError:
         return
-    if MAX_WAIT_S < seconds <= MAX_VALID_WAIT_S:
-        case.query["wait"] = MAX_WAIT_S
+    if MAX_WAIT_S < seconds <= longest_valid_s:
+        case.query[name] = MAX_WAIT_S
+
+
+def _short_stream(case: Case) -> None:
+    """A missing or longer `duration_s` becomes 0.2 s (a valid value for another valid one); an invalid one stays."""
+    if not isinstance(case.query, dict):
+        case.query = {}
+    duration = case.query.get("duration_s")
+    if duration is None:
+        case.query["duration_s"] = MAX_WAIT_S
+        return
+    _short(case, "duration_s", MAX_STREAM_S)
 
 
 @schemathesis.hook
@@ -188,7 +210,9 @@ def before_call(context: HookContext, case: Case, kwargs: dict[str, Any]) -> Non
     """Right before sending, so values a stateful link put in the request are seen too."""
     label = case.operation.label
     if label == "GET /jobs/{id}":
-        _short_wait(case)
+        _short(case)
+    if label == "GET /events":
+        _short_stream(case)
     if not _positive(case):
         return
     if isinstance(case.body, dict | list):

@@ -18,6 +18,14 @@ async def raw(api: Api, method: str, path: str, **kwargs: Any) -> tuple[int, str
         return response.status, response.headers.get("Content-Type", ""), body
 
 
+async def status_of(api: Api, method: str, path: str) -> int:
+    """The status alone (a GET /events stream is ended after 0.1 s; its body is no JSON)."""
+    params = {"duration_s": "0.1"} if path == "/events" else None
+    async with api.session.request(method, api.base_url + path, json={}, params=params) as response:
+        await response.read()
+        return response.status
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -104,7 +112,7 @@ async def test_the_openapi_document_lists_exactly_the_served_routes(gateway_api:
     for path, operations in paths.items():
         concrete = path.replace("{id}", "1").replace("{name}", "x")
         for method in set(operations) & {"get", "post", "put", "delete", "patch"}:
-            status, _, _ = await raw(gateway_api, method.upper(), concrete, json={})
+            status = await status_of(gateway_api, method.upper(), concrete)
             assert status != 405, (method, path)
             if "{" not in path:
                 assert status != 404, (method, path)

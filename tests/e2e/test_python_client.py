@@ -175,8 +175,12 @@ async def test_every_method_of_both_clients_reads_the_live_answers(stack: Stack,
     assert (summary["queue_paused"], summary["queue_resumed"]) == ("maintenance", False)
     assert summary["workers"] == 1 and "noop" in summary["stats"] and summary["health"] is True
     assert summary["kinds"] == [("noop", 1)] and summary["kind"] is True
+    assert summary["webhooks"] == [("https://example.com/hook", {"kind": ["nothing.*"]})]
+    assert [(t, s) for t, _, s in summary["events"]] == [("job.started", "running"), ("job.succeeded", "succeeded")]
+    assert summary["event_ids"] is True
     assert async_summary["result"] == {"n": 1} and async_summary["cancelled"] == "cancelled"
     assert len(async_summary["listed"]) == 2 and async_summary["site"] == 3
     assert async_summary["workers"] == 1 and async_summary["health"] is True
     assert "sleep" in async_summary["kinds"] and "noop" not in async_summary["kinds"]
+    assert async_summary["webhooks"] is True and async_summary["events"][-2:] == ["job.started", "job.succeeded"]
     assert async_summary["kind"] == "Sleeps `seconds` (default 1, cancellable), then succeeds."

@@ -186,6 +186,14 @@ async def test_the_pruner_deletes_only_finished_jobs_dead_letters_and_site_minut
         "INSERT INTO site_minutes (site, minute, requests) VALUES "
         "('shop', date_trunc('minute', now()) - interval '40 days', 1), ('shop', date_trunc('minute', now()), 1)"
     )
+    hook = await db.fetchval(
+        "INSERT INTO webhooks (url, secret) VALUES ('https://example.com/', repeat('s', 16)) RETURNING id"
+    )
+    await db.execute(
+        "INSERT INTO webhook_deliveries (webhook_id, event_key, created_at) VALUES "
+        "($1, 'old', now() - interval '25 hours'), ($1, 'new', now())",
+        hook,
+    )
     duties = Duties(config, db, Broker(config, name="test"), Metrics("scheduler"))
     removed = await pruner.prune_pass(duties)
     assert removed == {
@@ -196,6 +204,7 @@ async def test_the_pruner_deletes_only_finished_jobs_dead_letters_and_site_minut
         "site_minutes": 1,
         "idempotency_keys": 1,
         "workers": 0,
+        "webhook_deliveries": 1,
     }
     # the per-minute counts of finished jobs followed the prune: only the recent job is counted
     assert await db.fetchval("SELECT sum(jobs) FROM job_minutes") == 1
@@ -206,6 +215,7 @@ async def test_the_pruner_deletes_only_finished_jobs_dead_letters_and_site_minut
     assert await db.fetchval("SELECT count(*) FROM job_attempts") == 0
     assert await db.fetchval("SELECT count(*) FROM dead_letters") == 1
     assert await db.fetchval("SELECT array_agg(key) FROM idempotency_keys") == ["new"]
+    assert await db.fetchval("SELECT array_agg(event_key) FROM webhook_deliveries") == ["new"]
 
 
 async def test_the_pruner_deletes_in_batches_until_none_is_left(db: asyncpg.Pool) -> None:

@@ -168,6 +168,13 @@ class Contract:
                 f"{answer.describe()}: the body does not match {what}\n{details}\nbody: {answer.body[:1000]!r}"
             )
 
+    def check_schema(self, schema_ref: str, data: Any, what: str) -> None:
+        """`data` (a message that is no HTTP answer: an event of a stream) against a schema of the document."""
+        errors = list(self._errors(schema_ref, data))
+        if errors:
+            details = "\n".join(f"  at {_json_path(e)}: {e.message}" for e in errors[:MAX_ERRORS])
+            raise ContractViolation(f"{what} does not match {schema_ref}\n{details}\ndata: {data!r:.1000}")
+
     def _errors(self, schema_ref: str, data: Any) -> Iterator[ValidationError]:
         validator = _validator(self, schema_ref)
         return iter(sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path)))

@@ -6,7 +6,7 @@ signature that returned Any would fail the build; tests/e2e/test_python_client.p
 
 from __future__ import annotations
 
-from gleaner import AsyncClient, Client, Conflict, Job, JsonObject, NotFound, Submission
+from gleaner import AsyncClient, Client, Conflict, Event, Job, JsonObject, NotFound, Submission
 
 Summary = dict[str, object]
 
@@ -89,12 +89,25 @@ def use_the_rest(client: Client, summary: Summary) -> None:
     summary["raw"] = client.request("GET", "/jobs", params={"page_size": 1, "kind": "noop"}) is not None
 
 
+def use_events(client: Client, summary: Summary) -> None:
+    hook = client.create_webhook(
+        "https://example.com/hook", "a-secret-of-the-receiver", filter={"kind": ["nothing.*"]}, description="d"
+    )
+    summary["webhooks"] = [(w.url, w.filter) for w in client.webhooks() if w.id == hook.id]
+    client.delete_webhook(hook.id)
+    job = client.jobs.submit("noop", {"e": 1}, delay_s=1)
+    seen: list[Event] = list(client.events(job_id=[job.id], type=["job.started", "job.succeeded"], duration_s=3))
+    summary["events"] = [(e.type, e.job_id, e.state) for e in seen]
+    summary["event_ids"] = all(e.id is not None and e.at is not None for e in seen)
+
+
 def use_client(client: Client) -> Summary:
     summary: Summary = {}
     use_jobs(client, summary)
     use_dead_letters(client, summary)
     use_schedules(client, summary)
     use_the_rest(client, summary)
+    use_events(client, summary)
     return summary
 
 
@@ -124,4 +137,9 @@ async def use_async_client(client: AsyncClient) -> Summary:
     summary["kind"] = (await client.kind("sleep")).description
     summary["stats"] = sorted(g.kind for g in (await client.stats()).groups)
     summary["health"] = (await client.health()).ok
+    hook = await client.create_webhook("https://example.com/hook", "a-secret-of-the-receiver")
+    summary["webhooks"] = [w.id for w in await client.webhooks()] == [hook.id]
+    await client.delete_webhook(hook.id)
+    later = await client.jobs.submit("noop", delay_s=1)
+    summary["events"] = [e.type async for e in client.events(job_id=[later.id], type=["job.s*"], duration_s=3)]
     return summary

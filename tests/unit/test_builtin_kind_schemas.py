@@ -22,6 +22,7 @@ DOCUMENTED = {
     "maintenance.analyze": "AnalyzePayload",
     "maintenance.requeue_failed": "RequeueFailedPayload",
     "maintenance.report": "ReportPayload",
+    "webhook.deliver": "WebhookDeliverPayload",
 }
 # what decides acceptance (descriptions, defaults and the document's NUL rules aside)
 RULES = ("type", "enum", "minimum", "maximum", "minItems", "maxItems", "minLength")

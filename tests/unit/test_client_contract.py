@@ -143,6 +143,10 @@ ROUTES = {
     ("get", "/reports"): "report",
     ("get", "/api-keys"): "api_keys",
     ("post", "/api-keys/{id}/revoke"): "revoke_api_key",
+    ("get", "/events"): "events",
+    ("get", "/webhooks"): "webhooks",
+    ("post", "/webhooks"): "create_webhook",
+    ("delete", "/webhooks/{id}"): "delete_webhook",
 }
 # documented routes the client leaves to `client.request` on purpose
 NOT_IN_CLIENT = {("get", "/openapi.json")}

@@ -17,7 +17,6 @@ from gleaner.services.gateway.job_views import JOB_FIELDS, JOB_TIMES, job_view, 
 from gleaner.services.gateway.pagination import PageTokens, filter_hash
 from gleaner.services.gateway.problems import from_http_exception, render
 from gleaner.services.gateway.submission import parse_one
-from gleaner.services.gateway.waiting import finished_ids
 from gleaner.shared.config import Config
 from gleaner.shared.errors import GleanerError, Problem, ValidationProblem, field_error
 
@@ -143,12 +142,6 @@ def test_bearer_tokens_and_scope_lists_are_parsed_strictly() -> None:
     assert parse_scopes("jobs:read, admin") == ["jobs:read", "admin"]
     with pytest.raises(GleanerError):
         parse_scopes("jobs:read,root")
-
-
-def test_finished_events_yield_job_ids() -> None:
-    assert finished_ids(b'[{"id": 1, "state": "succeeded"}, {"id": 2}]') == [1, 2]
-    assert finished_ids(b'{"id": 7}') == [7]
-    assert finished_ids(b"nonsense") == [] and finished_ids(b'[{"id": true}]') == []
 
 
 def test_list_queries_only_use_the_filters_given() -> None:

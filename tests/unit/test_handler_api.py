@@ -68,11 +68,12 @@ async def test_the_worker_checks_the_payload_against_the_schema_before_the_handl
     assert http.requested == []
 
 
-def test_every_built_in_kind_is_served_with_the_maintenance_kinds_privileged() -> None:
+def test_every_built_in_kind_is_served_with_the_maintenance_kinds_and_webhook_deliveries_privileged() -> None:
     served = load_registry(Config())
     privileged = {spec.name for spec in served if spec.privileged}
-    assert {"noop", "sleep", "fail", "http.fetch", "scrape.pages"} <= set(served.kinds)
-    assert privileged == {k for k in served.kinds if k.startswith("maintenance.")} != set()
+    assert {"noop", "sleep", "fail", "http.fetch", "scrape.pages", "webhook.deliver"} <= set(served.kinds)
+    maintenance = {k for k in served.kinds if k.startswith("maintenance.")}
+    assert maintenance != set() and privileged == maintenance | {"webhook.deliver"}
 
 
 @pytest.mark.parametrize(

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from gleaner.services.worker.claims import Finish, Finished
+from gleaner.services.worker.claims import Finished
 from gleaner.services.worker.context import Deferred
 from gleaner.services.worker.publishing import finished_event
-from gleaner.services.worker.retry import DEFERRED, SUCCEEDED, Budget, Outcome, from_error
+from gleaner.services.worker.retry import DEFERRED, SUCCEEDED, Budget, from_error
+from gleaner.shared import events
 
 SPENT = Budget(attempt=3, attempt_base=0, max_attempts=3, retry_base_s=1, retry_cap_s=10)
 
@@ -16,5 +17,6 @@ def test_a_deferral_waits_even_when_the_attempt_budget_is_spent() -> None:
 
 
 def test_a_deferred_job_is_not_announced_as_finished() -> None:
-    items = [Finish(1, 1, Outcome(DEFERRED, retry_delay_s=1)), Finish(2, 1, Outcome(SUCCEEDED, result_json="1"))]
-    assert finished_event(items, [Finished(DEFERRED), Finished(SUCCEEDED)]) == b'[{"id":2,"state":"succeeded"}]'
+    done = events.job_event({"id": 2, "kind": "noop", "queue": "default", "attempt": 1, "state": SUCCEEDED}, "t")
+    body = finished_event([Finished(DEFERRED), Finished(SUCCEEDED, event=done)])
+    assert body is not None and [e["job_id"] for e in events.decode(body)] == [2]

@@ -5,13 +5,12 @@ from __future__ import annotations
 import random
 from typing import Any
 
-import orjson
-
 from gleaner.services.scheduler import pruner
 from gleaner.services.scheduler.leadership import lock_key
-from gleaner.services.scheduler.reaper import Verdict, finished_event, reap_arguments, verdict
+from gleaner.services.scheduler.reaper import ERROR_CLASS, Verdict, finished_event, reap_arguments, verdict
 from gleaner.services.scheduler.relay import BATCH, keep_going
 from gleaner.services.scheduler.state_gauges import gauge_values
+from gleaner.shared import events
 
 
 def test_the_lock_key_is_a_stable_signed_64_bit_number_per_namespace() -> None:
@@ -66,10 +65,17 @@ def test_reap_arguments_are_column_arrays() -> None:
     assert reap_arguments(v) == ([1, 3], [2, 1], ["failed", "retrying"], [None, 0.5], ["m", "n"], ["w", None])
 
 
-def test_the_finished_event_lists_only_final_states() -> None:
-    body = finished_event([{"id": 1, "state": "retrying"}, {"id": 2, "state": "failed"}])
-    assert body is not None and orjson.loads(body) == [{"id": 2, "state": "failed"}]
-    assert finished_event([{"id": 1, "state": "retrying"}]) is None
+def test_reaped_jobs_are_announced_with_the_lease_error_and_only_the_final_ones_wake_waiters() -> None:
+    rows = [
+        {"id": 1, "kind": "noop", "queue": "default", "attempt": 1, "state": "retrying", "message": "lease expired"},
+        {"id": 2, "kind": "noop", "queue": "default", "attempt": 3, "state": "failed", "message": "lease expired"},
+    ]
+    announced = events.decode(finished_event(rows))
+    assert [(e["type"], e["error_class"]) for e in announced] == [
+        ("job.retrying", ERROR_CLASS),
+        ("job.failed", ERROR_CLASS),
+    ]
+    assert events.final_ids(announced) == [2]
 
 
 def test_the_prune_plan_keeps_jobs_forever_at_zero_retention_but_still_expires_idempotency_keys() -> None:
@@ -81,9 +87,10 @@ def test_the_prune_plan_keeps_jobs_forever_at_zero_retention_but_still_expires_i
         "site_minutes",
         "idempotency_keys",
         "workers",
+        "webhook_deliveries",
     ]
-    assert [age for _, _, age in pruner.plan(30)] == [30 * 86_400] * 5 + [86_400] * 2
-    assert [table for table, _, _ in pruner.plan(0)] == ["idempotency_keys", "workers"]
+    assert [age for _, _, age in pruner.plan(30)] == [30 * 86_400] * 5 + [86_400] * 3
+    assert [table for table, _, _ in pruner.plan(0)] == ["idempotency_keys", "workers", "webhook_deliveries"]
 
 
 def test_state_gauges_report_zero_for_configured_queues_without_jobs() -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from gleaner.services.worker.app import worker_id
 from gleaner.services.worker.claims import Finish, Finished, JobStore, distribute, finish_arguments, unique_keys
 from gleaner.services.worker.publishing import finished_event
 from gleaner.services.worker.retry import FAILED, RETRYING, SUCCEEDED, Outcome
+from gleaner.shared import events
 from gleaner.shared.config import Config
 
 
@@ -84,11 +84,20 @@ def test_finish_arguments_are_one_array_per_column_in_item_order() -> None:
     )
 
 
-def test_the_finished_event_lists_final_states_only() -> None:
-    items: Sequence[Finish] = [Finish(n, 1, Outcome(SUCCEEDED)) for n in (1, 2, 3, 4)]
-    results = [Finished(SUCCEEDED), Finished(RETRYING), None, Finished(FAILED)]
-    assert finished_event(items, results) == b'[{"id":1,"state":"succeeded"},{"id":4,"state":"failed"}]'
-    assert finished_event(items[1:3], results[1:3]) is None
+def test_the_finished_event_lists_every_written_outcome_once() -> None:
+    def written(job_id: int, state: str) -> Finished:
+        row = {"id": job_id, "kind": "noop", "queue": "default", "attempt": 1, "state": state}
+        return Finished(state, event=events.job_event(row, events.stamp()))
+
+    results = [written(1, SUCCEEDED), written(2, RETRYING), None, written(4, FAILED)]
+    body = finished_event(results)
+    assert body is not None
+    assert [(e["job_id"], e["type"]) for e in events.decode(body)] == [
+        (1, "job.succeeded"),
+        (2, "job.retrying"),
+        (4, "job.failed"),
+    ]
+    assert finished_event([None]) is None
 
 
 def test_each_start_of_a_worker_is_its_own_lease_owner_even_with_a_configured_id() -> None:

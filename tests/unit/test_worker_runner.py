@@ -6,7 +6,6 @@ import asyncio
 import logging
 from typing import Any
 
-from gleaner.services.worker.cancel_events import job_id_of
 from gleaner.services.worker.context import JobContext, JobInfo
 from gleaner.services.worker.dead_letters import json_headers
 from gleaner.services.worker.heartbeat import to_cancel
@@ -117,13 +116,6 @@ def test_the_heartbeat_cancels_jobs_whose_lease_is_gone_or_whose_cancel_was_requ
     local = [(1, 1), (2, 1), (3, 2)]
     leased = {(1, 1): False, (3, 2): True, (4, 1): False}
     assert to_cancel(local, leased) == [((2, 1), REASON_LEASE_LOST), ((3, 2), REASON_CANCEL)]
-
-
-def test_a_cancel_event_body_names_a_job_id() -> None:
-    assert job_id_of(b'{"id": 12}') == 12
-    assert job_id_of(b'{"id": true}') is None
-    assert job_id_of(b"[12]") is None
-    assert job_id_of(b"garbage") is None
 
 
 def test_amqp_headers_are_stored_as_json() -> None:

@@ -18,6 +18,7 @@ from gleaner.services.gateway.boundary import (
     use_problem_errors,
 )
 from gleaner.services.gateway.context import GATEWAY_KEY, Gateway
+from gleaner.services.gateway.event_hub import EventHub
 from gleaner.services.gateway.insert_lanes import InsertLanes
 from gleaner.services.gateway.kind_book import KindBook, follow_kinds
 from gleaner.services.gateway.pagination import PageTokens
@@ -25,7 +26,8 @@ from gleaner.services.gateway.problems import problem_middleware
 from gleaner.services.gateway.rate_limit import buckets_for
 from gleaner.services.gateway.routes import add_api_routes
 from gleaner.services.gateway.throttle import rate_limit_middleware
-from gleaner.services.gateway.waiting import FinishedListener, Waiters
+from gleaner.services.gateway.waiting import Waiters
+from gleaner.services.gateway.webhook_fanout import WebhookFanout
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.db import create_pool
@@ -79,34 +81,44 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     stop = app[STOP_KEY]
     metrics = app[METRICS_KEY]
     waiters = Waiters()
-    listener = FinishedListener(broker, waiters)
+    hub = EventHub(broker, waiters)
 
     async def connect() -> None:
         await broker.connect_forever(stop)
         if broker.connection is not None:
             broker.connection.reconnect_callbacks.add(lambda *_: metrics.amqp_reconnects.inc())
-            await listener.start()
+            await hub.start()
 
     task = spawn(connect(), "broker-connect")
     # give the first connection a moment so a fresh gateway usually starts connected; never block on it
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(asyncio.shield(task), FIRST_CONNECT_S)
-    app[GATEWAY_KEY] = _gateway(app, broker, waiters)
+    gateway = app[GATEWAY_KEY] = _gateway(app, broker, hub)
+    hub.webhooks = gateway.webhooks
+    following = spawn(gateway.webhooks.follow(), "webhooks")
     yield
+    following.cancel()
     stop.set()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
-    await listener.close()
+    await hub.close()
     await broker.close()
 
 
-def _gateway(app: web.Application, broker: Broker, waiters: Waiters) -> Gateway:
+async def end_event_streams(app: web.Application) -> None:
+    """Before aiohttp waits for running handlers: event streams would otherwise hold the shutdown."""
+    if GATEWAY_KEY in app:
+        app[GATEWAY_KEY].events.end_streams()
+
+
+def _gateway(app: web.Application, broker: Broker, hub: EventHub) -> Gateway:
     config, pool, metrics = app[CONFIG_KEY], app[POOL_KEY], app[METRICS_KEY]
 
     async def flush(items: Sequence[job_store.NewJob]) -> list[asyncpg.Record | None]:
         return await job_store.insert_jobs(pool, items)
 
+    publisher = Publisher(broker, pool, metrics, config.max_delay_s)
     return Gateway(
         config=config,
         metrics=metrics,
@@ -115,8 +127,10 @@ def _gateway(app: web.Application, broker: Broker, waiters: Waiters) -> Gateway:
         inserts=InsertLanes(
             flush, lanes=INSERT_LANES, window_s=config.batch_window_ms / 1000, max_items=config.batch_max
         ),
-        publisher=Publisher(broker, pool, metrics, config.max_delay_s),
-        waiters=waiters,
+        publisher=publisher,
+        waiters=hub.waiters,
+        events=hub,
+        webhooks=WebhookFanout(pool, config, publisher),
         kinds=app[KINDS_KEY],
         page_tokens=app[TOKENS_KEY],
     )
@@ -143,6 +157,7 @@ def create_app(config: Config) -> web.Application:
     middlewares.append(query_middleware)
     app = web.Application(client_max_size=config.max_body_bytes, middlewares=middlewares)
     app.on_response_prepare.append(add_security_headers)
+    app.on_shutdown.append(end_event_streams)
     app[CONFIG_KEY] = config
     app[METRICS_KEY] = Metrics("gateway")
     app[STOP_KEY] = asyncio.Event()

@@ -38,7 +38,7 @@ PUBLIC_PATHS = frozenset({f"{API_PREFIX}/openapi.json"})
 # changes under these prefixes need the admin scope (`/schedule` covers /schedules and /scheduler)
 ADMIN_PATHS = tuple(f"{API_PREFIX}/{name}" for name in ("dead-letters", "sites", "schedule", "queues"))
 # everything under these needs the admin scope, reads included
-ADMIN_ONLY_PATHS = (f"{API_PREFIX}/api-keys",)
+ADMIN_ONLY_PATHS = (f"{API_PREFIX}/api-keys", f"{API_PREFIX}/webhooks")
 # `gleaner apikey revoke` and POST /api-keys/{id}/revoke notify here; the payload is the key's id
 REVOKED_CHANNEL = "gleaner_api_keys"
 LISTENER_SETTINGS = {"application_name": "gleaner-gateway-keys"}

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
+from gleaner.services.gateway.event_hub import EventHub
 from gleaner.services.gateway.insert_lanes import InsertLanes
 from gleaner.services.gateway.kind_book import KindBook
 from gleaner.services.gateway.pagination import PageTokens
 from gleaner.services.gateway.waiting import Waiters
+from gleaner.services.gateway.webhook_fanout import WebhookFanout
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.metrics import Metrics
@@ -26,6 +28,8 @@ class Gateway:
     inserts: InsertLanes
     publisher: Publisher
     waiters: Waiters
+    events: EventHub
+    webhooks: WebhookFanout
     kinds: KindBook
     page_tokens: PageTokens
 

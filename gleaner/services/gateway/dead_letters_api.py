@@ -12,7 +12,7 @@ from gleaner.services.gateway.bodies import checked, query_choice, query_value, 
 from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_store import RETURNING
 from gleaner.services.gateway.job_views import failed_job_letter, job_view, json_response, message_letter
-from gleaner.services.gateway.jobs_api import requeue_finished
+from gleaner.services.gateway.jobs_api import announce, requeue_finished
 from gleaner.shared.errors import DecodeError, Problem
 from gleaner.shared.field_checks import integer, members, query_boolean, query_integer, string
 from gleaner.shared.messages import JobMessage
@@ -119,6 +119,7 @@ async def bulk_requeue(request: web.Request) -> web.Response:
     kind, queue, error_class, limit = _bulk_filters(data)
     rows = await gw.pool.fetch(BULK_REQUEUE, kind, queue, error_class, limit)
     gw.publisher.add(rows)
+    announce(gw, rows)
     return json_response({"requeued": len(rows)})
 
 

@@ -201,6 +201,7 @@ class ListFilters:
     schedule_id: int | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
+    updated_after: datetime | None = None  # a stream's catch-up: rows changed since it last saw an event
     payload: str | None = None  # JSON the payload must contain
 
     def as_dict(self) -> dict[str, Any]:
@@ -219,6 +220,7 @@ def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[
         ("schedule_id = ${}", filters.schedule_id),
         ("created_at > ${}", filters.created_after),
         ("created_at < ${}", filters.created_before),
+        ("updated_at > ${}", filters.updated_after),
         ("payload @> ${}::text::jsonb", filters.payload),
         ("id < ${}", after_id),
     ]

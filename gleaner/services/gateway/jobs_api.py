@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from datetime import datetime
 
 import asyncpg
-import orjson
 from aiohttp import web
 
 from gleaner.services.gateway import idempotency, job_store
@@ -31,6 +30,7 @@ from gleaner.services.gateway.submission import (
     refuse_privileged,
 )
 from gleaner.services.gateway.waiting import POLL_S
+from gleaner.shared import events
 from gleaner.shared import logging as gleaner_logging
 from gleaner.shared.errors import Problem, field_error
 from gleaner.shared.field_checks import parse_timestamp, query_integer, query_number
@@ -117,8 +117,17 @@ async def _raise_conflicts(
     return [row for row in results if row is not None]
 
 
+def announce(gw: Gateway, rows: Sequence[asyncpg.Record], route: str = events.SUBMITTED) -> None:
+    """After a commit, in the background: tell streams and webhooks about new (or requeued) waiting jobs."""
+    if rows:
+        at = events.stamp()
+        made = [events.fired_event(r, at) if route == events.FIRED else events.job_event(r, at, route) for r in rows]
+        spawn(gw.broker.publish_event(route, events.encode(made)), route)
+
+
 def _committed(gw: Gateway, specs: Sequence[JobSpec], rows: Sequence[asyncpg.Record]) -> None:
     gw.publisher.add(rows)
+    announce(gw, rows)
     for spec in specs:
         gw.metrics.submitted.labels(spec.kind, spec.queue).inc()
 
@@ -183,6 +192,7 @@ def _filters(request: web.Request) -> ListFilters:
         schedule_id=query_value(request, "schedule_id", query_integer(1, 2**63 - 1), "must be a positive integer"),
         created_after=timestamp("created_after"),
         created_before=timestamp("created_before"),
+        updated_after=timestamp("updated_after"),
         payload=payload_containment(request.query),
     )
 
@@ -219,10 +229,11 @@ async def cancel_job(request: web.Request) -> web.Response:
     if outcome == "final":
         raise Problem(409, "Conflict", f"job {job_id} already finished ({row['state']})")
     if outcome == "requested":
-        await gw.broker.publish_event("job.cancel", orjson.dumps({"id": job_id}))
+        await gw.broker.publish_event(events.CANCEL, events.cancel_command(job_id))
         return json_response(job_view(row), 202)
-    event = orjson.dumps([{"id": job_id, "state": "cancelled"}])
-    spawn(gw.broker.publish_event("job.finished", event), "cancel-event")
+    spawn(
+        gw.broker.publish_event(events.FINISHED, events.encode([events.job_event(row, events.stamp())])), "cancel-event"
+    )
     return json_response(job_view(row))
 
 
@@ -271,4 +282,5 @@ async def requeue_finished(gw: Gateway, job_id: int) -> asyncpg.Record:
             raise not_found(job_id)
         raise Problem(409, "Conflict", f"job {job_id} is {current['state']}; only finished jobs can be retried")
     gw.publisher.add([row])
+    announce(gw, [row])
     return row

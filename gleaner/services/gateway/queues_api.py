@@ -9,15 +9,13 @@ from typing import Any
 
 import aio_pika
 import aiohttp
-import orjson
 from aiohttp import web
 
 from gleaner.services.gateway.bodies import checked, read_json
 from gleaner.services.gateway.broker_stats import management_of, queue_counts
 from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_views import Row, json_response, timestamp
-from gleaner.shared import priorities
-from gleaner.shared.amqp import QUEUES_CHANGED_EVENT
+from gleaner.shared import events, priorities
 from gleaner.shared.errors import Problem
 from gleaner.shared.field_checks import members, string
 
@@ -157,7 +155,7 @@ def _queue_name(request: web.Request) -> str:
 
 async def _changed(gw: Gateway, name: str) -> web.Response:
     # workers re-read the pauses on this event, and with every heartbeat if it is lost
-    await gw.broker.publish_event(QUEUES_CHANGED_EVENT, orjson.dumps({"queue": name}))
+    await gw.broker.publish_event(events.QUEUES_CHANGED, events.queues_changed(name))
     pause = await gw.pool.fetchrow(PAUSE_OF, name)
     counts = await gw.pool.fetchrow(COUNTS, name)
     levels = by_priority(await gw.pool.fetch(WAITING_BY_PRIORITY, name)).get(name)

@@ -7,6 +7,7 @@ from aiohttp import web
 from gleaner.services.gateway import (
     api_keys,
     dead_letters_api,
+    events_api,
     jobs_api,
     kinds_api,
     openapi,
@@ -15,6 +16,7 @@ from gleaner.services.gateway import (
     schedules_api,
     sites_api,
     stats_api,
+    webhooks_api,
     workers_api,
 )
 
@@ -39,6 +41,7 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get(f"{API}/jobs/{JOB}/results", sites_api.list_results, allow_head=False)
     r.add_post(f"{API}/jobs/{JOB}/cancel", jobs_api.cancel_job)
     r.add_post(f"{API}/jobs/{JOB}/retry", jobs_api.retry_job)
+    r.add_get(f"{API}/events", events_api.stream_events, allow_head=False)
     r.add_get(f"{API}/dead-letters", dead_letters_api.list_dead_letters, allow_head=False)
     r.add_post(f"{API}/dead-letters/requeue", dead_letters_api.bulk_requeue)
     r.add_post(f"{API}/dead-letters/{LETTER}/requeue", dead_letters_api.requeue_letter)
@@ -70,5 +73,8 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get(f"{API}/sites", sites_api.list_sites, allow_head=False)
     r.add_get(f"{API}/sites/{{name}}", sites_api.get_site, allow_head=False)
     r.add_put(f"{API}/sites/{{name}}", sites_api.put_site)
+    r.add_post(f"{API}/webhooks", webhooks_api.create_webhook)
+    r.add_get(f"{API}/webhooks", webhooks_api.list_webhooks, allow_head=False)
+    r.add_delete(f"{API}/webhooks/{{id:[0-9]+}}", webhooks_api.delete_webhook)
     r.add_get(f"{API}/api-keys", api_keys.list_api_keys, allow_head=False)
     r.add_post(f"{API}/api-keys/{{id}}/revoke", api_keys.revoke_api_key)

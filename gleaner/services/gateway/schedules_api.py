@@ -13,9 +13,10 @@ from gleaner.services.gateway import job_store
 from gleaner.services.gateway.bodies import id_param, query_value, read_json
 from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_views import job_view, json_response
-from gleaner.services.gateway.jobs_api import is_admin
+from gleaner.services.gateway.jobs_api import announce, is_admin
 from gleaner.services.gateway.schedule_views import preview_view, schedule_view
 from gleaner.services.gateway.submission import kind_names, refuse_privileged, template_check
+from gleaner.shared import events
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
 from gleaner.shared.field_checks import query_integer
 from gleaner.shared.scheduling import definitions, planner, schedule_store
@@ -197,6 +198,7 @@ async def trigger_schedule(request: web.Request) -> web.Response:
     if inserted is None:
         raise not_found(schedule_id)
     gw.publisher.add(inserted)
+    announce(gw, inserted, events.FIRED)
     job = await job_store.get_job(gw.pool, inserted[0]["id"])
     assert job is not None, "the job committed just now"
     return json_response(job_view(job), 202, headers={"Location": f"{API}/jobs/{inserted[0]['id']}"})

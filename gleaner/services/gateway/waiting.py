@@ -1,35 +1,12 @@
-"""`GET /jobs/{id}?wait=S`: one `job.finished` consumer per process wakes the waiters of those jobs."""
+"""`GET /jobs/{id}?wait=S`: the event hub's finish events wake the waiters of those jobs."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Iterable
 
-import orjson
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
-
-from gleaner.shared.amqp import Broker
-
-log = logging.getLogger(__name__)
-
-FINISHED_EVENT = "job.finished"
 POLL_S = 1.0
-
-
-def finished_ids(body: bytes) -> list[int]:
-    """Job ids of a `job.finished` body (a JSON list of {"id", "state"}); [] for anything else."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return []
-    items = data if isinstance(data, list) else [data]
-    return [
-        item["id"]
-        for item in items
-        if isinstance(item, dict) and isinstance(item.get("id"), int) and not isinstance(item.get("id"), bool)
-    ]
 
 
 class Waiters:
@@ -37,6 +14,10 @@ class Waiters:
 
     def __init__(self) -> None:
         self._waiting: dict[int, set[asyncio.Future[None]]] = {}
+
+    @property
+    def waiting(self) -> bool:
+        return bool(self._waiting)
 
     def wake(self, ids: Iterable[int]) -> None:
         for job_id in ids:
@@ -57,30 +38,3 @@ class Waiters:
                 waiting.discard(future)
                 if not waiting:
                     del self._waiting[job_id]
-
-
-class FinishedListener:
-    """An exclusive, auto-delete queue bound to `job.finished` on the events exchange."""
-
-    def __init__(self, broker: Broker, waiters: Waiters) -> None:
-        self._broker = broker
-        self._waiters = waiters
-        self._channel: AbstractChannel | None = None
-
-    async def start(self) -> None:
-        if self._broker.connection is None:
-            return
-        channel = await self._broker.connection.channel()
-        queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(self._broker.topology.events_exchange, routing_key=FINISHED_EVENT)
-        await queue.consume(self._on_message, no_ack=True)
-        self._channel = channel
-
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        self._waiters.wake(finished_ids(message.body))
-
-    async def close(self) -> None:
-        if self._channel is not None:
-            with contextlib.suppress(Exception):
-                await self._channel.close()
-            self._channel = None

@@ -1,4 +1,5 @@
-"""The pruner: finished jobs, dead letters and site minutes past retention; day-old idempotency keys and workers."""
+"""The pruner: finished jobs, dead letters and site minutes past retention; day-old idempotency keys, workers and
+webhook delivery records."""
 
 from __future__ import annotations
 
@@ -19,6 +20,11 @@ from gleaner.shared.prune_statements import (
 if TYPE_CHECKING:
     from gleaner.services.scheduler.duties import Duties
 
+# a delivery's row only keeps the gateway replicas from delivering one event twice: a day is plenty
+PRUNE_WEBHOOK_DELIVERIES = """
+DELETE FROM webhook_deliveries WHERE (webhook_id, event_key) IN (
+    SELECT webhook_id, event_key FROM webhook_deliveries WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)
+"""
 BATCH = 5000
 MAX_BATCHES = 100
 DAY_S = 86_400.0
@@ -28,7 +34,11 @@ WORKERS_TTL_S = DAY_S  # a worker not seen for a day is forgotten
 
 def plan(retention_days: float) -> list[tuple[str, str, float]]:
     """(table, statement, age in seconds) to prune; a retention of 0 days keeps jobs and dead letters forever."""
-    steps = [("idempotency_keys", PRUNE_IDEMPOTENCY, IDEMPOTENCY_TTL_S), ("workers", PRUNE_WORKERS, WORKERS_TTL_S)]
+    steps = [
+        ("idempotency_keys", PRUNE_IDEMPOTENCY, IDEMPOTENCY_TTL_S),
+        ("workers", PRUNE_WORKERS, WORKERS_TTL_S),
+        ("webhook_deliveries", PRUNE_WEBHOOK_DELIVERIES, DAY_S),
+    ]
     if retention_days > 0:
         age_s = retention_days * DAY_S
         steps = [

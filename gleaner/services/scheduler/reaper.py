@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-import orjson
 
+from gleaner.shared import events
 from gleaner.shared.backoff import retry_delay_s
 from gleaner.shared.outbox import OUTBOX_COLUMNS, OutboxRow
 
@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 MAX_BATCHES = 20
-FINISHED_EVENT = "job.finished"
 LOST = "lost"
 ERROR_CLASS = "lease_expired"
 
@@ -50,8 +49,8 @@ WITH m AS (
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
     FROM m
     WHERE j.id = m.id AND j.attempt = m.attempt AND j.state = 'running' AND j.lease_expires_at < now()
-    RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.site, j.priority, j.request_id, j.generation, j.run_at,
-              j.attempt_started_at, m.delay_s, m.message
+    RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.generation, j.run_at,
+              j.attempt_started_at, m.delay_s, m.message, j.site, j.schedule_id, j.created_at
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
                               retry_delay_s, site, kind)
@@ -60,7 +59,7 @@ WITH m AS (
     FROM done AS d JOIN unnest($1::bigint[], $6::text[]) AS w(id, worker) ON w.id = d.id
     ON CONFLICT (job_id, attempt) DO NOTHING
 )
-SELECT state, {OUTBOX_COLUMNS} FROM done
+SELECT state, message, site, schedule_id, created_at, {OUTBOX_COLUMNS} FROM done
 """
 
 
@@ -99,10 +98,12 @@ def reap_arguments(verdicts: Sequence[Verdict]) -> tuple[list[Any], ...]:
     )
 
 
-def finished_event(records: Sequence[Mapping[str, Any]]) -> bytes | None:
-    """The `job.finished` body for rows that reached a final state, or None."""
-    done = [{"id": r["id"], "state": r["state"]} for r in records if r["state"] != "retrying"]
-    return orjson.dumps(done) if done else None
+def finished_event(records: Sequence[events.Row]) -> bytes:
+    """The `job.finished` body for reaped rows (retrying or final), each with the lease error."""
+    at = events.stamp()
+    return events.encode(
+        [events.job_event(r, at, error_class=ERROR_CLASS, error_message=r["message"]) for r in records]
+    )
 
 
 async def reap_batch(pool: asyncpg.Pool) -> list[asyncpg.Record]:
@@ -127,9 +128,7 @@ async def reap_pass(duties: Duties) -> int:
         duties.metrics.lease_recoveries.inc(len(records))
         log.warning("recovered %d jobs whose lease expired", len(records))
         duties.publisher.add_rows(OutboxRow.from_record(r) for r in records if r["state"] == "retrying")
-        event = finished_event([dict(r) for r in records])
-        if event is not None:
-            await duties.broker.publish_event(FINISHED_EVENT, event)
+        await duties.broker.publish_event(events.FINISHED, finished_event(records))
         if len(records) < BATCH:
             break
     return reaped

@@ -19,7 +19,7 @@ from gleaner.services.worker.handlers import ServedKinds, load_registry
 from gleaner.services.worker.heartbeat import heartbeat_loop
 from gleaner.services.worker.kind_registration import KindRegistration
 from gleaner.services.worker.presence import Presence
-from gleaner.services.worker.publishing import FinishWriter
+from gleaner.services.worker.publishing import ClaimWriter, FinishWriter, StartedEvents
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.shutdown import Drainer
 from gleaner.services.worker.site_sessions import SiteSessions
@@ -87,17 +87,20 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
 async def batchers_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG_KEY]
     store = JobStore(app[POOL_KEY], app[WORKER_ID_KEY], config.lease_s, config.delay_unit_s)
-    writer = FinishWriter(store, app[BROKER_KEY], app[POOL_KEY], app[METRICS_KEY])
+    started = StartedEvents(app[BROKER_KEY])
+    writer = FinishWriter(store, app[BROKER_KEY], app[POOL_KEY], app[METRICS_KEY], started)
     window_s, size = config.batch_window_ms / 1000, config.batch_max
     batchers = Batchers(
-        claims=Batcher(store.claim, window_s=window_s, max_items=size, name="claims"),
+        claims=Batcher(ClaimWriter(store, started), window_s=window_s, max_items=size, name="claims"),
         finishes=Batcher(writer, window_s=window_s, max_items=size, name="finishes"),
         handbacks=Batcher(store.hand_back, window_s=window_s, max_items=size, name="handbacks"),
     )
     batchers.start()
+    announcing = spawn(started.run(), "started-events")
     app[STORE_KEY], app[BATCHERS_KEY] = store, batchers
     yield
     await batchers.close()
+    announcing.cancel()
 
 
 async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:

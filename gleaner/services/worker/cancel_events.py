@@ -6,27 +6,15 @@ import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-import orjson
 from aio_pika.abc import AbstractIncomingMessage, AbstractRobustChannel
 
 from gleaner.services.worker.retry import REASON_CANCEL
 from gleaner.services.worker.runner import RunningJobs
-from gleaner.shared.amqp import QUEUES_CHANGED_EVENT, Broker
+from gleaner.shared import events
+from gleaner.shared.amqp import Broker
 from gleaner.shared.ops import spawn
 
 log = logging.getLogger(__name__)
-
-CANCEL_EVENT = "job.cancel"
-
-
-def job_id_of(body: bytes) -> int | None:
-    """The job id of a `job.cancel` body (`{"id": n}`), or None if the body is not one."""
-    try:
-        data = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        return None
-    job_id = data.get("id") if isinstance(data, dict) else None
-    return job_id if isinstance(job_id, int) and not isinstance(job_id, bool) else None
 
 
 class CancelListener:
@@ -49,18 +37,18 @@ class CancelListener:
         channel = await self._broker.connection.channel()
         assert isinstance(channel, AbstractRobustChannel)
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        await queue.bind(self._broker.topology.events_exchange, routing_key=CANCEL_EVENT)
+        await queue.bind(self._broker.topology.events_exchange, routing_key=events.CANCEL)
         if self._on_queues_changed is not None:
-            await queue.bind(self._broker.topology.events_exchange, routing_key=QUEUES_CHANGED_EVENT)
+            await queue.bind(self._broker.topology.events_exchange, routing_key=events.QUEUES_CHANGED)
         await queue.consume(self._on_message, no_ack=True)
         self._channel = channel
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
-        if message.routing_key == QUEUES_CHANGED_EVENT:
+        if message.routing_key == events.QUEUES_CHANGED:
             if self._on_queues_changed is not None:
                 spawn(self._on_queues_changed(), "queue-pauses")
             return
-        job_id = job_id_of(message.body)
+        job_id = events.cancel_target(message.body)
         if job_id is not None and self._running.cancel(job_id, REASON_CANCEL):
             log.info("cancelled job %d on request", job_id)
 

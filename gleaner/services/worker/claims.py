@@ -11,7 +11,9 @@ import asyncpg
 
 from gleaner.services.worker.context import JobInfo
 from gleaner.services.worker.retry import DEFERRED, RETRYING, Budget, Outcome
+from gleaner.shared import events
 from gleaner.shared.db import ORDERED_LOCKS, Connection
+from gleaner.shared.events import Event
 from gleaner.shared.outbox import OUTBOX_COLUMNS, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,8 @@ SET state = 'running', attempt = l.attempt, lease_owner = $3,
 FROM locked AS l
 WHERE j.id = l.id AND l.fenced AND {ORDERED_LOCKS}
 RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.max_attempts, j.attempt_base,
-    j.retry_base_s, j.retry_cap_s, j.request_id, j.generation, EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s
+    j.retry_base_s, j.retry_cap_s, j.request_id, j.generation, EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s,
+    j.state, j.schedule_id, j.created_at
 """
 
 # One statement: the fenced row update plus the attempt row; retrying rows come back with the outbox columns.
@@ -72,8 +75,8 @@ WITH m AS (
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
     FROM locked AS m
     WHERE j.id = m.id AND m.fenced AND {ORDERED_LOCKS}
-    RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.site, j.priority, j.request_id, j.generation, j.run_at,
-              j.attempt_started_at
+    RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.generation, j.run_at,
+        j.attempt_started_at, j.site, j.schedule_id, j.created_at, m.error_class, m.error_message
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
                               retry_delay_s, error_traceback, site, kind)
@@ -82,7 +85,7 @@ WITH m AS (
     FROM done AS d JOIN m ON m.id = d.id AND m.attempt = d.attempt
     ON CONFLICT (job_id, attempt) DO NOTHING
 )
-SELECT state, {OUTBOX_COLUMNS} FROM done
+SELECT state, site, schedule_id, created_at, error_class, error_message, {OUTBOX_COLUMNS} FROM done
 """
 
 # Renews only the attempts this process runs now ($1/$2), and never a lease that ran out: once expired, the reaper
@@ -130,7 +133,7 @@ SET state = CASE WHEN j.cancel_requested THEN 'cancelled' ELSE 'scheduled' END,
     deferrals = j.deferrals + 1, updated_at = now()
 FROM locked AS m
 WHERE j.id = m.job_id AND m.fenced AND {ORDERED_LOCKS}
-RETURNING m.fenced_attempt, j.state, {OUTBOX_COLUMNS}
+RETURNING m.fenced_attempt, j.state, j.site, j.schedule_id, j.created_at, {OUTBOX_COLUMNS}
 """
 
 # Undo the attempt so the requeued message (attempt n) claims the row again.
@@ -161,9 +164,11 @@ class Claim:
     job: JobInfo
     budget: Budget
     wait_s: float
+    started: Event | None = None
 
     @classmethod
-    def from_record(cls, record: asyncpg.Record, delay_unit_s: float = 0.0) -> Claim:
+    def from_record(cls, record: asyncpg.Record, delay_unit_s: float = 0.0, at: str | None = None) -> Claim:
+        """`at`: when the claim committed, for its `job.started` event (none without it)."""
         job = JobInfo(
             id=record["id"],
             kind=record["kind"],
@@ -183,7 +188,8 @@ class Claim:
             retry_cap_s=record["retry_cap_s"],
             delay_unit_s=delay_unit_s,
         )
-        return cls(job=job, budget=budget, wait_s=max(0.0, record["wait_s"]))
+        started = events.job_event(record, at, events.STARTED) if at is not None else None
+        return cls(job=job, budget=budget, wait_s=max(0.0, record["wait_s"]), started=started)
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,6 +211,7 @@ class Finished:
 
     state: str
     retry: OutboxRow | None = None
+    event: Event | None = None
 
 
 def unique_keys(keys: Iterable[K]) -> list[K]:
@@ -250,7 +257,8 @@ class JobStore:
         wanted = unique_keys(keys)
         ids, attempts, generations = ([k[n] for k in wanted] for n in range(3))
         records = await self.pool.fetch(CLAIM, ids, attempts, self.worker_id, self.lease_s, generations)
-        rows = {(r["id"], r["attempt"], r["generation"]): Claim.from_record(r, self.delay_unit_s) for r in records}
+        at = events.stamp()
+        rows = {(r["id"], r["attempt"], r["generation"]): Claim.from_record(r, self.delay_unit_s, at) for r in records}
         return distribute(keys, rows)
 
     async def finish(self, items: Sequence[Finish]) -> list[Finished | None]:
@@ -272,7 +280,8 @@ class JobStore:
 
     async def _end(self, connection: Connection | asyncpg.Pool, items: Sequence[Finish]) -> dict[Key, Finished]:
         records = await connection.fetch(FINISH, *finish_arguments(items), self.worker_id)
-        return {(r["id"], r["attempt"]): _finished(r) for r in records}
+        at = events.stamp()
+        return {(r["id"], r["attempt"]): _finished(r, at) for r in records}
 
     async def _defer(self, connection: Connection | asyncpg.Pool, items: Sequence[Finish]) -> dict[Key, Finished]:
         records = await connection.fetch(
@@ -282,7 +291,8 @@ class JobStore:
             [f.outcome.retry_delay_s or 0.0 for f in items],
             self.worker_id,
         )
-        return {(r["id"], r["fenced_attempt"]): _deferred(r) for r in records}
+        at = events.stamp()
+        return {(r["id"], r["fenced_attempt"]): _deferred(r, at) for r in records}
 
     async def hand_back(self, keys: Sequence[Key]) -> list[bool]:
         """Batcher flush: undo running attempts (graceful shutdown); True where the row was handed back."""
@@ -303,13 +313,14 @@ class JobStore:
         await self.pool.execute(PROGRESS, key[0], key[1], data, self.worker_id)
 
 
-def _deferred(record: asyncpg.Record) -> Finished:
-    if record["state"] != "scheduled":
-        return Finished(record["state"])
+def _deferred(record: asyncpg.Record, at: str) -> Finished:
+    if record["state"] != "scheduled":  # cancelled while it waited
+        return Finished(record["state"], event=events.job_event(record, at))
     return Finished(DEFERRED, OutboxRow.from_record(record))
 
 
-def _finished(record: asyncpg.Record) -> Finished:
+def _finished(record: asyncpg.Record, at: str) -> Finished:
+    event = events.job_event(record, at, error_class=record["error_class"], error_message=record["error_message"])
     if record["state"] != RETRYING:
-        return Finished(record["state"])
-    return Finished(RETRYING, OutboxRow.from_record(record))
+        return Finished(record["state"], event=event)
+    return Finished(RETRYING, OutboxRow.from_record(record), event)

@@ -38,6 +38,7 @@ from gleaner.services.worker.retry import (
 )
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.site_sessions import SiteSessions
+from gleaner.shared import events
 from gleaner.shared import logging as context
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
@@ -281,7 +282,13 @@ class Consumer:
         failed = await dead_letters.record_unknown_kind(self.pool, queue, job, message.body, message.headers)
         self.metrics.dead_letters.labels(dead_letters.UNKNOWN_KIND).inc()
         if failed:
-            await self.broker.publish_event("job.finished", b'[{"id":%d,"state":"failed"}]' % job.job_id)
+            row = {"id": job.job_id, "kind": job.kind, "queue": job.queue, "attempt": job.attempt, "state": "failed"}
+            why = f"no handler registered for kind {job.kind!r}"
+            at = events.stamp()
+            event = events.job_event(
+                row, at, events.DEAD_LETTERED, error_class=dead_letters.UNKNOWN_KIND, error_message=why
+            )
+            await self.broker.publish_event(events.DEAD_LETTERED, events.encode([event]))
         await self._reject(message)
 
     async def _run(self, message: AbstractIncomingMessage, claim: Claim) -> None:

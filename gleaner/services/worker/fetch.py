@@ -22,6 +22,8 @@ from gleaner.shared.errors import PermanentError, RetryableError
 from gleaner.shared.urlguard import BlockedURL, Policy, check_address, check_url
 
 MAX_REDIRECTS = 5
+# what a webhook receiver may answer: read (so the connection is reused) and kept in the job result, no more
+MAX_POST_ANSWER_BYTES = 64 * 1024
 USER_AGENT = "Gleaner/0.1"
 # a resolved name is reused this long at most (the system resolver tells no TTL; before, it was kept forever)
 DNS_CACHE_S = 60
@@ -165,6 +167,16 @@ class FetchClient:
                 return _response(response, current, body, url)
         raise PermanentError(f"more than {MAX_REDIRECTS} redirects from {url}", error_class="too_many_redirects")
 
+    async def post(self, url: str, body: bytes, *, headers: dict[str, str], timeout_s: float = 10.0) -> Response:
+        """POST `body` to `url` once (a redirect is an answer, not followed); raises like `get` for errors."""
+        target = self._check(url)
+        async with self._request(target, timeout_s, headers, None, method="POST", data=body) as response:
+            answer = await self._read_capped(response, MAX_POST_ANSWER_BYTES)
+            if 300 <= response.status < 400:
+                raise PermanentError(f"{target}: HTTP {response.status} (not followed)", error_class="redirected")
+            _raise_for_status(response, target)
+            return _response(response, target, answer, url)
+
     def _check(self, url: str) -> URL:
         try:
             return check_url(url, self.policy)
@@ -173,7 +185,13 @@ class FetchClient:
 
     @asynccontextmanager
     async def _request(
-        self, url: URL, timeout_s: float, headers: dict[str, str] | None, proxy: str | None
+        self,
+        url: URL,
+        timeout_s: float,
+        headers: dict[str, str] | None,
+        proxy: str | None,
+        method: str = "GET",
+        data: bytes | None = None,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         assert self._session is not None, "FetchClient.start() was not called"
         timeout = aiohttp.ClientTimeout(total=timeout_s)
@@ -181,8 +199,8 @@ class FetchClient:
             if proxy is not None:
                 # the proxy resolves the target, not our connector: check the target's addresses here
                 await self._guard.resolve(url.host or "", url.port or 0)
-            async with self._session.get(
-                url, allow_redirects=False, timeout=timeout, headers=headers, proxy=proxy
+            async with self._session.request(
+                method, url, allow_redirects=False, timeout=timeout, headers=headers, proxy=proxy, data=data
             ) as response:
                 yield response
         except BlockedURL as exc:

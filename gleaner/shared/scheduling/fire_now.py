@@ -6,6 +6,7 @@ from collections.abc import Awaitable, Callable, Sequence
 
 import asyncpg
 
+from gleaner.shared import events
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.metrics import Metrics
@@ -51,10 +52,17 @@ async def fire_all(
         _count(metrics, report)
         if report.rows:
             await (publish or publish_now)(report.rows)
+        await _announce(broker, report)
         if report.claimed < BATCH:
             break
     next_due_s: float | None = await pool.fetchval(RECORD, max(lags) if lags else None)
     return fired, next_due_s
+
+
+async def _announce(broker: Broker, report: FireReport) -> None:
+    for route, happened in ((events.FIRED, report.fired), (events.SKIPPED, report.skipped)):
+        if happened:
+            await broker.publish_event(route, events.encode(happened))
 
 
 def _count(metrics: Metrics, report: FireReport) -> None:

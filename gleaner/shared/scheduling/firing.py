@@ -12,6 +12,7 @@ from typing import Any
 import asyncpg
 import orjson
 
+from gleaner.shared import events
 from gleaner.shared.config import Config
 from gleaner.shared.db import Connection
 from gleaner.shared.outbox import OUTBOX_COLUMNS, OutboxRow
@@ -41,7 +42,7 @@ FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::int[], $6::f
      AS t(kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s, site, fan_index,
           schedule_id, slot)
 ON CONFLICT (schedule_id, scheduled_for, fan_index) DO NOTHING
-RETURNING schedule_id, scheduled_for, EXTRACT(EPOCH FROM (created_at - scheduled_for))::float8 AS lag_s,
+RETURNING schedule_id, scheduled_for, created_at, EXTRACT(EPOCH FROM (created_at - scheduled_for))::float8 AS lag_s,
           {OUTBOX_COLUMNS}
 """
 
@@ -73,6 +74,8 @@ class FireReport:
     outcomes: list[str] = field(default_factory=list)
     lags_s: list[float] = field(default_factory=list)
     claimed: int = 0
+    fired: list[events.Event] = field(default_factory=list)
+    skipped: list[events.Event] = field(default_factory=list)
 
 
 def fan_out_payloads(template: dict[str, Any]) -> list[Any]:
@@ -121,6 +124,9 @@ async def fire_due(
     report.rows = [OutboxRow.from_record(r) for r in inserted]
     report.lags_s = [max(0.0, r["lag_s"]) for r in inserted]
     report.outcomes = [d.outcome for d in decisions]
+    at = events.stamp()
+    report.fired = [events.fired_event(r, at) for r in inserted]
+    report.skipped = [events.skipped_event(d.schedule_id, d.outcome, at) for d in decisions if d.fire_slot is None]
     return report
 
 

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from gleaner.handlers import Handler, KindSpec, Partial, Registry
 from gleaner.job_context import JobContext
 from gleaner.json_types import JsonInput
-from gleaner.services.worker.handlers import builtin, http_fetch, maintenance, scrape_pages
+from gleaner.services.worker.handlers import builtin, http_fetch, maintenance, scrape_pages, webhooks
 from gleaner.shared.config import Config
 from gleaner.shared.errors import ConfigError, PermanentError, UnknownKindError
 from gleaner.shared.kind_rules import KindRules, PayloadCheck
@@ -78,9 +78,9 @@ async def _checked(handler: Handler, check: PayloadCheck, ctx: JobContext) -> Js
 
 
 def builtin_registry(config: Config) -> Registry:
-    """The kinds every worker serves (noop, sleep, fail, http.fetch, scrape.pages, maintenance.*)."""
+    """The kinds every worker serves (noop, sleep, fail, http.fetch, scrape.pages, maintenance.*, webhook.deliver)."""
     registry = Registry()
-    for module in (builtin, http_fetch, scrape_pages):
+    for module in (builtin, http_fetch, scrape_pages, webhooks):
         registry.include(module.registry)
     maintenance.register(registry, maintenance.Retention.of(config))
     return registry
