@@ -64,3 +64,10 @@ def test_the_largest_ids_and_attempts_postgres_stores_are_accepted() -> None:
         job_id=2**63 - 1, attempt=2**31 - 1, queue="q-1_x", kind="scrape.pages:v2", request_id="r" * 128
     )
     assert JobMessage.decode(message.encode()) == message
+
+
+def test_a_generation_travels_only_when_set_and_a_message_without_one_is_generation_zero() -> None:
+    changed = JobMessage(job_id=7, attempt=1, queue="default", kind="noop", generation=3)
+    assert JobMessage.decode(changed.encode()) == changed
+    plain = JobMessage(job_id=7, attempt=1, queue="default", kind="noop")
+    assert b"gen" not in plain.encode() and JobMessage.decode(plain.encode()).generation == 0

@@ -17,7 +17,7 @@ from aiormq.exceptions import AMQPError
 
 from gleaner.services.worker import dead_letters, job_logs
 from gleaner.services.worker.acks import AckCoalescer, channel_of
-from gleaner.services.worker.claims import Claim, Finish, Finished, JobStore, Key
+from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, JobStore, Key
 from gleaner.services.worker.context import Deferred, JobContext, job_logger
 from gleaner.services.worker.dead_letters import HANDLING_FAILED
 from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
@@ -66,7 +66,7 @@ FINISH_RETRY_MAX_PAUSE_S = 5.0
 class Batchers:
     """The group-commit writers every flow shares."""
 
-    claims: Batcher[Key, Claim | None]
+    claims: Batcher[ClaimKey, Claim | None]
     finishes: Batcher[Finish, Finished | None]
     handbacks: Batcher[Key, bool]
 
@@ -272,7 +272,7 @@ class Consumer:
             log.debug("recycling: handing back job %d for the next worker", job.job_id)
             await self._give_back(message)
             return
-        claim = await self.batchers.claims.submit((job.job_id, job.attempt))
+        claim = await self.batchers.claims.submit((job.job_id, job.attempt, job.generation))
         if claim is None:
             self.allowance.put_back()
             await self._unclaimed(queue, message, job)
