@@ -54,8 +54,8 @@ Gleaner is running (Ctrl-C stops it):
   RabbitMQ   $management   (management UI)
   metrics    http://$local_host:$gateway_port/metrics (gateway), :$worker_port/metrics (worker), :$scheduler_port/metrics (scheduler)
   token      $GLEANER_ADMIN_TOKEN   (admin; GLEANER_ADMIN_TOKEN)
-In another terminal, for the \`gleaner\` command and the README's examples:
-  export PATH="$(cd "${VENV:-.venv}/bin" && pwd):\$PATH" GLEANER_API_URL=http://$local_host:$gateway_port/api/v1 GLEANER_API_TOKEN=$GLEANER_ADMIN_TOKEN
+In another terminal, for the \`gleaner\` command (some of it reads PostgreSQL directly) and the README's examples:
+  export PATH="$(cd "${VENV:-.venv}/bin" && pwd):\$PATH" GLEANER_API_URL=http://$local_host:$gateway_port/api/v1 GLEANER_API_TOKEN=$GLEANER_ADMIN_TOKEN GLEANER_DATABASE_URL=$GLEANER_DATABASE_URL
 
 EOF
 }

@@ -18,7 +18,7 @@ ELSEWHERE = {
     "Write a handler": "tests/e2e/test_readme_handlers.py runs both worker commands (they serve until stopped)",
 }
 # the line `make run` prints for another terminal, as the README shows it for the defaults
-EXPORT_LINE = re.compile(r"^export PATH=.*GLEANER_API_TOKEN=\S+$", re.MULTILINE)
+EXPORT_LINE = re.compile(r"^export PATH=.*GLEANER_DATABASE_URL=\S+$", re.MULTILINE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,9 +77,13 @@ async def test_every_readme_command_block_runs_in_order_against_a_fresh_make_run
         (printed,) = [line.strip() for line in stack.lines if line.strip().startswith("export PATH=")]
         readme_line = EXPORT_LINE.search(shell_blocks_to_run()[0].body)
         assert readme_line is not None
-        assert printed == readme_line.group(0).replace("$PWD", str(REPO)).replace(
-            "127.0.0.1:8080", f"127.0.0.1:{stack.ports['gateway']}"
-        ), "the README shows the line `make run` prints"
+        as_printed_here = (
+            readme_line.group(0)
+            .replace("$PWD", str(REPO))
+            .replace("127.0.0.1:8080", f"127.0.0.1:{stack.ports['gateway']}")
+            .replace("postgresql://postgres@127.0.0.1:5432/gleaner", fresh_stack_env["GLEANER_DATABASE_URL"])
+        )
+        assert printed == as_printed_here, "the README shows the line `make run` prints"
 
         path = tmp_path / "readme.sh"
         path.write_text(script(printed))

@@ -6,7 +6,9 @@ private port or database; the machine's services are never touched."""
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,10 +17,11 @@ import pytest
 
 from gleaner.shared.startup import expected_version
 from tests.e2e.test_startup_refusals import run_service
+from tests.readme_blocks import README
 from tests.support.contract import checked_session
 from tests.support.run_stack import RunStack
 from tests.support.services import PG_ADMIN, dsn_for, unique
-from tests.support.stack import Service, eventually, free_port
+from tests.support.stack import GLEANER, Service, eventually, free_port
 
 
 def the_one_line(err: str) -> str:
@@ -150,3 +153,21 @@ async def test_rabbitmq_unreachable_is_one_line_for_the_worker(env: dict[str, st
     assert code == 2, err
     line = the_one_line(err)
     assert line.startswith("gleaner worker: cannot reach RabbitMQ (GLEANER_AMQP_URL=") and "make services" in line
+
+
+@pytest.mark.parametrize("args", [("apikey", "list"), ("schedules", "apply", "examples/schedules.yaml", "--dry-run")])
+async def test_the_commands_that_read_postgresql_directly_name_a_missing_database_in_one_line(
+    env: dict[str, str], args: tuple[str, ...]
+) -> None:
+    missing = unique("gleaner_t_missing_")
+    process = await asyncio.create_subprocess_exec(
+        GLEANER,
+        *args,
+        cwd=README.parent,
+        env={**os.environ, **env, "GLEANER_DATABASE_URL": dsn_for(missing)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 2, err.decode()
+    assert the_one_line(err.decode()).startswith(f'gleaner {args[0]}: database "{missing}" does not exist')
