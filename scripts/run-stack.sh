@@ -10,6 +10,16 @@ host="${GLEANER_HTTP_HOST:-127.0.0.1}"
 gateway_port="${RUN_GATEWAY_PORT:-8080}"
 worker_port="${RUN_WORKER_PORT:-8081}"
 scheduler_port="${RUN_SCHEDULER_PORT:-8082}"
+probe_host="$host"
+case "$probe_host" in 0.0.0.0 | :: | "") probe_host=127.0.0.1 ;; esac
+# a second `make run` while one runs: say so once, before starting anything (each service would refuse its port too,
+# but the first to fail might not be the gateway, and this stack's banner must never describe the other one)
+for port in "$gateway_port" "$worker_port" "$scheduler_port"; do
+    if (exec 3<>"/dev/tcp/$probe_host/$port") 2>/dev/null; then
+        echo "make run: port $port on $probe_host is in use: is another \`make run\` running? Stop it, or free the port" >&2
+        exit 2
+    fi
+done
 pids=()
 stop() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait || true; }
 trap stop INT TERM EXIT

@@ -133,8 +133,10 @@ async def test_a_second_make_run_while_one_runs_stops_with_the_port_in_use(env: 
         code = await asyncio.wait_for(second.process.wait(), 60)
         await second.stop()
         assert code == 2, second.output
-        assert f"gleaner gateway: port {first.ports['gateway']} on 127.0.0.1 is in use" in second.output
-        assert "Traceback" not in second.output
+        assert second.output.strip() == (
+            f"make run: port {first.ports['gateway']} on 127.0.0.1 is in use: is another `make run` running? "
+            "Stop it, or free the port"
+        )
     finally:
         await first.stop()
 
