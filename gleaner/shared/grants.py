@@ -73,8 +73,11 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "workers": "SELECT, DELETE",
     },
 }
-# Tables only the owner (the migrating role) uses.
+# The migration ledger, created by gleaner/shared/migrate.py itself (not by a migration) and written only by the owner
+# (the migrating role). Every service reads its version at start and until it is current (gleaner/shared/startup.py:
+# /readyz stays 503 while the schema is behind the code), so every role may SELECT it.
 OWNER_ONLY = frozenset({"schema_migrations"})
+READ_BY_EVERY_SERVICE = ("schema_migrations",)
 
 SELECT_ROLE = "SELECT rolsuper, rolname = current_user AS is_current FROM pg_roles WHERE rolname = $1"
 # Identifiers cannot be parameters: role names are checked against ROLE_NAME and quoted.
@@ -110,6 +113,8 @@ async def apply_grants(connection: asyncpg.Connection, roles: Mapping[str, str])
                 await connection.execute(statement.format(role=quoted))
             for table, privileges in GRANTS[service].items():
                 await connection.execute(GRANT_TABLE.format(privileges=privileges, table=table, role=quoted))
+            for table in READ_BY_EVERY_SERVICE:
+                await connection.execute(GRANT_TABLE.format(privileges="SELECT", table=table, role=quoted))
 
 
 async def _check_role(connection: asyncpg.Connection, role: str) -> None:

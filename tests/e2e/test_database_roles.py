@@ -204,12 +204,16 @@ async def test_the_worker_role_may_not_read_or_write_api_keys_nor_anything_else_
     for service in SERVICES:
         connection = await asyncpg.connect(roles.dsn(service))
         try:
-            for table in ("api_keys", "schedules", "schema_migrations"):
+            for table in ("api_keys", "schedules"):
                 if table in GRANTS[service]:
                     await connection.fetchval(f"SELECT count(*) FROM {table}")
                     continue
                 with pytest.raises(asyncpg.InsufficientPrivilegeError, match=f"permission denied for table {table}"):
                     await connection.fetchval(f"SELECT count(*) FROM {table}")
+            # every service reads the schema's version (its readiness gate); only the owner writes the ledger
+            assert await connection.fetchval("SELECT max(version) FROM schema_migrations") is not None
+            with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for table schema_migr"):
+                await connection.execute("DELETE FROM schema_migrations")
             with pytest.raises(asyncpg.InsufficientPrivilegeError, match="permission denied for schema public"):
                 await connection.execute("CREATE TABLE stolen (x int)")
         finally:
