@@ -1,0 +1,143 @@
+"""Several jobs per message against real services: fewer messages, each job once, faults and cancels per job."""
+
+from __future__ import annotations
+
+import asyncpg
+import pytest
+
+from gleaner.shared.amqp import Broker
+from tests.integration.broker_admin import queue_messages
+from tests.integration.test_worker_lifecycle import insert_jobs, publish, wait_final
+from tests.support import recording
+from tests.support.fault_rig import metric
+from tests.support.stack import Api, Service, Stack, eventually
+
+GROUP = 16
+RUNS = "SELECT job_id, array_agg(attempt ORDER BY attempt) AS attempts FROM recorded_executions GROUP BY job_id"
+COMPLETED_TWICE = """
+SELECT count(*) FROM (
+    SELECT job_id FROM job_attempts WHERE outcome = 'succeeded' GROUP BY job_id HAVING count(*) > 1
+) AS twice
+"""
+
+
+@pytest.fixture
+def extra_env() -> dict[str, str]:
+    return {**recording.SERVICE_ENV, "GLEANER_GROUP_MAX_JOBS": str(GROUP)}
+
+
+@pytest.fixture
+async def recorded(db: asyncpg.Pool) -> asyncpg.Pool:
+    await recording.install(db)
+    return db
+
+
+async def paused_worker(stack: Stack, db: asyncpg.Pool, api_factory: type[Api]) -> tuple[Service, Api]:
+    """A worker that registered its kinds but consumes nothing yet (queue `default` paused), and a gateway."""
+    await db.execute("INSERT INTO queue_pauses (queue, reason) VALUES ('default', 'the test counts messages first')")
+    await stack.start("worker")
+    gateway = await stack.start("gateway")
+    return gateway, api_factory(gateway.url)
+
+
+async def resume(api: Api) -> None:
+    status, body = await api.request("POST", "/queues/default/resume")
+    assert status == 200, body
+
+
+async def runs_of(db: asyncpg.Pool) -> dict[int, list[int]]:
+    """Job id → the attempts that executed it, in order."""
+    return {r["job_id"]: list(r["attempts"]) for r in await db.fetch(RUNS)}
+
+
+async def test_a_batch_of_a_thousand_travels_in_far_fewer_messages_and_every_job_runs_exactly_once(
+    stack: Stack, recorded: asyncpg.Pool, broker: Broker, api_factory: type[Api]
+) -> None:
+    gateway, api = await paused_worker(stack, recorded, api_factory)
+    jobs = [{"kind": "record.noop", "payload": {"n": n}} for n in range(1000)]
+    status, body = await api.request("POST", "/jobs/batch", json={"jobs": jobs})
+    assert status == 202, body
+    ids = [job["id"] for job in body["jobs"]]
+
+    async def all_enqueued() -> bool:
+        return await metric(gateway, "gleaner_jobs_enqueued_total") == 1000
+
+    await eventually(all_enqueued, timeout_s=20, what="every job's message confirmed")
+    messages = await metric(gateway, "gleaner_job_messages_published_total")
+    assert messages == -(-1000 // GROUP)  # 63 messages for 1,000 jobs
+    work_queue = broker.topology.work_queue("default")
+
+    async def sampled() -> bool:
+        return await queue_messages(work_queue) == messages
+
+    await eventually(sampled, timeout_s=15, interval_s=0.5, what="the broker's count of the published messages")
+
+    await resume(api)
+    finished = await wait_final(recorded, ids, timeout_s=60)
+    assert {row["state"] for row in finished.values()} == {"succeeded"}
+    assert await runs_of(recorded) == {job_id: [1] for job_id in ids}
+    assert await recorded.fetchval("SELECT count(*) FROM job_attempts") == 1000
+
+
+async def test_a_worker_killed_mid_group_loses_nothing_and_runs_no_recorded_job_again(
+    stack: Stack, recorded: asyncpg.Pool, broker: Broker
+) -> None:
+    # two slots: six quick jobs finish, then two slow ones take both slots while eight wait unclaimed in the group
+    quick_before = await insert_jobs(recorded, 6, "record.noop")
+    slow = await insert_jobs(recorded, 2, "record.sleep", {"seconds": 6}, retry_base_s=0.1)
+    quick_after = await insert_jobs(recorded, 8, "record.noop")
+    ids = [*quick_before, *slow, *quick_after]
+    await stack.start("scheduler")  # its reaper recovers the slow jobs' leases
+    victim = await stack.start("worker", "victim", GLEANER_WORKER_CONCURRENCY="2")
+    await publish(recorded, broker, ids)  # one message: the 16 share the queue and priority
+
+    async def slow_running() -> bool:
+        runs = await runs_of(recorded)
+        return all(job_id in runs for job_id in [*quick_before, *slow])
+
+    await eventually(slow_running, timeout_s=20, what="the quick jobs done and the slow ones running")
+    assert not set(await runs_of(recorded)) & set(quick_after)
+    victim.kill()
+    await stack.start("worker", "survivor", GLEANER_WORKER_CONCURRENCY="2")
+
+    finished = await wait_final(recorded, ids, timeout_s=60)
+    assert {row["state"] for row in finished.values()} == {"succeeded"}
+    runs = await runs_of(recorded)
+    # recorded before the kill: never again; unclaimed at the kill: once, from the redelivered group
+    assert {job_id: runs[job_id] for job_id in [*quick_before, *quick_after]} == {
+        job_id: [1] for job_id in [*quick_before, *quick_after]
+    }
+    # running at the kill: their lease ran out, the reaper gave them a second attempt
+    assert {job_id: runs[job_id] for job_id in slow} == {job_id: [1, 2] for job_id in slow}
+    assert await recorded.fetchval(COMPLETED_TWICE) == 0
+
+
+async def test_a_job_cancelled_before_its_group_is_claimed_stays_cancelled_and_the_others_run(
+    stack: Stack, recorded: asyncpg.Pool, broker: Broker, api_factory: type[Api]
+) -> None:
+    gateway, api = await paused_worker(stack, recorded, api_factory)
+    jobs = [{"kind": "record.noop", "payload": {"n": n}} for n in range(5)]
+    status, body = await api.request("POST", "/jobs/batch", json={"jobs": jobs})
+    assert status == 202, body
+    ids = [job["id"] for job in body["jobs"]]
+
+    async def published() -> bool:
+        return await metric(gateway, "gleaner_jobs_enqueued_total") == 5
+
+    await eventually(published, what="the group's message confirmed")
+    assert await metric(gateway, "gleaner_job_messages_published_total") == 1
+    status, _ = await api.request("POST", f"/jobs/{ids[2]}/cancel")
+    assert status == 200
+
+    await resume(api)
+    finished = await wait_final(recorded, ids, timeout_s=30)
+    assert {job_id: row["state"] for job_id, row in finished.items()} == {
+        job_id: "cancelled" if job_id == ids[2] else "succeeded" for job_id in ids
+    }
+    assert sorted(await runs_of(recorded)) == sorted(job_id for job_id in ids if job_id != ids[2])
+    work_queue = broker.topology.work_queue("default")
+
+    async def acked() -> bool:
+        return await queue_messages(work_queue) == 0
+
+    await eventually(acked, timeout_s=15, interval_s=0.5, what="the group's message acked")
