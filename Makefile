@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 export GLEANER_DATABASE_URL ?= postgresql://postgres@127.0.0.1:5432/gleaner
 export GLEANER_ADMIN_TOKEN ?= local-admin-token-change-me
 
-.PHONY: install tools run services migrate test unit ops lint typecheck format bench chaos clean
+.PHONY: install tools browser run services migrate test unit ops lint typecheck format bench chaos clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(VENV)/.installed
 
 tools: install
 	@bash scripts/install-ops-tools.sh
+
+# Debian's Chromium, which the console's browser tests (tests/browser) drive through Playwright
+browser:
+	@bash scripts/install-chromium.sh
 
 services:
 	@bash scripts/ensure-services.sh
@@ -47,7 +51,7 @@ unit: install
 ops: tools
 	$(BIN)/pytest -q tests/ops
 
-test: install tools services lint typecheck
+test: install tools browser services lint typecheck
 	$(BIN)/pytest -q -p no:cacheprovider tests
 
 bench: install services

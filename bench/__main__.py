@@ -20,6 +20,7 @@ TARGETS = {
     "single": ("req_per_s", ">=", 2_000),
     "e2e": ("jobs_per_s", ">=", 3_000),
     "scale": ("reads.worst.p99_ms", "<", 100),
+    "console": ("pages.worst.p99_ms", "<", 200),
     "latency": ("submit_to_start.p99_ms", "<", 50),
     "scheduler": ("fire_lag.p99_ms", "<", 100),
 }

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from bench.harness import Harness, rss_mb
-from bench.scale import history_of, load_history, measure_reads, read_probes
+from bench.scale import console_probes, console_session, history_of, load_history, measure_reads, read_probes
 from bench.stats import percentile, rate, summary_ms
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Api, eventually
@@ -42,6 +42,9 @@ class Sizes:
     scale_read_repeats: int = 50
     # the name of a database already holding a loaded history: copied (and migrated) instead of loading again
     scale_template: str = ""
+    # the console case: its pages timed with this many finished rows (or those of `scale_template`)
+    console_rows: int = 1_000_000
+    console_repeats: int = 20
     timeout_s: float = 600.0
 
     @classmethod
@@ -62,6 +65,8 @@ class Sizes:
             schedule_seconds=3.0,
             scale_rows=2000,
             scale_read_repeats=2,
+            console_rows=2000,
+            console_repeats=2,
             timeout_s=120.0,
         )
 
@@ -162,14 +167,19 @@ async def _e2e_probe(h: Harness, sizes: Sizes) -> dict[str, Any]:
     }
 
 
+async def _history(h: Harness, sizes: Sizes, rows: int) -> dict[str, Any]:
+    """`rows` finished jobs loaded into the harness's database, or those its template (`scale_template`) held."""
+    assert h.db is not None
+    if sizes.scale_template:
+        return await history_of(h.db, sizes.scale_template)
+    return await load_history(h.db, rows, sizes.scale_history_days)
+
+
 async def scale(sizes: Sizes) -> dict[str, Any]:
     """The e2e probe and the API reads with `scale_rows` finished jobs already in the table."""
     async with Harness("scale", template=sizes.scale_template) as h:
+        loaded = await _history(h, sizes, sizes.scale_rows)
         assert h.db is not None
-        if sizes.scale_template:
-            loaded = await history_of(h.db, sizes.scale_template)
-        else:
-            loaded = await load_history(h.db, sizes.scale_rows, sizes.scale_history_days)
         e2e = await _e2e_probe(h, sizes)
         assert h.stack is not None
         [gateway] = [service for service in h.stack.services if service.command == "gateway"]
@@ -177,6 +187,19 @@ async def scale(sizes: Sizes) -> dict[str, Any]:
         probes = read_probes(loaded["rows"], newest, loaded["schedule_id"])
         reads = await measure_reads(gateway.url, HEADERS, probes, sizes.scale_read_repeats)
         return {"loaded": loaded, "e2e": e2e, "reads": reads}
+
+
+async def console(sizes: Sizes) -> dict[str, Any]:
+    """Every console page, one request at a time, with `console_rows` finished jobs in the table: what a page
+    costs the gateway (rendering and the API calls it makes to itself), seen from the browser's side."""
+    async with Harness("console", template=sizes.scale_template) as h:
+        loaded = await _history(h, sizes, sizes.console_rows)
+        gateway = await h.start("gateway")
+        await h.start("worker")
+        headers = await console_session(gateway.url, ADMIN_TOKEN)
+        probes = console_probes(loaded["rows"], loaded["schedule_id"])
+        pages = await measure_reads(gateway.url, headers, probes, sizes.console_repeats, prefix="")
+        return {"loaded": loaded, "pages": pages}
 
 
 async def latency(sizes: Sizes) -> dict[str, Any]:
@@ -300,4 +323,5 @@ CASES = {
     "retries": retries,
     "scheduler": scheduler,
     "scale": scale,
+    "console": console,
 }

@@ -131,17 +131,54 @@ def read_probes(rows: int, newest_id: int, schedule_id: int) -> dict[str, str]:
     }
 
 
-async def measure_reads(base_url: str, headers: dict[str, str], probes: dict[str, str], repeats: int) -> dict[str, Any]:
+async def measure_reads(
+    base_url: str, headers: dict[str, str], probes: dict[str, str], repeats: int, prefix: str = "/api/v1"
+) -> dict[str, Any]:
     """Each probe `repeats` times in turn (one request at a time): p50/p99/max per probe, and the worst p99."""
     timings: dict[str, list[float]] = {name: [] for name in probes}
     async with aiohttp.ClientSession(headers=headers) as session:
         for _ in range(repeats):
             for name, path in probes.items():
                 sent = time.perf_counter()
-                async with session.get(f"{base_url}/api/v1{path}") as response:
+                async with session.get(f"{base_url}{prefix}{path}", allow_redirects=False) as response:
                     body = await response.read()
                     assert response.status == 200, (name, response.status, body[:500])
                 timings[name].append(time.perf_counter() - sent)
     figures = {name: summary_ms(values) for name, values in timings.items()}
     worst = max(figures, key=lambda name: figures[name]["p99_ms"])
     return {"worst": {"probe": worst, "p99_ms": figures[worst]["p99_ms"]}, **figures}
+
+
+def console_probes(rows: int, schedule_id: int) -> dict[str, str]:
+    """name → path of each console page measured (and the live parts the browser fetches again)."""
+    middle = max(1, rows // 2)
+    return {
+        "overview": "/console/",
+        "overview_live": "/console/live/overview",
+        "jobs": "/console/jobs",
+        "jobs_live": "/console/live/jobs",
+        "jobs_failed": "/console/jobs?state=failed",
+        "jobs_kind": "/console/jobs?kind=fetch",
+        "jobs_site": "/console/jobs?site=site-1.example",
+        "jobs_schedule": f"/console/jobs?schedule_id={schedule_id}",
+        "jobs_payload": '/console/jobs?payload={"group":7}',
+        "job": f"/console/jobs/{middle}",
+        "dead_letters": "/console/dead-letters",
+        "schedules": "/console/schedules",
+        "schedule": f"/console/schedules/{schedule_id}",
+        "sites": "/console/sites",
+        "site": "/console/sites/site-1.example",
+        "queues": "/console/queues",
+        "workers": "/console/workers",
+        "kinds": "/console/kinds",
+    }
+
+
+async def console_session(base_url: str, key: str) -> dict[str, str]:
+    """Sign in to the console as a browser would; the headers that carry its session cookie."""
+    async with aiohttp.ClientSession() as session:
+        form = {"key": key, "next": "/console/"}
+        async with session.post(f"{base_url}/console/sign-in", data=form, allow_redirects=False) as response:
+            assert response.status == 303, (response.status, await response.text())
+            morsel = response.cookies["gleaner_console"]
+    return {"Cookie": f"gleaner_console={morsel.coded_value}"}

@@ -13,4 +13,5 @@ trap stop INT TERM EXIT
 parent=$PPID
 ( while kill -0 "$parent" 2>/dev/null; do sleep 1; done; kill -TERM $$ 2>/dev/null ) & pids+=($!)
 echo "gateway on http://${GLEANER_HTTP_HOST:-127.0.0.1}:8080 (admin token: \$GLEANER_ADMIN_TOKEN), worker :8081, scheduler :8082"
+echo "console: http://${GLEANER_HTTP_HOST:-127.0.0.1}:8080/console/ (sign in with an API key or \$GLEANER_ADMIN_TOKEN)"
 wait -n

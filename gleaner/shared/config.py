@@ -85,6 +85,12 @@ def _token(raw: str) -> str:
     return raw
 
 
+def _secret(raw: str) -> str:
+    if len(raw) < 32:
+        raise ValueError("must be at least 32 characters")
+    return raw
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything a Gleaner process needs to know, validated as a whole. Each field is a setting, declared once
@@ -116,6 +122,15 @@ class Config:
     )
     api_token: str | None = setting(
         None, optional(str), "the key of the operator commands", shown="`GLEANER_ADMIN_TOKEN`"
+    )
+    console_secret: str | None = setting(
+        None,
+        optional(_secret),
+        "signs and encrypts the console's session cookies; unset: a random one per gateway process",
+        shown="random per process",
+    )
+    console_session_s: float = setting(
+        8 * 3600.0, number(float, 60, 30 * 86_400), "how long a console sign-in lasts", shown="`28800` (8 hours)"
     )
     api_rate_per_s: float = setting(
         0.0, number(float, 0, 1_000_000), "requests per second per API key at each gateway", shown="`0` (no limit)"

@@ -22,11 +22,13 @@ def test_the_benchmark_runs_every_case_and_writes_its_json(tmp_path: Path) -> No
     assert process.returncode == 0, (process.stdout + process.stderr)[-4000:]
     [written] = list(tmp_path.glob("*.json"))
     results = json.loads(written.read_text())["results"]
-    assert set(results) == {"batch", "single", "e2e", "latency", "retries", "scheduler", "scale"}
+    assert set(results) == {"batch", "single", "e2e", "latency", "retries", "scheduler", "scale", "console"}
     assert results["e2e"]["attempt_rows"] == results["e2e"]["jobs"]
     # the scale case ran its e2e probe over the loaded history and answered every read it measures
     assert results["scale"]["loaded"]["rows"] > 0
     assert results["scale"]["e2e"]["attempt_rows"] == results["scale"]["e2e"]["jobs"]
     assert {"list_state", "job", "attempts", "dead_letters", "queues", "stats_7d"} <= set(results["scale"]["reads"])
+    # the console case signed in and rendered every page over the loaded history
+    assert {"overview", "jobs", "job", "dead_letters", "schedules", "kinds"} <= set(results["console"]["pages"])
     assert results["retries"]["retries"] == 2 * results["retries"]["jobs"]
     assert results["scheduler"]["fires"] > 0 and results["scheduler"]["duplicates"] == 0

@@ -234,6 +234,8 @@ def test_dev_ships_example_secrets_with_every_key_the_workloads_read_and_product
         "GLEANER_DATABASE_URL",
         "GLEANER_AMQP_URL",
         "GLEANER_ADMIN_TOKEN",
+        # the console's session secret, shared by every gateway replica
+        "GLEANER_CONSOLE_SECRET",
     }
     assert not _objects("overlays/production", "Secret")
     assert set().union(*_secret_refs("overlays/dev").values()) <= set(secrets)

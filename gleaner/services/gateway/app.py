@@ -17,6 +17,10 @@ from gleaner.services.gateway.boundary import (
     refuse_sample_token,
     use_problem_errors,
 )
+from gleaner.services.gateway.console.api_client import ApiClient
+from gleaner.services.gateway.console.core import CONSOLE_KEY, Console, environment
+from gleaner.services.gateway.console.routes import add_console_routes
+from gleaner.services.gateway.console.session import Sealer
 from gleaner.services.gateway.context import GATEWAY_KEY, Gateway
 from gleaner.services.gateway.event_hub import EventHub
 from gleaner.services.gateway.insert_lanes import InsertLanes
@@ -51,6 +55,16 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[TOKENS_KEY] = await PageTokens.load(app[POOL_KEY])
     yield
     await app[POOL_KEY].close()
+
+
+async def console_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The web console: its session sealer, its templates and its HTTP client for this gateway's own API."""
+    config = app[CONFIG_KEY]
+    api = ApiClient(config.http_host)
+    sealer = Sealer(config.console_secret, config.console_session_s)
+    app[CONSOLE_KEY] = Console(sealer=sealer, api=api, keys=app[KEYS_KEY], templates=environment())
+    yield
+    await api.close()
 
 
 async def revocations_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -164,7 +178,8 @@ def create_app(config: Config) -> web.Application:
     app[READY_KEY] = lambda: is_ready(app)
     add_ops_routes(app)
     add_api_routes(app)
-    app.cleanup_ctx.extend([pool_ctx, revocations_ctx, kinds_ctx, broker_ctx, workers_ctx])
+    add_console_routes(app)
+    app.cleanup_ctx.extend([pool_ctx, console_ctx, revocations_ctx, kinds_ctx, broker_ctx, workers_ctx])
     return app
 
 

@@ -20,6 +20,16 @@ from gleaner.shared.errors import ConfigError, ValidationProblem, field_error
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
+CONSOLE_PREFIX = "/console"
+# the console runs no inline script or style and is never framed; forms go to itself only
+CONSOLE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
+        "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+}
 PROBLEM_TYPE = "application/problem+json"
 # no version: the Server header tells an attacker nothing to look up
 SERVER = "gleaner"
@@ -40,10 +50,15 @@ async def query_middleware(request: web.Request, handler: Handler) -> web.Stream
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
-    """`on_response_prepare`: no MIME sniffing, no versioned Server header, no caching of API answers."""
+    """`on_response_prepare`: no MIME sniffing, no versioned Server header, no caching of API answers or console
+    pages; the console's Content-Security-Policy and framing ban."""
     response.headers.update(SECURITY_HEADERS)
     if request.path.startswith(API_PREFIX):
         response.headers["Cache-Control"] = "no-store"
+    elif request.path.startswith(CONSOLE_PREFIX):
+        response.headers.update(CONSOLE_HEADERS)
+        if not request.path.startswith(f"{CONSOLE_PREFIX}/static/"):
+            response.headers["Cache-Control"] = "no-store"
 
 
 def problem_response(status: int, detail: str) -> web.Response:
