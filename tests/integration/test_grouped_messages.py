@@ -6,6 +6,7 @@ import asyncpg
 import pytest
 
 from gleaner.shared.amqp import Broker
+from gleaner.shared.messages import JobMessage
 from tests.integration.broker_admin import queue_messages
 from tests.integration.test_worker_lifecycle import insert_jobs, publish, wait_final
 from tests.support import recording
@@ -141,3 +142,18 @@ async def test_a_job_cancelled_before_its_group_is_claimed_stays_cancelled_and_t
         return await queue_messages(work_queue) == 0
 
     await eventually(acked, timeout_s=15, interval_s=0.5, what="the group's message acked")
+
+
+async def test_one_job_messages_of_an_old_publisher_still_run_beside_groups(
+    stack: Stack, recorded: asyncpg.Pool, broker: Broker
+) -> None:
+    # a gateway from before groups (a rolling upgrade) publishes version 1 messages, one per job
+    old = await insert_jobs(recorded, 5, "record.noop")
+    new = await insert_jobs(recorded, 5, "record.noop")
+    singles = [JobMessage(job_id=job_id, attempt=1, queue="default", kind="record.noop") for job_id in old]
+    assert await broker.publish_many([(message, 0.0) for message in singles]) == [True] * 5
+    await publish(recorded, broker, new)
+    await stack.start("worker")
+    finished = await wait_final(recorded, [*old, *new])
+    assert {row["state"] for row in finished.values()} == {"succeeded"}
+    assert await runs_of(recorded) == {job_id: [1] for job_id in [*old, *new]}
