@@ -8,6 +8,7 @@ import pytest
 from gleaner.shared.amqp import Broker
 from gleaner.shared.messages import JobMessage
 from tests.integration.broker_admin import queue_messages
+from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer, add_site, overlapping, pages
 from tests.integration.test_worker_lifecycle import insert_jobs, publish, wait_final
 from tests.support import recording
 from tests.support.fault_rig import metric
@@ -157,3 +158,21 @@ async def test_one_job_messages_of_an_old_publisher_still_run_beside_groups(
     finished = await wait_final(recorded, [*old, *new])
     assert {row["state"] for row in finished.values()} == {"succeeded"}
     assert await runs_of(recorded) == {job_id: [1] for job_id in [*old, *new]}
+
+
+async def test_jobs_their_site_cannot_run_now_wait_on_their_own_and_the_rest_of_their_group_runs(
+    stack: Stack, recorded: asyncpg.Pool, broker: Broker
+) -> None:
+    await add_site(recorded, "onebyone", requests_per_hour=1e6, burst=100, max_concurrency=1)
+    async with PageServer(pages) as server:
+        await stack.start("worker", **LOCAL_WORKER_ENV)
+        polite = await insert_jobs(recorded, 3, "http.fetch", {"url": f"{server.url}/slow/1?s=1"}, site="onebyone")
+        free = await insert_jobs(recorded, 5, "record.noop")
+        await publish(recorded, broker, [*polite, *free])  # one group: one queue, one priority
+        jobs = await wait_final(recorded, [*polite, *free], timeout_s=40)
+    assert {job["state"] for job in jobs.values()} == {"succeeded"}
+    assert overlapping(server.hits) == [] and len(server.hits) == 3
+    # the site's slot let one run at a time: the others were deferred, each through its own delayed message
+    assert sum(jobs[job_id]["deferrals"] for job_id in polite) >= 2
+    assert await runs_of(recorded) == {job_id: [1] for job_id in free}
+    assert max(jobs[job_id]["finished_at"] for job_id in free) < max(jobs[job_id]["finished_at"] for job_id in polite)
