@@ -263,6 +263,9 @@ class Consumer:
             await self.broker.publish_one(JobGroup(jobs) if len(jobs) > 1 else jobs[0], wait_s)
             self.acks.ack(message)
             return
+        if len(jobs) == 1:  # a failure is the delivery's: see _flow_failed
+            await self._settle(message, await self._job(queue, message, jobs[0], 1))
+            return
         steps = await asyncio.gather(
             *(self._job(queue, message, job, len(jobs)) for job in jobs), return_exceptions=True
         )
@@ -270,8 +273,6 @@ class Consumer:
             if isinstance(step, BaseException) and not isinstance(step, Exception):
                 raise step
         failed = [(job, step) for job, step in zip(jobs, steps, strict=True) if isinstance(step, Exception)]
-        if failed and len(jobs) == 1:
-            raise failed[0][1]
         if failed:
             await self._split_off(queue, message, failed)
         await self._settle(message, settlement([step for step in steps if isinstance(step, str)]))
