@@ -52,8 +52,9 @@ FROM generate_series($1::bigint, $2::bigint) AS i,
 """
 
 LOAD_ATTEMPTS = """
-INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message)
-SELECT id, 1, 'bench-history', attempt_started_at, finished_at, state, error->>'class', error->>'message'
+INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message, site,
+                          kind)
+SELECT id, 1, 'bench-history', attempt_started_at, finished_at, state, error->>'class', error->>'message', site, kind
 FROM jobs WHERE id BETWEEN $1 AND $2
 """
 
@@ -128,6 +129,8 @@ def read_probes(rows: int, newest_id: int, schedule_id: int) -> dict[str, str]:
         "stats_1h": "/stats?window_s=3600",
         "stats_1d": "/stats?window_s=86400",
         "stats_7d": "/stats?window_s=604800",
+        "report_1d": "/reports?hours=24",
+        "report_7d": "/reports?hours=168",
     }
 
 

@@ -14,7 +14,15 @@ import orjson
 
 from gleaner import _decode
 from gleaner.errors import UnexpectedResponse, api_error
-from gleaner.inputs import EventFilter, JobFilters, ScheduleDefinition, ScheduleFields, SitePolicy, Submission
+from gleaner.inputs import (
+    EventFilter,
+    JobChange,
+    JobFilters,
+    ScheduleDefinition,
+    ScheduleFields,
+    SitePolicy,
+    Submission,
+)
 from gleaner.json_types import Json, JsonInput
 from gleaner.models import (
     ApiKey,
@@ -25,8 +33,10 @@ from gleaner.models import (
     Kind,
     Page,
     Queue,
+    Report,
     Schedule,
     SchedulePreview,
+    SchedulerConfig,
     SchedulerStatus,
     ScrapeResult,
     Site,
@@ -204,6 +214,11 @@ def cancel_job(job_id: int) -> Call[Job]:
     return _send("POST", f"/jobs/{segment(job_id)}/cancel", one(Job), None, repeatable=True)
 
 
+def change_job(job_id: int, change: JobChange) -> Call[Job]:
+    # the same change again leaves the job as the first one did
+    return _send("PATCH", f"/jobs/{segment(job_id)}", one(Job), encode(change), repeatable=True)
+
+
 def retry_job(job_id: int) -> Call[Job]:
     return _send("POST", f"/jobs/{segment(job_id)}/retry", one(Job), None, repeatable=False)
 
@@ -250,41 +265,45 @@ def list_schedules(page_size: int | None, token: str | None) -> Call[Page[Schedu
     return _get("/schedules", paged(Schedule, "schedules", token="next_after_id"), params)
 
 
-def get_schedule(schedule_id: int) -> Call[Schedule]:
-    return _get(f"/schedules/{segment(schedule_id)}", one(Schedule))
+def get_schedule(schedule: int | str) -> Call[Schedule]:
+    return _get(f"/schedules/{segment(schedule)}", one(Schedule))
 
 
 def create_schedule(definition: ScheduleDefinition) -> Call[Schedule]:
     return _send("POST", "/schedules", one(Schedule), encode(definition), repeatable=False)
 
 
-def replace_schedule(schedule_id: int, definition: ScheduleDefinition) -> Call[Schedule]:
-    return _send("PUT", f"/schedules/{segment(schedule_id)}", one(Schedule), encode(definition), repeatable=True)
+def replace_schedule(schedule: int | str, definition: ScheduleDefinition) -> Call[Schedule]:
+    return _send("PUT", f"/schedules/{segment(schedule)}", one(Schedule), encode(definition), repeatable=True)
 
 
-def update_schedule(schedule_id: int, changes: ScheduleFields) -> Call[Schedule]:
-    return _send("PATCH", f"/schedules/{segment(schedule_id)}", one(Schedule), encode(changes), repeatable=True)
+def update_schedule(schedule: int | str, changes: ScheduleFields) -> Call[Schedule]:
+    return _send("PATCH", f"/schedules/{segment(schedule)}", one(Schedule), encode(changes), repeatable=True)
 
 
-def delete_schedule(schedule_id: int) -> Call[None]:
-    return _send("DELETE", f"/schedules/{segment(schedule_id)}", nothing, None, repeatable=True)
+def delete_schedule(schedule: int | str) -> Call[None]:
+    return _send("DELETE", f"/schedules/{segment(schedule)}", nothing, None, repeatable=True)
 
 
-def schedule_action(schedule_id: int, action: str) -> Call[Schedule]:
+def schedule_action(schedule: int | str, action: str) -> Call[Schedule]:
     """`pause` or `resume`: setting a state, so repeatable."""
-    return _send("POST", f"/schedules/{segment(schedule_id)}/{action}", one(Schedule), None, repeatable=True)
+    return _send("POST", f"/schedules/{segment(schedule)}/{action}", one(Schedule), None, repeatable=True)
 
 
-def trigger_schedule(schedule_id: int) -> Call[Job]:
-    return _send("POST", f"/schedules/{segment(schedule_id)}/trigger", one(Job), None, repeatable=False)
+def trigger_schedule(schedule: int | str) -> Call[Job]:
+    return _send("POST", f"/schedules/{segment(schedule)}/trigger", one(Job), None, repeatable=False)
 
 
-def preview_schedule(schedule_id: int, count: int | None) -> Call[SchedulePreview]:
-    return _get(f"/schedules/{segment(schedule_id)}/preview", one(SchedulePreview), query({"count": count}))
+def preview_schedule(schedule: int | str, count: int | None) -> Call[SchedulePreview]:
+    return _get(f"/schedules/{segment(schedule)}/preview", one(SchedulePreview), query({"count": count}))
 
 
 def scheduler_status() -> Call[SchedulerStatus]:
     return _get("/scheduler", one(SchedulerStatus))
+
+
+def scheduler_config() -> Call[SchedulerConfig]:
+    return _get("/scheduler/config", one(SchedulerConfig))
 
 
 def scheduler_action(action: str) -> Call[SchedulerStatus]:
@@ -363,6 +382,10 @@ def workers() -> Call[Workers]:
 
 def stats(filters: Mapping[str, object]) -> Call[Stats]:
     return _get("/stats", one(Stats), query(filters))
+
+
+def report(hours: float | None) -> Call[Report]:
+    return _get("/reports", one(Report), query({"hours": hours}))
 
 
 def health() -> Call[Health]:

@@ -20,6 +20,7 @@ from gleaner import _calls, _event_stream, _transport
 from gleaner.errors import WaitTimeout
 from gleaner.inputs import (
     EventFilter,
+    JobChange,
     JobFilters,
     JobOptions,
     ScheduleDefinition,
@@ -38,8 +39,10 @@ from gleaner.models import (
     Kind,
     Page,
     Queue,
+    Report,
     Schedule,
     SchedulePreview,
+    SchedulerConfig,
     SchedulerStatus,
     ScrapeResult,
     Site,
@@ -124,6 +127,11 @@ class AsyncClient:
     async def kind(self, name: str) -> Kind:
         """One registered kind; NotFound when no worker ever registered it."""
         return await self._run(_calls.get_kind(name))
+
+    async def report(self, *, hours: float | None = None) -> Report:
+        """Per site and kind over the last `hours` (default 24): outcomes, success rate, p50/p95 durations, top
+        error classes and dead letters."""
+        return await self._run(_calls.report(hours))
 
     async def stats(
         self,
@@ -288,6 +296,10 @@ class AsyncJobs:
         """Cancel a waiting job at once, a running one cooperatively (the job comes back `cancel_requested`)."""
         return await self._client._run(_calls.cancel_job(job_id))
 
+    async def change(self, job_id: int, **change: Unpack[JobChange]) -> Job:
+        """A waiting job's new priority and/or run_at (or delay_s); `Conflict` once it runs or finished."""
+        return await self._client._run(_calls.change_job(job_id, change))
+
     async def retry(self, job_id: int) -> Job:
         """Run a finished job again with a fresh attempt budget."""
         return await self._client._run(_calls.retry_job(job_id))
@@ -352,34 +364,34 @@ class AsyncSchedules:
     def list(self, *, page_size: int | None = None) -> AsyncIterator[Schedule]:
         return self._client._iterate(lambda token: _calls.list_schedules(page_size, token))
 
-    async def get(self, schedule_id: int) -> Schedule:
+    async def get(self, schedule_id: int | str) -> Schedule:
         return await self._client._run(_calls.get_schedule(schedule_id))
 
     async def create(self, **definition: Unpack[ScheduleDefinition]) -> Schedule:
         """A new schedule (`ValidationError` naming each bad field, `Conflict` for a taken name)."""
         return await self._client._run(_calls.create_schedule(definition))
 
-    async def replace(self, schedule_id: int, **definition: Unpack[ScheduleDefinition]) -> Schedule:
+    async def replace(self, schedule_id: int | str, **definition: Unpack[ScheduleDefinition]) -> Schedule:
         return await self._client._run(_calls.replace_schedule(schedule_id, definition))
 
-    async def update(self, schedule_id: int, **changes: Unpack[ScheduleFields]) -> Schedule:
+    async def update(self, schedule_id: int | str, **changes: Unpack[ScheduleFields]) -> Schedule:
         """Change some fields (`PATCH`); another timing field than the current one replaces it."""
         return await self._client._run(_calls.update_schedule(schedule_id, changes))
 
-    async def delete(self, schedule_id: int) -> None:
+    async def delete(self, schedule_id: int | str) -> None:
         await self._client._run(_calls.delete_schedule(schedule_id))
 
-    async def pause(self, schedule_id: int) -> Schedule:
+    async def pause(self, schedule_id: int | str) -> Schedule:
         return await self._client._run(_calls.schedule_action(schedule_id, "pause"))
 
-    async def resume(self, schedule_id: int) -> Schedule:
+    async def resume(self, schedule_id: int | str) -> Schedule:
         return await self._client._run(_calls.schedule_action(schedule_id, "resume"))
 
-    async def trigger(self, schedule_id: int) -> Job:
+    async def trigger(self, schedule_id: int | str) -> Job:
         """One job now, whatever the pauses (the first one for a fan-out schedule)."""
         return await self._client._run(_calls.trigger_schedule(schedule_id))
 
-    async def preview(self, schedule_id: int, count: int | None = None) -> SchedulePreview:
+    async def preview(self, schedule_id: int | str, count: int | None = None) -> SchedulePreview:
         return await self._client._run(_calls.preview_schedule(schedule_id, count))
 
 
@@ -391,6 +403,10 @@ class AsyncScheduler:
 
     async def status(self) -> SchedulerStatus:
         return await self._client._run(_calls.scheduler_status())
+
+    async def config(self) -> SchedulerConfig:
+        """The effective settings: intervals, grace, misfire and overlap defaults, retention, cron timezone."""
+        return await self._client._run(_calls.scheduler_config())
 
     async def pause(self) -> SchedulerStatus:
         return await self._client._run(_calls.scheduler_action("pause"))

@@ -19,6 +19,7 @@ from gleaner import _calls, _event_stream, _transport
 from gleaner.errors import WaitTimeout
 from gleaner.inputs import (
     EventFilter,
+    JobChange,
     JobFilters,
     JobOptions,
     ScheduleDefinition,
@@ -37,8 +38,10 @@ from gleaner.models import (
     Kind,
     Page,
     Queue,
+    Report,
     Schedule,
     SchedulePreview,
+    SchedulerConfig,
     SchedulerStatus,
     ScrapeResult,
     Site,
@@ -115,6 +118,11 @@ class Client:
     def kind(self, name: str) -> Kind:
         """One registered kind; NotFound when no worker ever registered it."""
         return self._run(_calls.get_kind(name))
+
+    def report(self, *, hours: float | None = None) -> Report:
+        """Per site and kind over the last `hours` (default 24): outcomes, success rate, p50/p95 durations, top
+        error classes and dead letters."""
+        return self._run(_calls.report(hours))
 
     def stats(
         self,
@@ -284,6 +292,10 @@ class Jobs:
         """Cancel a waiting job at once, a running one cooperatively (the job comes back `cancel_requested`)."""
         return self._client._run(_calls.cancel_job(job_id))
 
+    def change(self, job_id: int, **change: Unpack[JobChange]) -> Job:
+        """A waiting job's new priority and/or run_at (or delay_s); `Conflict` once it runs or finished."""
+        return self._client._run(_calls.change_job(job_id, change))
+
     def retry(self, job_id: int) -> Job:
         """Run a finished job again with a fresh attempt budget."""
         return self._client._run(_calls.retry_job(job_id))
@@ -348,34 +360,34 @@ class Schedules:
     def list(self, *, page_size: int | None = None) -> Iterator[Schedule]:
         return self._client._iterate(lambda token: _calls.list_schedules(page_size, token))
 
-    def get(self, schedule_id: int) -> Schedule:
+    def get(self, schedule_id: int | str) -> Schedule:
         return self._client._run(_calls.get_schedule(schedule_id))
 
     def create(self, **definition: Unpack[ScheduleDefinition]) -> Schedule:
         """A new schedule (`ValidationError` naming each bad field, `Conflict` for a taken name)."""
         return self._client._run(_calls.create_schedule(definition))
 
-    def replace(self, schedule_id: int, **definition: Unpack[ScheduleDefinition]) -> Schedule:
+    def replace(self, schedule_id: int | str, **definition: Unpack[ScheduleDefinition]) -> Schedule:
         return self._client._run(_calls.replace_schedule(schedule_id, definition))
 
-    def update(self, schedule_id: int, **changes: Unpack[ScheduleFields]) -> Schedule:
+    def update(self, schedule_id: int | str, **changes: Unpack[ScheduleFields]) -> Schedule:
         """Change some fields (`PATCH`); another timing field than the current one replaces it."""
         return self._client._run(_calls.update_schedule(schedule_id, changes))
 
-    def delete(self, schedule_id: int) -> None:
+    def delete(self, schedule_id: int | str) -> None:
         self._client._run(_calls.delete_schedule(schedule_id))
 
-    def pause(self, schedule_id: int) -> Schedule:
+    def pause(self, schedule_id: int | str) -> Schedule:
         return self._client._run(_calls.schedule_action(schedule_id, "pause"))
 
-    def resume(self, schedule_id: int) -> Schedule:
+    def resume(self, schedule_id: int | str) -> Schedule:
         return self._client._run(_calls.schedule_action(schedule_id, "resume"))
 
-    def trigger(self, schedule_id: int) -> Job:
+    def trigger(self, schedule_id: int | str) -> Job:
         """One job now, whatever the pauses (the first one for a fan-out schedule)."""
         return self._client._run(_calls.trigger_schedule(schedule_id))
 
-    def preview(self, schedule_id: int, count: int | None = None) -> SchedulePreview:
+    def preview(self, schedule_id: int | str, count: int | None = None) -> SchedulePreview:
         return self._client._run(_calls.preview_schedule(schedule_id, count))
 
 
@@ -387,6 +399,10 @@ class Scheduler:
 
     def status(self) -> SchedulerStatus:
         return self._client._run(_calls.scheduler_status())
+
+    def config(self) -> SchedulerConfig:
+        """The effective settings: intervals, grace, misfire and overlap defaults, retention, cron timezone."""
+        return self._client._run(_calls.scheduler_config())
 
     def pause(self) -> SchedulerStatus:
         return self._client._run(_calls.scheduler_action("pause"))

@@ -11,9 +11,11 @@ from gleaner.json_types import JsonInput, JsonObjectInput
 __all__ = [
     "EventFilter",
     "FanOut",
+    "JobChange",
     "JobFilters",
     "JobOptions",
     "JobTemplate",
+    "Priority",
     "RespectfulHours",
     "ScheduleDefinition",
     "ScheduleFields",
@@ -22,11 +24,15 @@ __all__ = [
 ]
 
 
+# a priority: 0-9 (9 runs first) or a name: `high` (9), `normal` (5), `low` (0, the default)
+Priority = int | Literal["high", "normal", "low"]
+
+
 class JobOptions(TypedDict, total=False):
     """The optional fields of a submission (`POST /jobs`); the server fills in what is left out."""
 
     queue: str
-    priority: int  # 0-9, 9 first
+    priority: Priority
     max_attempts: int
     timeout_s: float
     retry_base_s: float
@@ -35,6 +41,14 @@ class JobOptions(TypedDict, total=False):
     delay_s: float
     site: str
     dedupe_key: str
+
+
+class JobChange(TypedDict, total=False):
+    """A waiting job's new priority and/or due time (`PATCH /jobs/{id}`): at least one of them."""
+
+    priority: Priority
+    run_at: datetime | str
+    delay_s: float
 
 
 class Submission(JobOptions, total=False):
@@ -84,7 +98,7 @@ class JobTemplate(TypedDict, total=False):
     kind: Required[str]
     payload: JsonObjectInput
     queue: str
-    priority: int
+    priority: Priority
     max_attempts: int
     timeout_s: float
     retry_base_s: float
@@ -104,6 +118,7 @@ class _Timing(TypedDict, total=False):
     overlap: Literal["allow", "skip"]
     misfire_grace_s: float
     enabled: bool
+    description: str
 
 
 class ScheduleFields(_Timing, total=False):

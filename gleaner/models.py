@@ -179,6 +179,18 @@ class Queue:
     retrying: int = 0
     running: int = 0
     oldest_waiting_s: float | None = None
+    waiting_by_priority: tuple[int, ...] = ()
+    waiting_by_band: PriorityBands = field(default_factory=lambda: PriorityBands())
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class PriorityBands:
+    """Waiting jobs (queued, or retrying after a backoff) per band: high = priorities 7-9, normal = 4-6, low = 0-3."""
+
+    high: int = 0
+    normal: int = 0
+    low: int = 0
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
 
@@ -299,6 +311,7 @@ class Schedule:
     id: int
     name: str
     type: str
+    description: str = ""
     interval_s: float | None = None
     jitter: float | None = None
     cron: str | None = None
@@ -333,6 +346,35 @@ class SchedulePreview:
 
 
 @dataclass(frozen=True, slots=True)
+class SchedulerConfig:
+    """The scheduler's effective settings: recorded by the leader when it took over (`source: leader`), else the
+    gateway's own (`source: gateway`)."""
+
+    source: str
+    leader: str | None = None
+    recorded_at: datetime | None = None
+    fire_interval_s: float = 0.0
+    leader_tick_s: float = 0.0
+    leader_stale_s: float = 0.0
+    standby_retry_s: float = 0.0
+    relay_interval_s: float = 0.0
+    relay_grace_s: float = 0.0
+    relay_stale_s: float = 0.0
+    reaper_interval_s: float = 0.0
+    lease_s: float = 0.0
+    prune_interval_s: float = 0.0
+    retention_days: float = 0.0
+    result_retention_days: float = 0.0
+    misfire_default: str = "fire_once"
+    misfire_grace_s_default: float = 0.0
+    overlap_default: str = "allow"
+    jitter_default: float = 0.0
+    cron_timezone_default: str = "UTC"
+    clock: str = "database"
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SchedulerStatus:
     """The scheduler: its leader, pause, last tick and backlog; `fired` only after `run`."""
 
@@ -358,8 +400,8 @@ class Durations:
 
 
 @dataclass(frozen=True, slots=True)
-class StatsGroup:
-    """The jobs of one (site, kind) in the window: counts by state, success rate, durations, pages."""
+class _Outcomes:
+    """What a group of `GET /stats` and of `GET /reports` both show: the jobs of one (site, kind) in the window."""
 
     kind: str
     site: str | None = None
@@ -367,6 +409,12 @@ class StatsGroup:
     states: dict[str, int] = field(default_factory=dict)
     success_rate: float | None = None
     duration_s: Durations = field(default_factory=Durations)
+
+
+@dataclass(frozen=True, slots=True)
+class StatsGroup(_Outcomes):
+    """The jobs of one (site, kind) in the window: counts by state, success rate, durations, pages."""
+
     pages_fetched: int = 0
     pages_unchanged: int = 0
     deferrals: int = 0
@@ -402,6 +450,46 @@ class Stats:
     window_s: float | None = None
     groups: tuple[StatsGroup, ...] = ()
     sites: tuple[SiteCounters, ...] = ()
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorClassCount:
+    """How many failed attempts of the window ended with an error class."""
+
+    error_class: str
+    attempts: int = 0
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportGroup(_Outcomes):
+    """One (site, kind) of a report: outcomes, success rate, durations, top error classes, dead letters."""
+
+    error_classes: tuple[ErrorClassCount, ...] = ()
+    dead_letters: int = 0
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class ReportDeadLetters:
+    """Jobs that failed in the window, and poison messages recorded in it (by reason)."""
+
+    failed_jobs: int = 0
+    messages: dict[str, int] = field(default_factory=dict)
+    raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """`GET /reports` (and a `maintenance.report` job's result): per site and kind over the last `hours`."""
+
+    since: datetime | None = None
+    until: datetime | None = None
+    hours: float = 0.0
+    groups: tuple[ReportGroup, ...] = ()
+    error_classes: tuple[ErrorClassCount, ...] = ()
+    dead_letters: ReportDeadLetters = field(default_factory=ReportDeadLetters)
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
 

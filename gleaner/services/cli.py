@@ -10,6 +10,8 @@ import os
 import sys
 from collections.abc import Sequence
 
+import asyncpg
+
 from gleaner.services.operator import commands as operator_commands
 from gleaner.services.operator.tables import Column, field, table
 from gleaner.shared import grants
@@ -17,6 +19,7 @@ from gleaner.shared import logging as gleaner_logging
 from gleaner.shared.config import Config
 from gleaner.shared.errors import ConfigError, GleanerError
 from gleaner.shared.provision import provision
+from gleaner.shared.scheduling.definitions import TemplateCheck
 
 KEY_COLUMNS: list[Column] = [
     ("ID", field("id")),
@@ -40,7 +43,11 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated handler modules to load besides GLEANER_HANDLER_MODULES (found from the current "
         "directory too, as Celery's -A), e.g. examples.jobboard.scraper",
     )
-    commands.add_parser("scheduler", help="fire schedules, relay unpublished jobs, reap leases, prune")
+    operator_commands.add_scheduler_actions(
+        commands.add_parser(
+            "scheduler", help="fire schedules, relay unpublished jobs, reap leases, prune; or status|pause|resume|run"
+        )
+    )
     migrate = commands.add_parser("migrate", help="apply pending database migrations (and grants, topology)")
     migrate.add_argument(
         "--grant",
@@ -61,12 +68,41 @@ def _parser() -> argparse.ArgumentParser:
     revoke = apikey.add_parser("revoke", help="revoke a key; every gateway refuses it within a second")
     revoke.add_argument("id", type=int, help="the key's id (gleaner apikey list)")
     schedules = commands.add_parser("schedules", help="manage schedules").add_subparsers(dest="action", required=True)
-    apply = schedules.add_parser("apply", help="make the file-managed schedules match a YAML file")
-    apply.add_argument("file", help="e.g. examples/schedules.yaml")
-    apply.add_argument("--dry-run", action="store_true", help="show what would change and change nothing")
+    for action in ("apply", "import"):
+        _schedule_file_parser(schedules, action)
     operator_commands.add_schedule_list(schedules)
     operator_commands.add_parsers(commands)
     return parser
+
+
+def _schedule_file_parser(schedules: argparse._SubParsersAction[argparse.ArgumentParser], action: str) -> None:
+    help_text = "make the file-managed schedules match a YAML file (Gleaner's format or seed 004's APScheduler one)"
+    apply = schedules.add_parser(action, help=help_text if action == "apply" else "the same as apply")
+    apply.add_argument("file", help="e.g. examples/schedules.yaml or examples/seed004_scraper_schedules.yaml")
+    apply.add_argument("--dry-run", action="store_true", help="show what would change and change nothing")
+    apply.add_argument(
+        "--convert",
+        action="store_true",
+        help="print the file in Gleaner's format (stdout) and the diff against it (stderr); change nothing",
+    )
+    apply.add_argument(
+        "--timezone", default="UTC", help="seed format: the IANA timezone of cron entries and dates (default UTC)"
+    )
+    apply.add_argument(
+        "--scraper",
+        action="append",
+        default=[],
+        type=_scraper_kind,
+        metavar="SCRAPER=KIND",
+        help="seed format: the job kind that runs SCRAPER (default: the scraper's name in lower case)",
+    )
+
+
+def _scraper_kind(value: str) -> tuple[str, str]:
+    scraper, sep, kind = value.partition("=")
+    if not sep or not scraper or not kind:
+        raise argparse.ArgumentTypeError(f"{value!r} is not SCRAPER=KIND, e.g. B3=scrape.b3")
+    return scraper, kind
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -96,7 +132,7 @@ def _dispatch(args: argparse.Namespace, config: Config) -> int:
     if (args.command, getattr(args, "action", None)) in operator_commands.COMMANDS:
         return operator_commands.run(args, config)
     if args.command == "schedules":
-        return _apply_schedules(config, args.file, args.dry_run)
+        return _apply_schedules(config, args)
     if args.command == "gateway":
         from gleaner.services.gateway.app import main as run_gateway
 
@@ -134,15 +170,24 @@ def _apikey(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def _apply_schedules(config: Config, path: str, dry_run: bool) -> int:
+def _apply_schedules(config: Config, args: argparse.Namespace) -> int:
     from gleaner.services.gateway.submission import template_check
-    from gleaner.services.scheduler.schedule_file import apply_cli
-    from gleaner.services.worker.handlers import load_registry
+    from gleaner.services.scheduler.schedule_file import SeedOptions, apply_cli, convert_cli
+    from gleaner.shared.kind_table import read_rules
+    from gleaner.shared.urlguard import Policy
 
-    # job templates are checked as the gateway checks them: registered kinds, configured queues, payloads (URLs,
-    # maintenance bounds); privileged kinds are allowed: whoever may run this command may write the database
-    check = template_check(config, load_registry(config).rules())
-    return apply_cli(config, path, check, dry_run=dry_run)
+    seed = SeedOptions(args.timezone, dict(args.scraper))
+    if args.convert:
+        return convert_cli(args.file, seed)
+
+    # job templates are checked as the gateway checks them: the kinds workers registered (the database, no handler
+    # code), configured queues, payloads (URLs, maintenance bounds); privileged kinds are allowed: whoever may run
+    # this command may write the database
+    async def check_of(connection: asyncpg.Connection) -> TemplateCheck:
+        rules = await read_rules(connection, config.queues, Policy.configured(config.fetch_allow_private))
+        return template_check(config, rules)
+
+    return apply_cli(config, args.file, check_of, dry_run=args.dry_run, seed=seed)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,8 @@ class JobMessage:
     priority: int = 0
     due_ms: int = 0
     request_id: str | None = None
+    # bumped by a change of the waiting job (PATCH /jobs/{id}): a message of an older generation is stale
+    generation: int = 0
 
     def encode(self) -> bytes:
         return orjson.dumps(self.fields())
@@ -62,6 +64,8 @@ class JobMessage:
         }
         if self.request_id is not None:
             body["request_id"] = self.request_id
+        if self.generation:
+            body["gen"] = self.generation
         return body
 
     @classmethod
@@ -83,6 +87,7 @@ class JobMessage:
                 priority=_int(data, "priority", low=0, high=9, default=0),
                 due_ms=_int(data, "due_ms", low=0, high=MAX_BIGINT, default=0),
                 request_id=_request_id(data),
+                generation=_int(data, "gen", low=0, high=MAX_INT, default=0),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise DecodeError(str(exc)) from exc

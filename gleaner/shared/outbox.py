@@ -14,7 +14,7 @@ from gleaner.shared.messages import Envelope, JobGroup, JobMessage
 from gleaner.shared.metrics import Metrics
 
 # The columns every caller selects (or returns) to publish a row; `delay_s` is judged by the database clock.
-OUTBOX_COLUMNS = """id, attempt, queue, kind, priority, request_id,
+OUTBOX_COLUMNS = """id, attempt, queue, kind, priority, request_id, generation,
     GREATEST(0, EXTRACT(EPOCH FROM (run_at - now())))::float8 AS delay_s,
     (EXTRACT(EPOCH FROM run_at) * 1000)::bigint AS due_ms"""
 
@@ -54,6 +54,7 @@ class OutboxRow:
     delay_s: float
     due_ms: int
     request_id: str | None = None
+    generation: int = 0
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> OutboxRow:
@@ -66,6 +67,7 @@ class OutboxRow:
             delay_s=record["delay_s"],
             due_ms=record["due_ms"],
             request_id=record["request_id"],
+            generation=record["generation"],
         )
 
     def message(self) -> JobMessage:
@@ -77,6 +79,7 @@ class OutboxRow:
             priority=self.priority,
             due_ms=self.due_ms if self.delay_s > 0 else 0,
             request_id=self.request_id,
+            generation=self.generation,
         )
 
 

@@ -33,7 +33,7 @@ async def status_of(api: Api, method: str, path: str) -> int:
         ({"kind": "noop", "colour": "red"}, "colour"),
         ({"kind": 5}, "kind"),
         ({"kind": "noop", "payload": {}, "priority": 10}, "priority"),
-        ({"kind": "noop", "priority": "high"}, "priority"),
+        ({"kind": "noop", "priority": "urgent"}, "priority"),
         ({"kind": "noop", "queue": "no-such-queue"}, "queue"),
         ({"kind": "no.such.kind"}, "kind"),
         ({"kind": "noop", "max_attempts": 0}, "max_attempts"),

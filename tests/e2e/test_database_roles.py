@@ -156,6 +156,10 @@ async def _queues_workers_and_stats(api: Api) -> None:
     assert (await _ok(api, "GET", "/queues"))["queues"]
     assert (await _ok(api, "GET", "/workers"))["alive"] == 1
     await _ok(api, "GET", "/stats", params={"window_s": 3600})
+    await _ok(api, "GET", "/reports", params={"hours": 1})
+    waiting = await api.submit(kind="noop", delay_s=3600)
+    await _ok(api, "PATCH", f"/jobs/{waiting['id']}", json={"priority": "high", "delay_s": 0})
+    assert (await wait_state(api, waiting["id"]))["state"] == "succeeded"
     await _ok(api, "GET", "/jobs", params={"state": "succeeded", "page_size": 2})
 
 
@@ -177,6 +181,8 @@ async def _schedules_and_the_scheduler(api: Api) -> None:
     for action in ("pause", "resume", "run"):
         await _ok(api, "POST", f"/scheduler/{action}")
     await _ok(api, "GET", "/scheduler")
+    await _ok(api, "GET", "/scheduler/config")
+    await _ok(api, "GET", "/schedules/maintenance.report")
 
 
 async def _maintenance(api: Api) -> None:
@@ -184,6 +190,7 @@ async def _maintenance(api: Api) -> None:
         "maintenance.prune": {"retention_days": 1},
         "maintenance.prune_results": {"retention_days": 1},
         "maintenance.requeue_failed": {"min_age_s": 1},
+        "maintenance.report": {"hours": 1},
     }
     for kind, payload in kinds.items():
         job = await api.submit(kind=kind, payload=payload)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import orjson
 import pytest
 
-from tests.support.stack import Service, Stack
+from tests.support.stack import Api, Service, Stack
 
 
 @pytest.fixture
@@ -41,16 +43,16 @@ async def test_a_failed_job_shows_its_traceback_and_is_requeued_from_the_dead_le
 ) -> None:
     await stack.start("worker")
     env = api_env(gateway)
-    submitted = await stack.run_cli(
-        "jobs", "submit", "fail", "--payload", '{"mode": "permanent"}', "--wait", "15", env=env
+    submitted = await stack.run_cli(  # exits 1: the job failed
+        "jobs", "submit", "fail", "--payload", '{"mode": "permanent"}', "--wait", "15", env=env, check=False
     )
-    job_id = int(submitted.split()[1])
+    job_id = int(submitted.split()[2])
 
     shown = await stack.run_cli("jobs", "show", str(job_id), env=env)
     letters = await stack.run_cli("dead-letters", "list", env=env)
     requeued = await stack.run_cli("dead-letters", "requeue", "--kind", "fail", env=env)
 
-    assert submitted.strip() == f"job {job_id} failed"
+    assert submitted.startswith(f"gleaner: job {job_id} failed: fail_permanent: ")
     assert "last traceback:" in shown and "fails as asked (permanent)" in shown
     assert f"job-{job_id}" in letters and "fail_permanent" in letters
     assert requeued.strip() == "requeued 1 failed job(s)"
@@ -59,10 +61,10 @@ async def test_a_failed_job_shows_its_traceback_and_is_requeued_from_the_dead_le
 async def test_a_dead_letter_is_resolved_from_the_command_line(stack: Stack, gateway: Service) -> None:
     await stack.start("worker")
     env = api_env(gateway)
-    submitted = await stack.run_cli(
-        "jobs", "submit", "fail", "--payload", '{"mode": "permanent"}', "--wait", "15", env=env
+    submitted = await stack.run_cli(  # exits 1: the job failed
+        "jobs", "submit", "fail", "--payload", '{"mode": "permanent"}', "--wait", "15", env=env, check=False
     )
-    letter = f"job-{submitted.split()[1]}"
+    letter = f"job-{submitted.split()[2]}"
 
     resolved = await stack.run_cli("dead-letters", "resolve", letter, "--note", "retired", env=env)
     listed = await stack.run_cli("dead-letters", "list", env=env)
@@ -100,3 +102,61 @@ async def test_a_refused_request_prints_the_problem_and_exits_1(stack: Stack, ga
     assert "gleaner: HTTP 404" in missing
     assert "gleaner: HTTP 401" in no_key
     assert "cannot reach the gateway at http://127.0.0.1:9/api/v1" in nowhere
+
+
+async def test_schedules_and_the_scheduler_are_operated_by_name_from_the_command_line(
+    stack: Stack, gateway: Service, api_factory: type[Api]
+) -> None:
+    api, env = api_factory(gateway.url), api_env(gateway)
+    body = {"name": "b3-hourly", "cron": "0 * * * *", "description": "B3 quotes", "job": {"kind": "noop"}}
+    status, _ = await api.request("POST", "/schedules", json=body)
+    assert status == 201
+
+    triggered = await stack.run_cli("schedules", "trigger", "b3-hourly", env=env)
+    paused = await stack.run_cli("schedules", "pause", "b3-hourly", env=env)
+    resumed = await stack.run_cli("schedules", "resume", "b3-hourly", env=env)
+    preview = await stack.run_cli("schedules", "preview", "b3-hourly", "--count", "3", env=env)
+    listed = await stack.run_cli("schedules", "list", env=env)
+    missing = await stack.run_cli("schedules", "pause", "no-such", env=env, check=False)
+
+    assert triggered.startswith("job ") and "(schedule b3-hourly)" in triggered
+    assert paused.strip() == "schedule b3-hourly paused" and resumed.strip() == "schedule b3-hourly resumed"
+    assert [line.endswith(":00:00+00:00") for line in preview.splitlines()] == [True, True, True]
+    assert "B3 quotes" in listed
+    assert "404" in missing and "no schedule is named 'no-such'" in missing
+
+    status_text = await stack.run_cli("scheduler", "status", env=env)
+    lines = {line.split()[0]: line.split()[-1] for line in status_text.splitlines() if line.strip()}
+    assert "due_backlog" in lines and lines["cron_timezone_default"] == "UTC" and lines["paused"] == "False"
+    assert re.search(r"^paused +True$", await stack.run_cli("scheduler", "pause", env=env), re.M)
+    assert re.search(r"^paused +False$", await stack.run_cli("scheduler", "resume", env=env), re.M)
+    assert orjson.loads(await stack.run_cli("scheduler", "run", "--json", env=env))["fired"] == 0
+
+
+async def test_jobs_list_follows_pages_past_the_first_and_a_failed_wait_exits_1_with_the_error(
+    stack: Stack, gateway: Service, api_factory: type[Api]
+) -> None:
+    api, env = api_factory(gateway.url), api_env(gateway)
+    for _ in range(2):
+        status, _ = await api.request("POST", "/jobs/batch", json={"jobs": [{"kind": "noop"}] * 300})
+        assert status == 202
+    listed = orjson.loads(await stack.run_cli("jobs", "list", "--limit", "550", "--json", env=env))
+    ids = [job["id"] for job in listed["jobs"]]
+    assert len(ids) == 550 and len(set(ids)) == 550 and ids == sorted(ids, reverse=True)
+
+    await stack.start("worker")
+    payload = '{"mode": "permanent", "message": "the site is gone"}'
+    with pytest.raises(AssertionError, match="exited 1") as caught:
+        await stack.run_cli("jobs", "submit", "fail", "--payload", payload, "--wait", "20", env=env)
+    assert "failed: " in str(caught.value) and "the site is gone" in str(caught.value)
+
+
+async def test_sites_show_when_the_next_request_is_allowed(
+    stack: Stack, gateway: Service, api_factory: type[Api]
+) -> None:
+    api, env = api_factory(gateway.url), api_env(gateway)
+    status, _ = await api.request("PUT", "/sites/indeed", json={"requests_per_hour": 60})
+    assert status == 201
+    header, row = (await stack.run_cli("sites", env=env)).splitlines()[:2]
+    column = header.index("NEXT REQUEST")
+    assert row[column:].strip()[:4].isdigit(), row  # a timestamp, not "-"

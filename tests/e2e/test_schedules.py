@@ -240,6 +240,7 @@ async def test_the_api_rejects_bad_schedules_naming_the_field_and_a_taken_name_i
 async def test_applying_a_schedules_file_twice_changes_nothing_and_removing_an_entry_disables_it(
     stack: Stack, tmp_path: Path, db: asyncpg.Connection
 ) -> None:
+    await stack.start("worker")  # the file's kinds are checked against those workers registered
     text = EXAMPLE.read_text()
     path = write_file(tmp_path / "schedules.yaml", text)
     dry = await stack.run_cli("schedules", "apply", "--dry-run", str(path))

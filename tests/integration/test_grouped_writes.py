@@ -91,7 +91,7 @@ async def test_a_claim_and_an_enqueue_marker_taking_the_same_rows_in_opposite_or
     # hold c, so the claim stops between its rows; then the marker comes from the other side
     holder, hold = await with_row_held(db, "SELECT 1 FROM jobs WHERE id = $1 FOR UPDATE", c)
     store = JobStore(worker_pool, "w1", lease_s=30)
-    claim = await started_and_waiting(store.claim([(a, 1), (c, 1), (b, 1)]), db, 1)
+    claim = await started_and_waiting(store.claim([(a, 1, 0), (c, 1, 0), (b, 1, 0)]), db, 1)
     rows = [
         OutboxRow(id=job_id, attempt=0, queue="default", kind="noop", priority=0, delay_s=0, due_ms=0)
         for job_id in (b, a)

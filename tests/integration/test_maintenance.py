@@ -123,6 +123,7 @@ async def test_the_default_maintenance_schedules_exist_and_are_due_in_the_future
         ("maintenance.analyze", "system", True, True),
         ("maintenance.prune", "system", True, True),
         ("maintenance.prune_results", "system", True, True),
+        ("maintenance.report", "system", False, True),
         ("maintenance.requeue_failed", "system", False, True),
     ]
 

@@ -20,7 +20,7 @@ async def test_the_heartbeat_renews_only_the_attempts_it_is_given_and_never_a_le
     )
     running, abandoned, expired = sorted(r["id"] for r in rows)
     store = JobStore(db, "w1", lease_s=30)
-    await store.claim([(running, 1), (abandoned, 1), (expired, 1)])
+    await store.claim([(running, 1, 0), (abandoned, 1, 0), (expired, 1, 0)])
     # `abandoned`'s flow is gone (this process no longer runs it); `expired` outlived its lease
     await db.execute("UPDATE jobs SET lease_expires_at = now() - interval '1 second' WHERE id = $1", expired)
     await db.execute("UPDATE jobs SET lease_expires_at = now() + interval '5 seconds' WHERE id = $1", abandoned)

@@ -21,6 +21,7 @@ DOCUMENTED = {
     "maintenance.prune_results": "PruneResultsPayload",
     "maintenance.analyze": "AnalyzePayload",
     "maintenance.requeue_failed": "RequeueFailedPayload",
+    "maintenance.report": "ReportPayload",
     "webhook.deliver": "WebhookDeliverPayload",
 }
 # what decides acceptance (descriptions, defaults and the document's NUL rules aside)

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from gleaner.services.gateway.stats_rules import (
+from gleaner.shared.errors import ValidationProblem
+from gleaner.shared.stats.rules import (
     NO_DURATION,
     STATES,
     StatsQuery,
@@ -17,7 +18,6 @@ from gleaner.services.gateway.stats_rules import (
     rollup_groups,
     success_rate,
 )
-from gleaner.shared.errors import ValidationProblem
 
 
 def job_row(site: str | None, kind: str, **counts: int) -> dict[str, Any]:

@@ -7,8 +7,9 @@ from typing import Any
 
 import pytest
 
-from gleaner.services.gateway.submission import MAX_BATCH, parse_batch, parse_job, parse_one
+from gleaner.services.gateway.submission import MAX_BATCH, parse_batch, parse_job, parse_one, template_check
 from gleaner.services.worker.handlers import load_registry
+from gleaner.shared import priorities
 from gleaner.shared.config import Config
 from gleaner.shared.errors import ValidationProblem
 from gleaner.shared.kind_rules import KindRules
@@ -59,7 +60,7 @@ def test_every_field_is_read_and_typed() -> None:
         ({"kind": "noop", "colour": "red"}, "colour"),
         ({"kind": "noop", "priority": 10}, "priority"),
         ({"kind": "noop", "priority": True}, "priority"),
-        ({"kind": "noop", "priority": "high"}, "priority"),
+        ({"kind": "noop", "priority": "urgent"}, "priority"),
         ({"kind": "noop", "queue": "nope"}, "queue"),
         ({"kind": "noop", "payload": [1]}, "payload"),
         ({"kind": "noop", "max_attempts": 0}, "max_attempts"),
@@ -119,3 +120,21 @@ def test_an_unregistered_kind_is_named_with_the_registered_ones() -> None:
     assert [e["field"] for e in errors] == ["kind"]
     assert "noop, sleep" in errors[0]["message"]
     assert parse_one({"kind": "noop"}, CONFIG, kinds=KindRules.named({"noop"})).kind == "noop"
+
+
+@pytest.mark.parametrize(("given", "number", "band"), [("high", 9, "high"), ("normal", 5, "normal"), ("low", 0, "low")])
+def test_a_named_priority_is_the_number_of_its_band_in_jobs_batches_and_templates(
+    given: str, number: int, band: str
+) -> None:
+    assert parse_one({"kind": "noop", "priority": given}, CONFIG).priority == number
+    assert parse_batch({"jobs": [{"kind": "noop", "priority": given}]}, CONFIG)[0].priority == number
+    assert template_check(CONFIG, None)({"kind": "noop", "priority": given}, "job.")["priority"] == number
+    assert priorities.band(number) == band
+
+
+def test_every_priority_number_is_in_exactly_one_band_and_an_unknown_name_is_a_422() -> None:
+    assert sorted(n for numbers in priorities.BANDS.values() for n in numbers) == list(range(10))
+    assert [priorities.band(n) for n in (0, 3, 4, 6, 7, 9)] == ["low", "low", "normal", "normal", "high", "high"]
+    for bad in ("urgent", "HIGH", 10, True):
+        spec, errors = parse_job({"kind": "noop", "priority": bad}, CONFIG)
+        assert spec is None and errors[0]["field"] == "priority" and "high, normal, low" in errors[0]["message"]

@@ -108,3 +108,16 @@ def test_a_group_only_holds_jobs_of_one_queue_priority_and_due_time() -> None:
 def test_a_malformed_group_is_poison(body: dict[str, object]) -> None:
     with pytest.raises(DecodeError):
         decode_jobs(orjson.dumps(body))
+
+
+def test_a_generation_travels_only_when_set_and_a_message_without_one_is_generation_zero() -> None:
+    changed = JobMessage(job_id=7, attempt=1, queue="default", kind="noop", generation=3)
+    assert JobMessage.decode(changed.encode()) == changed
+    plain = JobMessage(job_id=7, attempt=1, queue="default", kind="noop")
+    assert b"gen" not in plain.encode() and JobMessage.decode(plain.encode()).generation == 0
+
+
+def test_each_job_of_a_group_carries_its_own_generation() -> None:
+    jobs = (member(1, generation=3), member(2))
+    assert decode_jobs(JobGroup(jobs).encode()) == jobs
+    assert [job.get("gen") for job in orjson.loads(JobGroup(jobs).encode())["jobs"]] == [3, None]

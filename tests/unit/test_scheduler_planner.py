@@ -135,3 +135,15 @@ def test_missed_cron_slots_collapse_too() -> None:
     assert plan.slot == T0 + timedelta(minutes=30)
     assert plan.next_slot == T0 + timedelta(minutes=35)
     assert plan.missed == 5
+
+
+def test_a_six_field_cron_fires_on_its_seconds_and_a_five_field_one_on_whole_minutes() -> None:
+    every_ten = planner.cron("*/10 * * * * *")
+    start = T0 + timedelta(seconds=3, microseconds=500)
+    assert planner.preview(every_ten, start, 3) == [T0 + timedelta(seconds=s) for s in (10, 20, 30)]
+    assert planner.next_slot(every_ten, T0 + timedelta(seconds=10)) == T0 + timedelta(seconds=20)
+    at_half = planner.cron("30 0 9 * * *", "America/Sao_Paulo")  # 09:00:30 in São Paulo (UTC-3)
+    assert planner.next_slot(at_half, T0) == T0 + timedelta(hours=12, seconds=30)
+    assert planner.next_slot(planner.cron("* * * * *"), start) == T0 + timedelta(minutes=1)
+    assert [p.field for p in planner.cron_problems("* * * * * * *", "UTC")] == ["cron"]
+    assert [p.field for p in planner.cron_problems("61 * * * * *", "UTC")] == ["cron"]

@@ -114,6 +114,7 @@ def row(**changes: Any) -> dict[str, Any]:
         "overlap": "skip",
         "misfire_grace_s": 60.0,
         "enabled": True,
+        "description": "every minute, for the tests",
         "paused": False,
         "source": "api",
         "last_job_id": 41,
@@ -188,3 +189,14 @@ def test_the_firing_loop_sleeps_until_the_next_due_schedule_within_bounds() -> N
     assert next_pause(30.0) == FIRE_INTERVAL_S
     assert next_pause(0.25) == 0.25
     assert next_pause(-2.0) == MIN_PAUSE_S
+
+
+def test_a_description_is_kept_and_shown_and_a_name_of_digits_only_is_refused() -> None:
+    body = {"name": "tick", "interval_s": 5, "description": "market data, every 5 s", "job": {"kind": "noop"}}
+    assert parse(body, CHECK, anchor=NOW).columns()["description"] == "market data, every 5 s"
+    assert parse(body | {"description": None}, CHECK, anchor=NOW).description == ""
+    assert definition_body(row())["description"] == "every minute, for the tests"
+    assert schedule_view(row())["description"] == "every minute, for the tests"
+    assert fields_of(body | {"name": "12"}) == {"name"}
+    assert fields_of(body | {"description": "x" * 1001}) == {"description"}
+    assert parse(body | {"name": "12a"}, CHECK, anchor=NOW).name == "12a"

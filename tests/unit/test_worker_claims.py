@@ -35,6 +35,7 @@ def row(job_id: int, attempt: int) -> dict[str, Any]:
         "retry_base_s": 1.0,
         "retry_cap_s": 60.0,
         "request_id": None,
+        "generation": 0,
         "wait_s": 0.25,
     }
 
@@ -54,7 +55,7 @@ class FakePool:
 async def test_a_batch_claiming_the_same_attempt_twice_gives_the_row_to_one_caller() -> None:
     pool = FakePool()
     store = JobStore(pool, "worker-1", lease_s=3.0)  # type: ignore[arg-type]
-    claims = await store.claim([(7, 1), (7, 1), (8, 2)])
+    claims = await store.claim([(7, 1, 0), (7, 1, 0), (8, 2, 0)])
     assert [c.job.id if c else None for c in claims] == [7, None, 8]
     assert pool.calls[0][:4] == ([7, 8], [1, 2], "worker-1", 3.0)
     first = claims[0]

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from gleaner.services.worker.claims import Claim, Finish, Finished, JobStore, Key
+from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, JobStore, Key
 from gleaner.services.worker.consumer import ACK, GIVE_BACK, LOST, REJECT, Batchers, Consumer, settlement
 from gleaner.services.worker.context import JobContext, JobInfo
 from gleaner.services.worker.handlers import Registry, ServedKinds
@@ -59,9 +59,9 @@ class FakeDatabase:
         self.claimed: set[Key] = set()
         self.finished: list[Finish] = []
 
-    async def claim(self, keys: Sequence[Key]) -> list[Claim | None]:
+    async def claim(self, keys: Sequence[ClaimKey]) -> list[Claim | None]:
         out: list[Claim | None] = []
-        for job_id, attempt in keys:
+        for job_id, attempt, _generation in keys:
             if (job_id, attempt) in self.claimed:
                 out.append(None)
                 continue
@@ -219,7 +219,7 @@ async def test_the_jobs_of_a_group_that_find_free_slots_are_claimed_in_one_state
     batches: list[int] = []
     claim = database.claim
 
-    async def counted(keys: Sequence[Key]) -> list[Claim | None]:
+    async def counted(keys: Sequence[ClaimKey]) -> list[Claim | None]:
         batches.append(len(keys))
         return await claim(keys)
 

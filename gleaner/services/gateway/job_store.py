@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from gleaner.services.gateway.job_views import JOB_FIELDS, JOB_TIMES
-from gleaner.services.gateway.submission import JobSpec
+from gleaner.services.gateway.submission import JobChange, JobSpec
 from gleaner.shared.db import Connection
 from gleaner.shared.requeue import REQUEUE_SET
 
@@ -20,7 +20,7 @@ CLAMPED = """CASE WHEN j.{name} > '9999-12-31 23:59:59.999999+00' THEN '9999-12-
     WHEN j.{name} < '0001-01-01 00:00:00+00' THEN '0001-01-01 00:00:00+00'::timestamptz ELSE j.{name} END AS {name}"""
 VIEW_COLUMNS = ", ".join(CLAMPED.format(name=n) if n in JOB_TIMES else f"j.{n}" for n in (*JOB_FIELDS, "request_id"))
 # every job column the API shows, plus what the outbox needs to publish the row
-RETURNING = f"""{VIEW_COLUMNS},
+RETURNING = f"""{VIEW_COLUMNS}, j.generation,
     GREATEST(0, EXTRACT(EPOCH FROM (j.run_at - now())))::float8 AS delay_s,
     (EXTRACT(EPOCH FROM j.run_at) * 1000)::bigint AS due_ms"""
 
@@ -59,6 +59,21 @@ CANCEL_RUNNING = f"""
 UPDATE jobs AS j SET cancel_requested = true, updated_at = now()
 WHERE id = $1 AND state = 'running'
 RETURNING {VIEW_COLUMNS}
+"""
+
+# A waiting job's new priority and/or due time. The message already published carries the old ones: the generation
+# moves on so the claim drops that message, and the row is published again (enqueued_at NULL: the relay too). The
+# row lock orders it with a concurrent claim: whichever commits first wins, the other finds the row moved on.
+CHANGE_WAITING = f"""
+UPDATE jobs AS j
+SET priority = COALESCE($2, j.priority),
+    run_at = COALESCE($3, now() + make_interval(secs => $4), j.run_at),
+    state = CASE WHEN j.state = 'retrying' THEN 'retrying'
+                 WHEN COALESCE($3, now() + make_interval(secs => $4), j.run_at) > now() THEN 'scheduled'
+                 ELSE 'queued' END,
+    generation = j.generation + 1, enqueued_at = NULL, publish_failed = false, updated_at = now()
+WHERE id = $1 AND state IN ('scheduled', 'queued', 'retrying') AND NOT cancel_requested
+RETURNING {RETURNING}
 """
 
 RETRY = f"""
@@ -216,3 +231,11 @@ def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[
     where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
     args.append(limit)
     return f"SELECT {VIEW_COLUMNS} FROM jobs AS j {where} ORDER BY id DESC LIMIT ${len(args)}", args
+
+
+async def change_waiting(pool: asyncpg.Pool, job_id: int, change: JobChange) -> asyncpg.Record | None:
+    """The changed row, or None when the job is not waiting (missing, running, finished, being cancelled)."""
+    row: asyncpg.Record | None = await pool.fetchrow(
+        CHANGE_WAITING, job_id, change.priority, change.run_at, change.delay_s
+    )
+    return row

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
-import functools
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Any
 
 import orjson
 from aiohttp import web
+
+from gleaner.shared.rows import Row, timestamp
+
+__all__ = ["Row", "timestamp"]  # re-exported: the gateway's views import them from here
 
 JOB_FIELDS = (
     "id",
@@ -53,30 +56,9 @@ ATTEMPT_FIELDS = (
 )
 
 
-class Row(Protocol):
-    """A database record or a dict: anything indexable by column name."""
-
-    def __getitem__(self, key: str, /) -> Any: ...
-
-
 FINAL_STATES = frozenset({"succeeded", "partial", "failed", "cancelled"})
 WAITING_STATES = frozenset({"scheduled", "queued", "retrying"})
 STATES = FINAL_STATES | WAITING_STATES | {"running"}
-
-
-@functools.lru_cache(maxsize=4096)
-def timestamp(value: datetime | None) -> str | None:
-    """Fixed-width RFC 3339 UTC, so timestamps also sort as strings.
-
-    Memoized: the rows of one batch share their transaction's `created_at`, `updated_at` and mostly
-    `run_at`, so a 1,000-job response formats three values instead of three thousand.
-    """
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:
-        value = value.astimezone(UTC)
-    # isoformat is a third cheaper than strftime; a batch response renders thousands of these
-    return value.isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _plain(value: Any) -> Any:

@@ -21,7 +21,14 @@ from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_store import ListFilters, NewJob
 from gleaner.services.gateway.job_views import FINAL_STATES, STATES, attempt_view, job_view, json_response
 from gleaner.services.gateway.payload_filter import payload_containment
-from gleaner.services.gateway.submission import JobSpec, kind_names, parse_batch, parse_one, refuse_privileged
+from gleaner.services.gateway.submission import (
+    JobSpec,
+    kind_names,
+    parse_batch,
+    parse_change,
+    parse_one,
+    refuse_privileged,
+)
 from gleaner.services.gateway.waiting import POLL_S
 from gleaner.shared import events
 from gleaner.shared import logging as gleaner_logging
@@ -240,6 +247,27 @@ async def retry_job(request: web.Request) -> web.Response:
     refuse_privileged({"kind": kind}, gw.kinds.rules, is_admin())
     row = await requeue_finished(gw, job_id)
     return json_response(job_view(row), 202)
+
+
+async def change_job(request: web.Request) -> web.Response:
+    """PATCH: a waiting job's priority and/or run_at (or delay_s); 409 once it runs or finished."""
+    gw = gateway_of(request)
+    job_id = job_id_param(request)
+    _, body = await read_json(request)
+    change = parse_change(body)
+    kind = await job_store.kind_of(gw.pool, job_id)
+    if kind is None:
+        raise not_found(job_id)
+    refuse_privileged({"kind": kind}, gw.kinds.rules, is_admin())
+    row = await job_store.change_waiting(gw.pool, job_id, change)
+    if row is None:
+        current = await job_store.get_job(gw.pool, job_id)
+        if current is None:
+            raise not_found(job_id)
+        state = current["state"] + (" (cancel requested)" if current["cancel_requested"] else "")
+        raise Problem(409, "Conflict", f"job {job_id} is {state}; only a waiting job can be changed")
+    gw.publisher.add([row])
+    return json_response(job_view(row))
 
 
 async def requeue_finished(gw: Gateway, job_id: int) -> asyncpg.Record:

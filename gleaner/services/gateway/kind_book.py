@@ -15,12 +15,12 @@ from collections.abc import Iterable
 import asyncpg
 
 from gleaner.shared.kind_rules import KindRules
+from gleaner.shared.kind_table import RULES, rules_of
 from gleaner.shared.payload_schemas import SchemaChecks
 from gleaner.shared.urlguard import Policy
 
 log = logging.getLogger(__name__)
 
-RULES = "SELECT name, queue, payload_schema, privileged FROM kinds"
 REFRESH_S = 5.0
 
 
@@ -54,14 +54,8 @@ class KindBook:
 
     async def _load(self) -> KindRules:
         rows = await self._pool.fetch(RULES)
-        schemas = [r["payload_schema"] for r in rows if r["payload_schema"] is not None]
-        self._schemas.forget_except(schemas)
-        self.rules = KindRules(
-            known=frozenset(r["name"] for r in rows),
-            privileged=frozenset(r["name"] for r in rows if r["privileged"]),
-            checks={r["name"]: self._schemas.check_of(r["payload_schema"]) for r in rows if r["payload_schema"]},
-            queues={r["name"]: r["queue"] for r in rows if r["queue"] in self._queues},
-        )
+        self._schemas.forget_except([r["payload_schema"] for r in rows if r["payload_schema"] is not None])
+        self.rules = rules_of(rows, self._queues, self._schemas)
         return self.rules
 
     async def knowing(self, kinds: Iterable[str]) -> KindRules:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import aio_pika
@@ -13,8 +14,8 @@ from aiohttp import web
 from gleaner.services.gateway.bodies import checked, read_json
 from gleaner.services.gateway.broker_stats import management_of, queue_counts
 from gleaner.services.gateway.context import Gateway, gateway_of
-from gleaner.services.gateway.job_views import json_response, timestamp
-from gleaner.shared import events
+from gleaner.services.gateway.job_views import Row, json_response, timestamp
+from gleaner.shared import events, priorities
 from gleaner.shared.errors import Problem
 from gleaner.shared.field_checks import members, string
 
@@ -42,6 +43,26 @@ FROM jobs
 WHERE state IN ('scheduled', 'queued', 'retrying', 'running') AND ($1::text IS NULL OR queue = $1)
 GROUP BY queue
 """
+
+# jobs waiting for a worker (queued, or retrying after a backoff) by queue and priority: GET /queues shows them per
+# priority level and per band (gleaner.shared.priorities)
+WAITING_BY_PRIORITY = """
+SELECT queue, priority, count(*) AS jobs FROM jobs
+WHERE state IN ('queued', 'retrying') AND ($1::text IS NULL OR queue = $1)
+GROUP BY queue, priority
+"""
+
+
+def by_priority(rows: Iterable[Row]) -> dict[str, list[int]]:
+    """queue → waiting jobs per priority level (index 0 … 9)."""
+    levels: dict[str, list[int]] = {}
+    for row in rows:
+        levels.setdefault(row["queue"], [0] * (priorities.HIGHEST + 1))[row["priority"]] = row["jobs"]
+    return levels
+
+
+def band_counts(levels: Sequence[int]) -> dict[str, int]:
+    return {band: sum(levels[n] for n in numbers) for band, numbers in priorities.BANDS.items()}
 
 
 async def _broker_counts(gw: Gateway) -> dict[str, dict[str, int | None]]:
@@ -76,7 +97,10 @@ async def _declared_counts(gw: Gateway) -> dict[str, dict[str, int | None]]:
     return out
 
 
-def queue_view(name: str, broker: dict[str, int | None] | None, counts: Any, pause: Any = None) -> dict[str, Any]:
+def queue_view(
+    name: str, broker: dict[str, int | None] | None, counts: Any, pause: Any, levels: Sequence[int] | None
+) -> dict[str, Any]:
+    levels = list(levels or [0] * (priorities.HIGHEST + 1))
     return {
         "name": name,
         "paused": pause is not None,
@@ -90,6 +114,8 @@ def queue_view(name: str, broker: dict[str, int | None] | None, counts: Any, pau
         "retrying": counts["retrying"] if counts else 0,
         "running": counts["running"] if counts else 0,
         "oldest_waiting_s": counts["oldest_waiting_s"] if counts else None,
+        "waiting_by_priority": levels,
+        "waiting_by_band": band_counts(levels),
     }
 
 
@@ -97,9 +123,11 @@ async def list_queues(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     rows = {r["queue"]: r for r in await gw.pool.fetch(COUNTS, None)}
     pauses = {r["queue"]: r for r in await gw.pool.fetch(PAUSES)}
+    levels = by_priority(await gw.pool.fetch(WAITING_BY_PRIORITY, None))
     depths = await _broker_counts(gw)
-    views = [queue_view(q, depths.get(q), rows.get(q), pauses.get(q)) for q in gw.config.queues]
-    return json_response({"queues": views})
+    views = [queue_view(q, depths.get(q), rows.get(q), pauses.get(q), levels.get(q)) for q in gw.config.queues]
+    every = [sum(level) for level in zip(*(view["waiting_by_priority"] for view in views), strict=True)] or [0] * 10
+    return json_response({"queues": views, "waiting_by_band": band_counts(every) | {"total": sum(every)}})
 
 
 async def pause_queue(request: web.Request) -> web.Response:
@@ -130,4 +158,5 @@ async def _changed(gw: Gateway, name: str) -> web.Response:
     await gw.broker.publish_event(events.QUEUES_CHANGED, events.queues_changed(name))
     pause = await gw.pool.fetchrow(PAUSE_OF, name)
     counts = await gw.pool.fetchrow(COUNTS, name)
-    return json_response(queue_view(name, None, counts, pause))
+    levels = by_priority(await gw.pool.fetch(WAITING_BY_PRIORITY, name)).get(name)
+    return json_response(queue_view(name, None, counts, pause, levels))

@@ -25,7 +25,8 @@ API = "/api/v1"
 # also matches `{id}` (its 405 would advertise the methods of `{id}`)
 JOB = "{id:[0-9]+}"
 LETTER = "{id:(?:job|message)-[0-9]+}"
-SCHEDULE = "{id:[0-9]+}"
+# a schedule's id or its name (names are never all digits)
+SCHEDULE = "{id:[A-Za-z0-9_.:-]{1,100}}"
 
 
 def add_api_routes(app: web.Application) -> None:
@@ -35,6 +36,7 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get(f"{API}/jobs", jobs_api.list_jobs, allow_head=False)
     r.add_post(f"{API}/jobs/batch", jobs_api.submit_batch)
     r.add_get(f"{API}/jobs/{JOB}", jobs_api.get_job, allow_head=False)
+    r.add_patch(f"{API}/jobs/{JOB}", jobs_api.change_job)
     r.add_get(f"{API}/jobs/{JOB}/attempts", jobs_api.list_attempts, allow_head=False)
     r.add_get(f"{API}/jobs/{JOB}/results", sites_api.list_results, allow_head=False)
     r.add_post(f"{API}/jobs/{JOB}/cancel", jobs_api.cancel_job)
@@ -62,10 +64,12 @@ def add_api_routes(app: web.Application) -> None:
     r.add_post(f"{API}/schedules/{SCHEDULE}/trigger", schedules_api.trigger_schedule)
     r.add_get(f"{API}/schedules/{SCHEDULE}/preview", schedules_api.preview_schedule, allow_head=False)
     r.add_get(f"{API}/scheduler", scheduler_api.get_scheduler, allow_head=False)
+    r.add_get(f"{API}/scheduler/config", scheduler_api.get_scheduler_config, allow_head=False)
     r.add_post(f"{API}/scheduler/pause", scheduler_api.pause_scheduler)
     r.add_post(f"{API}/scheduler/resume", scheduler_api.resume_scheduler)
     r.add_post(f"{API}/scheduler/run", scheduler_api.run_scheduler)
     r.add_get(f"{API}/stats", stats_api.get_stats, allow_head=False)
+    r.add_get(f"{API}/reports", stats_api.get_report, allow_head=False)
     r.add_get(f"{API}/sites", sites_api.list_sites, allow_head=False)
     r.add_get(f"{API}/sites/{{name}}", sites_api.get_site, allow_head=False)
     r.add_put(f"{API}/sites/{{name}}", sites_api.put_site)

@@ -17,6 +17,7 @@ def schedule_view(row: Row) -> dict[str, Any]:
     view: dict[str, Any] = {
         "id": row["id"],
         "name": row["name"],
+        "description": row["description"],
         "type": kind,
         "interval_s": row["interval_s"] if kind == "interval" else None,
         "jitter": row["jitter"] if kind == "interval" else None,

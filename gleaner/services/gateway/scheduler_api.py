@@ -5,9 +5,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from gleaner.services.gateway.context import Gateway, gateway_of
-from gleaner.services.gateway.job_views import json_response
+from gleaner.services.gateway.job_views import json_response, timestamp
 from gleaner.services.gateway.schedule_views import scheduler_view
-from gleaner.shared.scheduling import scheduler_status
+from gleaner.shared.scheduling import scheduler_settings, scheduler_status
 from gleaner.shared.scheduling.fire_now import fire_all
 
 
@@ -38,3 +38,16 @@ async def run_scheduler(request: web.Request) -> web.Response:
     gw = gateway_of(request)
     fired, _ = await fire_all(gw.pool, gw.config, gw.broker, gw.metrics)
     return await _status(gw, fired=fired)
+
+
+async def get_scheduler_config(request: web.Request) -> web.Response:
+    """The effective settings of the scheduler that leads (or led last), else this gateway's own."""
+    gw = gateway_of(request)
+    row = await gw.pool.fetchrow(scheduler_status.SETTINGS)
+    if row is None or row["settings"] is None:
+        settings = scheduler_settings.effective(gw.config)
+        return json_response(scheduler_settings.view(settings, recorded_by=None, recorded_at=None))
+    recorded_at = timestamp(row["settings_at"])
+    return json_response(
+        scheduler_settings.view(row["settings"], recorded_by=row["settings_by"], recorded_at=recorded_at)
+    )

@@ -29,12 +29,25 @@ MAX_PREVIEW = 100
 TIMING = ("interval_s", "cron", "at")
 
 
-def schedule_id_param(request: web.Request) -> int:
-    return id_param(request, "schedule")
+async def schedule_id_param(request: web.Request) -> int:
+    """The schedule `{id}` of the path names: digits are its id, anything else its name (names are never all
+    digits); 404 when no schedule has that name."""
+    segment = request.match_info["id"]
+    if segment.isascii() and segment.isdigit():
+        return id_param(request, "schedule")
+    if definitions.NAME.fullmatch(segment) is None:
+        raise not_found(segment)
+    async with gateway_of(request).pool.acquire() as connection:
+        found: int | None = await connection.fetchval(schedule_store.ID_BY_NAME, segment)
+    if found is None:
+        raise not_found(segment)
+    return found
 
 
-def not_found(schedule_id: int) -> Problem:
-    return Problem(404, "Not Found", f"schedule {schedule_id} does not exist")
+def not_found(schedule: int | str) -> Problem:
+    if isinstance(schedule, int):
+        return Problem(404, "Not Found", f"schedule {schedule} does not exist")
+    return Problem(404, "Not Found", f"no schedule is named {schedule!r}")
 
 
 def name_taken(name: str) -> Problem:
@@ -89,13 +102,13 @@ async def list_schedules(request: web.Request) -> web.Response:
 
 
 async def get_schedule(request: web.Request) -> web.Response:
-    return await _view(gateway_of(request), schedule_id_param(request))
+    return await _view(gateway_of(request), await schedule_id_param(request))
 
 
 async def replace_schedule(request: web.Request) -> web.Response:
     """PUT: the whole definition; a timing change restarts the slots from now, the leader is woken at once."""
     gw = gateway_of(request)
-    schedule_id = schedule_id_param(request)
+    schedule_id = await schedule_id_param(request)
     _, body = await read_json(request)
     return await _replace(gw, schedule_id, lambda _row: body)
 
@@ -103,7 +116,7 @@ async def replace_schedule(request: web.Request) -> web.Response:
 async def edit_schedule(request: web.Request) -> web.Response:
     """PATCH: the given fields over the current definition (`job` is replaced whole)."""
     gw = gateway_of(request)
-    schedule_id = schedule_id_param(request)
+    schedule_id = await schedule_id_param(request)
     _, patch = await read_json(request)
     if not isinstance(patch, dict):
         raise ValidationProblem([field_error("body", "must be a JSON object")])
@@ -131,7 +144,7 @@ def definition_body(row: Any) -> dict[str, Any]:
         "cron": {"cron": row["cron"], "timezone": row["timezone"]},
         "once": {"at": row["at"].isoformat() if row["at"] is not None else None},
     }[row["kind"]]
-    policies = {key: row[key] for key in ("misfire", "overlap", "misfire_grace_s", "enabled")}
+    policies = {key: row[key] for key in definitions.POLICY_FIELDS}
     return {"name": row["name"], **timing, "job": row["job"], **policies}
 
 
@@ -145,7 +158,7 @@ def merged(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
 async def delete_schedule(request: web.Request) -> web.Response:
     """Its jobs stay (their schedule_id becomes null)."""
     gw = gateway_of(request)
-    schedule_id = schedule_id_param(request)
+    schedule_id = await schedule_id_param(request)
     async with gw.pool.acquire() as connection:
         if not await schedule_store.delete(connection, schedule_id):
             raise not_found(schedule_id)
@@ -154,7 +167,7 @@ async def delete_schedule(request: web.Request) -> web.Response:
 
 async def pause_schedule(request: web.Request) -> web.Response:
     gw = gateway_of(request)
-    schedule_id = schedule_id_param(request)
+    schedule_id = await schedule_id_param(request)
     async with gw.pool.acquire() as connection:
         if not await schedule_store.pause(connection, schedule_id):
             raise not_found(schedule_id)
@@ -164,7 +177,7 @@ async def pause_schedule(request: web.Request) -> web.Response:
 async def resume_schedule(request: web.Request) -> web.Response:
     """Slots missed while paused: `fire_once` fires one catch-up job, `skip` counts them and fires none."""
     gw = gateway_of(request)
-    schedule_id = schedule_id_param(request)
+    schedule_id = await schedule_id_param(request)
     async with gw.pool.acquire() as connection, connection.transaction():
         row = await schedule_store.get_locked(connection, schedule_id)
         if row is None:
@@ -180,7 +193,7 @@ async def trigger_schedule(request: web.Request) -> web.Response:
     A fan-out schedule creates one job per value; the answer shows the first (GET /jobs?schedule_id= lists all).
     """
     gw = gateway_of(request)
-    schedule_id = schedule_id_param(request)
+    schedule_id = await schedule_id_param(request)
     inserted = await fire_manual(gw.pool, gw.config, schedule_id)
     if inserted is None:
         raise not_found(schedule_id)
@@ -194,7 +207,7 @@ async def trigger_schedule(request: web.Request) -> web.Response:
 async def preview_schedule(request: web.Request) -> web.Response:
     """The next `count` nominal fire times from now (interval jitter moves each by up to ±jitter·interval)."""
     gw = gateway_of(request)
-    schedule_id = schedule_id_param(request)
+    schedule_id = await schedule_id_param(request)
     count = query_value(request, "count", query_integer(1, MAX_PREVIEW))
     async with gw.pool.acquire() as connection:
         row = await schedule_store.get(connection, schedule_id)

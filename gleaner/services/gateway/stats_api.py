@@ -1,13 +1,17 @@
-"""Handler for GET /stats: jobs by site and kind over a window, with outcomes, durations and pages fetched."""
+"""Handlers for GET /stats (jobs by site and kind over a window, with outcomes, durations and pages fetched) and
+GET /reports (the same per site and kind with top error classes and dead letters, over the last hours)."""
 
 from __future__ import annotations
 
 from aiohttp import web
 
+from gleaner.services.gateway.bodies import query_value
 from gleaner.services.gateway.context import gateway_of
 from gleaner.services.gateway.job_views import json_response, timestamp
-from gleaner.services.gateway.stats_rules import merge_groups, parse_stats_query, site_counters
-from gleaner.services.gateway.stats_store import fetch_stats
+from gleaner.shared.field_checks import query_number
+from gleaner.shared.stats.report import DEFAULT_HOURS, MAX_HOURS, build_report
+from gleaner.shared.stats.rules import merge_groups, parse_stats_query, site_counters
+from gleaner.shared.stats.store import fetch_stats
 
 
 async def get_stats(request: web.Request) -> web.Response:
@@ -22,3 +26,10 @@ async def get_stats(request: web.Request) -> web.Response:
             "sites": [site_counters(r) for r in rows.sites],
         }
     )
+
+
+async def get_report(request: web.Request) -> web.Response:
+    """`hours` back from now (default 24): what `gleaner report` prints and `maintenance.report` stores."""
+    hours = query_value(request, "hours", query_number(0, MAX_HOURS, exclusive_low=True)) or DEFAULT_HOURS
+    async with gateway_of(request).pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+        return json_response(await build_report(conn, hours))

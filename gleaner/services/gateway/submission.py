@@ -12,6 +12,7 @@ from gleaner.shared.config import Config
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
 from gleaner.shared.field_checks import FieldReader, Invalid, integer, number, text, timestamp
 from gleaner.shared.kind_rules import KIND_NAME, KindRules, privileged_by_name
+from gleaner.shared.priorities import priority
 from gleaner.shared.site_rules import site_name
 
 DEDUPE_KEY = re.compile(r".{1,200}", re.S)
@@ -75,7 +76,7 @@ def parse_job(
         kind=reader.get("kind", _kind(kinds), required=True, default=""),
         payload=reader.get("payload", _payload, default={}),
         queue=reader.get("queue", _queue(config), default=_default_queue(data.get("kind"), config, kinds)),
-        priority=reader.get("priority", integer(0, 9), default=0),
+        priority=reader.get("priority", priority, default=0),
         max_attempts=reader.get("max_attempts", integer(1, 1000), default=config.default_max_attempts),
         timeout_s=reader.get("timeout_s", number(0.001, 86_400), default=config.default_timeout_s),
         retry_base_s=reader.get("retry_base_s", number(0, 86_400), default=config.default_retry_base_s),
@@ -87,6 +88,39 @@ def parse_job(
     )
     _cross_checks(spec, reader, kinds)
     return (None, reader.errors) if reader.errors else (spec, [])
+
+
+@dataclass(frozen=True, slots=True)
+class JobChange:
+    """A change of a waiting job (PATCH /jobs/{id}): its priority and/or when it runs (None: left as it is)."""
+
+    priority: int | None
+    run_at: datetime | None
+    delay_s: float | None
+
+
+CHANGE_FIELDS = ("priority", "run_at", "delay_s")
+
+
+def parse_change(data: Any) -> JobChange:
+    """A 422 naming every bad field; at least one of `priority`, `run_at` or `delay_s`, not both run_at and delay_s."""
+    if not isinstance(data, dict):
+        raise ValidationProblem([field_error("body", "must be a JSON object")])
+    reader = FieldReader(data)
+    for name in sorted(set(data) - set(CHANGE_FIELDS)):
+        reader.fail(name, "unknown field")
+    change = JobChange(
+        priority=reader.get("priority", priority, default=None),
+        run_at=reader.get("run_at", timestamp, default=None),
+        delay_s=reader.get("delay_s", number(0, MAX_DELAY_S), default=None),
+    )
+    if change.run_at is not None and change.delay_s is not None:
+        reader.fail("delay_s", "give either run_at or delay_s, not both")
+    if all(data.get(name) is None for name in CHANGE_FIELDS) and not reader.errors:
+        reader.fail("body", "give priority, run_at or delay_s")
+    if reader.errors:
+        raise ValidationProblem(reader.errors)
+    return change
 
 
 def parse_one(data: Any, config: Config, kinds: KindRules | None = None) -> JobSpec:

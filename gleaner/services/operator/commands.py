@@ -8,6 +8,7 @@ GLEANER_API_URL with GLEANER_API_TOKEN (else GLEANER_ADMIN_TOKEN).
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -21,6 +22,11 @@ from gleaner.shared.config import Config
 from gleaner.shared.errors import GleanerError
 
 Command = Callable[[Client, argparse.Namespace], tuple[Any, str]]
+
+# the largest page GET /jobs serves; `jobs list --limit` follows pages past it
+MAX_PAGE = 500
+# what `jobs submit --wait` exits 1 for (the job ran and did not succeed)
+UNSUCCESSFUL = ("failed", "cancelled")
 
 TIMEOUT_S = 15.0  # per request; a `wait` adds the time the gateway holds it
 # A request the gateway did not act on, or a submission whose answer was lost (the connection dropped) or that met a
@@ -62,7 +68,7 @@ SITE_COLUMNS: list[Column] = [
     ("MIN DELAY", field("min_delay_s")),
     ("CONCURRENCY", field("max_concurrency")),
     ("RUNNING", lambda s: (s.get("state") or {}).get("running_jobs")),
-    ("NEXT REQUEST", lambda s: (s.get("state") or {}).get("next_request_at")),
+    ("NEXT REQUEST", lambda s: (s.get("state") or {}).get("next_allowed_at")),
 ]
 GROUP_COLUMNS: list[Column] = [
     ("SITE", field("site")),
@@ -75,6 +81,11 @@ GROUP_COLUMNS: list[Column] = [
     ("P95 S", lambda g: g["duration_s"].get("p95")),
     ("PAGES", field("pages_fetched")),
 ]
+REPORT_COLUMNS: list[Column] = [
+    *GROUP_COLUMNS[:-1],
+    ("DEAD", field("dead_letters")),
+    ("TOP ERRORS", lambda g: ", ".join(f"{e['error_class']} ({e['attempts']})" for e in g["error_classes"][:3])),
+]
 QUEUE_COLUMNS: list[Column] = [
     ("NAME", field("name")),
     ("PAUSED", field("paused")),
@@ -86,6 +97,9 @@ QUEUE_COLUMNS: list[Column] = [
     ("RETRYING", field("retrying")),
     ("SCHEDULED", field("scheduled")),
     ("OLDEST WAIT S", lambda q: None if q.get("oldest_waiting_s") is None else round(q["oldest_waiting_s"], 1)),
+    ("HIGH", lambda q: (q.get("waiting_by_band") or {}).get("high")),
+    ("NORMAL", lambda q: (q.get("waiting_by_band") or {}).get("normal")),
+    ("LOW", lambda q: (q.get("waiting_by_band") or {}).get("low")),
 ]
 WORKER_COLUMNS: list[Column] = [
     ("ID", field("id")),
@@ -100,11 +114,26 @@ SCHEDULE_COLUMNS: list[Column] = [
     ("ID", field("id")),
     ("NAME", field("name")),
     ("TIMING", lambda s: s.get("cron") or (s.get("interval_s") and f"every {s['interval_s']:g}s") or s.get("at")),
+    ("DESCRIPTION", field("description")),
     ("ENABLED", field("enabled")),
     ("PAUSED", field("paused")),
     ("NEXT FIRE", field("next_fire_at")),
     ("LAST FIRE", field("last_fire_at")),
 ]
+
+
+SCHEDULE_ACTIONS = {
+    "trigger": "fire one job now (all of a fan-out), whatever the pauses",
+    "pause": "pause a schedule",
+    "resume": "resume a schedule (missed slots follow its misfire policy)",
+    "preview": "the next fire times",
+}
+SCHEDULER_ACTIONS = {
+    "status": "leader, pause, last tick, due backlog, fire lag (and the effective settings)",
+    "pause": "no schedule fires until resumed (triggers and run still do)",
+    "resume": "resume every schedule (missed slots follow each one's misfire policy)",
+    "run": "fire what is due now, even while paused",
+}
 
 
 def add_parsers(commands: Any) -> None:
@@ -115,14 +144,14 @@ def add_parsers(commands: Any) -> None:
     for name in ("state", "kind", "queue", "site"):
         listing.add_argument(f"--{name}")
     listing.add_argument("--payload", help='JSON the payload contains, e.g. {"ticker": "PETR4"}')
-    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--limit", type=int, default=50, help="how many jobs (pages are followed past 500)")
     _json(jobs_actions.add_parser("show", help="a job and its attempts")).add_argument("id", type=int)
     submit = _json(jobs_actions.add_parser("submit", help="submit a job; --wait S to see it finish"))
     submit.add_argument("kind")
     submit.add_argument("--payload", default="{}", help="JSON object")
     for name in ("queue", "site"):
         submit.add_argument(f"--{name}")
-    submit.add_argument("--priority", type=int)
+    submit.add_argument("--priority", type=_priority, help="0-9 (9 first) or high, normal, low")
     submit.add_argument("--wait", type=float, help="seconds (up to 60) to wait for the job to finish")
     for action in ("cancel", "retry"):
         _json(jobs_actions.add_parser(action, help=f"{action} a job")).add_argument("id", type=int)
@@ -144,6 +173,8 @@ def add_parsers(commands: Any) -> None:
     stats.add_argument("--hours", type=float, default=1.0)
     stats.add_argument("--site")
     stats.add_argument("--kind")
+    report = _json(commands.add_parser("report", help="per site and kind: outcomes, durations, errors, dead letters"))
+    report.add_argument("--hours", type=float, default=24.0, help="how far back (default 24)")
     _json(commands.add_parser("health", help="the gateway's view of PostgreSQL and RabbitMQ"))
     queues = commands.add_parser("queues", help="queue depths and counts; pause or resume a queue")
     queue_actions = queues.add_subparsers(dest="action")
@@ -160,6 +191,24 @@ def add_parsers(commands: Any) -> None:
 
 def add_schedule_list(schedule_actions: Any) -> None:
     _json(schedule_actions.add_parser("list", help="every schedule with its next and last fire"))
+    parsers = _actions(schedule_actions, SCHEDULE_ACTIONS)
+    for parser in parsers.values():
+        parser.add_argument("schedule", help="its name or id")
+    parsers["preview"].add_argument("--count", type=int, default=10, help="how many (up to 100)")
+
+
+def add_scheduler_actions(scheduler: argparse.ArgumentParser) -> None:
+    """`gleaner scheduler` alone runs the service; with an action it asks the gateway."""
+    _actions(scheduler.add_subparsers(dest="action", required=False), SCHEDULER_ACTIONS)
+
+
+def _actions(subparsers: Any, helps: dict[str, str]) -> dict[str, argparse.ArgumentParser]:
+    return {action: _json(subparsers.add_parser(action, help=text)) for action, text in helps.items()}
+
+
+def _priority(value: str) -> int | str:
+    """A number or a name; the gateway judges it (a 422 names the field)."""
+    return int(value) if value.isascii() and value.isdigit() else value
 
 
 def _json(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -211,8 +260,10 @@ def _json_object(text: str, option: str) -> JsonObject:
 def jobs_list(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
     payload = None if args.payload is None else _json_object(args.payload, "--payload")
     filters = _present(state=args.state, kind=args.kind, queue=args.queue, site=args.site, payload=payload)
-    page = api.jobs.page(page_size=args.limit, **filters)
-    return _raw(page), table(_raws(page.items), JOB_COLUMNS)
+    if args.limit < 1:
+        raise GleanerError("--limit must be at least 1")
+    jobs = _raws(itertools.islice(api.jobs.list(page_size=min(args.limit, MAX_PAGE), **filters), args.limit))
+    return {"jobs": jobs}, table(jobs, JOB_COLUMNS)
 
 
 def jobs_show(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
@@ -234,6 +285,9 @@ def jobs_submit(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
             job = api.jobs.wait(job.id, timeout_s=args.wait)
         except WaitTimeout as exc:
             job = exc.job
+        if job.state in UNSUCCESSFUL:
+            error = job.error if isinstance(job.error, dict) else {}
+            raise GleanerError(f"job {job.id} {job.state}: {error.get('class')}: {error.get('message')}")
     return _raw(job), f"job {job.id} {job.state}"
 
 
@@ -276,6 +330,21 @@ def stats(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
     body = _raw(api.stats(window_s=args.hours * 3600, site=args.site, kind=args.kind))
     head = f"{body['since']} to {body['until']}\n"
     return body, head + table(body["groups"], GROUP_COLUMNS)
+
+
+def report(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    body = _raw(api.report(hours=args.hours))
+    errors = ", ".join(f"{e['error_class']} ({e['attempts']})" for e in body["error_classes"]) or "none"
+    letters = body["dead_letters"]
+    messages = ", ".join(f"{reason} {n}" for reason, n in letters["messages"].items()) or "none"
+    lines = [
+        f"{body['since']} to {body['until']} ({body['hours']:g} h)",
+        table(body["groups"], REPORT_COLUMNS),
+        "",
+        f"error classes: {errors}",
+        f"dead letters: {letters['failed_jobs']} failed job(s); poison messages: {messages}",
+    ]
+    return body, "\n".join(lines)
 
 
 def health(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
@@ -327,6 +396,34 @@ def schedules_list(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
     return {"schedules": listed, "next_after_id": None}, table(listed, SCHEDULE_COLUMNS)
 
 
+def schedule_action(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    schedule = _schedule_ref(args.schedule)
+    if args.action == "trigger":
+        job = api.schedules.trigger(schedule)
+        return _raw(job), f"job {job.id} {job.state} (schedule {args.schedule})"
+    if args.action == "preview":
+        preview = api.schedules.preview(schedule, args.count)
+        return _raw(preview), "\n".join(f"{t.isoformat()}" for t in preview.fire_times)
+    changed = api.schedules.pause(schedule) if args.action == "pause" else api.schedules.resume(schedule)
+    return _raw(changed), f"schedule {changed.name} " + ("paused" if changed.paused else "resumed")
+
+
+def _schedule_ref(value: str) -> int | str:
+    """An id (digits) or a name: the API takes either."""
+    return int(value) if value.isascii() and value.isdigit() else value
+
+
+def scheduler(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
+    actions = {"status": api.scheduler.status, "pause": api.scheduler.pause, "resume": api.scheduler.resume}
+    status = actions.get(args.action, api.scheduler.run)()
+    body = _raw(status)
+    text = block(body, list(body))
+    if args.action == "status":
+        settings = _raw(api.scheduler.config())
+        return body | {"config": settings}, text + "\n\nsettings:\n" + block(settings, list(settings))
+    return body, text
+
+
 COMMANDS: dict[tuple[str, str | None], Command] = {
     ("jobs", "list"): jobs_list,
     ("jobs", "show"): jobs_show,
@@ -338,6 +435,7 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("dead-letters", "resolve"): letters_resolve,
     ("sites", None): sites,
     ("stats", None): stats,
+    ("report", None): report,
     ("health", None): health,
     ("workers", None): workers,
     ("queues", None): queues_list,
@@ -345,4 +443,6 @@ COMMANDS: dict[tuple[str, str | None], Command] = {
     ("queues", "resume"): queue_resume,
     ("cleanup", None): cleanup,
     ("schedules", "list"): schedules_list,
+    **{("schedules", action): schedule_action for action in SCHEDULE_ACTIONS},
+    **{("scheduler", action): scheduler for action in SCHEDULER_ACTIONS},
 }

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from gleaner.shared.outbox import OutboxRow
+from gleaner.shared.scheduling import scheduler_status
 from gleaner.shared.scheduling.fire_now import fire_all
 
 if TYPE_CHECKING:
@@ -14,8 +15,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# the longest wait between passes; the loop wakes sooner for the next due schedule or a schedule change
-FIRE_INTERVAL_S = 1.0
+# the longest wait between passes (declared beside the scheduler's other timings, GET /scheduler/config shows it)
+FIRE_INTERVAL_S = scheduler_status.FIRE_INTERVAL_S
 # the shortest: due schedules that come close together are fired in one pass
 MIN_PAUSE_S = 0.02
 

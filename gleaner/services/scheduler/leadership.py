@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import secrets
@@ -16,12 +17,13 @@ import asyncpg
 
 from gleaner.shared.config import Config
 from gleaner.shared.metrics import Metrics
+from gleaner.shared.scheduling import scheduler_settings
 from gleaner.shared.scheduling.schedule_store import CHANNEL
-from gleaner.shared.scheduling.scheduler_status import TICK_S
+from gleaner.shared.scheduling.scheduler_status import STANDBY_RETRY_S, TICK_S
 
 log = logging.getLogger(__name__)
 
-RETRY_S = 1.0
+RETRY_S = STANDBY_RETRY_S
 QUERY_TIMEOUT_S = 5.0
 CLOSE_TIMEOUT_S = 2.0
 # server-side keepalives so a leader whose host vanished (no FIN) frees the lock within ~10 s
@@ -38,6 +40,10 @@ UPDATE scheduler_state
 SET leader = $1, last_tick_at = now(),
     leader_since = CASE WHEN leader IS NOT DISTINCT FROM $1 AND NOT $2 THEN leader_since ELSE now() END
 WHERE id = 1
+"""
+# what GET /scheduler/config shows: the settings of the scheduler that leads
+RECORD_SETTINGS = """
+UPDATE scheduler_state SET settings = $1::jsonb, settings_by = $2, settings_at = now() WHERE id = 1
 """
 STEP_DOWN = "UPDATE scheduler_state SET leader = NULL WHERE id = 1 AND leader = $1"
 
@@ -106,6 +112,8 @@ class Leadership:
 
         connection.add_termination_listener(on_close)
         await self._tick(connection, first=True)
+        settings = json.dumps(scheduler_settings.effective(self.config))
+        await connection.execute(RECORD_SETTINGS, settings, self.name, timeout=QUERY_TIMEOUT_S)
         await connection.add_listener(CHANNEL, self._on_notify)
         self.is_leader = True
         self.metrics.leader.set(1)

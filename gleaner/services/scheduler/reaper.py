@@ -49,12 +49,13 @@ WITH m AS (
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
     FROM m
     WHERE j.id = m.id AND j.attempt = m.attempt AND j.state = 'running' AND j.lease_expires_at < now()
-    RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.run_at, j.attempt_started_at,
-              m.delay_s, m.message, j.site, j.schedule_id, j.created_at
+    RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.generation, j.run_at,
+              j.attempt_started_at, m.delay_s, m.message, j.site, j.schedule_id, j.created_at
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
-                              retry_delay_s)
-    SELECT d.id, d.attempt, w.worker, d.attempt_started_at, now(), '{LOST}', '{ERROR_CLASS}', d.message, d.delay_s
+                              retry_delay_s, site, kind)
+    SELECT d.id, d.attempt, w.worker, d.attempt_started_at, now(), '{LOST}', '{ERROR_CLASS}', d.message, d.delay_s,
+           d.site, d.kind
     FROM done AS d JOIN unnest($1::bigint[], $6::text[]) AS w(id, worker) ON w.id = d.id
     ON CONFLICT (job_id, attempt) DO NOTHING
 )

@@ -7,7 +7,9 @@ they are (a site is shared by API submissions too, so a file never removes one).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping, Sequence
+import difflib
+import sys
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,6 +18,7 @@ from typing import Any
 import asyncpg
 import yaml
 
+from gleaner.services.scheduler import apscheduler_file
 from gleaner.shared.config import Config
 from gleaner.shared.db import init_connection
 from gleaner.shared.errors import GleanerError, ValidationProblem
@@ -25,6 +28,8 @@ from gleaner.shared.site_rules import SitePolicy, parse_site
 from gleaner.shared.site_writes import POLICY_FIELDS, UPSERT_SITE
 
 SOURCE = "file"
+# the job-template check as the gateway would run it now: kinds as workers registered them in the database
+CheckOf = Callable[[asyncpg.Connection], Awaitable[TemplateCheck]]
 
 
 class FileError(GleanerError):
@@ -75,14 +80,32 @@ class Desired:
     sites: dict[str, SitePolicy] = field(default_factory=dict)
 
 
-def load(path: Path, check_template: TemplateCheck, now: datetime) -> Desired:
-    """Read and validate every schedule and site of the file; all problems are reported together."""
+@dataclass(frozen=True, slots=True)
+class SeedOptions:
+    """How a seed-format (APScheduler-style) file is read: the timezone of its cron entries and naive dates, and
+    the job kind of each `scraper` (default: the scraper's name in lower case)."""
+
+    timezone: str = "UTC"
+    kinds: Mapping[str, str] = field(default_factory=dict)
+
+
+def read_document(path: Path, seed: SeedOptions) -> Any:
+    """The file as Gleaner's format: a seed-format file (schedules by name) is converted first."""
     try:
         document = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise FileError(f"cannot read {path}: {exc}") from None
-    if document is None:
-        document = {}
+    if apscheduler_file.is_seed_format(document):
+        try:
+            return apscheduler_file.convert(document, timezone=seed.timezone, kinds=seed.kinds)
+        except apscheduler_file.SeedFileError as exc:
+            raise FileError(f"{path}: {exc}") from None
+    return {} if document is None else document
+
+
+def load(path: Path, check_template: TemplateCheck, now: datetime, seed: SeedOptions | None = None) -> Desired:
+    """Read and validate every schedule and site of the file; all problems are reported together."""
+    document = read_document(path, seed or SeedOptions())
     if not isinstance(document, Mapping) or not isinstance(document.get("schedules", []), list):
         raise FileError(f"{path}: expected a mapping with a `schedules` list")
     if not isinstance(document.get("sites") or {}, Mapping):
@@ -196,12 +219,15 @@ async def current_rows(connection: asyncpg.Connection) -> list[asyncpg.Record]:
     return await schedule_store.list_all(connection, limit=1_000_000)
 
 
-async def sync(config: Config, path: Path, check_template: TemplateCheck, *, dry_run: bool) -> Plan:
-    """Load and validate the file, compare it with the database, and (unless `dry_run`) apply the changes."""
-    desired = load(path, check_template, datetime.now(UTC))
+async def sync(
+    config: Config, path: Path, check_of: CheckOf, *, dry_run: bool, seed: SeedOptions | None = None
+) -> Plan:
+    """Load and validate the file (job kinds as registered in the database), compare it with the database, and
+    (unless `dry_run`) apply the changes."""
     connection = await asyncpg.connect(config.database_url)
     try:
         await init_connection(connection)
+        desired = load(path, await check_of(connection), datetime.now(UTC), seed)
         result = plan(desired.schedules, [dict(row) for row in await current_rows(connection)])
         site_rows = await connection.fetch("SELECT * FROM sites WHERE name = ANY($1::text[])", list(desired.sites))
         plan_sites(result, desired.sites, {row["name"]: dict(row) for row in site_rows})
@@ -226,9 +252,22 @@ def describe(result: Plan, *, dry_run: bool) -> list[str]:
     return [*lines, summary + (" (dry run: nothing changed)" if dry_run else "")]
 
 
-def apply_cli(config: Config, path: str, check_template: TemplateCheck, *, dry_run: bool) -> int:
+def apply_cli(config: Config, path: str, check_of: CheckOf, *, dry_run: bool, seed: SeedOptions) -> int:
     """`gleaner schedules apply FILE [--dry-run]`: print the diff; exit 0 (file problems raise FileError)."""
-    result = asyncio.run(sync(config, Path(path), check_template, dry_run=dry_run))
+    result = asyncio.run(sync(config, Path(path), check_of, dry_run=dry_run, seed=seed))
     for line in describe(result, dry_run=dry_run):
         print(line)
+    return 0
+
+
+def convert_cli(path: str, seed: SeedOptions) -> int:
+    """`gleaner schedules apply FILE --convert`: the file in Gleaner's format on stdout (ready to be saved and
+    applied), and what changed, as a unified diff against the original, on stderr."""
+    original = Path(path).read_text(encoding="utf-8") if Path(path).is_file() else ""
+    converted = yaml.safe_dump(read_document(Path(path), seed), sort_keys=False, allow_unicode=True)
+    print(converted, end="")
+    diff = difflib.unified_diff(
+        original.splitlines(keepends=True), converted.splitlines(keepends=True), path, f"{path} (Gleaner format)"
+    )
+    sys.stderr.writelines(diff)
     return 0

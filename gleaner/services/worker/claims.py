@@ -19,6 +19,9 @@ from gleaner.shared.outbox import OUTBOX_COLUMNS, OutboxRow
 log = logging.getLogger(__name__)
 
 Key = tuple[int, int]
+# what a message claims: (job id, attempt, generation)
+ClaimKey = tuple[int, int, int]
+K = TypeVar("K", Key, ClaimKey)
 R = TypeVar("R")
 
 # Each statement locks its rows in id order first (`locked`, see gleaner.shared.db.ORDERED_LOCKS), reaching them
@@ -30,13 +33,14 @@ R = TypeVar("R")
 # and now takes well under a millisecond. A few rows more than the fenced UPDATE writes are locked (a stale
 # message's row), which is harmless.
 
-# Duplicates are removed before the statement; the fence (attempt - 1, waiting, not cancelled) drops stale messages.
+# Duplicates are removed before the statement; the fence (attempt - 1, waiting, not cancelled, the row's generation)
+# drops stale messages: one of a job changed since it was published (PATCH /jobs/{id}) carries an older generation.
 CLAIM = f"""
 WITH locked AS (
     SELECT j.id, m.attempt,
            j.attempt = m.attempt - 1 AND j.state IN ('scheduled', 'queued', 'retrying') AND NOT j.cancel_requested
-               AS fenced
-    FROM unnest($1::bigint[], $2::int[]) AS m(id, attempt) JOIN jobs AS j ON j.id = m.id
+               AND j.generation = m.generation AS fenced
+    FROM unnest($1::bigint[], $2::int[], $5::int[]) AS m(id, attempt, generation) JOIN jobs AS j ON j.id = m.id
     ORDER BY j.id FOR NO KEY UPDATE OF j
 )
 UPDATE jobs AS j
@@ -46,7 +50,7 @@ SET state = 'running', attempt = l.attempt, lease_owner = $3,
 FROM locked AS l
 WHERE j.id = l.id AND l.fenced AND {ORDERED_LOCKS}
 RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.max_attempts, j.attempt_base,
-    j.retry_base_s, j.retry_cap_s, j.request_id, EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s,
+    j.retry_base_s, j.retry_cap_s, j.request_id, j.generation, EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s,
     j.state, j.schedule_id, j.created_at
 """
 
@@ -71,13 +75,13 @@ WITH m AS (
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
     FROM locked AS m
     WHERE j.id = m.id AND m.fenced AND {ORDERED_LOCKS}
-    RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.run_at, j.attempt_started_at,
-        j.site, j.schedule_id, j.created_at, m.error_class, m.error_message
+    RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.generation, j.run_at,
+        j.attempt_started_at, j.site, j.schedule_id, j.created_at, m.error_class, m.error_message
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
-                              retry_delay_s, error_traceback)
+                              retry_delay_s, error_traceback, site, kind)
     SELECT d.id, d.attempt, $9, d.attempt_started_at, now(), m.state, m.error_class, m.error_message, m.delay_s,
-           m.error_traceback
+           m.error_traceback, d.site, d.kind
     FROM done AS d JOIN m ON m.id = d.id AND m.attempt = d.attempt
     ON CONFLICT (job_id, attempt) DO NOTHING
 )
@@ -210,14 +214,14 @@ class Finished:
     event: Event | None = None
 
 
-def unique_keys(keys: Iterable[Key]) -> list[Key]:
+def unique_keys(keys: Iterable[K]) -> list[K]:
     """The keys once each, in first-seen order."""
     return list(dict.fromkeys(keys))
 
 
-def distribute(keys: Sequence[Key], rows: Mapping[Key, R]) -> list[R | None]:
+def distribute(keys: Sequence[K], rows: Mapping[K, R]) -> list[R | None]:
     """One answer per caller: the row goes to the first caller with its key, later duplicates get None."""
-    seen: set[Key] = set()
+    seen: set[K] = set()
     out: list[R | None] = []
     for key in keys:
         out.append(None if key in seen else rows.get(key))
@@ -248,14 +252,13 @@ class JobStore:
         self.lease_s = lease_s
         self.delay_unit_s = delay_unit_s
 
-    async def claim(self, keys: Sequence[Key]) -> list[Claim | None]:
-        """Batcher flush: claim many (id, attempt) at once; None for stale or duplicate messages."""
+    async def claim(self, keys: Sequence[ClaimKey]) -> list[Claim | None]:
+        """Batcher flush: claim many (id, attempt, generation) at once; None for stale or duplicate messages."""
         wanted = unique_keys(keys)
-        records = await self.pool.fetch(
-            CLAIM, [k[0] for k in wanted], [k[1] for k in wanted], self.worker_id, self.lease_s
-        )
+        ids, attempts, generations = ([k[n] for k in wanted] for n in range(3))
+        records = await self.pool.fetch(CLAIM, ids, attempts, self.worker_id, self.lease_s, generations)
         at = events.stamp()
-        rows = {(r["id"], r["attempt"]): Claim.from_record(r, self.delay_unit_s, at) for r in records}
+        rows = {(r["id"], r["attempt"], r["generation"]): Claim.from_record(r, self.delay_unit_s, at) for r in records}
         return distribute(keys, rows)
 
     async def finish(self, items: Sequence[Finish]) -> list[Finished | None]:

@@ -17,7 +17,7 @@ from aiormq.exceptions import AMQPError
 
 from gleaner.services.worker import dead_letters
 from gleaner.services.worker.acks import AckCoalescer, channel_of
-from gleaner.services.worker.claims import Claim, Finish, Finished, JobStore, Key
+from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, JobStore, Key
 from gleaner.services.worker.context import Deferred, JobContext, job_logger
 from gleaner.services.worker.dead_letters import HANDLING_FAILED
 from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
@@ -68,7 +68,7 @@ FINISH_RETRY_MAX_PAUSE_S = 5.0
 class Batchers:
     """The group-commit writers every flow shares."""
 
-    claims: Batcher[Key, Claim | None]
+    claims: Batcher[ClaimKey, Claim | None]
     finishes: Batcher[Finish, Finished | None]
     handbacks: Batcher[Key, bool]
 
@@ -309,7 +309,7 @@ class Consumer:
                 return GIVE_BACK
             if channel_of(message) is None:
                 return LOST  # its channel closed while it waited for a slot: the broker delivers it again
-            claim = await self.batchers.claims.submit((job.job_id, job.attempt))
+            claim = await self.batchers.claims.submit((job.job_id, job.attempt, job.generation))
             if claim is None:
                 return await self._unclaimed(queue, job, body, message.headers)
             return await self._run(claim)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from gleaner.services.worker.claims import Claim, Finish, Finished, JobStore, Key
+from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, JobStore
 from gleaner.shared import events
 from gleaner.shared.amqp import Broker
 from gleaner.shared.metrics import Metrics
@@ -62,7 +62,7 @@ class ClaimWriter:
         self._store = store
         self._started = started
 
-    async def __call__(self, keys: Sequence[Key]) -> list[Claim | None]:
+    async def __call__(self, keys: Sequence[ClaimKey]) -> list[Claim | None]:
         claims = await self._store.claim(keys)
         self._started.add(claims)
         return claims

@@ -9,23 +9,32 @@ from datetime import datetime
 from typing import Any
 
 from gleaner.shared.errors import ValidationProblem, field_error
-from gleaner.shared.field_checks import FieldReader, Invalid, number, timestamp
+from gleaner.shared.field_checks import FieldReader, Invalid, number, text, timestamp
 from gleaner.shared.scheduling import planner
 
-NAME = re.compile(r"[A-Za-z0-9_.:-]{1,100}")
+# not all digits: `/schedules/{id-or-name}` reads a segment of digits as an id
+NAME = re.compile(r"(?![0-9]+$)[A-Za-z0-9_.:-]{1,100}")
+NAME_RULE = "required: 1-100 letters, digits, '_', '.', ':' or '-', not all digits"
 # the bounds of a definition's numbers: an interval from a second to a year (planner arithmetic stays in range)
 MIN_INTERVAL_S = 1.0
 MAX_INTERVAL_S = 366 * 86_400.0
 MAX_GRACE_S = 366 * 86_400.0
 MAX_CRON_LENGTH = 200
+MAX_DESCRIPTION = 1000
 INTERVAL = number(MIN_INTERVAL_S, MAX_INTERVAL_S)
 JITTER = number(0, planner.MAX_JITTER)
 GRACE = number(0, MAX_GRACE_S)
+DESCRIPTION = text(re.compile(f".{{0,{MAX_DESCRIPTION}}}", re.S), f"at most {MAX_DESCRIPTION} characters")
 TIMING_FIELDS = ("interval_s", "cron", "at")
-FIELDS = frozenset(
-    {"name", "type", *TIMING_FIELDS, "timezone", "jitter", "job", "misfire", "overlap", "misfire_grace_s", "enabled"}
-)
+POLICY_FIELDS = ("misfire", "overlap", "misfire_grace_s", "enabled", "description")
+FIELDS = frozenset({"name", "type", *TIMING_FIELDS, "timezone", "jitter", "job", *POLICY_FIELDS})
 POLICIES = {"misfire": ("fire_once", "skip"), "overlap": ("skip", "allow")}
+# what a definition that leaves them out gets (GET /scheduler/config shows them)
+DEFAULT_MISFIRE = "fire_once"
+DEFAULT_OVERLAP = "allow"
+DEFAULT_GRACE_S = 60.0
+DEFAULT_JITTER = 0.1
+DEFAULT_TIMEZONE = "UTC"
 
 Errors = list[dict[str, str]]
 # validates a job template and returns it normalized; raises ValidationProblem with field paths under `prefix`
@@ -40,10 +49,11 @@ class Definition:
     name: str
     spec: planner.Spec
     job: dict[str, Any]
-    misfire: str = "fire_once"
-    overlap: str = "allow"
-    misfire_grace_s: float = 60.0
+    misfire: str = DEFAULT_MISFIRE
+    overlap: str = DEFAULT_OVERLAP
+    misfire_grace_s: float = DEFAULT_GRACE_S
     enabled: bool = True
+    description: str = ""
 
     @property
     def kind(self) -> str:
@@ -58,13 +68,14 @@ class Definition:
             "interval_s": spec.every_s if isinstance(spec, planner.Interval) else None,
             "jitter": spec.jitter if isinstance(spec, planner.Interval) else 0.0,
             "cron": spec.expression if isinstance(spec, planner.Cron) else None,
-            "timezone": spec.timezone if isinstance(spec, planner.Cron) else "UTC",
+            "timezone": spec.timezone if isinstance(spec, planner.Cron) else DEFAULT_TIMEZONE,
             "at": spec.at if isinstance(spec, planner.Once) else None,
             "job": self.job,
             "misfire": self.misfire,
             "overlap": self.overlap,
             "misfire_grace_s": self.misfire_grace_s,
             "enabled": self.enabled,
+            "description": self.description,
         }
 
 
@@ -75,17 +86,18 @@ def parse(body: Any, check_template: TemplateCheck, *, anchor: datetime, prefix:
     errors: Errors = [field_error(prefix + key, "unknown field") for key in body if key not in FIELDS]
     name = body.get("name")
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        errors.append(field_error(prefix + "name", "required: 1-100 letters, digits, '_', '.', ':' or '-'"))
+        errors.append(field_error(prefix + "name", NAME_RULE))
     spec = _spec(body, anchor, prefix, errors)
     job = _template(body.get("job"), check_template, prefix, errors)
     policies = {key: _choice(body, key, prefix, errors) for key in POLICIES}
-    grace = FieldReader(body, prefix, errors).get("misfire_grace_s", GRACE, default=60.0)
+    grace = FieldReader(body, prefix, errors).get("misfire_grace_s", GRACE, default=DEFAULT_GRACE_S)
     enabled = body.get("enabled", True)
     if not isinstance(enabled, bool):
         errors.append(field_error(prefix + "enabled", "must be true or false"))
+    description = FieldReader(body, prefix, errors).get("description", DESCRIPTION, default="")
     if errors or spec is None or job is None or grace is None:
         raise ValidationProblem(errors, "the schedule definition is invalid")
-    return Definition(str(name), spec, job, policies["misfire"], policies["overlap"], grace, bool(enabled))
+    return Definition(str(name), spec, job, policies["misfire"], policies["overlap"], grace, bool(enabled), description)
 
 
 def _spec(body: Mapping[str, Any], anchor: datetime, prefix: str, errors: Errors) -> planner.Spec | None:
@@ -109,7 +121,7 @@ def _build(key: str, body: Mapping[str, Any], anchor: datetime, prefix: str, err
     if key == "interval_s":
         reader = FieldReader(body, prefix, errors)
         every = reader.get("interval_s", INTERVAL, default=None)
-        jitter = reader.get("jitter", JITTER, default=0.1)
+        jitter = reader.get("jitter", JITTER, default=DEFAULT_JITTER)
         return planner.interval(every, anchor, jitter) if not reader.failed("interval_s", "jitter") else None
     if key == "cron":
         return _cron(body, prefix, errors)
@@ -121,7 +133,7 @@ def _build(key: str, body: Mapping[str, Any], anchor: datetime, prefix: str, err
 
 
 def _cron(body: Mapping[str, Any], prefix: str, errors: Errors) -> planner.Spec | None:
-    expression, timezone = body["cron"], body.get("timezone", "UTC")
+    expression, timezone = body["cron"], body.get("timezone", DEFAULT_TIMEZONE)
     if not isinstance(expression, str) or not isinstance(timezone, str):
         errors.append(field_error(prefix + "cron", "cron and timezone must be strings"))
         return None
@@ -146,7 +158,7 @@ def _template(job: Any, check: TemplateCheck, prefix: str, errors: Errors) -> di
 
 def _choice(body: Mapping[str, Any], key: str, prefix: str, errors: Errors) -> str:
     allowed = POLICIES[key]
-    value = body.get(key, allowed[0] if key == "misfire" else "allow")
+    value = body.get(key, DEFAULT_MISFIRE if key == "misfire" else DEFAULT_OVERLAP)
     if value not in allowed:
         errors.append(field_error(prefix + key, "must be one of " + ", ".join(allowed)))
         return allowed[0]

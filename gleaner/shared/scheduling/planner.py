@@ -34,7 +34,8 @@ class Interval:
 
 @dataclass(frozen=True, slots=True)
 class Cron:
-    """A 5-field cron expression evaluated in an IANA timezone (DST-correct, Debian cron semantics)."""
+    """A cron expression evaluated in an IANA timezone (DST-correct, Debian cron semantics): 5 fields, or 6 with a
+    leading seconds field (`*/10 * * * * *`: every ten seconds), as APScheduler's `second` allows."""
 
     expression: str
     timezone: str = "UTC"
@@ -71,8 +72,9 @@ def cron_problems(expression: str, timezone: str) -> list[SpecError]:
         zone = _zone(timezone)
     except SpecError as exc:
         problems.append(exc)
-    if len(expression.split()) != 5:
-        problems.append(SpecError("cron", "must have 5 fields: minute hour day-of-month month day-of-week"))
+    if len(expression.split()) not in (5, 6):
+        fields = "minute hour day-of-month month day-of-week"
+        problems.append(SpecError("cron", f"must have 5 fields ({fields}) or 6 (a seconds field first)"))
         return problems
     try:
         CronSim(expression, datetime.now(zone))

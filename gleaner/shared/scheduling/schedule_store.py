@@ -21,18 +21,20 @@ FROM schedules AS s LEFT JOIN jobs AS j ON j.id = s.last_job_id
 
 INSERT = """
 INSERT INTO schedules (name, kind, interval_s, jitter, cron, timezone, at, job, misfire, overlap, misfire_grace_s,
-                       enabled, source, anchor, next_slot_at, next_fire_at)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+                       enabled, description, source, anchor, next_slot_at, next_fire_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
 RETURNING id
 """
 
 UPDATE = """
 UPDATE schedules SET name = $2, kind = $3, interval_s = $4, jitter = $5, cron = $6, timezone = $7, at = $8, job = $9,
-    misfire = $10, overlap = $11, misfire_grace_s = $12, enabled = $13, source = $14, anchor = $15,
-    next_slot_at = $16, next_fire_at = $17, updated_at = now()
+    misfire = $10, overlap = $11, misfire_grace_s = $12, enabled = $13, description = $14, source = $15, anchor = $16,
+    next_slot_at = $17, next_fire_at = $18, updated_at = now()
 WHERE id = $1
 RETURNING id
 """
+
+ID_BY_NAME = "SELECT id FROM schedules WHERE name = $1"
 
 TIMING = ("kind", "interval_s", "jitter", "cron", "timezone", "at", "enabled")
 
@@ -124,4 +126,4 @@ async def notify(connection: Connection, schedule_id: int | None = None) -> None
 
 def _values(columns: dict[str, Any]) -> tuple[Any, ...]:
     keys = ("name", "kind", "interval_s", "jitter", "cron", "timezone", "at", "job", "misfire", "overlap")
-    return (*(columns[k] for k in keys), columns["misfire_grace_s"], columns["enabled"])
+    return (*(columns[k] for k in keys), columns["misfire_grace_s"], columns["enabled"], columns["description"])

@@ -9,6 +9,10 @@ from gleaner.shared.scheduling.schedule_store import notify
 
 # the leader records a tick this often (gleaner.services.scheduler.leadership)
 TICK_S = 1.0
+# a standby tries the leader's lock this often
+STANDBY_RETRY_S = 1.0
+# the longest wait between firing passes; the loop wakes sooner for the next due schedule or a schedule change
+FIRE_INTERVAL_S = 1.0
 # a leader that has not ticked for this long is presumed gone (a standby takes over within a few seconds)
 STALE_TICK_S = 5 * TICK_S
 
@@ -22,6 +26,7 @@ SELECT st.leader, st.leader_since, st.paused, st.last_tick_at, st.last_fire_lag_
        (SELECT count(*) FROM schedules WHERE enabled AND NOT paused) AS active_schedules
 FROM scheduler_state AS st WHERE st.id = 1
 """
+SETTINGS = "SELECT settings, settings_by, settings_at FROM scheduler_state WHERE id = 1"
 SET_PAUSED = "UPDATE scheduler_state SET paused = $1 WHERE id = 1"
 
 

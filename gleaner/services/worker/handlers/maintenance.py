@@ -1,5 +1,5 @@
 """Maintenance kinds run by the default maintenance schedules: prune old jobs and results, refresh statistics,
-requeue failed jobs automatically (a default schedule, off until enabled).
+requeue failed jobs automatically and keep a report (default schedules, off until enabled).
 
 Each deletes in batches (one short transaction per batch) so it never holds long locks on busy tables. Only `admin`
 may submit them (they are registered privileged); the gateway checks their payloads at submit against the kind's
@@ -21,6 +21,7 @@ from gleaner.shared.config import MAX_RETENTION_DAYS, QUEUE_NAME, Config
 from gleaner.shared.kind_rules import KIND_NAME
 from gleaner.shared.prune_statements import PRUNE_DEAD_LETTERS, PRUNE_IDEMPOTENCY, PRUNE_JOBS, PRUNE_SITE_MINUTES
 from gleaner.shared.requeue import AUTO_REQUEUE
+from gleaner.shared.stats.report import DEFAULT_HOURS, MAX_HOURS, build_report
 
 DEFAULT_BATCH = 5000
 
@@ -72,6 +73,8 @@ REQUEUE_SCHEMA = closed(
         "limit": {"type": ["integer", "null"], "minimum": 1, "maximum": MAX_REQUEUE},
     }
 )
+
+REPORT_SCHEMA = closed({"hours": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": MAX_HOURS}})
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +152,12 @@ async def requeue_failed(ctx: JobContext) -> Any:
     return {"requeued": len(rows), "job_ids": [r["id"] for r in rows][:100]}
 
 
+async def report(ctx: JobContext) -> Any:
+    """Per site and kind over the last `hours` (default 24): outcomes, success rate, p50/p95 durations, top error
+    classes and dead letters, stored as the job's result (what `gleaner report` prints)."""
+    return await build_report(ctx.db, _number(ctx.job.payload, "hours", DEFAULT_HOURS))
+
+
 def _number(payload: JsonObject, name: str, default: float) -> float:
     """A member the schema checked already; absent, null or 0 means the default."""
     value = payload.get(name)
@@ -166,6 +175,7 @@ def register(registry: Registry, retention: Retention) -> None:
         ),
         "maintenance.analyze": (analyze, analyze.__doc__, ANALYZE_SCHEMA),
         "maintenance.requeue_failed": (requeue_failed, requeue_failed.__doc__, REQUEUE_SCHEMA),
+        "maintenance.report": (report, report.__doc__, REPORT_SCHEMA),
     }
     for name, (handler, doc, schema) in kinds.items():
         description = (doc or "").strip().split("\n", 1)[0]

@@ -6,13 +6,11 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gleaner.shared.errors import ValidationProblem, field_error
 from gleaner.shared.field_checks import Invalid, parse_timestamp, query_number
-
-if TYPE_CHECKING:
-    from gleaner.services.gateway.job_views import Row
+from gleaner.shared.rows import Row
 
 DEFAULT_WINDOW_S = 3600.0
 MAX_WINDOW_S = 366 * 86_400.0

@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any, Protocol
 
 import asyncpg
 
-from gleaner.services.gateway.job_views import Row
-from gleaner.services.gateway.stats_rules import STATES, StatsQuery, rollup_groups
+from gleaner.shared.rows import Row
+from gleaner.shared.stats.rules import STATES, StatsQuery, rollup_groups
 
 # Both ends by the database clock: the window is `since` (when given) or `window_s` back from now.
 WINDOW = "SELECT COALESCE($1::timestamptz, now() - make_interval(secs => $2::float8)) AS since, now() AS until"
@@ -98,20 +99,33 @@ class StatsRows:
     since: datetime
     until: datetime
     jobs: Sequence[Row]
-    pages: list[asyncpg.Record]
-    sites: list[asyncpg.Record]
+    pages: Sequence[Row]
+    sites: Sequence[Row]
+
+
+class Queries(Protocol):
+    """A connection or a pool: what the statements run on (the worker's handlers get the pool)."""
+
+    async def fetch(self, query: str, *args: Any) -> Sequence[Any]: ...
+    async def fetchrow(self, query: str, *args: Any) -> Any: ...
+    async def fetchval(self, query: str, *args: Any) -> Any: ...
 
 
 async def fetch_stats(pool: asyncpg.Pool, query: StatsQuery) -> StatsRows:
+    """The statistics from one snapshot."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-        bounds = await conn.fetchrow(WINDOW, query.since, query.window_s)
-        assert bounds is not None
-        args = (bounds["since"], query.site, query.kind)
-        jobs: Sequence[Row]
-        if await conn.fetchval(FINISHED_IN_ROLLUP, *args) > EXACT_LIMIT:
-            jobs = rollup_groups(await conn.fetch(ROLLUP_GROUPS, *args))
-        else:
-            jobs = await conn.fetch(JOB_GROUPS, *args)
-        pages = await conn.fetch(PAGE_GROUPS, *args)
-        sites = await conn.fetch(SITE_COUNTERS, query.site, bounds["since"])
+        return await stats_on(conn, query)
+
+
+async def stats_on(conn: Queries, query: StatsQuery) -> StatsRows:
+    bounds = await conn.fetchrow(WINDOW, query.since, query.window_s)
+    assert bounds is not None
+    args = (bounds["since"], query.site, query.kind)
+    jobs: Sequence[Row]
+    if await conn.fetchval(FINISHED_IN_ROLLUP, *args) > EXACT_LIMIT:
+        jobs = rollup_groups(await conn.fetch(ROLLUP_GROUPS, *args))
+    else:
+        jobs = await conn.fetch(JOB_GROUPS, *args)
+    pages = await conn.fetch(PAGE_GROUPS, *args)
+    sites = await conn.fetch(SITE_COUNTERS, query.site, bounds["since"])
     return StatsRows(bounds["since"], bounds["until"], jobs, pages, sites)
