@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncpg
+import orjson
 import pytest
 
 from gleaner.shared.amqp import Broker
-from gleaner.shared.messages import JobMessage
+from gleaner.shared.messages import JobGroup, JobMessage
 from tests.integration.broker_admin import queue_messages
+from tests.integration.test_poison import letters, publish_raw
 from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer, add_site, overlapping, pages
 from tests.integration.test_worker_lifecycle import insert_jobs, publish, wait_final
 from tests.support import recording
@@ -176,3 +178,29 @@ async def test_jobs_their_site_cannot_run_now_wait_on_their_own_and_the_rest_of_
     assert sum(jobs[job_id]["deferrals"] for job_id in polite) >= 2
     assert await runs_of(recorded) == {job_id: [1] for job_id in free}
     assert max(jobs[job_id]["finished_at"] for job_id in free) < max(jobs[job_id]["finished_at"] for job_id in polite)
+
+
+async def test_poison_in_a_group_is_one_dead_letter_per_culprit_and_a_malformed_group_one_for_the_message(
+    stack: Stack, recorded: asyncpg.Pool, broker: Broker
+) -> None:
+    good = await insert_jobs(recorded, 3, "record.noop")
+    missing = JobMessage(job_id=10**12, attempt=1, queue="default", kind="record.noop")
+    members = [JobMessage(job_id=job_id, attempt=1, queue="default", kind="record.noop") for job_id in good]
+    malformed = orjson.dumps({"v": 2, "queue": "default", "jobs": [{"id": 1, "attempt": 0, "kind": "record.noop"}]})
+    await stack.start("worker")
+    assert await broker.publish_many([(JobGroup((members[0], missing, *members[1:])), 0.0)]) == [True]
+    await publish_raw(broker, malformed)
+
+    finished = await wait_final(recorded, good)
+    assert {row["state"] for row in finished.values()} == {"succeeded"}
+
+    async def both_recorded() -> list[asyncpg.Record]:
+        found = await letters(recorded)
+        return found if len(found) >= 2 else []
+
+    recorded_letters = await eventually(both_recorded, what="a dead letter for the missing job and the bad group")
+    by_reason = {letter["reason"]: letter for letter in recorded_letters}
+    assert set(by_reason) == {"no_such_job", "undecodable"}
+    assert bytes(by_reason["no_such_job"]["body"]) == missing.encode()  # the culprit's own message, not the group
+    assert bytes(by_reason["undecodable"]["body"]) == malformed
+    assert await runs_of(recorded) == {job_id: [1] for job_id in good}

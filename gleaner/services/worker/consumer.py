@@ -300,9 +300,8 @@ class Consumer:
 
     async def _job(self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int) -> str:
         """One job of a delivery, to its outcome; returns how it wants the delivery settled (see `settlement`)."""
-        body = message.body if carried == 1 else job.encode()  # a dead letter names the one job it is about
         if job.kind not in self.registry:
-            await self._unknown_kind(queue, job, body, message.headers)
+            await self._unknown_kind(queue, job, letter_body(message, job, carried), message.headers)
             return REJECT
         async with self._slots:
             if self.stopping:
@@ -311,7 +310,7 @@ class Consumer:
                 return LOST  # its channel closed while it waited for a slot: the broker delivers it again
             claim = await self.batchers.claims.submit((job.job_id, job.attempt, job.generation))
             if claim is None:
-                return await self._unclaimed(queue, job, body, message.headers)
+                return await self._unclaimed(queue, job, letter_body(message, job, carried), message.headers)
             return await self._run(claim)
 
     async def _unclaimed(self, queue: str, job: JobMessage, body: bytes, headers: Mapping[str, Any] | None) -> str:
@@ -451,6 +450,11 @@ async def settle(action: Awaitable[None]) -> None:
         await action
     except (AMQPError, RuntimeError, ConnectionError) as exc:
         log.debug("could not settle a message: %r", exc)
+
+
+def letter_body(message: AbstractIncomingMessage, job: JobMessage, carried: int) -> bytes:
+    """The body a dead letter about `job` keeps: the delivery's, or for a job of a group its own message."""
+    return message.body if carried == 1 else job.encode()
 
 
 def settlement(steps: Collection[str]) -> str:
