@@ -49,6 +49,19 @@ async def resume(api: Api) -> None:
     assert status == 200, body
 
 
+async def submit_published(gateway: Service, api: Api, count: int) -> tuple[list[int], float]:
+    """Submit `count` recording jobs in one batch; their ids and the messages the gateway's publish took."""
+    jobs = [{"kind": "record.noop", "payload": {"n": n}} for n in range(count)]
+    status, body = await api.request("POST", "/jobs/batch", json={"jobs": jobs})
+    assert status == 202, body
+
+    async def all_enqueued() -> bool:
+        return await metric(gateway, "gleaner_jobs_enqueued_total") == count
+
+    await eventually(all_enqueued, timeout_s=20, what="every job's message confirmed")
+    return [job["id"] for job in body["jobs"]], await metric(gateway, "gleaner_job_messages_published_total")
+
+
 async def runs_of(db: asyncpg.Pool) -> dict[int, list[int]]:
     """Job id → the attempts that executed it, in order."""
     return {r["job_id"]: list(r["attempts"]) for r in await db.fetch(RUNS)}
@@ -58,16 +71,7 @@ async def test_a_batch_of_a_thousand_travels_in_far_fewer_messages_and_every_job
     stack: Stack, recorded: asyncpg.Pool, broker: Broker, api_factory: type[Api]
 ) -> None:
     gateway, api = await paused_worker(stack, recorded, api_factory)
-    jobs = [{"kind": "record.noop", "payload": {"n": n}} for n in range(1000)]
-    status, body = await api.request("POST", "/jobs/batch", json={"jobs": jobs})
-    assert status == 202, body
-    ids = [job["id"] for job in body["jobs"]]
-
-    async def all_enqueued() -> bool:
-        return await metric(gateway, "gleaner_jobs_enqueued_total") == 1000
-
-    await eventually(all_enqueued, timeout_s=20, what="every job's message confirmed")
-    messages = await metric(gateway, "gleaner_job_messages_published_total")
+    ids, messages = await submit_published(gateway, api, 1000)
     assert messages == -(-1000 // GROUP)  # 63 messages for 1,000 jobs
     work_queue = broker.topology.work_queue("default")
 
@@ -120,16 +124,8 @@ async def test_a_job_cancelled_before_its_group_is_claimed_stays_cancelled_and_t
     stack: Stack, recorded: asyncpg.Pool, broker: Broker, api_factory: type[Api]
 ) -> None:
     gateway, api = await paused_worker(stack, recorded, api_factory)
-    jobs = [{"kind": "record.noop", "payload": {"n": n}} for n in range(5)]
-    status, body = await api.request("POST", "/jobs/batch", json={"jobs": jobs})
-    assert status == 202, body
-    ids = [job["id"] for job in body["jobs"]]
-
-    async def published() -> bool:
-        return await metric(gateway, "gleaner_jobs_enqueued_total") == 5
-
-    await eventually(published, what="the group's message confirmed")
-    assert await metric(gateway, "gleaner_job_messages_published_total") == 1
+    ids, messages = await submit_published(gateway, api, 5)
+    assert messages == 1
     status, _ = await api.request("POST", f"/jobs/{ids[2]}/cancel")
     assert status == 200
 
