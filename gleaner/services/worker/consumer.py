@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,7 @@ import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel, FieldValue
 from aiormq.exceptions import AMQPError
 
-from gleaner.services.worker import dead_letters
+from gleaner.services.worker import dead_letters, job_logs
 from gleaner.services.worker.acks import AckCoalescer, channel_of
 from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, JobStore, Key
 from gleaner.services.worker.context import Deferred, JobContext, job_logger
@@ -24,6 +24,7 @@ from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_
 from gleaner.services.worker.handlers import ServedKinds
 from gleaner.services.worker.job_metrics import JobMetrics, Series
 from gleaner.services.worker.queue_pauses import paused_queues
+from gleaner.services.worker.recycle import JobAllowance
 from gleaner.services.worker.results import ResultStore
 from gleaner.services.worker.retry import (
     ABANDONED,
@@ -47,8 +48,11 @@ from gleaner.shared.db import ROW, failure_kind, unavailable
 from gleaner.shared.errors import DecodeError, HandlerError
 from gleaner.shared.messages import JobGroup, JobMessage, decode_jobs, headers_of
 from gleaner.shared.metrics import Metrics
+from gleaner.shared.soft_limit import with_soft_limit
 
 log = logging.getLogger(__name__)
+# the end line of an attempt whose flow was cancelled or failed before an outcome (a shutdown, a lost database)
+INTERRUPTED = Outcome("interrupted")
 
 # how a delivery is settled once all of its jobs are recorded (see `settlement`)
 ACK = "ack"
@@ -95,6 +99,9 @@ class Consumer:
     running: RunningJobs
     http: Any = None
     sites: SiteSessions | None = None
+    # GLEANER_WORKER_MAX_JOBS: once spent, `recycle` drains this worker and exits it for a fresh one
+    allowance: JobAllowance = field(default_factory=JobAllowance)
+    recycle: Callable[[str], None] = field(default=lambda _reason: None)
     stopping: bool = False
     _series: JobMetrics | None = None
     _channel: AbstractRobustChannel | None = None
@@ -260,6 +267,7 @@ class Consumer:
             return
         wait_s = early_by_s(jobs[0].due_ms, int(time.time() * 1000), self.config.delay_unit_ms)
         if wait_s > 0:
+            log.debug("job %d arrived %.3fs early: sent through the delay levels again", jobs[0].job_id, wait_s)
             await self.broker.publish_one(JobGroup(jobs) if len(jobs) > 1 else jobs[0], wait_s)
             self.acks.ack(message)
             return
@@ -308,9 +316,15 @@ class Consumer:
                 return GIVE_BACK
             if channel_of(message) is None:
                 return LOST  # its channel closed while it waited for a slot: the broker delivers it again
+            if not self.allowance.take():
+                log.debug("recycling: handing back job %d for the next worker", job.job_id)
+                return GIVE_BACK  # the next worker skips the jobs of the group recorded here
             claim = await self.batchers.claims.submit((job.job_id, job.attempt, job.generation))
             if claim is None:
+                self.allowance.put_back()
                 return await self._unclaimed(queue, job, letter_body(message, job, carried), message.headers)
+            if self.allowance.spent:
+                self.recycle(self.allowance.reason())
             return await self._run(claim)
 
     async def _unclaimed(self, queue: str, job: JobMessage, body: bytes, headers: Mapping[str, Any] | None) -> str:
@@ -318,6 +332,7 @@ class Consumer:
         if await dead_letters.record_if_no_job(self.pool, queue, job, body, headers):
             self.metrics.dead_letters.labels(dead_letters.NO_SUCH_JOB).inc()
             return REJECT
+        log.debug("dropped a stale or duplicate message of job %d attempt %d", job.job_id, job.attempt)
         self.metrics.stale_claims.labels(queue).inc()
         return ACK
 
@@ -398,7 +413,7 @@ class Consumer:
         self.acks.settled(message)
 
     async def _execute(self, claim: Claim) -> Outcome:
-        job = claim.job
+        job = with_soft_limit(claim.job, self.registry.soft_timeout_s(claim.job.kind))
         series = self._metrics_of(job.kind, job.queue)
         series.started.inc()
         series.queue_wait.observe(claim.wait_s)
@@ -411,12 +426,17 @@ class Consumer:
             results=ResultStore(self.pool, job.id, job.site),
         )
         series.in_progress.inc()
+        job_logs.started(job, claim.wait_s)
         started = time.monotonic()
+        outcome: Outcome | None = None
         try:
-            return await self._run_in_site(ctx, claim)
+            outcome = await self._run_in_site(ctx, claim)
+            return outcome
         finally:
+            duration_s = time.monotonic() - started
             series.in_progress.dec()
-            series.duration.observe(time.monotonic() - started)
+            series.duration.observe(duration_s)
+            job_logs.ended(job, outcome or INTERRUPTED, duration_s)
 
     async def _run_in_site(self, ctx: JobContext, claim: Claim) -> Outcome:
         """Run the handler; a job of a site first loads the site and takes a concurrency slot (or defers)."""
