@@ -27,7 +27,7 @@ from gleaner.shared import delays
 from gleaner.shared.config import Config
 from gleaner.shared.confirmed_batch import Encoded, missing_internals, publish_confirmed
 from gleaner.shared.errors import StartupError
-from gleaner.shared.messages import CONTENT_TYPE, JobMessage
+from gleaner.shared.messages import CONTENT_TYPE, Envelope, headers_of
 from gleaner.shared.publish_frames import PublishEncoder
 from gleaner.shared.startup import shown_url
 
@@ -280,13 +280,7 @@ class Broker:
             await self.connection.close()
         self.connection = self.channel = None
 
-    def _headers(self, job: JobMessage) -> dict[str, int | str]:
-        headers: dict[str, int | str] = {"job_id": job.job_id, "attempt": job.attempt}
-        if job.request_id:
-            headers["request_id"] = job.request_id
-        return headers
-
-    def _route(self, job: JobMessage, delay_s: float) -> tuple[str, str]:
+    def _route(self, job: Envelope, delay_s: float) -> tuple[str, str]:
         """The exchange and routing key: the job's queue now, or the delay levels when `delay_s` > 0."""
         units = delays.delay_units(delay_s, self.topology.delay_unit_ms / 1000)
         if units == 0:
@@ -294,13 +288,13 @@ class Broker:
         units = min(units, (1 << self.topology.delay_levels) - 1)
         return self.topology.delay_entry, delays.routing_key(units, self.topology.delay_levels, job.queue)
 
-    async def publish_one(self, job: JobMessage, delay_s: float, timeout_s: float | None = PUBLISH_TIMEOUT_S) -> None:
-        """Publish one job message, through the delay levels when `delay_s` > 0; raises if unconfirmed."""
+    async def publish_one(self, job: Envelope, delay_s: float, timeout_s: float | None = PUBLISH_TIMEOUT_S) -> None:
+        """Publish one job message (or group), through the delay levels when `delay_s` > 0; raises if unconfirmed."""
         if not self.connected or self._jobs is None or self._delay is None:
             raise BrokerUnavailable("not connected to RabbitMQ")
         exchange, key = self._route(job, delay_s)
         # priority rides along through the delay levels (which ignore it) to the work queue (which uses it)
-        message = _persistent(job.encode(), job.priority, self._headers(job))
+        message = _persistent(job.encode(), job.priority, headers_of(job))
         target = self._jobs if exchange == self._jobs.name else self._delay
         # the timeout covers aio-pika waiting for a reconnecting channel, not only the confirm
         async with asyncio.timeout(timeout_s):
@@ -314,8 +308,9 @@ class Broker:
         async with asyncio.timeout(PUBLISH_TIMEOUT_S):
             await self._jobs.publish(_persistent(body, priority, headers), queue, timeout=PUBLISH_TIMEOUT_S)
 
-    async def publish_many(self, jobs: Sequence[tuple[JobMessage, float]]) -> list[bool]:
-        """Publish with confirms pipelined (one write for the batch); True where the broker confirmed in time.
+    async def publish_many(self, jobs: Sequence[tuple[Envelope, float]]) -> list[bool]:
+        """Publish messages (a job or a group each), confirms pipelined (one write for the batch); True where the
+        broker confirmed in time.
 
         One deadline for the whole batch; what is unconfirmed by then counts as failed.
         """
@@ -346,15 +341,15 @@ class Broker:
             )
         return outcomes
 
-    async def _publish_each(self, jobs: Sequence[tuple[JobMessage, float]], deadline: float) -> list[bool]:
+    async def _publish_each(self, jobs: Sequence[tuple[Envelope, float]], deadline: float) -> list[bool]:
         """The public path: one aio-pika publish per message, all awaited together under one deadline."""
         loop = asyncio.get_running_loop()
 
-        async def one(job: JobMessage, delay_s: float) -> bool:
+        async def one(job: Envelope, delay_s: float) -> bool:
             try:
                 await self.publish_one(job, delay_s, timeout_s=max(0.0, deadline - loop.time()))
             except Exception as exc:  # noqa: BLE001 - unconfirmed, returned, or the channel closed: the relay retries
-                log.debug("publishing job %d failed: %r", job.job_id, exc)
+                log.debug("publishing %r failed: %r", job, exc)
                 return False
             return True
 
@@ -363,11 +358,11 @@ class Broker:
             log.warning("%d of %d publishes unconfirmed", outcomes.count(False), len(jobs))
         return outcomes
 
-    def _encoded(self, encoder: PublishEncoder, job: JobMessage, delay_s: float) -> Encoded:
+    def _encoded(self, encoder: PublishEncoder, job: Envelope, delay_s: float) -> Encoded:
         exchange, key = self._route(job, delay_s)
         message_id = f"{self.name}-{next(self._message_ids)}"
         frames = encoder.encode(
-            exchange, key, job.encode(), priority=job.priority, headers=self._headers(job), message_id=message_id
+            exchange, key, job.encode(), priority=job.priority, headers=headers_of(job), message_id=message_id
         )
         return Encoded(message_id, frames)
 

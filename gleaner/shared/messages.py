@@ -1,4 +1,9 @@
-"""The job message envelope: the only code that knows Gleaner's wire format."""
+"""The job message envelopes: the only code that knows Gleaner's wire format.
+
+Version 1 carries one job; version 2 (`JobGroup`) carries several jobs of one queue and priority, so the broker
+pays one persistent message for the group. Workers read both (`decode_jobs`): during a rolling upgrade old
+gateways still publish version 1.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,15 @@ from gleaner.shared.errors import DecodeError
 from gleaner.shared.kind_rules import KIND_NAME
 
 VERSION = 1
+GROUP_VERSION = 2
 CONTENT_TYPE = "application/json"
 # Every decoded field stays within what PostgreSQL stores (bigint ids, int attempts) and what the code expects:
 # a message outside them (forged, or from a broken producer) is poison, never a statement that fails forever.
 MAX_BIGINT = 2**63 - 1
 MAX_INT = 2**31 - 1
 MAX_REQUEST_ID = 128
+# what a worker accepts in one group (producers send GLEANER_GROUP_MAX_JOBS at most): a bigger group is poison
+MAX_GROUP = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +49,10 @@ class JobMessage:
     generation: int = 0
 
     def encode(self) -> bytes:
+        return orjson.dumps(self.fields())
+
+    def fields(self) -> dict[str, Any]:
+        """The version 1 body as a dict."""
         body: dict[str, Any] = {
             "v": VERSION,
             "id": self.job_id,
@@ -54,18 +66,18 @@ class JobMessage:
             body["request_id"] = self.request_id
         if self.generation:
             body["gen"] = self.generation
-        return orjson.dumps(body)
+        return body
 
     @classmethod
     def decode(cls, body: bytes) -> JobMessage:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise DecodeError(f"body is not JSON: {exc}") from exc
-        if not isinstance(data, dict):
-            raise DecodeError("body is not a JSON object")
+        data = _object(body)
         if data.get("v") != VERSION:
             raise DecodeError(f"unsupported envelope version {data.get('v')!r}")
+        return cls.from_fields(data)
+
+    @classmethod
+    def from_fields(cls, data: dict[str, Any]) -> JobMessage:
+        """The message of a decoded version 1 body (or of a group member with its group's queue and priority)."""
         try:
             message = cls(
                 job_id=_int(data, "id", low=1, high=MAX_BIGINT),
@@ -80,6 +92,91 @@ class JobMessage:
         except (KeyError, TypeError, ValueError) as exc:
             raise DecodeError(str(exc)) from exc
         return message
+
+    def member(self) -> dict[str, Any]:
+        """This job inside a group body: what the group does not say once for all (queue, priority, due time)."""
+        body = self.fields()
+        for shared in ("v", "queue", "priority", "due_ms"):
+            del body[shared]
+        return body
+
+
+@dataclass(frozen=True, slots=True)
+class JobGroup:
+    """Tells a worker to run several jobs of one queue and priority, each at its own attempt; one message.
+
+    Each job is claimed, run and finished on its own terms (the group only saves broker work): a job already
+    claimed or finished when the message is redelivered is skipped by the fenced claim like any stale message.
+    """
+
+    jobs: tuple[JobMessage, ...]
+
+    def __post_init__(self) -> None:
+        if not self.jobs:
+            raise ValueError("a group holds at least one job")
+        first = self.jobs[0]
+        if any((j.queue, j.priority, j.due_ms) != (first.queue, first.priority, first.due_ms) for j in self.jobs):
+            raise ValueError("the jobs of a group share their queue, priority and due time")
+
+    @property
+    def queue(self) -> str:
+        return self.jobs[0].queue
+
+    @property
+    def priority(self) -> int:
+        return self.jobs[0].priority
+
+    def encode(self) -> bytes:
+        first = self.jobs[0]
+        body: dict[str, Any] = {"v": GROUP_VERSION, "queue": first.queue, "priority": first.priority}
+        if first.due_ms:
+            body["due_ms"] = first.due_ms
+        body["jobs"] = [job.member() for job in self.jobs]
+        return orjson.dumps(body)
+
+
+# what a publisher sends: one job, or a group
+Envelope = JobMessage | JobGroup
+
+
+def headers_of(envelope: Envelope) -> dict[str, int | str]:
+    """The AMQP headers (for people reading a queue in the management UI; workers read the body only)."""
+    if isinstance(envelope, JobGroup):
+        return {"jobs": len(envelope.jobs)}
+    headers: dict[str, int | str] = {"job_id": envelope.job_id, "attempt": envelope.attempt}
+    if envelope.request_id:
+        headers["request_id"] = envelope.request_id
+    return headers
+
+
+def decode_jobs(body: bytes) -> tuple[JobMessage, ...]:
+    """The jobs of a message of either version; raises DecodeError for anything else (poison)."""
+    data = _object(body)
+    version = data.get("v")
+    if version == VERSION:
+        return (JobMessage.from_fields(data),)
+    if version != GROUP_VERSION:
+        raise DecodeError(f"unsupported envelope version {version!r}")
+    members = data.get("jobs")
+    if not isinstance(members, list) or not 0 < len(members) <= MAX_GROUP:
+        raise DecodeError(f"field 'jobs' must be a list of 1 to {MAX_GROUP} jobs")
+    shared = {"queue": data.get("queue"), "priority": data.get("priority", 0), "due_ms": data.get("due_ms", 0)}
+    jobs: list[JobMessage] = []
+    for member in members:
+        if not isinstance(member, dict) or set(member) & set(shared):
+            raise DecodeError("each job of a group is an object without queue, priority or due_ms")
+        jobs.append(JobMessage.from_fields({**member, **shared}))
+    return tuple(jobs)
+
+
+def _object(body: bytes) -> dict[str, Any]:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise DecodeError(f"body is not JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise DecodeError("body is not a JSON object")
+    return data
 
 
 def _int(data: dict[str, Any], name: str, *, low: int, high: int, default: int | None = None) -> int:

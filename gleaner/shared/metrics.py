@@ -36,7 +36,15 @@ class Metrics:
             registry=r,
         )
         self.submitted = Counter("gleaner_jobs_submitted", "Jobs accepted", ["kind", "queue"], registry=r)
-        self.enqueued = Counter("gleaner_jobs_enqueued", "Job messages confirmed by the broker", ["queue"], registry=r)
+        self.enqueued = Counter(
+            "gleaner_jobs_enqueued", "Jobs whose message the broker confirmed", ["queue"], registry=r
+        )
+        self.job_messages = Counter(
+            "gleaner_job_messages_published",
+            "Job messages the broker confirmed (one carries up to GLEANER_GROUP_MAX_JOBS jobs)",
+            ["queue"],
+            registry=r,
+        )
         self.started = Counter("gleaner_jobs_started", "Attempts started", ["kind", "queue"], registry=r)
         self.completed = Counter(
             "gleaner_jobs_completed", "Attempts finished, by outcome", ["kind", "queue", "outcome"], registry=r
@@ -81,6 +89,12 @@ class Metrics:
             "gleaner_jobs",
             "Jobs in PostgreSQL by state and queue (exported by the scheduler leader only)",
             ["state", "queue"],
+            registry=r,
+        )
+        self.jobs_ready = Gauge(
+            "gleaner_jobs_ready",
+            "Jobs due now and not running, by queue: what the workers have to do (exported by the scheduler leader)",
+            ["queue"],
             registry=r,
         )
         self.schedule_fires = Counter(

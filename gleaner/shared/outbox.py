@@ -10,7 +10,7 @@ import asyncpg
 
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import write_isolated
-from gleaner.shared.messages import JobMessage
+from gleaner.shared.messages import Envelope, JobGroup, JobMessage
 from gleaner.shared.metrics import Metrics
 
 # The columns every caller selects (or returns) to publish a row; `delay_s` is judged by the database clock.
@@ -88,26 +88,68 @@ async def publish_rows(
 ) -> int:
     """Publish rows (confirms pipelined), mark the confirmed ones enqueued; returns how many were confirmed.
 
-    Never waits for a broker that is down. Unconfirmed rows keep `enqueued_at IS NULL` and get `publish_failed`,
-    so the scheduler's relay publishes them as soon as the broker is back. A crash between confirm and mark only
-    costs a duplicate message, which the fenced claim drops.
+    Rows due now travel in groups of one queue and priority (GLEANER_GROUP_MAX_JOBS a message); delayed rows each
+    get their own message through the delay levels. Never waits for a broker that is down. Unconfirmed rows keep
+    `enqueued_at IS NULL` and get `publish_failed`, so the scheduler's relay publishes them as soon as the broker
+    is back. A crash between confirm and mark only costs a duplicate message, which the fenced claim drops.
     """
     if not rows:
         return 0
     started = time.monotonic()
-    confirmed = await broker.publish_many([(row.message(), _remaining(row, started)) for row in rows])
-    done = [row for row, ok in zip(rows, confirmed, strict=True) if ok]
-    failed = [row for row, ok in zip(rows, confirmed, strict=True) if not ok]
+    planned = envelopes(rows, broker.config.group_max_jobs)
+    confirmed = await broker.publish_many(
+        [(envelope, _remaining(rows[members[0]], started)) for envelope, members in planned]
+    )
+    done = [rows[i] for (_, members), ok in zip(planned, confirmed, strict=True) if ok for i in members]
+    failed = [rows[i] for (_, members), ok in zip(planned, confirmed, strict=True) if not ok for i in members]
     if done:
         await mark(pool, MARK_ENQUEUED, done)
     if failed:
         await mark(pool, MARK_UNPUBLISHED, failed)
     if metrics is not None:
-        for row in done:
-            metrics.enqueued.labels(row.queue).inc()
-        if failed:
-            metrics.publish_failures.inc(len(failed))
+        _count(metrics, planned, confirmed, done, len(failed))
     return len(done)
+
+
+def envelopes(rows: Sequence[OutboxRow], max_jobs: int) -> list[tuple[Envelope, list[int]]]:
+    """The messages for `rows` (pure): each with the indexes of the rows it carries, in first-row order.
+
+    Rows due now are grouped by queue and priority, at most `max_jobs` a group; a group of one is a plain version 1
+    message, which any worker reads. Delayed rows stay one a message (each waits in its own delay levels).
+    """
+    planned: list[tuple[Envelope, list[int]]] = []
+    open_groups: dict[tuple[str, int], list[int]] = {}
+    for index, row in enumerate(rows):
+        if row.delay_s > 0 or max_jobs == 1:
+            planned.append((row.message(), [index]))
+            continue
+        members = open_groups.get((row.queue, row.priority))
+        if members is None or len(members) == max_jobs:
+            members = open_groups[(row.queue, row.priority)] = [index]
+            planned.append((row.message(), members))  # its envelope is set below, once the group is complete
+        else:
+            members.append(index)
+    return [(_envelope(rows, members) if len(members) > 1 else envelope, members) for envelope, members in planned]
+
+
+def _envelope(rows: Sequence[OutboxRow], members: Sequence[int]) -> JobGroup:
+    return JobGroup(tuple(rows[i].message() for i in members))
+
+
+def _count(
+    metrics: Metrics,
+    planned: Sequence[tuple[Envelope, list[int]]],
+    confirmed: Sequence[bool],
+    done: Sequence[OutboxRow],
+    failed: int,
+) -> None:
+    for row in done:
+        metrics.enqueued.labels(row.queue).inc()
+    for (envelope, _), ok in zip(planned, confirmed, strict=True):
+        if ok:
+            metrics.job_messages.labels(envelope.queue).inc()
+    if failed:
+        metrics.publish_failures.inc(failed)
 
 
 async def mark(pool: asyncpg.Pool, statement: str, rows: Sequence[OutboxRow]) -> None:

@@ -8,8 +8,9 @@ from datetime import timedelta
 
 import aiohttp
 import asyncpg
+from prometheus_client import generate_latest
 
-from gleaner.services.scheduler import pruner
+from gleaner.services.scheduler import pruner, state_gauges
 from gleaner.services.scheduler.duties import Duties
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
@@ -216,6 +217,32 @@ async def test_the_pruner_deletes_only_finished_jobs_dead_letters_and_site_minut
     assert await db.fetchval("SELECT count(*) FROM dead_letters") == 1
     assert await db.fetchval("SELECT array_agg(key) FROM idempotency_keys") == ["new"]
     assert await db.fetchval("SELECT array_agg(event_key) FROM webhook_deliveries") == ["new"]
+
+
+async def test_the_gauge_pass_exports_ready_jobs_per_queue_the_number_the_worker_autoscalers_scale_on(
+    db: asyncpg.Pool, config: Config
+) -> None:
+    rows = [
+        ("queued", "0 seconds", 3),  # ready
+        ("retrying", "-5 seconds", 2),  # backoff over: ready
+        ("retrying", "1 hour", 4),  # still waiting out its backoff
+        ("scheduled", "1 hour", 5),
+        ("running", "-1 minute", 6),
+        ("succeeded", "-1 minute", 7),
+    ]
+    for state, offset, count in rows:
+        await db.execute(
+            "INSERT INTO jobs (kind, queue, state, run_at) "
+            "SELECT 'noop', 'default', $1, now() + $2::text::interval FROM generate_series(1, $3)",
+            state,
+            offset,
+            count,
+        )
+    metrics = Metrics("scheduler")
+    await state_gauges.gauge_pass(Duties(config, db, Broker(config, name="test"), metrics))
+    exported = generate_latest(metrics.registry).decode()
+    assert 'gleaner_jobs_ready{queue="default"} 5.0' in exported
+    assert 'gleaner_jobs{queue="default",state="running"} 6.0' in exported
 
 
 async def test_the_pruner_deletes_in_batches_until_none_is_left(db: asyncpg.Pool) -> None:

@@ -8,12 +8,16 @@ from typing import Any
 import pytest
 import yaml
 
+from gleaner.shared.metrics import Metrics
 from tests.ops.config_names import unknown_variables
+from tests.ops.promql import gleaner_names, metric_names
 from tests.ops.tools import DEPLOY, assert_ok, run, tool
 
 K8S = DEPLOY / "k8s"
 KUBERNETES_VERSION = "1.30.0"
 TARGETS = ("base", "overlays/dev", "overlays/production", "overlays/production-keda", "prometheus-adapter")
+# what the worker HPA and the KEDA ScaledObject scale on (the scheduler leader's gauge, from PostgreSQL)
+READY_JOBS = "gleaner_jobs_ready"
 WORKLOADS = {"gleaner-gateway": 8080, "gleaner-worker": 8081, "gleaner-scheduler": 8082}
 # Custom resources have no schema in kubernetes-validate: their required fields and known spec keys.
 CUSTOM: dict[str, tuple[set[str], set[str]]] = {
@@ -164,30 +168,38 @@ def test_scheduler_runs_a_leader_and_a_standby() -> None:
     assert _objects("overlays/production", "Deployment")["gleaner-scheduler"]["spec"]["replicas"] == 2
 
 
-def test_workers_scale_on_ready_messages_per_replica_and_scale_down_slowly() -> None:
+def test_workers_scale_on_ready_jobs_per_replica_and_scale_down_slowly() -> None:
     hpa = _objects("overlays/production", "HorizontalPodAutoscaler")["gleaner-worker"]["spec"]
     external = hpa["metrics"][0]["external"]
-    assert external["metric"]["name"] == "gleaner_queue_messages_ready"
+    assert external["metric"]["name"] == READY_JOBS
     assert external["target"]["type"] == "AverageValue"
     assert hpa["behavior"]["scaleDown"]["stabilizationWindowSeconds"] >= 300
     assert "replicas" not in _objects("overlays/production", "Deployment")["gleaner-worker"]["spec"]
 
 
+def test_the_metric_the_worker_autoscalers_use_is_one_gleaner_exports_counting_jobs_not_messages() -> None:
+    # one message carries up to GLEANER_GROUP_MAX_JOBS jobs: RabbitMQ's queue lengths would undercount the work
+    assert READY_JOBS in gleaner_names()
+    assert "jobs" in Metrics("ops-test").jobs_ready._documentation.lower()
+
+
 def test_the_adapter_rule_serves_the_metric_the_worker_hpa_asks_for() -> None:
     config_map = _objects("prometheus-adapter", "ConfigMap")["prometheus-adapter"]
     rules = yaml.safe_load(config_map["data"]["config.yaml"])["externalRules"]
-    assert [rule["name"]["as"] for rule in rules] == ["gleaner_queue_messages_ready"]
-    assert "rabbitmq_queue_messages_ready" in rules[0]["seriesQuery"]
+    assert [rule["name"]["as"] for rule in rules] == [READY_JOBS]
+    assert metric_names(rules[0]["seriesQuery"]) == {READY_JOBS}
+    query = rules[0]["metricsQuery"].replace("<<.Series>>", READY_JOBS).replace("<<.LabelMatchers>>", "")
+    assert metric_names(query) == {READY_JOBS}
 
 
-def test_the_keda_component_replaces_the_worker_hpa_with_a_scaled_object() -> None:
+def test_the_keda_component_replaces_the_worker_hpa_with_a_scaled_object_on_the_same_metric() -> None:
     assert "gleaner-worker" not in _objects("overlays/production-keda", "HorizontalPodAutoscaler")
     assert "gleaner-gateway" in _objects("overlays/production-keda", "HorizontalPodAutoscaler")
     scaled = _objects("overlays/production-keda", "ScaledObject")["gleaner-worker"]["spec"]
     assert scaled["scaleTargetRef"]["name"] in _objects("overlays/production-keda", "Deployment")
-    assert [t["type"] for t in scaled["triggers"]] == ["rabbitmq"]
-    auth = scaled["triggers"][0]["authenticationRef"]["name"]
-    assert auth in _objects("overlays/production-keda", "TriggerAuthentication")
+    [trigger] = scaled["triggers"]
+    assert trigger["type"] == "prometheus"
+    assert metric_names(trigger["metadata"]["query"]) == {READY_JOBS}
 
 
 def test_every_deployment_has_a_disruption_budget() -> None:

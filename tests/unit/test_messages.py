@@ -1,4 +1,4 @@
-"""The job envelope round-trips and refuses anything else with a DecodeError."""
+"""The job envelopes (one job, or a group) round-trip and refuse anything else with a DecodeError."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import orjson
 import pytest
 
 from gleaner.shared.errors import DecodeError
-from gleaner.shared.messages import JobMessage
+from gleaner.shared.messages import MAX_GROUP, JobGroup, JobMessage, decode_jobs, headers_of
 
 
 def test_an_envelope_survives_encode_and_decode() -> None:
@@ -66,8 +66,58 @@ def test_the_largest_ids_and_attempts_postgres_stores_are_accepted() -> None:
     assert JobMessage.decode(message.encode()) == message
 
 
+def member(job_id: int, **fields: object) -> JobMessage:
+    return JobMessage(job_id=job_id, attempt=1, queue="bulk", kind="noop", priority=3, **fields)  # type: ignore[arg-type]
+
+
+def test_a_group_carries_its_jobs_each_at_its_own_attempt_and_decodes_to_them() -> None:
+    jobs = (member(1), member(2, request_id="r2"), JobMessage(job_id=3, attempt=4, queue="bulk", kind="x", priority=3))
+    group = JobGroup(jobs)
+    assert orjson.loads(group.encode())["v"] == 2
+    assert decode_jobs(group.encode()) == jobs
+    assert headers_of(group) == {"jobs": 3}
+
+
+def test_a_version_1_message_still_decodes_as_one_job() -> None:
+    job = member(9, request_id="r9")
+    assert decode_jobs(job.encode()) == (job,)
+
+
+def test_a_group_only_holds_jobs_of_one_queue_priority_and_due_time() -> None:
+    with pytest.raises(ValueError, match="share"):
+        JobGroup((member(1), JobMessage(job_id=2, attempt=1, queue="bulk", kind="noop", priority=4)))
+    with pytest.raises(ValueError, match="at least one"):
+        JobGroup(())
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"v": 2, "queue": "bulk", "jobs": []},
+        {"v": 2, "queue": "bulk", "jobs": {"id": 1}},
+        {"v": 2, "queue": "bulk"},
+        {"v": 2, "queue": "bulk", "jobs": [[1, 1, "noop"]]},
+        {"v": 2, "queue": "bulk", "jobs": [{"id": 1, "attempt": 1, "kind": "noop", "queue": "other"}]},
+        {"v": 2, "queue": "bulk", "jobs": [{"id": 1, "attempt": 0, "kind": "noop"}]},
+        {"v": 2, "queue": "Bulk", "jobs": [{"id": 1, "attempt": 1, "kind": "noop"}]},
+        {"v": 2, "queue": "bulk", "priority": 10, "jobs": [{"id": 1, "attempt": 1, "kind": "noop"}]},
+        {"v": 2, "queue": "bulk", "jobs": [{"id": n, "attempt": 1, "kind": "noop"} for n in range(1, MAX_GROUP + 2)]},
+        {"v": 3, "queue": "bulk", "jobs": [{"id": 1, "attempt": 1, "kind": "noop"}]},
+    ],
+)
+def test_a_malformed_group_is_poison(body: dict[str, object]) -> None:
+    with pytest.raises(DecodeError):
+        decode_jobs(orjson.dumps(body))
+
+
 def test_a_generation_travels_only_when_set_and_a_message_without_one_is_generation_zero() -> None:
     changed = JobMessage(job_id=7, attempt=1, queue="default", kind="noop", generation=3)
     assert JobMessage.decode(changed.encode()) == changed
     plain = JobMessage(job_id=7, attempt=1, queue="default", kind="noop")
     assert b"gen" not in plain.encode() and JobMessage.decode(plain.encode()).generation == 0
+
+
+def test_each_job_of_a_group_carries_its_own_generation() -> None:
+    jobs = (member(1, generation=3), member(2))
+    assert decode_jobs(JobGroup(jobs).encode()) == jobs
+    assert [job.get("gen") for job in orjson.loads(JobGroup(jobs).encode())["jobs"]] == [3, None]

@@ -9,7 +9,7 @@ from gleaner.services.scheduler import pruner
 from gleaner.services.scheduler.leadership import lock_key
 from gleaner.services.scheduler.reaper import ERROR_CLASS, Verdict, finished_event, reap_arguments, verdict
 from gleaner.services.scheduler.relay import BATCH, keep_going
-from gleaner.services.scheduler.state_gauges import gauge_values
+from gleaner.services.scheduler.state_gauges import gauge_values, ready_values
 from gleaner.shared import events
 
 
@@ -98,3 +98,12 @@ def test_state_gauges_report_zero_for_configured_queues_without_jobs() -> None:
     assert values[("queued", "default")] == 5
     assert values[("queued", "bulk")] == 0 and values[("running", "default")] == 0
     assert len(values) == 8
+
+
+def test_ready_jobs_are_summed_per_queue_over_the_states_and_configured_queues_show_zero() -> None:
+    counts = [
+        {"state": "queued", "queue": "default", "n": 5, "ready": 5},
+        {"state": "retrying", "queue": "default", "n": 4, "ready": 1},
+        {"state": "queued", "queue": "other", "n": 2, "ready": 2},
+    ]
+    assert ready_values(counts, ["default", "bulk"]) == {"default": 6, "bulk": 0, "other": 2}

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, JobStore, Key
-from gleaner.services.worker.consumer import Batchers, Consumer
+from gleaner.services.worker.consumer import ACK, GIVE_BACK, LOST, REJECT, Batchers, Consumer, settlement
 from gleaner.services.worker.context import JobContext, JobInfo
 from gleaner.services.worker.handlers import Registry, ServedKinds
 from gleaner.services.worker.retry import SUCCEEDED, Budget
@@ -16,7 +16,7 @@ from gleaner.services.worker.runner import RunningJobs
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
 from gleaner.shared.config import Config
-from gleaner.shared.messages import JobMessage
+from gleaner.shared.messages import JobGroup, JobMessage
 from gleaner.shared.metrics import Metrics
 from tests.support.stack import eventually
 
@@ -191,3 +191,51 @@ async def test_redeliveries_after_a_reconnect_wait_for_a_slot_and_the_fence_drop
     assert sorted(f.job_id for f in database.finished) == [1, 2, 3]
     assert acked(again) == {1, 2, 3}  # the stale copies are acked and dropped
     await consumer.batchers.close()
+
+
+def group_delivery(job_ids: Sequence[int], tag: int, channel: FakeChannel) -> FakeMessage:
+    jobs = tuple(JobMessage(job_id=n, attempt=1, queue="default", kind="block") for n in job_ids)
+    return FakeMessage(JobGroup(jobs).encode(), tag, channel)
+
+
+async def test_a_group_runs_its_jobs_within_the_slots_and_is_acked_once_after_the_last_outcome() -> None:
+    gate, database = Gate(), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=2)
+    message = group_delivery([1, 2, 3, 4, 5], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: gate.running == 2)
+    await asyncio.sleep(0.05)
+    assert gate.started == 2 and len(database.claimed) == 2  # the others wait unclaimed for a slot
+    gate.release.set()
+    assert await consumer.wait_idle(2.0)
+    assert gate.most == 2
+    assert sorted(f.job_id for f in database.finished) == [1, 2, 3, 4, 5]
+    assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+async def test_the_jobs_of_a_group_that_find_free_slots_are_claimed_in_one_statement() -> None:
+    gate, database = Gate(), FakeDatabase()
+    batches: list[int] = []
+    claim = database.claim
+
+    async def counted(keys: Sequence[ClaimKey]) -> list[Claim | None]:
+        batches.append(len(keys))
+        return await claim(keys)
+
+    database.claim = counted  # type: ignore[method-assign]
+    consumer = await consumer_with(gate, database, concurrency=8)
+    gate.release.set()
+    message = group_delivery([1, 2, 3, 4], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    assert await consumer.wait_idle(2.0)
+    assert batches == [4]
+    assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+def test_a_delivery_is_settled_by_the_weightiest_wish_of_its_jobs() -> None:
+    assert settlement([ACK, ACK]) == ACK
+    assert settlement([ACK, REJECT]) == REJECT  # recorded as failed or poison: a copy goes to the dead queue
+    assert settlement([REJECT, GIVE_BACK, ACK]) == GIVE_BACK  # shutdown: the recorded jobs are skipped next time
+    assert settlement([GIVE_BACK, LOST]) == LOST  # the channel is gone: the broker redelivers

@@ -148,6 +148,7 @@ class Leadership:
         # only the leader exports these; a standby showing stale values would double dashboards and alerts
         self.metrics.leader.set(0)
         self.metrics.jobs_by_state.clear()
+        self.metrics.jobs_ready.clear()
         self.metrics.relay_backlog.set(0)
         self.metrics.relay_oldest.set(0)
         connection, self.connection = self.connection, None

@@ -1,4 +1,8 @@
-"""The `gleaner_jobs{state,queue}` gauge, exported by the leader only so scaling workers does not multiply it."""
+"""The `gleaner_jobs{state,queue}` and `gleaner_jobs_ready{queue}` gauges, exported by the leader only.
+
+`gleaner_jobs_ready` is what the worker autoscalers scale on: jobs, not messages (one message may carry a group of
+jobs, so RabbitMQ's ready messages undercount the work by up to GLEANER_GROUP_MAX_JOBS times).
+"""
 
 from __future__ import annotations
 
@@ -11,9 +15,10 @@ if TYPE_CHECKING:
 INTERVAL_S = 5.0
 WAITING_STATES = ("scheduled", "queued", "running", "retrying")
 
-# unfinished rows only, through the jobs_waiting partial index; final states would mean scanning the whole table
+# unfinished rows only, through the jobs_waiting partial index; final states would mean scanning the whole table.
+# `ready`: due now and not running (queued, a retry whose backoff passed, a scheduled row whose time came).
 COUNT_UNFINISHED = """
-SELECT state, queue, count(*) AS n FROM jobs
+SELECT state, queue, count(*) AS n, count(*) FILTER (WHERE state <> 'running' AND run_at <= now()) AS ready FROM jobs
 WHERE state IN ('scheduled', 'queued', 'running', 'retrying')
 GROUP BY state, queue
 """
@@ -30,8 +35,20 @@ def gauge_values(counts: Iterable[Mapping[str, object]], queues: Iterable[str]) 
     return values
 
 
+def ready_values(counts: Iterable[Mapping[str, object]], queues: Iterable[str]) -> dict[str, int]:
+    """Ready jobs per queue: every configured queue, zero when absent, plus any other queue seen (pure)."""
+    values = dict.fromkeys(queues, 0)
+    for row in counts:
+        n = row["ready"]
+        queue = str(row["queue"])
+        values[queue] = values.get(queue, 0) + (int(n) if isinstance(n, int) else 0)
+    return values
+
+
 async def gauge_pass(duties: Duties) -> None:
-    records = await duties.pool.fetch(COUNT_UNFINISHED)
+    records = [dict(r) for r in await duties.pool.fetch(COUNT_UNFINISHED)]
     gauge = duties.metrics.jobs_by_state
-    for (state, queue), n in gauge_values([dict(r) for r in records], duties.config.queues).items():
+    for (state, queue), n in gauge_values(records, duties.config.queues).items():
         gauge.labels(state, queue).set(n)
+    for queue, n in ready_values(records, duties.config.queues).items():
+        duties.metrics.jobs_ready.labels(queue).set(n)

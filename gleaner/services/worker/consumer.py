@@ -7,12 +7,12 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
+from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel, FieldValue
 from aiormq.exceptions import AMQPError
 
 from gleaner.services.worker import dead_letters, job_logs
@@ -46,13 +46,19 @@ from gleaner.shared.batcher import Batcher
 from gleaner.shared.config import Config
 from gleaner.shared.db import ROW, failure_kind, unavailable
 from gleaner.shared.errors import DecodeError, HandlerError
-from gleaner.shared.messages import JobMessage
+from gleaner.shared.messages import JobGroup, JobMessage, decode_jobs, headers_of
 from gleaner.shared.metrics import Metrics
 from gleaner.shared.soft_limit import with_soft_limit
 
 log = logging.getLogger(__name__)
 # the end line of an attempt whose flow was cancelled or failed before an outcome (a shutdown, a lost database)
 INTERRUPTED = Outcome("interrupted")
+
+# how a delivery is settled once all of its jobs are recorded (see `settlement`)
+ACK = "ack"
+REJECT = "reject"
+GIVE_BACK = "give_back"
+LOST = "lost"
 
 # a failed flow (database or broker trouble) waits this long before its message is requeued, to avoid a hot loop
 REQUEUE_PAUSE_S = 1.0
@@ -195,14 +201,14 @@ class Consumer:
         task.add_done_callback(self._tasks.discard)
 
     async def _owned_flow(self, queue: str, message: AbstractIncomingMessage) -> None:
-        """One delivery's flow, holding one of `worker_concurrency` slots.
+        """One delivery's flow; each of its jobs takes one of `worker_concurrency` slots before its claim.
 
         Prefetch bounds the deliveries of one channel; after a reconnect the new channel's deliveries (mostly
-        redeliveries of the jobs still running here) wait for a slot, so handlers never outnumber the slots.
+        redeliveries of the jobs still running here) wait for a slot, so handlers never outnumber the slots and
+        the rows claimed are the rows running.
         """
         try:
-            async with self._slots:
-                await self._flow(queue, message)
+            await self._flow(queue, message)
         except Exception as exc:  # noqa: BLE001 - every failure settles the message, see flow_failures
             await self._flow_failed(queue, message, exc)
         finally:
@@ -253,49 +259,88 @@ class Consumer:
             await self._give_back(message)
             return
         if channel_of(message) is None:
-            return  # its channel closed while it waited for a slot: the broker delivers it again
+            return  # its channel closed meanwhile: the broker delivers it again
         try:
-            job = JobMessage.decode(message.body)
+            jobs = decode_jobs(message.body)
         except DecodeError as exc:
             await self._undecodable(queue, message, exc)
             return
-        wait_s = early_by_s(job.due_ms, int(time.time() * 1000), self.config.delay_unit_ms)
+        wait_s = early_by_s(jobs[0].due_ms, int(time.time() * 1000), self.config.delay_unit_ms)
         if wait_s > 0:
-            log.debug("job %d arrived %.3fs early: sent through the delay levels again", job.job_id, wait_s)
-            await self.broker.publish_one(job, wait_s)
+            log.debug("job %d arrived %.3fs early: sent through the delay levels again", jobs[0].job_id, wait_s)
+            await self.broker.publish_one(JobGroup(jobs) if len(jobs) > 1 else jobs[0], wait_s)
             self.acks.ack(message)
             return
-        if job.kind not in self.registry:
-            await self._unknown_kind(queue, message, job)
+        if len(jobs) == 1:  # a failure is the delivery's: see _flow_failed
+            await self._settle(message, await self._job(queue, message, jobs[0], 1))
             return
-        if not self.allowance.take():
-            log.debug("recycling: handing back job %d for the next worker", job.job_id)
-            await self._give_back(message)
-            return
-        claim = await self.batchers.claims.submit((job.job_id, job.attempt, job.generation))
-        if claim is None:
-            self.allowance.put_back()
-            await self._unclaimed(queue, message, job)
-            return
-        if self.allowance.spent:
-            self.recycle(self.allowance.reason())
-        await self._run(message, claim)
+        steps = await asyncio.gather(
+            *(self._job(queue, message, job, len(jobs)) for job in jobs), return_exceptions=True
+        )
+        for step in steps:
+            if isinstance(step, BaseException) and not isinstance(step, Exception):
+                raise step
+        failed = [(job, step) for job, step in zip(jobs, steps, strict=True) if isinstance(step, Exception)]
+        if failed:
+            await self._split_off(queue, message, failed)
+        await self._settle(message, settlement([step for step in steps if isinstance(step, str)]))
 
-    async def _unclaimed(self, queue: str, message: AbstractIncomingMessage, job: JobMessage) -> None:
+    async def _split_off(
+        self, queue: str, message: AbstractIncomingMessage, failed: Sequence[tuple[JobMessage, Exception]]
+    ) -> None:
+        """Give each job of a group whose flow raised a message of its own, counting the failure as a redelivery of
+        the group would: the others, recorded already, are settled with the group and never handled again."""
+        await asyncio.sleep(REQUEUE_PAUSE_S)  # never a hot loop
+        for job, error in failed:
+            _, failures = next_step(error, message.headers)
+            log.warning("job %d of a group failed its flow, publishing it on its own: %r", job.job_id, error)
+            headers: dict[str, FieldValue] = {**headers_of(job), FAILURES_HEADER: failures}
+            await self.broker.publish_copy(job.encode(), headers, queue, job.priority)
+
+    async def _settle(self, message: AbstractIncomingMessage, how: str) -> None:
+        """Settle a delivery once, after every job it carried is recorded (or handed back)."""
+        if how == ACK:
+            self.acks.ack(message)
+        elif how == REJECT:
+            await self._reject(message)  # into the dead-letter exchange: a copy in <ns>.dead
+        elif how == GIVE_BACK:
+            await self._give_back(message)
+
+    async def _job(self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int) -> str:
+        """One job of a delivery, to its outcome; returns how it wants the delivery settled (see `settlement`)."""
+        if job.kind not in self.registry:
+            await self._unknown_kind(queue, job, letter_body(message, job, carried), message.headers)
+            return REJECT
+        async with self._slots:
+            if self.stopping:
+                return GIVE_BACK
+            if channel_of(message) is None:
+                return LOST  # its channel closed while it waited for a slot: the broker delivers it again
+            if not self.allowance.take():
+                log.debug("recycling: handing back job %d for the next worker", job.job_id)
+                return GIVE_BACK  # the next worker skips the jobs of the group recorded here
+            claim = await self.batchers.claims.submit((job.job_id, job.attempt, job.generation))
+            if claim is None:
+                self.allowance.put_back()
+                return await self._unclaimed(queue, job, letter_body(message, job, carried), message.headers)
+            if self.allowance.spent:
+                self.recycle(self.allowance.reason())
+            return await self._run(claim)
+
+    async def _unclaimed(self, queue: str, job: JobMessage, body: bytes, headers: Mapping[str, Any] | None) -> str:
         """No row to run: a duplicate or outdated message (dropped), or poison naming no job at all."""
-        if await dead_letters.record_if_no_job(self.pool, queue, job, message.body, message.headers):
+        if await dead_letters.record_if_no_job(self.pool, queue, job, body, headers):
             self.metrics.dead_letters.labels(dead_letters.NO_SUCH_JOB).inc()
-            await self._reject(message)
-            return
+            return REJECT
         log.debug("dropped a stale or duplicate message of job %d attempt %d", job.job_id, job.attempt)
         self.metrics.stale_claims.labels(queue).inc()
-        self.acks.ack(message)
+        return ACK
 
     async def _undecodable(self, queue: str, message: AbstractIncomingMessage, error: DecodeError) -> None:
         await self._poison(queue, message, dead_letters.UNDECODABLE, str(error))
 
-    async def _unknown_kind(self, queue: str, message: AbstractIncomingMessage, job: JobMessage) -> None:
-        failed = await dead_letters.record_unknown_kind(self.pool, queue, job, message.body, message.headers)
+    async def _unknown_kind(self, queue: str, job: JobMessage, body: bytes, headers: Mapping[str, Any] | None) -> None:
+        failed = await dead_letters.record_unknown_kind(self.pool, queue, job, body, headers)
         self.metrics.dead_letters.labels(dead_letters.UNKNOWN_KIND).inc()
         if failed:
             row = {"id": job.job_id, "kind": job.kind, "queue": job.queue, "attempt": job.attempt, "state": "failed"}
@@ -305,17 +350,16 @@ class Consumer:
                 row, at, events.DEAD_LETTERED, error_class=dead_letters.UNKNOWN_KIND, error_message=why
             )
             await self.broker.publish_event(events.DEAD_LETTERED, events.encode([event]))
-        await self._reject(message)
 
-    async def _run(self, message: AbstractIncomingMessage, claim: Claim) -> None:
+    async def _run(self, claim: Claim) -> str:
         key = (claim.job.id, claim.job.attempt)
         self.running.hold(key)  # the heartbeat renews the lease until the outcome is written
         try:
-            await self._run_claimed(message, claim)
+            return await self._run_claimed(claim)
         finally:
             self.running.release(key)
 
-    async def _run_claimed(self, message: AbstractIncomingMessage, claim: Claim) -> None:
+    async def _run_claimed(self, claim: Claim) -> str:
         job = claim.job
         context.request_id.set(job.request_id)
         context.job_id.set(job.id)
@@ -323,21 +367,15 @@ class Consumer:
         outcome = await self._execute(claim)
         if outcome.state == HANDBACK:
             await self.batchers.handbacks.submit((job.id, job.attempt))
-            await self._give_back(message)
-            return
+            return GIVE_BACK
         if outcome.state == ABANDONED:
             log.warning("job %d attempt %d: its lease ran out; the reaper takes it over", job.id, job.attempt)
-            self.acks.ack(message)  # the reaper publishes the next attempt's message
-            return
+            return ACK  # the reaper publishes the next attempt's message
         finished = await self._write_outcome(Finish(job.id, job.attempt, outcome))
         if finished is None:
-            self.acks.ack(message)
-            return
+            return ACK
         self._count(claim, finished.state)
-        if finished.state == FAILED:
-            await self._reject(message)  # into the dead-letter exchange: a copy in <ns>.dead
-        else:
-            self.acks.ack(message)
+        return REJECT if finished.state == FAILED else ACK
 
     async def _write_outcome(self, item: Finish) -> Finished | None:
         """Write an attempt's outcome; one PostgreSQL refuses (its own values: the batch wrote its neighbours) is
@@ -432,3 +470,21 @@ async def settle(action: Awaitable[None]) -> None:
         await action
     except (AMQPError, RuntimeError, ConnectionError) as exc:
         log.debug("could not settle a message: %r", exc)
+
+
+def letter_body(message: AbstractIncomingMessage, job: JobMessage, carried: int) -> bytes:
+    """The body a dead letter about `job` keeps: the delivery's, or for a job of a group its own message."""
+    return message.body if carried == 1 else job.encode()
+
+
+def settlement(steps: Collection[str]) -> str:
+    """How to settle a delivery from what its jobs asked (pure).
+
+    LOST (a job found the channel closed) leaves the delivery to the broker's redelivery; GIVE_BACK requeues it
+    (shutdown: the jobs already recorded are skipped when it comes back); REJECT (a job failed for good, or poison)
+    sends it to the dead-letter exchange; otherwise it is acked.
+    """
+    for how in (LOST, GIVE_BACK, REJECT):
+        if how in steps:
+            return how
+    return ACK
