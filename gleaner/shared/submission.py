@@ -10,7 +10,7 @@ from typing import Any
 
 from gleaner.shared.config import Config
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
-from gleaner.shared.field_checks import FieldReader, Invalid, integer, number, text, timestamp
+from gleaner.shared.field_checks import MAX_ID, FieldReader, Invalid, boolean, integer, number, text, timestamp
 from gleaner.shared.kind_rules import KIND_NAME, KindRules, privileged_by_name
 from gleaner.shared.priorities import priority
 from gleaner.shared.site_rules import site_name
@@ -33,12 +33,17 @@ FIELDS = frozenset(
         "delay_s",
         "site",
         "dedupe_key",
+        "depends_on",
+        "on_dependency_failure",
+        "allow_partial",
     }
 )
+MAX_DEPENDENCIES = 1000
+ON_DEPENDENCY_FAILURE = ("cancel", "run")
 
 Errors = list[dict[str, str]]
 # a schedule's job template: a submission minus the fields that only make sense for one job
-NOT_IN_TEMPLATE = frozenset({"run_at", "delay_s", "dedupe_key"})
+NOT_IN_TEMPLATE = frozenset({"run_at", "delay_s", "dedupe_key", "depends_on", "on_dependency_failure", "allow_partial"})
 TEMPLATE_FIELDS = ("queue", "priority", "max_attempts", "timeout_s", "retry_base_s", "retry_cap_s", "site")
 
 
@@ -58,6 +63,10 @@ class JobSpec:
     delay_s: float | None
     site: str | None
     dedupe_key: str | None
+    # workflows (issue 14): the jobs this one waits for, and what it does when one of them does not succeed
+    depends_on: tuple[int, ...] = ()
+    on_dependency_failure: str = "cancel"
+    allow_partial: bool = False
 
 
 def parse_job(
@@ -85,6 +94,9 @@ def parse_job(
         delay_s=reader.get("delay_s", number(0, MAX_DELAY_S), default=None),
         site=reader.get("site", site_name, default=None),
         dedupe_key=reader.get("dedupe_key", text(DEDUPE_KEY, "1-200 characters"), default=None),
+        depends_on=reader.get("depends_on", _job_ids, default=()),
+        on_dependency_failure=reader.get("on_dependency_failure", _on_dependency_failure, default="cancel"),
+        allow_partial=reader.get("allow_partial", boolean, default=False),
     )
     _cross_checks(spec, reader, kinds)
     return (None, reader.errors) if reader.errors else (spec, [])
@@ -134,7 +146,7 @@ def parse_batch(data: Any, config: Config, kinds: KindRules | None = None) -> li
     """All or nothing: every item's errors are reported, under `jobs[i].field`."""
     if not isinstance(data, dict):
         raise ValidationProblem([field_error("body", "must be a JSON object with a `jobs` list")])
-    unknown = sorted(set(data) - {"jobs"})
+    unknown = sorted(set(data) - {"jobs", "then"})
     jobs = data.get("jobs")
     if unknown or not isinstance(jobs, list) or not jobs or len(jobs) > MAX_BATCH:
         errors = [field_error(name, "unknown field") for name in unknown]
@@ -151,6 +163,20 @@ def parse_batch(data: Any, config: Config, kinds: KindRules | None = None) -> li
     if errors:
         raise ValidationProblem(errors[:100])
     return specs
+
+
+def parse_then(data: Any, config: Config, kinds: KindRules | None = None) -> JobSpec | None:
+    """A batch's `then`: one more job that waits for every job of the batch (and their children), whatever their
+    outcomes, and finds their ids and outcome counts under `payload.dependencies` when it runs."""
+    then = data.get("then") if isinstance(data, dict) else None
+    if then is None:
+        return None
+    spec, errors = parse_job(then, config, "then.", kinds)
+    if isinstance(then, dict):
+        errors += [field_error(f"then.{n}", "not allowed in `then`") for n in sorted(NOT_IN_TEMPLATE & set(then))]
+    if spec is None or errors:
+        raise ValidationProblem(errors)
+    return spec
 
 
 def template_check(config: Config, kinds: KindRules | None) -> Callable[[Any, str], dict[str, Any]]:
@@ -238,7 +264,7 @@ def refuse_privileged(data: Any, kinds: KindRules | None, allowed: bool) -> None
 def kind_names(data: Any) -> set[str]:
     """The kinds a raw body (one job, a batch, a template) names, without where (cheap: once per submission)."""
     batch = data.get("jobs") if isinstance(data, dict) else None
-    items = batch if isinstance(batch, list) else [data]
+    items = [*batch, data.get("then")] if isinstance(batch, list) else [data]
     return {kind for item in items if isinstance(item, dict) and isinstance(kind := item.get("kind"), str)}
 
 
@@ -248,10 +274,10 @@ def _kinds_asked(data: Any) -> list[tuple[str, str]]:
     if not isinstance(batch, list):
         kind = data.get("kind") if isinstance(data, dict) else None
         return [("kind", kind)] if isinstance(kind, str) else []
+    then = data.get("then")
+    asked = [(f"jobs[{index}].kind", item) for index, item in enumerate(batch)] + [("then.kind", then)]
     return [
-        (f"jobs[{index}].kind", item["kind"])
-        for index, item in enumerate(batch)
-        if isinstance(item, dict) and isinstance(item.get("kind"), str)
+        (where, item["kind"]) for where, item in asked if isinstance(item, dict) and isinstance(item.get("kind"), str)
     ]
 
 
@@ -271,6 +297,29 @@ def _default_queue(kind: Any, config: Config, kinds: KindRules | None) -> str:
     if kinds is None or not isinstance(kind, str):
         return config.default_queue
     return kinds.queue_of(kind, config.default_queue)
+
+
+def _job_ids(value: Any) -> tuple[int, ...]:
+    """`depends_on`: distinct job ids (the jobs must exist; that is checked against the database). A job can only
+    depend on jobs that exist before it, so no submission can close a cycle."""
+    check = integer(1, MAX_ID)
+    if not isinstance(value, list) or len(value) > MAX_DEPENDENCIES:
+        raise Invalid(f"must be a list of at most {MAX_DEPENDENCIES} job ids")
+    ids = []
+    for index, item in enumerate(value):
+        try:
+            ids.append(check(item))
+        except Invalid as exc:
+            raise Invalid(str(exc), f"depends_on[{index}]") from None
+    if len(set(ids)) != len(ids):
+        raise Invalid("names a job more than once")
+    return tuple(ids)
+
+
+def _on_dependency_failure(value: Any) -> str:
+    if value not in ON_DEPENDENCY_FAILURE:
+        raise Invalid(f"must be one of {', '.join(ON_DEPENDENCY_FAILURE)}")
+    return str(value)
 
 
 def _payload(value: Any) -> Any:

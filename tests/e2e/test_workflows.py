@@ -1,0 +1,139 @@
+"""Workflows end to end (issue 14): dependencies, their release, batch `then` callbacks and cancelling a tree."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from tests.support.stack import Api, Stack, eventually
+
+FINAL = ("succeeded", "partial", "failed", "cancelled")
+
+
+async def wait_state(api: Api, job_id: int, states: tuple[str, ...] = FINAL, timeout_s: float = 30) -> dict[str, Any]:
+    async def check() -> dict[str, Any] | None:
+        job = await api.job(job_id)
+        return job if job["state"] in states else None
+
+    return await eventually(check, timeout_s=timeout_s, interval_s=0.1, what=f"job {job_id} in {states}")
+
+
+async def submit(api: Api, **job: Any) -> dict[str, Any]:
+    status, body = await api.request("POST", "/jobs", json=job)
+    assert status == 202, body
+    return dict(body)
+
+
+async def attempts_of(db: asyncpg.Connection, ids: list[int]) -> dict[int, int]:
+    rows = await db.fetch(
+        "SELECT j.id, count(a.job_id) AS n FROM jobs AS j LEFT JOIN job_attempts AS a ON a.job_id = j.id "
+        "WHERE j.id = ANY($1::bigint[]) GROUP BY j.id",
+        ids,
+    )
+    return {r["id"]: r["n"] for r in rows}
+
+
+async def test_a_chain_a_b_c_runs_in_order_each_once(stack: Stack, gateway_api: Api, db: asyncpg.Connection) -> None:
+    a = await submit(gateway_api, kind="sleep", payload={"seconds": 0.3})
+    b = await submit(gateway_api, kind="sleep", payload={"seconds": 0.1}, depends_on=[a["id"]])
+    c = await submit(gateway_api, kind="noop", depends_on=[b["id"]])
+    assert (b["state"], b["blocked_on"], b["depends_on"]) == ("blocked", 1, [a["id"]])
+    assert c["state"] == "blocked"
+    status, listed = await gateway_api.request("GET", "/jobs", params={"state": "blocked"})
+    assert status == 200
+    assert {j["id"] for j in listed["jobs"]} == {b["id"], c["id"]}
+    await stack.start("worker")
+    await stack.start("scheduler")
+    done = [await wait_state(gateway_api, job["id"]) for job in (a, b, c)]
+    assert [j["state"] for j in done] == ["succeeded"] * 3
+    assert done[0]["finished_at"] <= done[1]["started_at"]
+    assert done[1]["finished_at"] <= done[2]["started_at"]
+    assert set((await attempts_of(db, [j["id"] for j in done])).values()) == {1}
+    status, deps = await gateway_api.request("GET", f"/jobs/{c['id']}/dependencies")
+    assert status == 200
+    assert [(j["id"], j["dependency_outcome"]) for j in deps["jobs"]] == [(b["id"], "succeeded")]
+
+
+async def test_a_failed_dependency_cancels_the_chain_unless_it_runs_anyway(stack: Stack, gateway_api: Api) -> None:
+    a = await submit(gateway_api, kind="fail", payload={"mode": "permanent"}, max_attempts=1)
+    b = await submit(gateway_api, kind="noop", depends_on=[a["id"]])
+    c = await submit(gateway_api, kind="noop", depends_on=[b["id"]])
+    b_run = await submit(gateway_api, kind="noop", depends_on=[a["id"]], on_dependency_failure="run")
+    c_run = await submit(gateway_api, kind="noop", depends_on=[b_run["id"]])
+    await stack.start("worker")
+    await stack.start("scheduler")
+    assert (await wait_state(gateway_api, a["id"]))["state"] == "failed"
+    cancelled_b, cancelled_c = await wait_state(gateway_api, b["id"]), await wait_state(gateway_api, c["id"])
+    assert (cancelled_b["state"], cancelled_b["attempt"]) == ("cancelled", 0)
+    assert cancelled_b["error"] == {"class": "DependencyFailed", "message": f"dependency {a['id']} ended failed"}
+    assert cancelled_c["error"]["message"] == f"dependency {b['id']} ended cancelled"
+    assert (await wait_state(gateway_api, b_run["id"]))["state"] == "succeeded"
+    assert (await wait_state(gateway_api, c_run["id"]))["state"] == "succeeded"
+    late = await submit(gateway_api, kind="noop", depends_on=[a["id"]])
+    assert (late["state"], late["error"]["class"]) == ("cancelled", "DependencyFailed")
+
+
+async def test_a_thousand_jobs_waiting_for_one_are_each_released_once(
+    stack: Stack, gateway_api: Api, db: asyncpg.Connection
+) -> None:
+    gate = await submit(gateway_api, kind="sleep", payload={"seconds": 0.5})
+    status, batch = await gateway_api.request(
+        "POST", "/jobs/batch", json={"jobs": [{"kind": "noop", "depends_on": [gate["id"]]}] * 1000}
+    )
+    assert status == 202
+    ids = [j["id"] for j in batch["jobs"]]
+    assert {j["state"] for j in batch["jobs"]} == {"blocked"}
+    await stack.start("worker", GLEANER_WORKER_CONCURRENCY="32")
+    await stack.start("scheduler")
+
+    async def all_done() -> bool:
+        count = await db.fetchval("SELECT count(*) FROM jobs WHERE id = ANY($1::bigint[]) AND state = 'succeeded'", ids)
+        return count == len(ids)
+
+    await eventually(all_done, timeout_s=90, interval_s=0.5, what="1,000 dependents succeeded")
+    assert set((await attempts_of(db, ids)).values()) == {1}
+    assert await db.fetchval("SELECT max(attempt) FROM jobs WHERE id = ANY($1::bigint[])", ids) == 1
+
+
+async def test_unknown_dependencies_are_a_422_naming_them(gateway_api: Api) -> None:
+    status, body = await gateway_api.request("POST", "/jobs", json={"kind": "noop", "depends_on": [987654321]})
+    assert status == 422
+    assert body["errors"] == [{"field": "depends_on", "message": "job 987654321 does not exist"}]
+    status, body = await gateway_api.request(
+        "POST", "/jobs/batch", json={"jobs": [{"kind": "noop"}, {"kind": "noop", "depends_on": [1, 1]}]}
+    )
+    assert status == 422
+    assert body["errors"][0]["field"] == "jobs[1].depends_on"
+    status, listed = await gateway_api.request("GET", "/jobs")
+    assert listed["jobs"] == []
+
+
+async def test_a_batch_then_callback_gets_the_ids_and_outcome_counts(stack: Stack, gateway_api: Api) -> None:
+    jobs = [{"kind": "noop"}] * 3 + [{"kind": "fail", "payload": {"mode": "permanent"}, "max_attempts": 1}]
+    status, batch = await gateway_api.request("POST", "/jobs/batch", json={"jobs": jobs, "then": {"kind": "noop"}})
+    assert status == 202, batch
+    then = batch["then"]
+    ids = sorted(j["id"] for j in batch["jobs"])
+    assert (then["state"], then["depends_on"], then["blocked_on"]) == ("blocked", ids, 4)
+    await stack.start("worker")
+    await stack.start("scheduler")
+    done = await wait_state(gateway_api, then["id"])
+    assert done["state"] == "succeeded"
+    assert done["result"]["dependencies"] == {
+        "job_ids": ids,
+        "outcomes": {"succeeded": 3, "failed": 1},
+        "kinds": {"noop": {"succeeded": 3}, "fail": {"failed": 1}},
+    }
+
+
+async def test_cancelling_a_tree_cancels_the_blocked_dependents_too(gateway_api: Api) -> None:
+    a = await submit(gateway_api, kind="noop", delay_s=3600)
+    b = await submit(gateway_api, kind="noop", depends_on=[a["id"]], on_dependency_failure="run")
+    c = await submit(gateway_api, kind="noop", depends_on=[b["id"]], on_dependency_failure="run")
+    status, body = await gateway_api.request("POST", f"/jobs/{a['id']}/cancel", params={"tree": "true"})
+    assert (status, body["state"]) == (200, "cancelled")
+    states = [(await gateway_api.job(j["id"]))["state"] for j in (b, c)]
+    assert states == ["cancelled", "cancelled"]
+    status, body = await gateway_api.request("POST", f"/jobs/{a['id']}/cancel", params={"tree": "maybe"})
+    assert status == 422
