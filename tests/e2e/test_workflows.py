@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+from aiohttp import web
 
+from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer
 from tests.support.stack import Api, Stack, eventually
 
 FINAL = ("succeeded", "partial", "failed", "cancelled")
@@ -137,3 +139,66 @@ async def test_cancelling_a_tree_cancels_the_blocked_dependents_too(gateway_api:
     assert states == ["cancelled", "cancelled"]
     status, body = await gateway_api.request("POST", f"/jobs/{a['id']}/cancel", params={"tree": "maybe"})
     assert status == 422
+
+
+def shop(request: web.Request) -> web.Response:
+    """A shop of 10 categories of 10 products each, at /, /c/<n> and /p/<n>/<m>."""
+    parts = request.path.strip("/").split("/")
+    if parts == [""]:
+        body = "".join(f'<a class="category" href="/c/{n}">c{n}</a>' for n in range(10))
+    elif parts[0] == "c":
+        body = "".join(f'<a class="product" href="/p/{parts[1]}/{m}">p</a>' for m in range(10))
+    elif parts[0] == "p":
+        body = f'<h1 class="name">product {parts[1]}.{parts[2]}</h1>'
+    else:
+        return web.Response(status=404)
+    return web.Response(text=body, content_type="text/html")
+
+
+async def serve_shop(request: web.Request) -> web.StreamResponse:
+    return shop(request)
+
+
+async def test_a_three_level_crawl_ends_with_a_callback_counting_100_products_and_no_duplicates(
+    stack: Stack, api_factory: type[Api], db: asyncpg.Connection
+) -> None:
+    gateway_api = api_factory((await stack.start("gateway", GLEANER_FETCH_ALLOW_PRIVATE="1")).url)
+    async with PageServer(serve_shop) as server:
+        await stack.start("worker", **LOCAL_WORKER_ENV, GLEANER_HANDLER_MODULES="examples.jobboard.crawl")
+        await stack.start("scheduler")
+        navigation = {
+            "kind": "crawl.navigation",
+            "payload": {"start_url": f"{server.url}/", "retry_once_after": 5},
+            "retry_base_s": 0.1,
+        }
+        status, batch = await gateway_api.request(
+            "POST", "/jobs/batch", json={"jobs": [navigation], "then": {"kind": "crawl.report"}}
+        )
+        assert status == 202, batch
+        report = await wait_state(gateway_api, batch["then"]["id"], timeout_s=90)
+    assert report["state"] == "succeeded"
+    assert report["result"] == {"succeeded": {"navigation": 1, "category": 10, "product": 100}, "products": 100}
+    root = batch["jobs"][0]["id"]
+    assert (await gateway_api.job(root))["attempt"] == 2
+    kinds = await db.fetch("SELECT kind, count(*) AS n, count(DISTINCT payload) AS d FROM jobs GROUP BY kind")
+    assert {r["kind"]: (r["n"], r["d"]) for r in kinds} == {
+        "crawl.navigation": (1, 1),
+        "crawl.category": (10, 10),
+        "crawl.product": (100, 100),
+        "crawl.report": (1, 1),
+    }
+    status, children = await gateway_api.request("GET", f"/jobs/{root}/children", params={"page_size": 6})
+    assert status == 200
+    assert len(children["jobs"]) == 6 and children["next_page_token"] is not None
+    assert {j["parent_id"] for j in children["jobs"]} == {root}
+    status, rest = await gateway_api.request(
+        "GET", f"/jobs/{root}/children", params={"page_size": 6, "page_token": children["next_page_token"]}
+    )
+    assert len(rest["jobs"]) == 4 and rest["next_page_token"] is None
+    category = children["jobs"][0]["id"]
+    status, listed = await gateway_api.request("GET", "/jobs", params={"parent_id": str(category)})
+    assert {j["kind"] for j in listed["jobs"]} == {"crawl.product"} and len(listed["jobs"]) == 10
+    status, deps = await gateway_api.request(
+        "GET", f"/jobs/{batch['then']['id']}/dependencies", params={"page_size": 500}
+    )
+    assert len(deps["jobs"]) == 111
