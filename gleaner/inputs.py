@@ -41,6 +41,9 @@ class JobOptions(TypedDict, total=False):
     delay_s: float
     site: str
     dedupe_key: str
+    depends_on: Sequence[int]  # existing job ids: the job waits (`blocked`) until they end
+    on_dependency_failure: Literal["cancel", "run"]
+    allow_partial: bool  # a dependency ending `partial` counts as success
 
 
 class JobChange(TypedDict, total=False):
@@ -66,6 +69,7 @@ class JobFilters(TypedDict, total=False):
     queue: str
     site: str
     schedule_id: int
+    parent_id: int
     created_after: datetime | str
     created_before: datetime | str
     updated_after: datetime | str

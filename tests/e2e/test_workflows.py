@@ -7,7 +7,10 @@ from typing import Any
 import asyncpg
 from aiohttp import web
 
+from gleaner import AsyncClient
 from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer
+from tests.support.contract import CheckedAsyncTransport
+from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Api, Stack, eventually
 
 FINAL = ("succeeded", "partial", "failed", "cancelled")
@@ -202,3 +205,21 @@ async def test_a_three_level_crawl_ends_with_a_callback_counting_100_products_an
         "GET", f"/jobs/{batch['then']['id']}/dependencies", params={"page_size": 500}
     )
     assert len(deps["jobs"]) == 111
+
+
+async def test_the_python_client_submits_a_batch_with_then_and_reads_the_tree(stack: Stack) -> None:
+    gateway = await stack.start("gateway")
+    async with AsyncClient(f"{gateway.url}/api/v1", ADMIN_TOKEN, transport=CheckedAsyncTransport()) as client:
+        first, second, then = await client.jobs.submit_many(
+            [{"kind": "noop", "delay_s": 3600}, {"kind": "noop", "delay_s": 3600}], then={"kind": "noop"}
+        )
+        assert (then.state, then.depends_on, then.blocked_on) == ("blocked", (first.id, second.id), 2)
+        waiting = await client.jobs.submit("noop", depends_on=[first.id], on_dependency_failure="run")
+        assert [j.id async for j in client.jobs.dependencies(then.id)] == [second.id, first.id]
+        assert [j.id async for j in client.jobs.children(first.id)] == []
+        assert [j.id async for j in client.jobs.list(state="blocked")] == [waiting.id, then.id]
+        cancelled = await client.jobs.cancel(first.id, tree=True)
+        assert cancelled.state == "cancelled"
+        assert (await client.jobs.get(waiting.id)).state == "cancelled"
+        assert (await client.jobs.get(then.id)).state == "cancelled"
+        assert (await client.jobs.get(second.id)).state == "scheduled"
