@@ -165,7 +165,8 @@ async def serve_shop(request: web.Request) -> web.StreamResponse:
 async def test_a_three_level_crawl_ends_with_a_callback_counting_100_products_and_no_duplicates(
     stack: Stack, api_factory: type[Api], db: asyncpg.Connection
 ) -> None:
-    gateway_api = api_factory((await stack.start("gateway", GLEANER_FETCH_ALLOW_PRIVATE="1")).url)
+    gateway = await stack.start("gateway", GLEANER_FETCH_ALLOW_PRIVATE="1")
+    gateway_api = api_factory(gateway.url)
     async with PageServer(serve_shop) as server:
         await stack.start("worker", **LOCAL_WORKER_ENV, GLEANER_HANDLER_MODULES="examples.jobboard.crawl")
         await stack.start("scheduler")
@@ -205,6 +206,13 @@ async def test_a_three_level_crawl_ends_with_a_callback_counting_100_products_an
         "GET", f"/jobs/{batch['then']['id']}/dependencies", params={"page_size": 500}
     )
     assert len(deps["jobs"]) == 111
+    shown = await stack.run_cli("jobs", "show", str(root), env={"GLEANER_API_URL": f"{gateway.url}/api/v1"})
+    tree = shown.split("tree:\n")[1].splitlines()
+    assert tree[0] == f"{root} crawl.navigation succeeded"
+    oldest = min(j["id"] for j in children["jobs"] + rest["jobs"])
+    assert tree[1] == f"└ {oldest} crawl.category succeeded" and tree[2].startswith("  └ ")
+    assert sum(line.startswith("└ ") for line in tree) == 10
+    assert sum(line.startswith("  └ ") and "crawl.product succeeded" in line for line in tree) == 100
 
 
 async def test_the_python_client_submits_a_batch_with_then_and_reads_the_tree(stack: Stack) -> None:
