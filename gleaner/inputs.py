@@ -109,6 +109,7 @@ class JobTemplate(TypedDict, total=False):
     retry_cap_s: float
     site: str
     fan_out: FanOut
+    then: JobTemplate  # one more job per fire, after the fire's jobs (without fan_out and then of its own)
 
 
 class _Timing(TypedDict, total=False):

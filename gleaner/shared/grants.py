@@ -66,6 +66,7 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "dead_letters": "SELECT, DELETE",
         "idempotency_keys": "SELECT, DELETE",
         "job_attempts": "SELECT, INSERT",
+        "job_dependencies": "SELECT, INSERT, UPDATE",  # a schedule's `then` job waits for the fire's jobs
         "job_hours": "SELECT, DELETE",
         "job_minutes": "SELECT, DELETE",
         "jobs": _ALL,

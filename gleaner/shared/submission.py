@@ -188,27 +188,37 @@ def template_check(config: Config, kinds: KindRules | None) -> Callable[[Any, st
 
     def check(job: Any, prefix: str) -> dict[str, Any]:
         fan_out: dict[str, Any] | None = None
-        fan_errors: Errors = []
+        errors: Errors = []
+        then: dict[str, Any] | None = None
         if isinstance(job, dict) and "fan_out" in job:
-            fan_out, fan_errors = parse_fan_out(job["fan_out"], prefix + "fan_out")
-            job = {name: value for name, value in job.items() if name != "fan_out"}
-        spec, errors = parse_job(job, config, prefix, kinds)
-        errors = fan_errors + errors
+            fan_out, errors = parse_fan_out(job["fan_out"], prefix + "fan_out")
+        if isinstance(job, dict) and job.get("then") is not None:
+            then, then_errors = _template(job["then"], config, prefix + "then.", kinds)
+            errors += then_errors
         if isinstance(job, dict):
-            errors += [
-                field_error(prefix + n, "not allowed in a job template") for n in sorted(NOT_IN_TEMPLATE & set(job))
-            ]
-        if spec is None or errors:
+            job = {name: value for name, value in job.items() if name not in ("fan_out", "then")}
+        template, job_errors = _template(job, config, prefix, kinds)
+        errors += job_errors
+        if template is None or errors:
             raise ValidationProblem(errors)
         if fan_out is not None:
             _check_fanned_payloads(job, fan_out, lambda item, where: parse_job(item, config, where, kinds)[1], prefix)
-        given = {name for name, value in job.items() if value is not None}
-        template = {"kind": spec.kind, "payload": spec.payload} | {
-            name: getattr(spec, name) for name in TEMPLATE_FIELDS if name in given
-        }
-        return template | ({"fan_out": fan_out} if fan_out is not None else {})
+        return template | ({"fan_out": fan_out} if fan_out else {}) | ({"then": then} if then else {})
 
     return check
+
+
+def _template(job: Any, config: Config, prefix: str, kinds: KindRules | None) -> tuple[dict[str, Any] | None, Errors]:
+    """A template (or a template's `then`) as stored: kind, payload and the fields given; or its errors."""
+    spec, errors = parse_job(job, config, prefix, kinds)
+    if isinstance(job, dict):
+        errors += [field_error(prefix + n, "not allowed in a job template") for n in sorted(NOT_IN_TEMPLATE & set(job))]
+    if spec is None or errors:
+        return None, errors
+    given = {name for name, value in job.items() if value is not None}
+    return {"kind": spec.kind, "payload": spec.payload} | {
+        name: getattr(spec, name) for name in TEMPLATE_FIELDS if name in given
+    }, []
 
 
 def _check_fanned_payloads(
@@ -263,19 +273,16 @@ def refuse_privileged(data: Any, kinds: KindRules | None, allowed: bool) -> None
 
 def kind_names(data: Any) -> set[str]:
     """The kinds a raw body (one job, a batch, a template) names, without where (cheap: once per submission)."""
-    batch = data.get("jobs") if isinstance(data, dict) else None
-    items = [*batch, data.get("then")] if isinstance(batch, list) else [data]
-    return {kind for item in items if isinstance(item, dict) and isinstance(kind := item.get("kind"), str)}
+    return {kind for _, kind in _kinds_asked(data)}
 
 
 def _kinds_asked(data: Any) -> list[tuple[str, str]]:
-    """(field, kind) of each job in a raw body: `kind` for one job, `jobs[i].kind` for a batch."""
+    """(field, kind) of each job in a raw body: `kind` for one job (or a template), `jobs[i].kind` for a batch,
+    and `then.kind` for a batch's or a template's callback."""
     batch = data.get("jobs") if isinstance(data, dict) else None
-    if not isinstance(batch, list):
-        kind = data.get("kind") if isinstance(data, dict) else None
-        return [("kind", kind)] if isinstance(kind, str) else []
-    then = data.get("then")
-    asked = [(f"jobs[{index}].kind", item) for index, item in enumerate(batch)] + [("then.kind", then)]
+    then = data.get("then") if isinstance(data, dict) else None
+    items = [(f"jobs[{i}].kind", item) for i, item in enumerate(batch)] if isinstance(batch, list) else [("kind", data)]
+    asked = [*items, ("then.kind", then)]
     return [
         (where, item["kind"]) for where, item in asked if isinstance(item, dict) and isinstance(item.get("kind"), str)
     ]

@@ -10,8 +10,8 @@ and with 64-bit integers at any depth; retry_cap_s not below retry_base_s; a pay
 accepts (a public URL); a fan-out that keeps its jobs valid; a valid cron expression and timezone; PATCH fields
 whose validity depends on the schedule's type; a site body's name equal to the path's; pause_max_s not below
 pause_min_s; window_s or since; page tokens only as issued; one Idempotency-Key per body; a webhook URL the
-fetch guard accepts; `depends_on` naming jobs that exist (emptied); job ids a link copied from a wider field. One more keeps
-`GET /jobs/{id}?wait=` short: a long poll costs time, not coverage; and one more ends every `GET /events`
+fetch guard accepts; `depends_on` naming jobs that exist (emptied); job ids a link copied from a wider field.
+One more keeps `GET /jobs/{id}?wait=` short: a long poll costs time, not coverage; and one more ends every `GET /events`
 stream after `duration_s` = 0.2 (a stream without it runs until the client leaves).
 """
 
@@ -89,6 +89,7 @@ def _job(job: Any) -> None:
     if isinstance(kind, str) and kind in GOOD_PAYLOADS:
         job["payload"] = dict(GOOD_PAYLOADS[kind])
     _fan_out(job, kind)
+    _job(job.get("then"))  # a template's callback
 
 
 def _fan_out(job: dict[str, Any], kind: Any) -> None:

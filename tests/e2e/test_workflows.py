@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
+import orjson
 from aiohttp import web
 
 from gleaner import AsyncClient
@@ -231,3 +232,45 @@ async def test_the_python_client_submits_a_batch_with_then_and_reads_the_tree(st
         assert (await client.jobs.get(waiting.id)).state == "cancelled"
         assert (await client.jobs.get(then.id)).state == "cancelled"
         assert (await client.jobs.get(second.id)).state == "scheduled"
+
+
+async def test_every_source_then_the_report_is_one_schedule(
+    stack: Stack, gateway_api: Api, db: asyncpg.Connection
+) -> None:
+    await stack.start("worker")
+    await stack.start("scheduler")
+    job = {
+        "kind": "noop",
+        "fan_out": {"key": "source", "values": ["b3", "binance", "fundamentus"]},
+        "then": {"kind": "noop", "payload": {"report": "daily"}},
+    }
+    body = {"name": "sources-then-report", "interval_s": 1, "jitter": 0, "job": job}
+    status, schedule = await gateway_api.request("POST", "/schedules", json=body)
+    assert status == 201, schedule
+    assert schedule["job"]["then"] == {"kind": "noop", "payload": {"report": "daily"}}
+
+    async def two_reports() -> list[asyncpg.Record] | None:
+        rows = await db.fetch(
+            "SELECT id, scheduled_for, result FROM jobs WHERE schedule_id = $1 AND fan_index = -1 "
+            "AND state = 'succeeded' AND scheduled_for IS NOT NULL",
+            schedule["id"],
+        )
+        return rows if len(rows) >= 2 else None
+
+    reports = await eventually(two_reports, timeout_s=30, interval_s=0.2, what="two slots' reports")
+    status, _ = await gateway_api.request("POST", f"/schedules/{schedule['id']}/pause")
+    assert status == 200
+    for report in reports:
+        sources = await db.fetch(
+            "SELECT id FROM jobs WHERE schedule_id = $1 AND scheduled_for = $2 AND fan_index >= 0 ORDER BY id",
+            schedule["id"],
+            report["scheduled_for"],
+        )
+        result = orjson.loads(report["result"]) if isinstance(report["result"], str) else report["result"]
+        assert result["report"] == "daily"
+        assert result["dependencies"]["job_ids"] == [r["id"] for r in sources]
+        assert result["dependencies"]["outcomes"] == {"succeeded": 3}
+    status, bad = await gateway_api.request(
+        "POST", "/schedules", json=body | {"name": "nested", "job": job | {"then": {"kind": "noop", "then": {}}}}
+    )
+    assert (status, bad["errors"][0]["field"]) == (422, "job.then.then")
