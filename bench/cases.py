@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.harness import Harness, rss_mb
+from bench.harness import Harness, cpu_s, rss_mb
 from bench.scale import console_probes, console_session, history_of, load_history, measure_reads, read_probes
 from bench.stats import percentile, rate, summary_ms
 from tests.support.services import ADMIN_TOKEN
@@ -146,6 +146,7 @@ async def _e2e_probe(h: Harness, sizes: Sizes) -> dict[str, Any]:
     assert h.db is not None
     db = h.db
     floor = await db.fetchval("SELECT COALESCE(max(id), 0) FROM jobs")
+    cpu_before = sum(cpu_s(w) for w in workers)
     started = time.perf_counter()
     await _post_batches(gateway.url, sizes.e2e_jobs, min(1000, sizes.e2e_jobs), 2)
 
@@ -162,6 +163,7 @@ async def _e2e_probe(h: Harness, sizes: Sizes) -> dict[str, Any]:
         "seconds": round(elapsed, 3),
         "jobs_per_s": round(rate(sizes.e2e_jobs, elapsed)),
         "attempt_rows": attempts,
+        "worker_cpu_us_per_job": round((sum(cpu_s(w) for w in workers) - cpu_before) / sizes.e2e_jobs * 1e6),
         "idle": idle,
         "after": {"gateway_rss_mb": rss_mb(gateway), "worker_rss_mb": max(rss_mb(w) for w in workers)},
     }

@@ -27,7 +27,16 @@ if TYPE_CHECKING:
         ValidationError,
         WaitTimeout,
     )
-    from gleaner.handlers import Handler, HandlerError, KindSpec, Partial, PermanentError, Registry, RetryableError
+    from gleaner.handlers import (
+        Handler,
+        HandlerError,
+        KindSpec,
+        Partial,
+        PermanentError,
+        Registry,
+        RetryableError,
+        SoftTimeLimitExceeded,
+    )
     from gleaner.inputs import (
         EventFilter,
         JobChange,
@@ -140,6 +149,7 @@ __all__ = [
     "ServerError",
     "Site",
     "SitePolicy",
+    "SoftTimeLimitExceeded",
     "Stats",
     "StoredResult",
     "Submission",
@@ -214,6 +224,7 @@ _HOMES = {
     "ServerError": "gleaner.errors",
     "Site": "gleaner.models",
     "SitePolicy": "gleaner.inputs",
+    "SoftTimeLimitExceeded": "gleaner.handlers",
     "Stats": "gleaner.models",
     "StoredResult": "gleaner.job_context",
     "Submission": "gleaner.inputs",

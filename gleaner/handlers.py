@@ -30,6 +30,7 @@ __all__ = [
     "PermanentError",
     "Registry",
     "RetryableError",
+    "SoftTimeLimitExceeded",
 ]
 
 
@@ -58,6 +59,16 @@ class PermanentError(HandlerError):
     error_class = "permanent"
 
 
+class SoftTimeLimitExceeded(RetryableError):
+    """Raised inside a handler when its job's `soft_timeout_s` passes, before the hard `timeout_s`.
+
+    Catch it to save partial work and return (or raise); left uncaught, the attempt ends as a retryable
+    `soft_time_limit` failure. A handler that swallows it and carries on is still stopped at `timeout_s`.
+    """
+
+    error_class = "soft_time_limit"
+
+
 @dataclass(frozen=True, slots=True)
 class Partial:
     """Return this from a handler when part of the work failed: the job ends `partial` with this result."""
@@ -76,6 +87,8 @@ class KindSpec:
     Schema (2020-12) of the payload, checked by the gateway at submit (422 naming the member) and by the worker
     before the handler runs; `"format": "uri"` members are checked as the fetch client would (http/https, no
     private addresses). `privileged`: only the `admin` scope may submit it (every `maintenance.*` kind is).
+    `soft_timeout_s`: the soft time limit of its jobs that set none (`SoftTimeLimitExceeded`); a limit not below
+    a job's `timeout_s` is not applied.
     """
 
     name: str
@@ -84,6 +97,7 @@ class KindSpec:
     description: str | None = None
     schema: JsonObjectInput | None = None
     privileged: bool = False
+    soft_timeout_s: float | None = None
 
 
 class Registry:
@@ -100,11 +114,20 @@ class Registry:
         description: str | None = None,
         schema: JsonObjectInput | None = None,
         privileged: bool = False,
+        soft_timeout_s: float | None = None,
     ) -> Callable[[Handler], Handler]:
         """Decorator form of `add`: the function is registered under `name` and returned unchanged."""
 
         def register(function: Handler) -> Handler:
-            self.add(name, function, queue=queue, description=description, schema=schema, privileged=privileged)
+            self.add(
+                name,
+                function,
+                queue=queue,
+                description=description,
+                schema=schema,
+                privileged=privileged,
+                soft_timeout_s=soft_timeout_s,
+            )
             return function
 
         return register
@@ -118,17 +141,21 @@ class Registry:
         description: str | None = None,
         schema: JsonObjectInput | None = None,
         privileged: bool = False,
+        soft_timeout_s: float | None = None,
     ) -> None:
-        """Register `handler` for `name`; a name registered twice or a schema that is not one raises ValueError."""
+        """Register `handler` for `name`; a name registered twice, a schema that is not one or a soft time limit
+        that is not a positive number raises ValueError."""
         if name in self._kinds:
             raise ValueError(f"job kind {name!r} is registered twice")
+        if soft_timeout_s is not None and not (isinstance(soft_timeout_s, int | float) and soft_timeout_s > 0):
+            raise ValueError(f"job kind {name!r}: soft_timeout_s must be a positive number of seconds")
         if schema is not None:
             try:
                 Draft202012Validator.check_schema(schema)
             except SchemaError as exc:
                 raise ValueError(f"job kind {name!r}: the payload schema is invalid: {exc.message}") from None
         doc = description if description is not None else _first_line(handler.__doc__)
-        self._kinds[name] = KindSpec(name, handler, queue, doc, schema, privileged)
+        self._kinds[name] = KindSpec(name, handler, queue, doc, schema, privileged, soft_timeout_s)
 
     def include(self, other: Registry) -> None:
         """Add every kind of `other` (a plugin module's registry) to this one."""
@@ -140,6 +167,7 @@ class Registry:
                 description=spec.description,
                 schema=spec.schema,
                 privileged=spec.privileged,
+                soft_timeout_s=spec.soft_timeout_s,
             )
 
     def get(self, name: str) -> KindSpec:

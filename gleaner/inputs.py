@@ -35,6 +35,7 @@ class JobOptions(TypedDict, total=False):
     priority: Priority
     max_attempts: int
     timeout_s: float
+    soft_timeout_s: float  # below timeout_s: gleaner.SoftTimeLimitExceeded is raised in the handler then
     retry_base_s: float
     retry_cap_s: float
     run_at: datetime | str  # an aware datetime or RFC 3339 text; or delay_s
@@ -105,6 +106,7 @@ class JobTemplate(TypedDict, total=False):
     priority: Priority
     max_attempts: int
     timeout_s: float
+    soft_timeout_s: float
     retry_base_s: float
     retry_cap_s: float
     site: str

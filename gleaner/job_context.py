@@ -7,9 +7,9 @@ described by protocols, so a handler is type-checked against what it may use, no
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from gleaner.json_types import JsonInput, JsonObject, JsonObjectInput
 
@@ -37,7 +37,8 @@ class Row(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class JobInfo:
-    """The job as a handler sees it; `attempt` counts from 1."""
+    """The job as a handler sees it; `attempt` counts from 1. `soft_timeout_s`: when the worker raises
+    `gleaner.SoftTimeLimitExceeded` in the handler (the job's own limit, else its kind's; None: never)."""
 
     id: int
     kind: str
@@ -48,6 +49,7 @@ class JobInfo:
     site: str | None
     timeout_s: float
     request_id: str | None = None
+    soft_timeout_s: float | None = None
 
 
 class HttpResponse(Protocol):
@@ -253,6 +255,21 @@ class JobContext:
         return await self.results.save(response, data, keep_body=keep_body)
 
 
-def job_logger(job: JobInfo) -> logging.LoggerAdapter[logging.Logger]:
-    """The logger a job's context carries: `gleaner.job.<kind>`, with the kind in each record."""
-    return logging.LoggerAdapter(logging.getLogger(f"gleaner.job.{job.kind}"), {"kind": job.kind})
+# LogRecord's own attributes: an `extra` key among them would make logging raise, so it is renamed `extra_<key>`
+_RECORD_ATTRIBUTES = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+
+class JobLogger(logging.LoggerAdapter[logging.Logger]):
+    """A job's logger: each record carries the job's kind and site and keeps the fields the handler passes in
+    `extra` (the stdlib adapter drops them); the worker's JSON lines add job_id, attempt and request_id."""
+
+    def process(self, msg: object, kwargs: MutableMapping[str, Any]) -> tuple[object, MutableMapping[str, Any]]:
+        given = kwargs.get("extra") or {}
+        fields = {f"extra_{key}" if key in _RECORD_ATTRIBUTES else key: value for key, value in given.items()}
+        kwargs["extra"] = {**(self.extra or {}), **fields}
+        return msg, kwargs
+
+
+def job_logger(job: JobInfo) -> JobLogger:
+    """The logger a job's context carries: `gleaner.job.<kind>`, with the kind and site in each record."""
+    return JobLogger(logging.getLogger(f"gleaner.job.{job.kind}"), {"kind": job.kind, "site": job.site})

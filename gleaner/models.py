@@ -67,6 +67,7 @@ class Job:
     run_at: datetime | None = None
     updated_at: datetime | None = None
     timeout_s: float | None = None
+    soft_timeout_s: float | None = None
     retry_base_s: float | None = None
     retry_cap_s: float | None = None
     resolved_at: datetime | None = None

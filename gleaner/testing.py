@@ -12,6 +12,7 @@ the handler's return value or error becomes the outcome the worker would record 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from gleaner.job_context import (
 )
 from gleaner.json_types import Json, JsonInput, JsonObjectInput
 from gleaner.shared.payload_schemas import SchemaChecks
+from gleaner.shared.soft_limit import SoftLimited, with_soft_limit
 from gleaner.shared.urlguard import Policy
 
 __all__ = [
@@ -198,8 +200,12 @@ async def run_job(
     attempt: int = 1,
     max_attempts: int = 3,
     timeout_s: float = 60.0,
+    soft_timeout_s: float | None = None,
 ) -> Run:
-    """Run one attempt of a `kind` job of `registry` with `payload`, in this event loop."""
+    """Run one attempt of a `kind` job of `registry` with `payload`, in this event loop.
+
+    `soft_timeout_s` (else the kind's own) raises `SoftTimeLimitExceeded` in the handler as the worker does.
+    """
     spec = registry.get(kind)
     body = dict(payload or {})
     if spec.schema is not None:
@@ -209,6 +215,7 @@ async def run_job(
     job = JobInfo(
         1, kind, spec.queue or "default", attempt, max_attempts, _plain(body), site.name if site else None, timeout_s
     )
+    job = with_soft_limit(dataclasses.replace(job, soft_timeout_s=soft_timeout_s), spec.soft_timeout_s)
     fake_http = http or FakeHttp()
     results = CapturedResults()
     progress: list[JsonInput] = []
@@ -230,7 +237,9 @@ async def run_job(
         children=children.submitted,
     )
     try:
-        value = await asyncio.wait_for(spec.handler(ctx), timeout_s)
+        running = spec.handler(ctx)
+        limited = running if job.soft_timeout_s is None else SoftLimited(running, job.soft_timeout_s)
+        value = await asyncio.wait_for(limited, timeout_s)
     except (HandlerError, Exception) as exc:  # noqa: BLE001 - any error is an outcome, as in the worker
         run.error = exc
         retryable = not isinstance(exc, HandlerError) or exc.retryable

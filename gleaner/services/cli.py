@@ -17,9 +17,10 @@ from gleaner.services.operator.tables import Column, field, table
 from gleaner.shared import grants
 from gleaner.shared import logging as gleaner_logging
 from gleaner.shared.config import Config
-from gleaner.shared.errors import ConfigError, GleanerError
+from gleaner.shared.errors import ConfigError, GleanerError, StartupError
 from gleaner.shared.provision import provision
 from gleaner.shared.scheduling.definitions import TemplateCheck
+from gleaner.shared.startup import database_error
 
 KEY_COLUMNS: list[Column] = [
     ("ID", field("id")),
@@ -105,6 +106,14 @@ def _scraper_kind(value: str) -> tuple[str, str]:
     return scraper, kind
 
 
+# PostgreSQL's answers to a wrong GLEANER_DATABASE_URL: a missing database, a refused login
+DATABASE_MISTAKES = (
+    asyncpg.InvalidCatalogNameError,
+    asyncpg.InvalidPasswordError,
+    asyncpg.InvalidAuthorizationSpecificationError,
+)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -117,6 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args, config)
     except ConfigError as exc:  # a setting refused by the command itself (the gateway's sample-token check)
         print(f"gleaner: {exc}", file=sys.stderr)
+        return 2
+    except StartupError as exc:  # a first-start mistake (no database, not migrated, port in use): its fix
+        print(f"gleaner {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except DATABASE_MISTAKES as exc:  # the commands that read PostgreSQL directly (apikey, schedules apply)
+        print(f"gleaner {args.command}: {database_error(exc, config.database_url)}", file=sys.stderr)
         return 2
     except GleanerError as exc:
         print(f"gleaner: {exc}", file=sys.stderr)

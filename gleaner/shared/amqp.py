@@ -8,6 +8,7 @@ import itertools
 import logging
 import os
 import socket
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -25,8 +26,10 @@ from aio_pika.abc import (
 from gleaner.shared import delays
 from gleaner.shared.config import Config
 from gleaner.shared.confirmed_batch import Encoded, missing_internals, publish_confirmed
+from gleaner.shared.errors import StartupError
 from gleaner.shared.messages import CONTENT_TYPE, JobMessage
 from gleaner.shared.publish_frames import PublishEncoder
+from gleaner.shared.startup import shown_url
 
 log = logging.getLogger(__name__)
 
@@ -241,14 +244,21 @@ class Broker:
         self.connection, self.channel = connection, channel
         self._up = not connection.is_closed
 
-    async def connect_forever(self, stop: asyncio.Event) -> None:
-        """Keep trying to connect until it works or `stop` is set (services that run without a broker)."""
+    async def connect_forever(self, stop: asyncio.Event, give_up_after_s: float | None = None) -> None:
+        """Keep trying to connect until it works or `stop` is set (services that run without a broker).
+
+        With `give_up_after_s` (a service that can do nothing without RabbitMQ: the worker's start), a refused
+        login or vhost at once, or no connection within that time, is a StartupError naming GLEANER_AMQP_URL.
+        """
         delay_s = 0.2
+        deadline = None if give_up_after_s is None else time.monotonic() + give_up_after_s
         while not stop.is_set() and not self.connected:
             try:
                 await self.connect()
                 log.info("connected to RabbitMQ")
             except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
+                if deadline is not None and (_refused(exc) or time.monotonic() + delay_s > deadline):
+                    raise _unreachable(self.config.amqp_url, exc, give_up_after_s) from None
                 log.warning("RabbitMQ unavailable, retrying in %.1fs: %s", delay_s, exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay_s)
@@ -392,4 +402,20 @@ def _persistent(body: bytes, priority: int, headers: Mapping[str, FieldValue]) -
     """A persistent job message (aio-pika's header type is a wider, invariant dict)."""
     return aio_pika.Message(
         body, content_type=CONTENT_TYPE, delivery_mode=DeliveryMode.PERSISTENT, priority=priority, headers=dict(headers)
+    )
+
+
+def _refused(exc: BaseException) -> bool:
+    """A login or vhost RabbitMQ refuses: trying again cannot help."""
+    return isinstance(exc, aiormq.exceptions.AuthenticationError | aiormq.exceptions.ConnectionNotAllowed) or (
+        "ACCESS_REFUSED" in str(exc) or "NOT_ALLOWED" in str(exc)
+    )
+
+
+def _unreachable(url: str, exc: BaseException, waited_s: float | None) -> StartupError:
+    where = f"(GLEANER_AMQP_URL={shown_url(url)})"
+    if _refused(exc):
+        return StartupError(f"RabbitMQ refused the connection {where}: {exc}; check the user, password and vhost")
+    return StartupError(
+        f"cannot reach RabbitMQ {where} within {waited_s:g}s: {exc}; start it (`make services`) or fix the URL"
     )

@@ -139,6 +139,15 @@ class Config:
     worker_queues: tuple[str, ...] = setting((), queue_names(), "the queues this worker consumes", shown="all queues")
     worker_concurrency: int = setting(32, number(int, 1, 10_000), "jobs a worker runs at once (also its prefetch)")
     worker_id: str | None = setting(None, optional(str), "the name of a worker", shown="host-pid")
+    worker_max_jobs: int = setting(
+        0,
+        number(int, 0, 2**31),
+        "jobs a worker takes before it drains and exits 0 to be restarted",
+        shown="`0` (no limit)",
+    )
+    worker_max_rss_mb: int = setting(
+        0, number(int, 0, 2**20), "resident memory past which a worker drains and exits 0", shown="`0` (no limit)"
+    )
     delay_unit_ms: int = setting(1000, number(int, 1, 3_600_000), "the delay unit of the TTL levels")
     delay_levels: int = setting(16, number(int, 1, 32), "number of TTL levels")
     handler_modules: tuple[str, ...] = setting((), modules(), "modules that register handlers", shown="none")

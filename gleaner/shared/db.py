@@ -9,6 +9,7 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from gleaner.shared.config import Config
+from gleaner.shared.startup import database_error
 
 Pool = asyncpg.Pool
 Record = asyncpg.Record
@@ -50,14 +51,20 @@ async def create_pool(
     settings: dict[str, str] | None = None,
     reset_session: bool = True,
 ) -> asyncpg.Pool:
-    pool = await asyncpg.create_pool(
-        config.database_url,
-        min_size=min_size,
-        max_size=max_size,
-        init=init_connection,
-        reset=None if reset_session else keep_session,
-        server_settings={"application_name": name, **(settings or {})},
-    )
+    try:
+        pool = await asyncpg.create_pool(
+            config.database_url,
+            min_size=min_size,
+            max_size=max_size,
+            init=init_connection,
+            reset=None if reset_session else keep_session,
+            server_settings={"application_name": name, **(settings or {})},
+        )
+    except (OSError, asyncpg.PostgresError) as exc:
+        explained = database_error(exc, config.database_url)
+        if explained is None:
+            raise
+        raise explained from None
     assert pool is not None
     return pool
 

@@ -17,6 +17,7 @@ __all__ = [
     "PermanentError",
     "Problem",
     "RetryableError",
+    "StartupError",
     "UnknownKindError",
     "ValidationProblem",
     "field_error",
@@ -34,6 +35,11 @@ class ConfigError(GleanerError):
         self.problems = list(problems)
         separator = " " if len(self.problems) == 1 else "\n  "
         super().__init__("invalid configuration:" + separator + "\n  ".join(self.problems))
+
+
+class StartupError(GleanerError):
+    """A service cannot start for a reason a restart does not fix (a database that does not exist, a port in use):
+    printed as one line with the fix, exit code 2."""
 
 
 class DecodeError(GleanerError):

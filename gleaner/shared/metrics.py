@@ -121,6 +121,13 @@ class Metrics:
         self.site_robots_blocked = Counter(
             "gleaner_site_robots_blocked", "URLs not requested because robots.txt disallows them", ["site"], registry=r
         )
+        self.site_rate_limit = Gauge(
+            "gleaner_site_rate_limit_per_hour",
+            "The requests per hour a site's policy allows now (min_delay_s and respectful hours applied), as the"
+            " worker read it when a job of the site last started",
+            ["site"],
+            registry=r,
+        )
         self.site_effective_rate = Gauge(
             "gleaner_site_effective_requests_per_hour",
             "The rate an adaptive site runs at (its policy's rate, lowered by the adaptive spacing)",

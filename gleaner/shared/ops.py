@@ -9,9 +9,10 @@ replica out of rotation at once, which is why /readyz leaves it out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 import asyncpg
@@ -22,6 +23,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.metrics import Metrics
+from gleaner.shared.startup import SchemaGate, bound_socket, expected_version
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,7 @@ ReadyCheck = Callable[[], bool]
 READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 BROKER_KEY = web.AppKey("broker", Broker)
+SCHEMA_KEY = web.AppKey("schema", SchemaGate)
 HEALTH_TIMEOUT_S = 2.0
 
 
@@ -39,7 +42,8 @@ async def livez(request: web.Request) -> web.Response:
 
 
 async def readyz(request: web.Request) -> web.Response:
-    ready = request.app[READY_KEY]()
+    gate = request.app.get(SCHEMA_KEY)
+    ready = request.app[READY_KEY]() and (gate is None or gate.ready)
     return web.json_response({"status": "ready" if ready else "not ready"}, status=200 if ready else 503)
 
 
@@ -83,15 +87,32 @@ def add_ops_routes(app: web.Application) -> None:
     app.router.add_get("/metrics", metrics)
 
 
+async def schema_ctx(app: web.Application) -> AsyncIterator[None]:
+    """After the pool: refuse a database never migrated (StartupError); while the schema is behind this code's
+    migrations (a rolling upgrade), serve but answer /readyz 503 until it is there."""
+    gate = SchemaGate(expected_version())
+    await gate.check(app[POOL_KEY])
+    app[SCHEMA_KEY] = gate
+    task = None if gate.ready else spawn(gate.wait_until_ready(app[POOL_KEY]), "schema-gate")
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def run(app: web.Application, config: Config, service: str) -> None:
-    """Serve `app` on uvloop until SIGTERM/SIGINT; cleanup_ctx steps unwind in reverse order."""
+    """Serve `app` on uvloop until SIGTERM/SIGINT; cleanup_ctx steps unwind in reverse order.
+
+    The port is bound first: "listening on" is logged once it is, and a port in use is a StartupError.
+    """
     uvloop.install()
     port = config.port_for(service)
+    sock = bound_socket(config.http_host, port)
     log.info("%s listening on %s:%d", service, config.http_host, port)
     web.run_app(
         app,
-        host=config.http_host,
-        port=port,
+        sock=sock,
         print=None,
         access_log=None,
         shutdown_timeout=config.shutdown_grace_s + 5,

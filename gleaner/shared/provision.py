@@ -11,11 +11,18 @@ from gleaner.shared.amqp import Topology, declare, declared_names
 from gleaner.shared.config import Config
 from gleaner.shared.grants import apply_grants
 from gleaner.shared.migrate import migrate
+from gleaner.shared.startup import database_error
 
 
 async def provision(config: Config, *, roles: Mapping[str, str], topology: bool) -> list[str]:
     """Migrate the database, grant `roles` (service → role) and declare the topology; what was done, as lines."""
-    applied = await migrate(config.database_url)
+    try:
+        applied = await migrate(config.database_url)
+    except (OSError, asyncpg.PostgresError) as exc:
+        explained = database_error(exc, config.database_url)
+        if explained is None:
+            raise
+        raise explained from None
     done = [f"applied {len(applied)} migration(s)" + (": " + ", ".join(applied) if applied else "")]
     if roles:
         await grant(config.database_url, roles)

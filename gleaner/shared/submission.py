@@ -19,32 +19,18 @@ DEDUPE_KEY = re.compile(r".{1,200}", re.S)
 MAX_BATCH = 1000
 MAX_FAN_OUT = 1000
 MAX_DELAY_S = 366 * 86_400.0
-FIELDS = frozenset(
-    {
-        "kind",
-        "payload",
-        "queue",
-        "priority",
-        "max_attempts",
-        "timeout_s",
-        "retry_base_s",
-        "retry_cap_s",
-        "run_at",
-        "delay_s",
-        "site",
-        "dedupe_key",
-        "depends_on",
-        "on_dependency_failure",
-        "allow_partial",
-    }
-)
+# the options a schedule's job template may hold too, beside kind and payload
+OPTION_FIELDS = ("queue", "priority", "max_attempts", "timeout_s", "soft_timeout_s", "retry_base_s", "retry_cap_s")
+# workflows (issue 14): what a submission may say about the jobs it waits for (never in a template)
+DEPENDENCY_FIELDS = ("depends_on", "on_dependency_failure", "allow_partial")
+FIELDS = frozenset({"kind", "payload", *OPTION_FIELDS, "run_at", "delay_s", "site", "dedupe_key", *DEPENDENCY_FIELDS})
 MAX_DEPENDENCIES = 1000
 ON_DEPENDENCY_FAILURE = ("cancel", "run")
 
 Errors = list[dict[str, str]]
 # a schedule's job template: a submission minus the fields that only make sense for one job
-NOT_IN_TEMPLATE = frozenset({"run_at", "delay_s", "dedupe_key", "depends_on", "on_dependency_failure", "allow_partial"})
-TEMPLATE_FIELDS = ("queue", "priority", "max_attempts", "timeout_s", "retry_base_s", "retry_cap_s", "site")
+NOT_IN_TEMPLATE = frozenset({"run_at", "delay_s", "dedupe_key", *DEPENDENCY_FIELDS})
+TEMPLATE_FIELDS = (*OPTION_FIELDS, "site")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +49,8 @@ class JobSpec:
     delay_s: float | None
     site: str | None
     dedupe_key: str | None
+    # None: the kind's default soft limit (a worker's `Registry`), else none
+    soft_timeout_s: float | None = None
     # workflows (issue 14): the jobs this one waits for, and what it does when one of them does not succeed
     depends_on: tuple[int, ...] = ()
     on_dependency_failure: str = "cancel"
@@ -94,6 +82,7 @@ def parse_job(
         delay_s=reader.get("delay_s", number(0, MAX_DELAY_S), default=None),
         site=reader.get("site", site_name, default=None),
         dedupe_key=reader.get("dedupe_key", text(DEDUPE_KEY, "1-200 characters"), default=None),
+        soft_timeout_s=reader.get("soft_timeout_s", number(0.001, 86_400), default=None),
         depends_on=reader.get("depends_on", _job_ids, default=()),
         on_dependency_failure=reader.get("on_dependency_failure", _on_dependency_failure, default="cancel"),
         allow_partial=reader.get("allow_partial", boolean, default=False),
@@ -253,6 +242,9 @@ def _cross_checks(spec: JobSpec, reader: FieldReader, kinds: KindRules | None) -
         reader.fail("delay_s", "give either run_at or delay_s, not both")
     if spec.retry_cap_s < spec.retry_base_s and not reader.failed("retry_base_s", "retry_cap_s"):
         reader.fail("retry_cap_s", "must not be below retry_base_s")
+    soft_s = spec.soft_timeout_s
+    if soft_s is not None and soft_s >= spec.timeout_s and not reader.failed("soft_timeout_s", "timeout_s"):
+        reader.fail("soft_timeout_s", f"must be below timeout_s ({spec.timeout_s:g})")
     if kinds is not None and not reader.failed("kind", "payload"):
         for path, message in kinds.payload_errors(spec.kind, spec.payload):
             reader.fail(f"payload.{path}" if path else "payload", message)

@@ -84,6 +84,10 @@ def address_blocked(ip: IPAddress) -> str | None:
     return None
 
 
+# the refusals the setting lifts say so: a 422 for a local URL names the fix (both services check URLs)
+LIFTED_BY = " (GLEANER_FETCH_ALLOW_PRIVATE=1 on the gateway and the workers allows it, for local development)"
+
+
 def check_url(raw: str, policy: Policy) -> URL:
     """Static checks: scheme, host, port, and literal addresses. Names are checked again once resolved."""
     try:
@@ -97,12 +101,12 @@ def check_url(raw: str, policy: Policy) -> URL:
     if url.user is not None or url.password is not None:
         raise BlockedURL("credentials in URLs are not allowed")
     if policy.allowed_ports is not None and url.port not in policy.allowed_ports:
-        raise BlockedURL(f"port {url.port} is not allowed")
+        raise BlockedURL(f"port {url.port} is not allowed{LIFTED_BY}")
     if not policy.allow_private:
         ip = parse_host_ip(url.host)
         reason = _blocked_ip(ip, policy) if ip is not None else _blocked_name(url.host)
         if reason:
-            raise BlockedURL(reason)
+            raise BlockedURL(reason + LIFTED_BY)
     return url
 
 

@@ -1,18 +1,18 @@
 """Schemathesis hooks (SCHEMATHESIS_HOOKS): the rules the OpenAPI document states in words but JSON Schema cannot.
 
-Schemathesis checks that every schema-valid request is accepted. A few of the gateway's rules relate two values
-or ask for a value only the server knows, which no JSON Schema expresses; each is stated in the document's
-descriptions. Right before each positive test case is sent (`before_call`, so values a stateful link put in are
-seen too), these rules make the request obey them, so a 422 the gateway answers to a positive case is always a
-real disagreement between the code and the document. They only replace valid values with other valid ones, and
-leave negative cases alone (editing one would make schemathesis relabel it). The rules: JSON values without NUL
-and with 64-bit integers at any depth; retry_cap_s not below retry_base_s; a payload the kind's own check
-accepts (a public URL); a fan-out that keeps its jobs valid; a valid cron expression and timezone; PATCH fields
-whose validity depends on the schedule's type; a site body's name equal to the path's; pause_max_s not below
-pause_min_s; window_s or since; page tokens only as issued; one Idempotency-Key per body; a webhook URL the
-fetch guard accepts; `depends_on` naming jobs that exist (emptied); job ids a link copied from a wider field.
-One more keeps `GET /jobs/{id}?wait=` short: a long poll costs time, not coverage; and one more ends every `GET /events`
-stream after `duration_s` = 0.2 (a stream without it runs until the client leaves).
+Schemathesis checks that every schema-valid request is accepted. A few of the gateway's rules relate two values or
+ask for a value only the server knows, which no JSON Schema expresses; each is stated in the document's
+descriptions. Right before each positive test case is sent (`before_call`, so values a stateful link put in are seen
+too), these rules make the request obey them, so a 422 the gateway answers to a positive case is always a real
+disagreement between the code and the document. They only replace valid values with other valid ones, and leave
+negative cases alone (editing one would make schemathesis relabel it). The rules: JSON values without NUL and with
+64-bit integers at any depth; retry_cap_s not below retry_base_s; soft_timeout_s below timeout_s; a payload the
+kind's own check accepts (a public URL); a fan-out that keeps its jobs valid; a valid cron expression and timezone;
+PATCH fields whose validity depends on the schedule's type; a site body's name equal to the path's; pause_max_s not
+below pause_min_s; window_s or since; page tokens only as issued; one Idempotency-Key per body; a webhook URL the
+fetch guard accepts; `depends_on` naming jobs that exist (emptied); job ids a link copied from a wider field. One
+more keeps `GET /jobs/{id}?wait=` short: a long poll costs time, not coverage; and one more
+ends every `GET /events` stream after `duration_s` = 0.2 (a stream without it runs until the client leaves).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from gleaner.services.gateway.idempotency import HEADER as IDEMPOTENCY
 from gleaner.services.gateway.idempotency import KEY
 
 # the defaults of the test stack (GLEANER_DEFAULT_RETRY_BASE_S / _CAP_S are not set there)
-DEFAULT_RETRY_BASE_S, DEFAULT_RETRY_CAP_S = 1.0, 300.0
+DEFAULT_RETRY_BASE_S, DEFAULT_RETRY_CAP_S, DEFAULT_TIMEOUT_S = 1.0, 300.0, 300.0
 MAX_WAIT_S, MAX_VALID_WAIT_S, MAX_STREAM_S = 0.2, 60.0, 86_400.0
 MIN_INT, MAX_INT = -(2**63), 2**64 - 1
 VALID_CRON = "*/5 * * * *"
@@ -85,6 +85,10 @@ def _job(job: Any) -> None:
         job["retry_cap_s"], job["retry_base_s"] = base, cap
     if job.get("depends_on"):
         job["depends_on"] = []  # ids of jobs that exist: only the server knows them
+    timeout, soft = job.get("timeout_s"), job.get("soft_timeout_s")
+    timeout = DEFAULT_TIMEOUT_S if timeout is None else timeout
+    if isinstance(timeout, int | float) and isinstance(soft, int | float) and soft >= timeout:
+        del job["soft_timeout_s"]  # optional: without it the job has no soft limit of its own
     kind = job.get("kind")
     if isinstance(kind, str) and kind in GOOD_PAYLOADS:
         job["payload"] = dict(GOOD_PAYLOADS[kind])

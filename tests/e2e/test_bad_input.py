@@ -116,3 +116,19 @@ async def test_the_openapi_document_lists_exactly_the_served_routes(gateway_api:
             assert status != 405, (method, path)
             if "{" not in path:
                 assert status != 404, (method, path)
+
+
+async def test_a_local_url_is_a_422_naming_the_variable_that_lifts_it_and_the_gateway_honours_it(
+    stack: Stack, api_factory: type[Api]
+) -> None:
+    strict = api_factory((await stack.start("gateway", name="strict")).url)
+    job = {"kind": "http.fetch", "payload": {"url": "http://127.0.0.1:8000/page"}}
+    status, problem = await strict.request("POST", "/jobs", json=job)
+    assert status == 422
+    (error,) = problem["errors"]
+    assert error["field"] == "payload.url"
+    assert "GLEANER_FETCH_ALLOW_PRIVATE=1 on the gateway and the workers allows it" in error["message"]
+
+    relaxed = api_factory((await stack.start("gateway", name="relaxed", GLEANER_FETCH_ALLOW_PRIVATE="1")).url)
+    status, created = await relaxed.request("POST", "/jobs", json=job)
+    assert (status, created["kind"]) == (202, "http.fetch")

@@ -100,8 +100,20 @@ async def test_a_refused_request_prints_the_problem_and_exits_1(stack: Stack, ga
 
     assert "gleaner: HTTP 422" in unknown and "kind: unknown kind 'no.such.kind'" in unknown
     assert "gleaner: HTTP 404" in missing
-    assert "gleaner: HTTP 401" in no_key
+    assert "gleaner: HTTP 401" in no_key and "sent GLEANER_API_TOKEN" in no_key
+    assert "export GLEANER_API_TOKEN=" in no_key
     assert "cannot reach the gateway at http://127.0.0.1:9/api/v1" in nowhere
+
+
+async def test_a_401_in_a_new_terminal_names_the_variables_the_cli_read(stack: Stack, gateway: Service) -> None:
+    # a new terminal: the stack's GLEANER_ADMIN_TOKEN is not exported there, nor is GLEANER_API_TOKEN
+    env = {**api_env(gateway), "GLEANER_ADMIN_TOKEN": "", "GLEANER_API_TOKEN": ""}
+
+    out = await stack.run_cli("jobs", "list", check=False, env=env)
+
+    assert "gleaner: HTTP 401" in out
+    assert "GLEANER_API_TOKEN and GLEANER_ADMIN_TOKEN are both unset, sent no key" in out
+    assert len(out.strip().splitlines()) == 1
 
 
 async def test_schedules_and_the_scheduler_are_operated_by_name_from_the_command_line(

@@ -10,8 +10,10 @@ from gleaner.services.gateway.boundary import SAMPLE_ADMIN_TOKEN
 from tests.support.stack import GLEANER, Stack, free_port
 
 
-async def run_service(command: str, env: dict[str, str], **overrides: str) -> tuple[int | None, str]:
-    """Start `gleaner <command>` and wait up to 20 s for it to exit: (exit code or None if it kept running, stderr)."""
+async def run_service(
+    command: str, env: dict[str, str], timeout_s: str = "20", **overrides: str
+) -> tuple[int | None, str]:
+    """Start `gleaner <command>` and wait `timeout_s` for it to exit: (exit code or None if it kept running, stderr)."""
     process = await asyncio.create_subprocess_exec(
         GLEANER,
         command,
@@ -20,7 +22,7 @@ async def run_service(command: str, env: dict[str, str], **overrides: str) -> tu
         stderr=subprocess.PIPE,
     )
     try:
-        _, err = await asyncio.wait_for(process.communicate(), 20)
+        _, err = await asyncio.wait_for(process.communicate(), float(timeout_s))
     except TimeoutError:
         process.kill()
         await process.wait()

@@ -133,6 +133,18 @@ def test_a_stopping_worker_has_time_to_finish_its_longest_job_and_hand_back_the_
 
 
 @pytest.mark.parametrize("target", ("base", "overlays/dev", "overlays/production"))
+def test_a_recycling_worker_is_restarted_and_recycles_for_memory_before_its_limit_kills_it(target: str) -> None:
+    pod = _objects(target, "Deployment")["gleaner-worker"]["spec"]["template"]["spec"]
+    assert pod.get("restartPolicy", "Always") == "Always"
+    (container,) = pod["containers"]
+    env = {item["name"]: item.get("value") for item in container["env"]}
+    limit = container["resources"]["limits"]["memory"]
+    limit_mb = int(limit.removesuffix("Gi")) * 1024 if limit.endswith("Gi") else int(limit.removesuffix("Mi"))
+    assert 0 < int(env["GLEANER_WORKER_MAX_RSS_MB"]) < limit_mb
+    assert not unknown_variables({name: value or "" for name, value in env.items()})
+
+
+@pytest.mark.parametrize("target", ("base", "overlays/dev", "overlays/production"))
 def test_the_config_map_holds_only_real_gleaner_settings(target: str) -> None:
     config = _config(target)
     assert all(key.startswith("GLEANER_") for key in config)

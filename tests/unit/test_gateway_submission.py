@@ -122,6 +122,16 @@ def test_an_unregistered_kind_is_named_with_the_registered_ones() -> None:
     assert parse_one({"kind": "noop"}, CONFIG, kinds=KindRules.named({"noop"})).kind == "noop"
 
 
+def test_a_soft_time_limit_is_read_and_must_fall_before_the_hard_timeout() -> None:
+    assert parse_one({"kind": "noop", "timeout_s": 60, "soft_timeout_s": 50}, CONFIG).soft_timeout_s == 50
+    assert parse_one({"kind": "noop"}, CONFIG).soft_timeout_s is None
+    assert fields({"kind": "noop", "timeout_s": 60, "soft_timeout_s": 60}) == ["soft_timeout_s"]
+    assert fields({"kind": "noop", "soft_timeout_s": 301}) == ["soft_timeout_s"]  # the default timeout_s is 300
+    assert fields({"kind": "noop", "soft_timeout_s": 0}) == ["soft_timeout_s"]
+    _, errors = parse_job({"kind": "noop", "timeout_s": 10, "soft_timeout_s": 20}, CONFIG)
+    assert errors[0]["message"] == "must be below timeout_s (10)"
+
+
 @pytest.mark.parametrize(("given", "number", "band"), [("high", 9, "high"), ("normal", 5, "normal"), ("low", 0, "low")])
 def test_a_named_priority_is_the_number_of_its_band_in_jobs_batches_and_templates(
     given: str, number: int, band: str

@@ -30,6 +30,7 @@ def row(job_id: int, attempt: int) -> dict[str, Any]:
         "payload": {},
         "site": None,
         "timeout_s": 30.0,
+        "soft_timeout_s": None,
         "max_attempts": 3,
         "attempt_base": 0,
         "retry_base_s": 1.0,

@@ -32,6 +32,7 @@ from gleaner.services.gateway.routes import add_api_routes
 from gleaner.services.gateway.throttle import rate_limit_middleware
 from gleaner.services.gateway.waiting import Waiters
 from gleaner.services.gateway.webhook_fanout import WebhookFanout
+from gleaner.shared import ops
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.db import create_pool
@@ -51,10 +52,15 @@ INSERT_LANES = 2
 async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
     app[POOL_KEY] = await create_pool(app[CONFIG_KEY], min_size=4, max_size=16, name="gleaner-gateway")
     app[METRICS_KEY].watch_pool(app[POOL_KEY])
+    yield
+    await app[POOL_KEY].close()
+
+
+async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
+    """API keys and page-token secrets, once the schema is known to be there."""
     app[KEYS_KEY] = KeyCache(app[POOL_KEY], app[CONFIG_KEY].admin_token)
     app[TOKENS_KEY] = await PageTokens.load(app[POOL_KEY])
     yield
-    await app[POOL_KEY].close()
 
 
 async def console_ctx(app: web.Application) -> AsyncIterator[None]:
@@ -179,7 +185,9 @@ def create_app(config: Config) -> web.Application:
     add_ops_routes(app)
     add_api_routes(app)
     add_console_routes(app)
-    app.cleanup_ctx.extend([pool_ctx, console_ctx, revocations_ctx, kinds_ctx, broker_ctx, workers_ctx])
+    app.cleanup_ctx.extend(
+        [pool_ctx, ops.schema_ctx, keys_ctx, console_ctx, revocations_ctx, kinds_ctx, broker_ctx, workers_ctx]
+    )
     return app
 
 

@@ -29,14 +29,14 @@ INSERT = f"""
 WITH input AS (
     SELECT u.*, COALESCE(u.at, now() + make_interval(secs => COALESCE(u.delay, 0))) AS due
     FROM unnest($1::text[], $2::text[], $3::smallint[], $4::jsonb[], $5::int[], $6::float8[], $7::float8[],
-                $8::float8[], $9::timestamptz[], $10::float8[], $11::text[], $12::text[], $13::text[])
+                $8::float8[], $9::timestamptz[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::float8[])
          WITH ORDINALITY AS u(kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
-                              at, delay, site, dedupe_key, request_id, ord)
+                              at, delay, site, dedupe_key, request_id, soft_timeout_s, ord)
 )
 INSERT INTO jobs AS j (kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
-                       run_at, state, site, dedupe_key, request_id)
+                       run_at, state, site, dedupe_key, request_id, soft_timeout_s)
 SELECT kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
-       due, CASE WHEN due > now() THEN 'scheduled' ELSE 'queued' END, site, dedupe_key, request_id
+       due, CASE WHEN due > now() THEN 'scheduled' ELSE 'queued' END, site, dedupe_key, request_id, soft_timeout_s
 FROM input ORDER BY ord
 ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running', 'retrying')
 DO NOTHING
@@ -128,7 +128,7 @@ class NewJob:
 
 
 def insert_args(items: Sequence[NewJob]) -> list[list[Any]]:
-    columns: list[list[Any]] = [[] for _ in range(13)]
+    columns: list[list[Any]] = [[] for _ in range(14)]
     for item in items:
         s = item.spec
         values = (
@@ -145,6 +145,7 @@ def insert_args(items: Sequence[NewJob]) -> list[list[Any]]:
             s.site,
             s.dedupe_key,
             item.request_id,
+            s.soft_timeout_s,
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)

@@ -37,6 +37,7 @@ JOB_FIELDS = (
     "run_at",
     "updated_at",
     "timeout_s",
+    "soft_timeout_s",
     "retry_base_s",
     "retry_cap_s",
     "resolved_at",

@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from gleaner import ApiConnectionError, Client, ClientError, RetryPolicy, WaitTimeout
+from gleaner import ApiConnectionError, Client, ClientError, RetryPolicy, Unauthorized, WaitTimeout
 from gleaner.json_types import JsonObject
 from gleaner.services.operator.tables import Column, block, field, table, tree_line, tree_lines
 from gleaner.shared.config import Config
@@ -232,10 +232,23 @@ def run(args: argparse.Namespace, config: Config) -> int:
             body, text = command(api, args)
     except ApiConnectionError as exc:
         raise GleanerError(f"cannot reach the gateway at {url} (GLEANER_API_URL): {exc}") from None
+    except Unauthorized as exc:
+        raise GleanerError(f"{exc} — {token_hint(config)}") from None
     except ClientError as exc:  # the API's problem: status, title, detail and each field error
         raise GleanerError(str(exc)) from None
     print(orjson.dumps(body, option=orjson.OPT_INDENT_2).decode() if args.json else text)
     return 0
+
+
+def token_hint(config: Config) -> str:
+    """What a 401 tells the user: the variables the key was read from, which one was sent, and the fix."""
+    if config.api_token:
+        sent = "sent GLEANER_API_TOKEN"
+    elif config.admin_token:
+        sent = "GLEANER_API_TOKEN is unset, sent GLEANER_ADMIN_TOKEN"
+    else:
+        sent = "GLEANER_API_TOKEN and GLEANER_ADMIN_TOKEN are both unset, sent no key"
+    return f"{sent}; export GLEANER_API_TOKEN=<an API key> (`make run` prints the line for its admin token)"
 
 
 def _raw(answer: Any) -> dict[str, Any]:

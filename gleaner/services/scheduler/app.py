@@ -10,6 +10,7 @@ from aiohttp import web
 
 from gleaner.services.scheduler.duties import Duties
 from gleaner.services.scheduler.leadership import Leadership, identity
+from gleaner.shared import ops
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.db import create_pool
@@ -65,7 +66,7 @@ def create_app(config: Config) -> web.Application:
     # leader or standby, a scheduler connected to PostgreSQL is ready
     app[READY_KEY] = lambda: POOL_KEY in app and LEADERSHIP_KEY in app
     add_ops_routes(app)
-    app.cleanup_ctx.extend([pool_ctx, broker_ctx, leadership_ctx])
+    app.cleanup_ctx.extend([pool_ctx, ops.schema_ctx, broker_ctx, leadership_ctx])
     return app
 
 

@@ -20,9 +20,11 @@ from gleaner.services.worker.heartbeat import heartbeat_loop
 from gleaner.services.worker.kind_registration import KindRegistration
 from gleaner.services.worker.presence import Presence
 from gleaner.services.worker.publishing import ClaimWriter, FinishWriter, StartedEvents
+from gleaner.services.worker.recycle import JobAllowance, watch_memory
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.shutdown import Drainer
 from gleaner.services.worker.site_sessions import SiteSessions
+from gleaner.shared import ops
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
 from gleaner.shared.config import Config
@@ -36,6 +38,7 @@ WORKER_ID_KEY = web.AppKey("worker_id", str)
 # planner guessed the claim's state filter matched a handful of rows and hashed all waiting jobs through a
 # bitmap scan for every batch: 0.18 ms a claimed row instead of 0.02. Point lookups never need those plans.
 POINT_LOOKUPS = {**CUSTOM_PLANS, "enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"}
+STARTUP_CONNECT_S = 15.0
 REGISTRY_KEY = web.AppKey("registry", ServedKinds)
 FETCH_KEY = web.AppKey("fetch", FetchClient)
 STORE_KEY = web.AppKey("store", JobStore)
@@ -66,7 +69,8 @@ async def pool_ctx(app: web.Application) -> AsyncIterator[None]:
 
 async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     broker = Broker(app[CONFIG_KEY], name="worker", identity=app[WORKER_ID_KEY])
-    await broker.connect_forever(asyncio.Event())
+    # the worker can do nothing without RabbitMQ: unreachable at start is a StartupError (a restart retries it)
+    await broker.connect_forever(asyncio.Event(), give_up_after_s=STARTUP_CONNECT_S)
     assert broker.connection is not None
     metrics = app[METRICS_KEY]
     broker.connection.reconnect_callbacks.add(lambda *_: metrics.amqp_reconnects.inc())
@@ -117,6 +121,8 @@ async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
         sites=SiteSessions.of_worker(
             app[POOL_KEY], app[WORKER_ID_KEY], app[CONFIG_KEY], app[FETCH_KEY], app[METRICS_KEY], os.environ
         ),
+        allowance=JobAllowance(app[CONFIG_KEY].worker_max_jobs),
+        recycle=app[DRAINER_KEY].recycle,
     )
     app[DRAINER_KEY].attach(consumer, app[RUNNING_KEY])
     await consumer.start()
@@ -159,6 +165,17 @@ async def signals_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
 
 
+async def memory_watch_ctx(app: web.Application) -> AsyncIterator[None]:
+    """GLEANER_WORKER_MAX_RSS_MB: recycle the worker once its resident memory is past the limit."""
+    max_rss_mb = app[CONFIG_KEY].worker_max_rss_mb
+    task = spawn(watch_memory(max_rss_mb, app[DRAINER_KEY].recycle), "memory-watch") if max_rss_mb else None
+    yield
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def is_ready(app: web.Application) -> bool:
     broker = app.get(BROKER_KEY)
     return CONSUMER_KEY in app and broker is not None and broker.connected and not app[DRAINER_KEY].draining
@@ -176,6 +193,7 @@ def create_app(config: Config) -> web.Application:
     app.cleanup_ctx.extend(
         [
             pool_ctx,
+            ops.schema_ctx,
             broker_ctx,
             registry_ctx,
             batchers_ctx,
@@ -183,6 +201,7 @@ def create_app(config: Config) -> web.Application:
             heartbeat_ctx,
             cancel_listener_ctx,
             signals_ctx,
+            memory_watch_ctx,
         ]
     )
     return app

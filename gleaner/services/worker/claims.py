@@ -49,9 +49,9 @@ SET state = 'running', attempt = l.attempt, lease_owner = $3,
     started_at = COALESCE(j.started_at, now()), updated_at = now()
 FROM locked AS l
 WHERE j.id = l.id AND l.fenced AND {ORDERED_LOCKS}
-RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.max_attempts, j.attempt_base,
-    j.retry_base_s, j.retry_cap_s, j.request_id, j.generation, EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s,
-    j.state, j.schedule_id, j.created_at
+RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.soft_timeout_s, j.max_attempts,
+    j.attempt_base, j.retry_base_s, j.retry_cap_s, j.request_id, j.generation,
+    EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s, j.state, j.schedule_id, j.created_at
 """
 
 # One statement: the fenced row update plus the attempt row; retrying rows come back with the outbox columns.
@@ -179,6 +179,7 @@ class Claim:
             site=record["site"],
             timeout_s=record["timeout_s"],
             request_id=record["request_id"],
+            soft_timeout_s=record["soft_timeout_s"],
         )
         budget = Budget(
             attempt=record["attempt"],

@@ -7,7 +7,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,7 @@ import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel
 from aiormq.exceptions import AMQPError
 
-from gleaner.services.worker import dead_letters
+from gleaner.services.worker import dead_letters, job_logs
 from gleaner.services.worker.acks import AckCoalescer, channel_of
 from gleaner.services.worker.children import ChildWriter, KindCache
 from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, JobStore, Key
@@ -25,6 +25,7 @@ from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_
 from gleaner.services.worker.handlers import ServedKinds
 from gleaner.services.worker.job_metrics import JobMetrics, Series
 from gleaner.services.worker.queue_pauses import paused_queues
+from gleaner.services.worker.recycle import JobAllowance
 from gleaner.services.worker.results import ResultStore
 from gleaner.services.worker.retry import (
     ABANDONED,
@@ -48,8 +49,11 @@ from gleaner.shared.db import ROW, failure_kind, unavailable
 from gleaner.shared.errors import DecodeError, HandlerError
 from gleaner.shared.messages import JobMessage
 from gleaner.shared.metrics import Metrics
+from gleaner.shared.soft_limit import with_soft_limit
 
 log = logging.getLogger(__name__)
+# the end line of an attempt whose flow was cancelled or failed before an outcome (a shutdown, a lost database)
+INTERRUPTED = Outcome("interrupted")
 
 # a failed flow (database or broker trouble) waits this long before its message is requeued, to avoid a hot loop
 REQUEUE_PAUSE_S = 1.0
@@ -90,6 +94,9 @@ class Consumer:
     running: RunningJobs
     http: Any = None
     sites: SiteSessions | None = None
+    # GLEANER_WORKER_MAX_JOBS: once spent, `recycle` drains this worker and exits it for a fresh one
+    allowance: JobAllowance = field(default_factory=JobAllowance)
+    recycle: Callable[[str], None] = field(default=lambda _reason: None)
     stopping: bool = False
     _series: JobMetrics | None = None
     _kinds: KindCache | None = None  # what ctx.submit checks child jobs against
@@ -256,16 +263,24 @@ class Consumer:
             return
         wait_s = early_by_s(job.due_ms, int(time.time() * 1000), self.config.delay_unit_ms)
         if wait_s > 0:
+            log.debug("job %d arrived %.3fs early: sent through the delay levels again", job.job_id, wait_s)
             await self.broker.publish_one(job, wait_s)
             self.acks.ack(message)
             return
         if job.kind not in self.registry:
             await self._unknown_kind(queue, message, job)
             return
+        if not self.allowance.take():
+            log.debug("recycling: handing back job %d for the next worker", job.job_id)
+            await self._give_back(message)
+            return
         claim = await self.batchers.claims.submit((job.job_id, job.attempt, job.generation))
         if claim is None:
+            self.allowance.put_back()
             await self._unclaimed(queue, message, job)
             return
+        if self.allowance.spent:
+            self.recycle(self.allowance.reason())
         await self._run(message, claim)
 
     async def _unclaimed(self, queue: str, message: AbstractIncomingMessage, job: JobMessage) -> None:
@@ -274,6 +289,7 @@ class Consumer:
             self.metrics.dead_letters.labels(dead_letters.NO_SUCH_JOB).inc()
             await self._reject(message)
             return
+        log.debug("dropped a stale or duplicate message of job %d attempt %d", job.job_id, job.attempt)
         self.metrics.stale_claims.labels(queue).inc()
         self.acks.ack(message)
 
@@ -361,7 +377,7 @@ class Consumer:
         self.acks.settled(message)
 
     async def _execute(self, claim: Claim) -> Outcome:
-        job = claim.job
+        job = with_soft_limit(claim.job, self.registry.soft_timeout_s(claim.job.kind))
         series = self._metrics_of(job.kind, job.queue)
         series.started.inc()
         series.queue_wait.observe(claim.wait_s)
@@ -375,12 +391,17 @@ class Consumer:
             children=self._children_of(job),
         )
         series.in_progress.inc()
+        job_logs.started(job, claim.wait_s)
         started = time.monotonic()
+        outcome: Outcome | None = None
         try:
-            return await self._run_in_site(ctx, claim)
+            outcome = await self._run_in_site(ctx, claim)
+            return outcome
         finally:
+            duration_s = time.monotonic() - started
             series.in_progress.dec()
-            series.duration.observe(time.monotonic() - started)
+            series.duration.observe(duration_s)
+            job_logs.ended(job, outcome or INTERRUPTED, duration_s)
 
     def _children_of(self, job: JobInfo) -> ChildWriter:
         if self._kinds is None:

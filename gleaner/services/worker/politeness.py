@@ -8,6 +8,8 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from gleaner.shared.site_rules import effective_requests_per_hour
+
 # a wait up to this long is slept inline; a longer one re-delays the job (its worker slot is not held)
 INLINE_WAIT_S = 3.0
 # once a job has fetched pages, a longer wait is still slept inline (deferring would throw its pages away)
@@ -167,3 +169,11 @@ def page_pause_s(pause_min_s: float, pause_max_s: float, rng: random.Random) -> 
 def slot_retry_s(rng: random.Random, base_s: float = 1.0) -> float:
     """How long a job that found no free concurrency slot waits before trying again (jittered: no herd)."""
     return base_s * rng.uniform(1.0, 2.0)
+
+
+def allowed_per_hour(
+    requests_per_hour: float, min_delay_s: float, hours: RespectfulHours | None, now: datetime
+) -> float:
+    """The requests per hour a site's policy allows at `now`: its rate, lowered by its spacing, slowed down inside
+    its respectful hours (what the rate-limit utilisation alert divides by)."""
+    return effective_requests_per_hour(requests_per_hour, min_delay_s) / slow_down(hours, now)

@@ -10,6 +10,7 @@ from typing import Any
 from gleaner.services.worker.context import JobContext
 from gleaner.services.worker.handlers import Handler
 from gleaner.services.worker.retry import Budget, JobTimedOut, Outcome, from_cancellation, from_error, from_result
+from gleaner.shared.soft_limit import SoftLimited
 
 
 @dataclass(slots=True)
@@ -104,9 +105,12 @@ def outcome_of(entry: RunningJob, budget: Budget) -> Outcome:
 
 async def _call(handler: Handler, ctx: JobContext) -> Any:
     timeout = asyncio.timeout(ctx.job.timeout_s)
+    soft_s = ctx.job.soft_timeout_s
     try:
         async with timeout:
-            return await handler(ctx)
+            if soft_s is None:
+                return await handler(ctx)
+            return await SoftLimited(handler(ctx), soft_s)
     except TimeoutError:
         if timeout.expired():
             raise JobTimedOut(f"no result within {ctx.job.timeout_s:g}s") from None

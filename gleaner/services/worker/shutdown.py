@@ -57,6 +57,14 @@ class Drainer:
         log.info("shutting down: draining")
         spawn(self._drain_then_exit(), "drain-then-exit")
 
+    def recycle(self, reason: str) -> None:
+        """A recycling limit was reached: drain as on SIGTERM, then exit 0 for the supervisor to start a new worker."""
+        if self.draining:
+            return
+        self.draining = True
+        log.info("recycling this worker: %s; draining, then exiting 0 for its supervisor to restart it", reason)
+        spawn(self._drain_then_exit(), "recycle")
+
     async def _drain_then_exit(self) -> None:
         await self.drain()
         asyncio.get_running_loop().call_soon(_graceful_exit)

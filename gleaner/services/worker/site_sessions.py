@@ -6,13 +6,14 @@ import logging
 import random
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime
 
 import asyncpg
 
 from gleaner.services.worker.context import Deferred, JobContext
 from gleaner.services.worker.fetch import FetchClient
 from gleaner.services.worker.polite_http import PoliteClient, resolve_proxies
-from gleaner.services.worker.politeness import slot_retry_s
+from gleaner.services.worker.politeness import allowed_per_hour, slot_retry_s
 from gleaner.services.worker.robots import RobotsCache
 from gleaner.services.worker.site_limits import Site, SiteLimits
 from gleaner.shared.config import Config
@@ -62,6 +63,8 @@ class SiteSessions:
             yield None
             return
         site = await self.limits.load(ctx.job.site)
+        allowed = allowed_per_hour(site.requests_per_hour, site.min_delay_s, site.hours, datetime.now(UTC))
+        self.metrics.site_rate_limit.labels(site.name).set(allowed)
         proxies = resolve_proxies(site.proxies, self.env)
         if not await self.limits.acquire_slot(site, ctx.job.id, ctx.job.attempt):
             self.metrics.site_rate_limit_waits.labels(site.name).inc()

@@ -34,13 +34,13 @@ FOR UPDATE OF s SKIP LOCKED
 # inserts nothing.
 INSERT_JOBS = f"""
 INSERT INTO jobs (kind, queue, priority, payload, state, max_attempts, timeout_s, retry_base_s, retry_cap_s,
-                  site, fan_index, schedule_id, scheduled_for, trigger, run_at)
+                  site, soft_timeout_s, fan_index, schedule_id, scheduled_for, trigger, run_at)
 SELECT t.kind, t.queue, t.priority, t.payload::jsonb, 'queued', t.max_attempts, t.timeout_s, t.retry_base_s,
-       t.retry_cap_s, t.site, t.fan_index, t.schedule_id, t.slot, $13, now()
+       t.retry_cap_s, t.site, t.soft_timeout_s, t.fan_index, t.schedule_id, t.slot, $14, now()
 FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::int[], $6::float8[], $7::float8[],
-            $8::float8[], $9::text[], $10::int[], $11::bigint[], $12::timestamptz[])
-     AS t(kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s, site, fan_index,
-          schedule_id, slot)
+            $8::float8[], $9::text[], $10::float8[], $11::int[], $12::bigint[], $13::timestamptz[])
+     AS t(kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s, site, soft_timeout_s,
+          fan_index, schedule_id, slot)
 ON CONFLICT (schedule_id, scheduled_for, fan_index) DO NOTHING
 RETURNING schedule_id, scheduled_for, fan_index, created_at,
           EXTRACT(EPOCH FROM (created_at - scheduled_for))::float8 AS lag_s, {OUTBOX_COLUMNS}
@@ -110,6 +110,7 @@ def _columns(spec: dict[str, Any], payload: Any, index: int, config: Config) -> 
         spec.get("retry_base_s", config.default_retry_base_s),
         spec.get("retry_cap_s", config.default_retry_cap_s),
         spec.get("site"),
+        spec.get("soft_timeout_s"),
         index,
     )
 
@@ -170,7 +171,7 @@ async def _insert_jobs(
         for row, decision in firing
         for template in _templates(row["job"], config)
     ]
-    return list(await connection.fetch(INSERT_JOBS, *_column_arrays(rows, 12), trigger))
+    return list(await connection.fetch(INSERT_JOBS, *_column_arrays(rows, 13), trigger))
 
 
 def _column_arrays(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
@@ -203,7 +204,7 @@ async def fire_manual(pool: asyncpg.Pool, config: Config, schedule_id: int) -> l
         if row is None:
             return None
         rows = [(*template, schedule_id, None) for template in _templates(row["job"], config)]
-        jobs = await connection.fetch(INSERT_JOBS, *_column_arrays(rows, 12), "manual")
+        jobs = await connection.fetch(INSERT_JOBS, *_column_arrays(rows, 13), "manual")
         assert len(jobs) == len(rows), "jobs without a slot never conflict"
         await connection.execute(RECORD_MANUAL, schedule_id, jobs[-1]["id"])
         return await _link_callbacks(connection, jobs)

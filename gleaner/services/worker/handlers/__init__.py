@@ -57,6 +57,10 @@ class ServedKinds:
         check = self._checks.get(kind)
         return spec.handler if check is None else functools.partial(_checked, spec.handler, check)
 
+    def soft_timeout_s(self, kind: str) -> float | None:
+        """The kind's default soft time limit (None: none, or not a kind served here)."""
+        return self.registry.get(kind).soft_timeout_s if kind in self.registry else None
+
     def __contains__(self, kind: object) -> bool:
         return kind in self.registry
 
