@@ -32,11 +32,10 @@ async def test_the_workflows_shell_block_runs_against_a_live_stack(stack: Stack)
     (block,) = blocks("sh")
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     api = {"GLEANER_API_URL": f"{gateway.url}/api/v1", "GLEANER_API_TOKEN": ADMIN_TOKEN}
-    env = {**os.environ, **api, "TOKEN": ADMIN_TOKEN, "PATH": path}
-    host = gateway.url.removeprefix("http://")
-    out = await run(["bash", "-e", "-o", "pipefail", "-c", block.replace("localhost:8080", host)], env)
+    prelude = 'curl() { command curl --fail-with-body "$@"; }\n'  # a refused request fails the block
+    out = await run(["bash", "-e", "-o", "pipefail", "-c", prelude + block], {**os.environ, **api, "PATH": path})
     assert '"state":"blocked"' in out
-    assert re.search(r"^state\s+cancelled$", out, flags=re.MULTILINE), out  # `gleaner jobs show`: A cancelled
+    assert re.search(r"^state\s+cancelled$", out, flags=re.MULTILINE), out  # `gleaner jobs show`: cancelled
 
 
 async def test_the_workflows_python_block_prints_what_it_says(tmp_path: Path) -> None:
