@@ -9,20 +9,11 @@ import orjson
 from aiohttp import web
 
 from gleaner import AsyncClient
+from tests.e2e.test_lifecycle import wait_state
 from tests.integration.test_sites_support import LOCAL_WORKER_ENV, PageServer
 from tests.support.contract import CheckedAsyncTransport
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Api, Stack, eventually
-
-FINAL = ("succeeded", "partial", "failed", "cancelled")
-
-
-async def wait_state(api: Api, job_id: int, states: tuple[str, ...] = FINAL, timeout_s: float = 30) -> dict[str, Any]:
-    async def check() -> dict[str, Any] | None:
-        job = await api.job(job_id)
-        return job if job["state"] in states else None
-
-    return await eventually(check, timeout_s=timeout_s, interval_s=0.1, what=f"job {job_id} in {states}")
 
 
 async def submit(api: Api, **job: Any) -> dict[str, Any]:
