@@ -50,6 +50,8 @@ if TYPE_CHECKING:
         Submission,
     )
     from gleaner.job_context import (
+        ChildJob,
+        ChildJobs,
         Database,
         HttpClient,
         HttpResponse,
@@ -94,6 +96,8 @@ __all__ = [
     "AsyncClient",
     "Attempt",
     "BadRequest",
+    "ChildJob",
+    "ChildJobs",
     "Client",
     "ClientError",
     "Conflict",
@@ -166,6 +170,8 @@ _HOMES = {
     "AsyncClient": "gleaner.async_client",
     "Attempt": "gleaner.models",
     "BadRequest": "gleaner.errors",
+    "ChildJob": "gleaner.job_context",
+    "ChildJobs": "gleaner.job_context",
     "Client": "gleaner.client",
     "ClientError": "gleaner.errors",
     "Conflict": "gleaner.errors",

@@ -194,9 +194,18 @@ def submit(submission: Submission, key: str | None) -> Call[Job]:
     return Call("POST", "/jobs", one(Job), body=body, idempotency_key=key or new_key(), repeatable=True)
 
 
-def submit_many(submissions: tuple[Submission, ...], key: str | None) -> Call[tuple[Job, ...]]:
-    body = encode({"jobs": submissions})
-    return Call("POST", "/jobs/batch", many(Job, "jobs"), body=body, idempotency_key=key or new_key(), repeatable=True)
+def submit_many(
+    submissions: tuple[Submission, ...], key: str | None, then: Submission | None = None
+) -> Call[tuple[Job, ...]]:
+    """A batch; with `then`, its callback job comes last in the answer."""
+    body = encode({"jobs": submissions} if then is None else {"jobs": submissions, "then": then})
+    jobs = many(Job, "jobs")
+
+    def read(data: Json) -> tuple[Job, ...]:
+        callback = (_decode.decode(Job, _decode.member(data, "then"), "then"),) if then is not None else ()
+        return jobs(data) + callback
+
+    return Call("POST", "/jobs/batch", read, body=body, idempotency_key=key or new_key(), repeatable=True)
 
 
 def get_job(job_id: int, hold_s: float | None = None) -> Call[Job]:
@@ -209,9 +218,16 @@ def list_jobs(filters: JobFilters, page_size: int | None, token: str | None) -> 
     return _get("/jobs", paged(Job, "jobs"), params)
 
 
-def cancel_job(job_id: int) -> Call[Job]:
+def cancel_job(job_id: int, tree: bool = False) -> Call[Job]:
     # a repeat of a cancel that took effect answers 409 naming the state it set
-    return _send("POST", f"/jobs/{segment(job_id)}/cancel", one(Job), None, repeatable=True)
+    params = query({"tree": True}) if tree else ()
+    return Call("POST", f"/jobs/{segment(job_id)}/cancel", one(Job), params, repeatable=True)
+
+
+def related_jobs(job_id: int, name: str, page_size: int | None, token: str | None) -> Call[Page[Job]]:
+    """`/jobs/{id}/children` or `/jobs/{id}/dependencies`, newest first."""
+    params = query({"page_size": page_size, "page_token": token})
+    return _get(f"/jobs/{segment(job_id)}/{name}", paged(Job, "jobs"), params)
 
 
 def change_job(job_id: int, change: JobChange) -> Call[Job]:

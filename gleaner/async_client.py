@@ -262,10 +262,11 @@ class AsyncJobs:
         return await self._client._run(_calls.submit(submission, idempotency_key))
 
     async def submit_many(
-        self, submissions: Iterable[Submission], *, idempotency_key: str | None = None
+        self, submissions: Iterable[Submission], *, idempotency_key: str | None = None, then: Submission | None = None
     ) -> tuple[Job, ...]:
-        """Submit up to 1,000 jobs in one request, all or nothing (`POST /jobs/batch`), safe to retry."""
-        return await self._client._run(_calls.submit_many(tuple(submissions), idempotency_key))
+        """Submit up to 1,000 jobs in one request, all or nothing (`POST /jobs/batch`), safe to retry. With `then`,
+        one more job that waits for all of them (and their children) comes last in the answer."""
+        return await self._client._run(_calls.submit_many(tuple(submissions), idempotency_key, then))
 
     async def get(self, job_id: int) -> Job:
         return await self._client._run(_calls.get_job(job_id))
@@ -292,9 +293,19 @@ class AsyncJobs:
         """One page of the list; pass its `next_page_token` (with the same filters) for the next."""
         return await self._client._run(_calls.list_jobs(filters, page_size, page_token))
 
-    async def cancel(self, job_id: int) -> Job:
-        """Cancel a waiting job at once, a running one cooperatively (the job comes back `cancel_requested`)."""
-        return await self._client._run(_calls.cancel_job(job_id))
+    async def cancel(self, job_id: int, *, tree: bool = False) -> Job:
+        """Cancel a waiting job at once, a running one cooperatively (the job comes back `cancel_requested`).
+
+        `tree=True` also cancels its waiting descendants and the jobs that depend on it (even if it finished)."""
+        return await self._client._run(_calls.cancel_job(job_id, tree))
+
+    def children(self, job_id: int, *, page_size: int | None = None) -> AsyncIterator[Job]:
+        """The jobs the job's handler submitted (ctx.submit), newest first."""
+        return self._client._iterate(lambda token: _calls.related_jobs(job_id, "children", page_size, token))
+
+    def dependencies(self, job_id: int, *, page_size: int | None = None) -> AsyncIterator[Job]:
+        """The jobs the job waits (or waited) for, newest first."""
+        return self._client._iterate(lambda token: _calls.related_jobs(job_id, "dependencies", page_size, token))
 
     async def change(self, job_id: int, **change: Unpack[JobChange]) -> Job:
         """A waiting job's new priority and/or run_at (or delay_s); `Conflict` once it runs or finished."""

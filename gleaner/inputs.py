@@ -42,6 +42,9 @@ class JobOptions(TypedDict, total=False):
     delay_s: float
     site: str
     dedupe_key: str
+    depends_on: Sequence[int]  # existing job ids: the job waits (`blocked`) until they end
+    on_dependency_failure: Literal["cancel", "run"]
+    allow_partial: bool  # a dependency ending `partial` counts as success
 
 
 class JobChange(TypedDict, total=False):
@@ -67,6 +70,7 @@ class JobFilters(TypedDict, total=False):
     queue: str
     site: str
     schedule_id: int
+    parent_id: int
     created_after: datetime | str
     created_before: datetime | str
     updated_after: datetime | str
@@ -107,6 +111,7 @@ class JobTemplate(TypedDict, total=False):
     retry_cap_s: float
     site: str
     fan_out: FanOut
+    then: JobTemplate  # one more job per fire, after the fire's jobs (without fan_out and then of its own)
 
 
 class _Timing(TypedDict, total=False):

@@ -11,9 +11,11 @@ from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequen
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from gleaner.json_types import JsonInput, JsonObject
+from gleaner.json_types import JsonInput, JsonObject, JsonObjectInput
 
 __all__ = [
+    "ChildJob",
+    "ChildJobs",
     "Database",
     "HttpClient",
     "HttpResponse",
@@ -135,6 +137,37 @@ class ResultStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ChildJob:
+    """A job a handler submits (`JobContext.submit_many`); fields left None take the defaults of a submission.
+
+    `key` names the child among its parent's children: see `JobContext.submit` for the rule.
+    """
+
+    kind: str
+    payload: JsonObjectInput | None = None
+    key: str | None = None
+    queue: str | None = None
+    priority: int | None = None
+    max_attempts: int | None = None
+    timeout_s: float | None = None
+    delay_s: float | None = None
+    site: str | None = None
+
+
+class ChildJobs(Protocol):
+    """Where a handler's child jobs go: the worker writes them fenced on the attempt; `gleaner.testing` records them."""
+
+    async def submit(self, jobs: Sequence[ChildJob]) -> list[int]:
+        """The children's job ids, in order (the existing ids for keys the parent used before)."""
+        ...
+
+
+class _NoChildren:
+    async def submit(self, jobs: Sequence[ChildJob]) -> list[int]:
+        raise RuntimeError("this context cannot submit jobs")
+
+
 class _NoHttp:
     async def get(self, url: str, *, timeout_s: float = 30.0, headers: Mapping[str, str] | None = None) -> HttpResponse:
         raise RuntimeError("this context has no HTTP client")
@@ -175,10 +208,40 @@ class JobContext:
     extras: dict[str, object] = field(default_factory=dict)
     site: JobSite | None = None
     results: ResultStore | None = None
+    children: ChildJobs = field(default_factory=_NoChildren)
 
     async def progress(self, data: JsonInput) -> None:
         """Record progress (e.g. pages done); visible as the job's `progress` field."""
         await self.report(data)
+
+    async def submit(
+        self,
+        kind: str,
+        payload: JsonObjectInput | None = None,
+        *,
+        key: str | None = None,
+        queue: str | None = None,
+        priority: int | None = None,
+        max_attempts: int | None = None,
+        timeout_s: float | None = None,
+        delay_s: float | None = None,
+        site: str | None = None,
+    ) -> int:
+        """Submit a child job (its `parent_id` is this job); returns its id.
+
+        Children pass the checks of an API submission (known kind, payload schema, queue, limits; a
+        `maintenance.*` kind only from a `maintenance.*` parent) and raise `PermanentError` when they fail them.
+        The rule that keeps a retried or re-delivered parent from creating its children twice: a child is keyed
+        by `key`, or else by its position among the children this attempt submitted (`#0`, `#1`, ...); a key the
+        parent used before gives back the existing child. A handler whose children differ between attempts (or
+        come in another order) should give keys. Jobs that wait for this one wait for its children too.
+        """
+        job = ChildJob(kind, payload, key, queue, priority, max_attempts, timeout_s, delay_s, site)
+        return (await self.children.submit([job]))[0]
+
+    async def submit_many(self, jobs: Sequence[ChildJob]) -> list[int]:
+        """Submit several child jobs in one transaction (see `submit`); their ids, in order."""
+        return await self.children.submit(jobs) if jobs else []
 
     async def save_result(
         self, response: HttpResponse, data: JsonInput = None, *, keep_body: bool = True

@@ -72,6 +72,9 @@ class Job:
     retry_cap_s: float | None = None
     resolved_at: datetime | None = None
     resolution: str | None = None
+    parent_id: int | None = None  # the job whose handler submitted this one
+    depends_on: tuple[int, ...] = ()  # the jobs the submission named in `depends_on`
+    blocked_on: int = 0  # dependencies not ended yet (state `blocked` while above 0)
     raw: JsonObject = field(default_factory=dict, repr=False, compare=False)
 
     @property

@@ -14,20 +14,30 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import orjson
 
 from gleaner.handlers import HandlerError, Partial, PermanentError, Registry, RetryableError
-from gleaner.job_context import Database, HttpResponse, JobContext, JobInfo, JobSite, StoredResult, job_logger
+from gleaner.job_context import (
+    ChildJob,
+    Database,
+    HttpResponse,
+    JobContext,
+    JobInfo,
+    JobSite,
+    StoredResult,
+    job_logger,
+)
 from gleaner.json_types import Json, JsonInput, JsonObjectInput
 from gleaner.shared.payload_schemas import SchemaChecks
 from gleaner.shared.soft_limit import SoftLimited, with_soft_limit
 from gleaner.shared.urlguard import Policy
 
 __all__ = [
+    "CapturedChildren",
     "CapturedResults",
     "FakeHttp",
     "FakeResponse",
@@ -143,6 +153,29 @@ class CapturedResults:
         return len(self.saved) + len(self.blocked)
 
 
+class CapturedChildren:
+    """`ctx.submit` keeping the child jobs in `submitted`; ids count from 2 (the job itself is 1). The key rule is
+    the worker's: a child's `key`, else its position among the keyless children (`#0`, `#1`, ...); a key used
+    before gives back its id and records nothing, as a retried parent's children are not created twice."""
+
+    def __init__(self) -> None:
+        self.submitted: list[ChildJob] = []
+        self._ids: dict[str, int] = {}
+        self._positions = 0
+
+    async def submit(self, jobs: Sequence[ChildJob]) -> list[int]:
+        ids = []
+        for job in jobs:
+            key = job.key
+            if key is None:
+                key, self._positions = f"#{self._positions}", self._positions + 1
+            if key not in self._ids:
+                self._ids[key] = len(self._ids) + 2
+                self.submitted.append(job)
+            ids.append(self._ids[key])
+        return ids
+
+
 @dataclass(slots=True)
 class Run:
     """How one attempt went: the outcome the worker would record, the result or error, what was reported."""
@@ -153,6 +186,7 @@ class Run:
     progress: list[JsonInput] = field(default_factory=list)
     results: list[SavedResult] = field(default_factory=list)
     requested: list[str] = field(default_factory=list)
+    children: list[ChildJob] = field(default_factory=list)
 
 
 async def run_job(
@@ -189,10 +223,19 @@ async def run_job(
     async def report(data: JsonInput) -> None:
         progress.append(data)
 
-    ctx = JobContext(job=job, log=job_logger(job), http=fake_http, report=report, site=site, results=results)
+    children = CapturedChildren()
+    ctx = JobContext(
+        job=job, log=job_logger(job), http=fake_http, report=report, site=site, results=results, children=children
+    )
     if db is not None:
         ctx.db = db
-    run = Run("succeeded", progress=progress, results=results.saved, requested=fake_http.requested)
+    run = Run(
+        "succeeded",
+        progress=progress,
+        results=results.saved,
+        requested=fake_http.requested,
+        children=children.submitted,
+    )
     try:
         running = spec.handler(ctx)
         limited = running if job.soft_timeout_s is None else SoftLimited(running, job.soft_timeout_s)

@@ -186,9 +186,9 @@ def _apikey(config: Config, args: argparse.Namespace) -> int:
 
 
 def _apply_schedules(config: Config, args: argparse.Namespace) -> int:
-    from gleaner.services.gateway.submission import template_check
     from gleaner.services.scheduler.schedule_file import SeedOptions, apply_cli, convert_cli
     from gleaner.shared.kind_table import read_rules
+    from gleaner.shared.submission import template_check
     from gleaner.shared.urlguard import Policy
 
     seed = SeedOptions(args.timezone, dict(args.scraper))

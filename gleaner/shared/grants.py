@@ -26,6 +26,7 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "idempotency_keys": "SELECT, INSERT",
         "gateway_secrets": "SELECT",
         "job_attempts": "SELECT",
+        "job_dependencies": "SELECT, INSERT, UPDATE",
         "job_hours": "SELECT",
         "job_minutes": "SELECT",
         "jobs": _ALL,
@@ -45,9 +46,11 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "dead_letters": "SELECT, INSERT, DELETE",
         "idempotency_keys": "SELECT, DELETE",
         "job_attempts": "SELECT, INSERT",
+        "job_dependencies": "SELECT, INSERT, UPDATE",
         "job_hours": "SELECT, DELETE",
         "job_minutes": "SELECT, DELETE",
-        "jobs": "SELECT, UPDATE, DELETE",
+        # INSERT: child jobs (ctx.submit)
+        "jobs": _ALL,
         "kinds": "SELECT, INSERT, UPDATE",
         "queue_pauses": "SELECT",
         "scrape_bodies": "SELECT, INSERT, DELETE",
@@ -63,6 +66,7 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "dead_letters": "SELECT, DELETE",
         "idempotency_keys": "SELECT, DELETE",
         "job_attempts": "SELECT, INSERT",
+        "job_dependencies": "SELECT, INSERT, UPDATE",  # a schedule's `then` job waits for the fire's jobs
         "job_hours": "SELECT, DELETE",
         "job_minutes": "SELECT, DELETE",
         "jobs": _ALL,

@@ -10,7 +10,8 @@ negative cases alone (editing one would make schemathesis relabel it). The rules
 kind's own check accepts (a public URL); a fan-out that keeps its jobs valid; a valid cron expression and timezone;
 PATCH fields whose validity depends on the schedule's type; a site body's name equal to the path's; pause_max_s not
 below pause_min_s; window_s or since; page tokens only as issued; one Idempotency-Key per body; a webhook URL the
-fetch guard accepts. One more keeps `GET /jobs/{id}?wait=` short: a long poll costs time, not coverage; and one more
+fetch guard accepts; `depends_on` naming jobs that exist (emptied); job ids a link copied from a wider field. One
+more keeps `GET /jobs/{id}?wait=` short: a long poll costs time, not coverage; and one more
 ends every `GET /events` stream after `duration_s` = 0.2 (a stream without it runs until the client leaves).
 """
 
@@ -82,6 +83,8 @@ def _job(job: Any) -> None:
     cap = DEFAULT_RETRY_CAP_S if cap is None else cap
     if isinstance(base, int | float) and isinstance(cap, int | float) and cap < base:
         job["retry_cap_s"], job["retry_base_s"] = base, cap
+    if job.get("depends_on"):
+        job["depends_on"] = []  # ids of jobs that exist: only the server knows them
     timeout, soft = job.get("timeout_s"), job.get("soft_timeout_s")
     timeout = DEFAULT_TIMEOUT_S if timeout is None else timeout
     if isinstance(timeout, int | float) and isinstance(soft, int | float) and soft >= timeout:
@@ -90,6 +93,7 @@ def _job(job: Any) -> None:
     if isinstance(kind, str) and kind in GOOD_PAYLOADS:
         job["payload"] = dict(GOOD_PAYLOADS[kind])
     _fan_out(job, kind)
+    _job(job.get("then"))  # a template's callback
 
 
 def _fan_out(job: dict[str, Any], kind: Any) -> None:
@@ -112,6 +116,7 @@ def _batch(case: Case) -> None:
     if isinstance(case.body, dict) and isinstance(case.body.get("jobs"), list):
         for job in case.body["jobs"]:
             _job(job)
+        _job(case.body.get("then"))
 
 
 def _schedule(case: Case) -> None:
@@ -177,6 +182,9 @@ def _query(case: Case) -> None:
         query["payload"] = _storable_text(query["payload"])
     if query.get("since") is not None:
         query.pop("window_s", None)
+    for name in ("schedule_id", "parent_id"):  # a stateful link may copy a 0 from a field with a wider range
+        if isinstance(query.get(name), int) and query[name] < 1:
+            query.pop(name)
 
 
 def _idempotency_key(case: Case) -> None:

@@ -128,3 +128,20 @@ async def test_the_session_cookie_is_secure_when_the_browser_came_over_https(gat
             cookie = response.headers["Set-Cookie"]
             assert response.status == 303 and "HttpOnly" in cookie and "SameSite=Strict" in cookie
             assert ("Secure" in cookie) is secure, cookie
+
+
+async def test_the_job_page_links_a_job_to_what_it_waits_for(
+    gateway: Service, session: aiohttp.ClientSession, api_factory: type[Api]
+) -> None:
+    api = api_factory(gateway.url)
+    first = await api.submit(kind="noop", delay_s=3600)
+    status, second = await api.request("POST", "/jobs", json={"kind": "noop", "depends_on": [first["id"]]})
+    assert status == 202
+    async with session.get(f"{gateway.url}/console/jobs/{second['id']}") as response:
+        page = await response.text()
+    assert response.status == 200
+    workflow = page.split('id="workflow"')[1].split("</section>")[0]
+    assert f'<a href="/console/jobs/{first["id"]}">{first["id"]}</a>' in workflow
+    assert "waits for (1 not ended)" in workflow
+    async with session.get(f"{gateway.url}/console/jobs/{first['id']}") as response:
+        assert 'id="workflow"' not in await response.text()

@@ -120,6 +120,10 @@ async def _jobs_and_dead_letters(api: Api) -> None:
     ]
     assert (await api.job(first["id"], wait=10))["state"] == "succeeded"
     await _ok(api, "POST", "/jobs/batch", json={"jobs": [{"kind": "noop"}, {"kind": "noop", "priority": 5}]})
+    flow = await _ok(api, "POST", "/jobs/batch", json={"jobs": [{"kind": "noop"}], "then": {"kind": "noop"}})
+    assert (await wait_state(api, flow["then"]["id"]))["state"] == "succeeded"  # released by the worker's role
+    await _ok(api, "GET", f"/jobs/{flow['then']['id']}/dependencies")
+    await _ok(api, "POST", f"/jobs/{flow['then']['id']}/cancel", params={"tree": "true"})
     await _ok(api, "POST", f"/jobs/{first['id']}/retry")
     assert (await wait_state(api, first["id"]))["state"] == "succeeded"
     await _ok(api, "GET", f"/jobs/{first['id']}/attempts")

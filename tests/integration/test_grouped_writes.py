@@ -13,12 +13,12 @@ import pytest
 
 from gleaner.services.gateway.insert_lanes import InsertLanes
 from gleaner.services.gateway.job_store import NewJob, insert_jobs
-from gleaner.services.gateway.submission import JobSpec
 from gleaner.services.worker.app import POINT_LOOKUPS
 from gleaner.services.worker.claims import JobStore
 from gleaner.shared.amqp import Broker
 from gleaner.shared.db import init_connection
 from gleaner.shared.outbox import MARK_ENQUEUED, OutboxRow, mark
+from gleaner.shared.submission import JobSpec
 from tests.integration.test_worker_lifecycle import insert_jobs as insert_rows
 from tests.integration.test_worker_lifecycle import publish, wait_final
 from tests.support.stack import Stack, eventually

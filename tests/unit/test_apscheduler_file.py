@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 import yaml
 
-from gleaner.services.gateway.submission import template_check
 from gleaner.services.scheduler import apscheduler_file
 from gleaner.services.scheduler.apscheduler_file import SeedFileError, convert, cron_expression, day_of_week
 from gleaner.services.scheduler.schedule_file import SeedOptions, load
 from gleaner.shared.config import Config
 from gleaner.shared.kind_rules import KindRules
 from gleaner.shared.scheduling import planner
+from gleaner.shared.submission import template_check
 
 NOW = datetime(2026, 3, 1, tzinfo=UTC)
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "seed004_scraper_schedules.yaml"

@@ -110,6 +110,8 @@ ROUTES = {
     ("patch", "/jobs/{id}"): "jobs.change",
     ("get", "/jobs/{id}/attempts"): "jobs.attempts",
     ("get", "/jobs/{id}/results"): "jobs.results",
+    ("get", "/jobs/{id}/children"): "jobs.children",
+    ("get", "/jobs/{id}/dependencies"): "jobs.dependencies",
     ("get", "/dead-letters"): "dead_letters.list",
     ("post", "/dead-letters/{id}/requeue"): "dead_letters.requeue",
     ("post", "/dead-letters/requeue"): "dead_letters.requeue_many",

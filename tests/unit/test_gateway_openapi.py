@@ -106,3 +106,11 @@ def test_a_page_token_the_gateway_issues_matches_the_documented_parameter() -> N
     schema = document()["components"]["parameters"]["PageToken"]["schema"]
     assert Draft202012Validator(schema).is_valid(token), token
     assert not Draft202012Validator(schema).is_valid("garbage!")
+
+
+def test_a_dependency_is_shown_as_a_job_with_its_dependency_outcome() -> None:
+    schemas = document()["components"]["schemas"]
+    job, dependency = schemas["Job"], schemas["Dependency"]
+    assert set(dependency["properties"]) - set(job["properties"]) == {"dependency_outcome"}
+    assert all(dependency["properties"][name] == schema for name, schema in job["properties"].items())
+    assert dependency["required"] == [*job["required"], "dependency_outcome"]

@@ -16,9 +16,9 @@ from gleaner.services.gateway.job_store import ListFilters, NewJob, list_query, 
 from gleaner.services.gateway.job_views import JOB_FIELDS, JOB_TIMES, job_view, message_letter, timestamp
 from gleaner.services.gateway.pagination import PageTokens, filter_hash
 from gleaner.services.gateway.problems import from_http_exception, render
-from gleaner.services.gateway.submission import parse_one
 from gleaner.shared.config import Config
 from gleaner.shared.errors import GleanerError, Problem, ValidationProblem, field_error
+from gleaner.shared.submission import parse_one
 
 TOKENS = PageTokens(b"k" * 32)
 

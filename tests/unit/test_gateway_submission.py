@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
-from gleaner.services.gateway.submission import MAX_BATCH, parse_batch, parse_job, parse_one, template_check
 from gleaner.services.worker.handlers import load_registry
 from gleaner.shared import priorities
 from gleaner.shared.config import Config
 from gleaner.shared.errors import ValidationProblem
 from gleaner.shared.kind_rules import KindRules
+from gleaner.shared.submission import MAX_BATCH, parse_batch, parse_job, parse_one, template_check
 
 CONFIG = Config(queues=("default", "bulk"), default_max_attempts=4)
 KINDS = load_registry(CONFIG).rules()

@@ -10,7 +10,6 @@ import pytest
 from gleaner.services.gateway.auth import ADMIN, READ, required_scope
 from gleaner.services.gateway.schedule_views import schedule_view, scheduler_view
 from gleaner.services.gateway.schedules_api import definition_body, merged
-from gleaner.services.gateway.submission import parse_job, template_check
 from gleaner.services.scheduler.firing_loop import FIRE_INTERVAL_S, MIN_PAUSE_S, next_pause
 from gleaner.services.worker.handlers import load_registry
 from gleaner.shared.config import Config
@@ -18,6 +17,7 @@ from gleaner.shared.errors import ValidationProblem
 from gleaner.shared.kind_rules import KindRules
 from gleaner.shared.scheduling.definitions import parse
 from gleaner.shared.scheduling.firing import fan_out_payloads
+from gleaner.shared.submission import parse_job, template_check
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 CHECK = template_check(Config(), load_registry(Config()).rules())

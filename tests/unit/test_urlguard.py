@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from gleaner.services.gateway.submission import parse_one
 from gleaner.services.worker.handlers import load_registry
 from gleaner.shared.config import Config
+from gleaner.shared.submission import parse_one
 from gleaner.shared.urlguard import BlockedURL, Policy, check_address, check_url
 
 HOSTILE = [

@@ -10,9 +10,10 @@ from typing import Any
 import asyncpg
 
 from gleaner.services.gateway.job_views import JOB_FIELDS, JOB_TIMES
-from gleaner.services.gateway.submission import JobChange, JobSpec
+from gleaner.shared import workflows
 from gleaner.shared.db import Connection
 from gleaner.shared.requeue import REQUEUE_SET
+from gleaner.shared.submission import JobChange, JobSpec
 
 # A timestamp past year 9999 (or before year 1) is valid in PostgreSQL but no Python datetime holds it: reading
 # one failed every listing that met the row. Views clamp them, so any stored instant shows (as the limit).
@@ -52,9 +53,44 @@ ATTEMPTS = "SELECT * FROM job_attempts WHERE job_id = $1 ORDER BY attempt"
 
 CANCEL_WAITING = f"""
 UPDATE jobs AS j SET state = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL
-WHERE id = $1 AND state IN ('scheduled', 'queued', 'retrying')
+WHERE id = $1 AND state IN ('scheduled', 'queued', 'retrying', 'blocked')
 RETURNING {VIEW_COLUMNS}
 """
+# POST /jobs/{id}/cancel?tree=true: the job's descendants (children, theirs, ...) and the jobs that depend on it
+# (and on those), each taken once; the waiting ones are cancelled in id order, the running ones asked to stop.
+TREE = """
+WITH RECURSIVE tree(id) AS (
+    SELECT $1::bigint
+    UNION
+    SELECT n.id FROM tree AS t CROSS JOIN LATERAL (
+        SELECT c.id FROM jobs AS c WHERE c.parent_id = t.id
+        UNION ALL
+        SELECT d.job_id FROM job_dependencies AS d WHERE d.depends_on_id = t.id
+    ) AS n
+)
+SELECT id FROM tree WHERE id <> $1 ORDER BY id LIMIT $2
+"""
+CANCEL_TREE = f"""
+WITH locked AS (
+    SELECT id FROM jobs WHERE id = ANY($1::bigint[]) ORDER BY id FOR NO KEY UPDATE
+), waiting AS (
+    UPDATE jobs AS j SET state = 'cancelled', finished_at = now(), updated_at = now(), lease_owner = NULL
+    WHERE j.id IN (SELECT id FROM locked) AND j.state IN ('scheduled', 'queued', 'retrying', 'blocked')
+    RETURNING {VIEW_COLUMNS}, false AS running
+), running AS (
+    UPDATE jobs AS j SET cancel_requested = true, updated_at = now()
+    WHERE j.id IN (SELECT id FROM locked) AND j.state = 'running' AND NOT j.cancel_requested
+    RETURNING {VIEW_COLUMNS}, true AS running
+)
+SELECT * FROM waiting UNION ALL SELECT * FROM running
+"""
+CHILDREN = f"SELECT {VIEW_COLUMNS} FROM jobs AS j WHERE parent_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+DEPENDENCIES = f"""
+SELECT {VIEW_COLUMNS}, d.outcome AS dependency_outcome
+FROM job_dependencies AS d JOIN jobs AS j ON j.id = d.depends_on_id
+WHERE d.job_id = $1 AND d.depends_on_id < $2 ORDER BY d.depends_on_id DESC LIMIT $3
+"""
+MAX_TREE = 100_000
 CANCEL_RUNNING = f"""
 UPDATE jobs AS j SET cancel_requested = true, updated_at = now()
 WHERE id = $1 AND state = 'running'
@@ -152,6 +188,39 @@ async def insert_jobs(connection: Connection | asyncpg.Pool, items: Sequence[New
     return out
 
 
+async def insert_linked(
+    connection: Connection, items: Sequence[NewJob], then: NewJob | None = None
+) -> list[asyncpg.Record | None]:
+    """`insert_jobs` plus each new job's dependencies and a batch's `then` callback (waiting for every item),
+    in the caller's transaction; the rows as they are after linking. The callback's row comes last."""
+    everything = [*items, then] if then is not None else list(items)
+    rows = await insert_jobs(connection, everything)
+    links = [
+        workflows.Link(
+            row["id"],
+            item.spec.depends_on,
+            item.spec.on_dependency_failure,
+            item.spec.allow_partial,
+            where=f"jobs[{index}].depends_on" if len(items) > 1 or then else "depends_on",
+        )
+        for index, (item, row) in enumerate(zip(items, rows, strict=False))
+        if row is not None and item.spec.depends_on
+    ]
+    if then is not None and rows[-1] is not None and all(r is not None for r in rows[:-1]):
+        batch = tuple(r["id"] for r in rows[:-1] if r is not None)
+        links.append(workflows.Link(rows[-1]["id"], batch, "run", True, collects=True, where="then"))
+    if not links:
+        return rows
+    await workflows.link(connection, links)
+    fresh = {r["id"]: r for r in await get_jobs(connection, [r["id"] for r in rows if r is not None])}
+    return [fresh[r["id"]] if r is not None else None for r in rows]
+
+
+def links_of(items: Sequence[NewJob]) -> bool:
+    """Whether a submission needs the linked insert (the single-submission lanes take only plain jobs)."""
+    return any(item.spec.depends_on for item in items)
+
+
 async def dedupe_holder(pool: asyncpg.Pool, dedupe_key: str) -> int | None:
     value = await pool.fetchval(UNFINISHED_BY_DEDUPE, dedupe_key)
     return int(value) if value is not None else None
@@ -174,6 +243,21 @@ async def get_jobs(connection: Connection | asyncpg.Pool, ids: Sequence[int]) ->
 
 async def attempts(pool: asyncpg.Pool, job_id: int) -> list[asyncpg.Record]:
     return list(await pool.fetch(ATTEMPTS, job_id))
+
+
+async def cancel_tree(pool: asyncpg.Pool, job_id: int) -> list[asyncpg.Record]:
+    """Cancel what hangs off a job (its descendants and its dependents, transitively); the rows changed."""
+    async with pool.acquire() as connection, connection.transaction():
+        ids = [r["id"] for r in await connection.fetch(TREE, job_id, MAX_TREE)]
+        return list(await connection.fetch(CANCEL_TREE, ids)) if ids else []
+
+
+async def children(pool: asyncpg.Pool, job_id: int, before_id: int | None, limit: int) -> list[asyncpg.Record]:
+    return list(await pool.fetch(CHILDREN, job_id, before_id or 2**63 - 1, limit))
+
+
+async def dependencies(pool: asyncpg.Pool, job_id: int, before_id: int | None, limit: int) -> list[asyncpg.Record]:
+    return list(await pool.fetch(DEPENDENCIES, job_id, before_id or 2**63 - 1, limit))
 
 
 async def cancel(pool: asyncpg.Pool, job_id: int) -> tuple[str, asyncpg.Record | None]:
@@ -200,6 +284,7 @@ class ListFilters:
     queue: str | None = None
     site: str | None = None
     schedule_id: int | None = None
+    parent_id: int | None = None
     created_after: datetime | None = None
     created_before: datetime | None = None
     updated_after: datetime | None = None  # a stream's catch-up: rows changed since it last saw an event
@@ -219,6 +304,7 @@ def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[
         ("queue = ${}", filters.queue),
         ("site = ${}", filters.site),
         ("schedule_id = ${}", filters.schedule_id),
+        ("parent_id = ${}", filters.parent_id),
         ("created_at > ${}", filters.created_after),
         ("created_at < ${}", filters.created_before),
         ("updated_at > ${}", filters.updated_after),

@@ -42,6 +42,9 @@ JOB_FIELDS = (
     "retry_cap_s",
     "resolved_at",
     "resolution",
+    "parent_id",
+    "depends_on",
+    "blocked_on",
 )
 JOB_TIMES = ("created_at", "started_at", "finished_at", "run_at", "updated_at", "resolved_at")
 ATTEMPT_FIELDS = (
@@ -59,7 +62,7 @@ ATTEMPT_FIELDS = (
 
 FINAL_STATES = frozenset({"succeeded", "partial", "failed", "cancelled"})
 WAITING_STATES = frozenset({"scheduled", "queued", "retrying"})
-STATES = FINAL_STATES | WAITING_STATES | {"running"}
+STATES = FINAL_STATES | WAITING_STATES | {"running", "blocked"}
 
 
 def _plain(value: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
 import asyncpg
@@ -19,22 +19,31 @@ from gleaner.services.gateway.bodies import (
 )
 from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_store import ListFilters, NewJob
-from gleaner.services.gateway.job_views import FINAL_STATES, STATES, attempt_view, job_view, json_response
+from gleaner.services.gateway.job_views import (
+    FINAL_STATES,
+    STATES,
+    WAITING_STATES,
+    attempt_view,
+    job_view,
+    json_response,
+)
 from gleaner.services.gateway.payload_filter import payload_containment
-from gleaner.services.gateway.submission import (
+from gleaner.services.gateway.waiting import POLL_S
+from gleaner.shared import events
+from gleaner.shared import logging as gleaner_logging
+from gleaner.shared.db import Connection
+from gleaner.shared.errors import Problem, field_error
+from gleaner.shared.field_checks import parse_timestamp, query_boolean, query_integer, query_number
+from gleaner.shared.ops import spawn
+from gleaner.shared.submission import (
     JobSpec,
     kind_names,
     parse_batch,
     parse_change,
     parse_one,
+    parse_then,
     refuse_privileged,
 )
-from gleaner.services.gateway.waiting import POLL_S
-from gleaner.shared import events
-from gleaner.shared import logging as gleaner_logging
-from gleaner.shared.errors import Problem, field_error
-from gleaner.shared.field_checks import parse_timestamp, query_integer, query_number
-from gleaner.shared.ops import spawn
 
 API = "/api/v1"
 MAX_WAIT_S = 60.0
@@ -77,31 +86,47 @@ async def submit_batch(request: web.Request) -> web.Response:
     kinds = await gw.kinds.knowing(kind_names(data))
     refuse_privileged(data, kinds, is_admin())
     specs = parse_batch(data, gw.config, kinds)
-    items = [NewJob(spec, gleaner_logging.request_id.get()) for spec in specs]
-    rows, status = await _insert(request, gw, raw, items, single=False)
-    return json_response({"jobs": [job_view(r) for r in rows]}, status)
+    then = parse_then(data, gw.config, kinds)
+    request_id = gleaner_logging.request_id.get()
+    items = [NewJob(spec, request_id) for spec in specs]
+    rows, status = await _insert(
+        request, gw, raw, items, single=False, then=NewJob(then, request_id) if then is not None else None
+    )
+    if then is None:
+        return json_response({"jobs": [job_view(r) for r in rows]}, status)
+    return json_response({"jobs": [job_view(r) for r in rows[:-1]], "then": job_view(rows[-1])}, status)
 
 
 async def _insert(
-    request: web.Request, gw: Gateway, raw: bytes, items: list[NewJob], *, single: bool
+    request: web.Request, gw: Gateway, raw: bytes, items: list[NewJob], *, single: bool, then: NewJob | None = None
 ) -> tuple[list[asyncpg.Record], int]:
+    """The rows (a batch's `then` callback last) and the status; a job with dependencies takes a transaction of
+    its own, plain single submissions the group-commit lanes."""
     key = request.headers.get(idempotency.HEADER)
     if key is not None:
         principal = current_principal.get()
         assert principal is not None, "the auth middleware runs first"
         digest = idempotency.request_hash(request.method, request.path, raw)
-        return await _insert_idempotent(gw, principal.name, idempotency.check_key(key), digest, items)
-    if single:
+        return await _insert_idempotent(gw, principal.name, idempotency.check_key(key), digest, items, then)
+    if single and not job_store.links_of(items):
         row = await gw.inserts.submit(items[0])
         if row is None:
             await _raise_conflicts(gw, items, [None])
         rows = [row] if row is not None else []
     else:
         async with gw.pool.acquire() as connection, connection.transaction():
-            results = await job_store.insert_jobs(connection, items)
-            rows = await _raise_conflicts(gw, items, results)
+            rows = await _insert_all(gw, connection, items, then)
     _committed(gw, [s.spec for s in items], rows)
     return rows, 202
+
+
+async def _insert_all(
+    gw: Gateway, connection: Connection, items: list[NewJob], then: NewJob | None
+) -> list[asyncpg.Record]:
+    results = await job_store.insert_linked(connection, items, then)
+    rows = await _raise_conflicts(gw, items, results[: len(items)])
+    callback = results[len(items) :]
+    return rows + [r for r in callback if r is not None]
 
 
 async def _raise_conflicts(
@@ -126,14 +151,15 @@ def announce(gw: Gateway, rows: Sequence[asyncpg.Record], route: str = events.SU
 
 
 def _committed(gw: Gateway, specs: Sequence[JobSpec], rows: Sequence[asyncpg.Record]) -> None:
-    gw.publisher.add(rows)
+    """Blocked jobs (and jobs cancelled by a failed dependency) get no message: a release publishes them."""
+    gw.publisher.add([r for r in rows if r["state"] in WAITING_STATES])
     announce(gw, rows)
     for spec in specs:
         gw.metrics.submitted.labels(spec.kind, spec.queue).inc()
 
 
 async def _insert_idempotent(
-    gw: Gateway, principal: str, key: str, digest: str, items: list[NewJob]
+    gw: Gateway, principal: str, key: str, digest: str, items: list[NewJob], then: NewJob | None
 ) -> tuple[list[asyncpg.Record], int]:
     for _ in range(2):
         recorded = await idempotency.lookup(gw.pool, principal, key, digest)
@@ -141,7 +167,7 @@ async def _insert_idempotent(
             return await job_store.get_jobs(gw.pool, recorded.job_ids), recorded.status
         try:
             async with gw.pool.acquire() as connection, connection.transaction():
-                rows = await _raise_conflicts(gw, items, await job_store.insert_jobs(connection, items))
+                rows = await _insert_all(gw, connection, items, then)
                 outcome = idempotency.Recorded([r["id"] for r in rows], 202)
                 if not await idempotency.store(connection, principal, key, digest, outcome):
                     raise _Raced
@@ -190,6 +216,7 @@ def _filters(request: web.Request) -> ListFilters:
         queue=request.query.get("queue") or None,
         site=request.query.get("site") or None,
         schedule_id=query_value(request, "schedule_id", query_integer(1, 2**63 - 1), "must be a positive integer"),
+        parent_id=query_value(request, "parent_id", query_integer(1, 2**63 - 1), "must be a positive integer"),
         created_after=timestamp("created_after"),
         created_before=timestamp("created_before"),
         updated_after=timestamp("updated_after"),
@@ -220,12 +247,55 @@ async def list_attempts(request: web.Request) -> web.Response:
     return json_response({"attempts": [attempt_view(r) for r in rows]})
 
 
-async def cancel_job(request: web.Request) -> web.Response:
+async def list_children(request: web.Request) -> web.Response:
+    """The jobs the job's handler submitted (ctx.submit), newest first."""
+    return await _related(request, "children", job_store.children)
+
+
+async def list_dependencies(request: web.Request) -> web.Response:
+    """The jobs the job waits (or waited) for, newest first: those it named and, for a job waiting for a tree,
+    their children; `dependency_outcome` is the state each ended in (null: not ended yet)."""
+    return await _related(request, "dependencies", job_store.dependencies)
+
+
+Related = Callable[[asyncpg.Pool, int, int | None, int], Awaitable[list[asyncpg.Record]]]
+
+
+async def _related(request: web.Request, name: str, read: Related) -> web.Response:
     gw = gateway_of(request)
     job_id = job_id_param(request)
+    page_size = query_value(request, "page_size", query_integer(1, 500)) or 50
+    token = request.query.get("page_token") or None
+    scope = {name: job_id}
+    before = gw.page_tokens.decode(token, scope) if token is not None else None
+    rows = await read(gw.pool, job_id, before, page_size + 1)
+    if not rows and await job_store.get_job(gw.pool, job_id) is None:
+        raise not_found(job_id)
+    page = rows[:page_size]
+    more = len(rows) > page_size
+    views = [_related_view(r, name) for r in page]
+    next_token = gw.page_tokens.encode(page[-1]["id"], scope) if more and page else None
+    return json_response({"jobs": views, "next_page_token": next_token})
+
+
+def _related_view(row: asyncpg.Record, name: str) -> dict[str, object]:
+    view = job_view(row)
+    return view | {"dependency_outcome": row["dependency_outcome"]} if name == "dependencies" else view
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """`?tree=true` also cancels the job's waiting descendants and its blocked dependents (running ones are asked
+    to stop), even when the job itself already finished."""
+    gw = gateway_of(request)
+    job_id = job_id_param(request)
+    tree = query_value(request, "tree", query_boolean) or False
+    if tree:  # the dependents first: one that runs anyway must not be released by the job's own cancel
+        await _cancel_tree(gw, job_id)
     outcome, row = await job_store.cancel(gw.pool, job_id)
     if row is None:
         raise not_found(job_id)
+    if tree and outcome == "final":
+        return json_response(job_view(row))
     if outcome == "final":
         raise Problem(409, "Conflict", f"job {job_id} already finished ({row['state']})")
     if outcome == "requested":
@@ -235,6 +305,18 @@ async def cancel_job(request: web.Request) -> web.Response:
         gw.broker.publish_event(events.FINISHED, events.encode([events.job_event(row, events.stamp())])), "cancel-event"
     )
     return json_response(job_view(row))
+
+
+async def _cancel_tree(gw: Gateway, job_id: int) -> None:
+    rows = await job_store.cancel_tree(gw.pool, job_id)
+    running = [r["id"] for r in rows if r["running"]]
+    for other in running:
+        await gw.broker.publish_event(events.CANCEL, events.cancel_command(other))
+    cancelled = [r for r in rows if not r["running"]]
+    if cancelled:
+        at = events.stamp()
+        made = events.encode([events.job_event(r, at) for r in cancelled])
+        spawn(gw.broker.publish_event(events.FINISHED, made), "cancel-event")
 
 
 async def retry_job(request: web.Request) -> web.Response:

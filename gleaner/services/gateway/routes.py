@@ -38,6 +38,8 @@ def add_api_routes(app: web.Application) -> None:
     r.add_get(f"{API}/jobs/{JOB}", jobs_api.get_job, allow_head=False)
     r.add_patch(f"{API}/jobs/{JOB}", jobs_api.change_job)
     r.add_get(f"{API}/jobs/{JOB}/attempts", jobs_api.list_attempts, allow_head=False)
+    r.add_get(f"{API}/jobs/{JOB}/children", jobs_api.list_children, allow_head=False)
+    r.add_get(f"{API}/jobs/{JOB}/dependencies", jobs_api.list_dependencies, allow_head=False)
     r.add_get(f"{API}/jobs/{JOB}/results", sites_api.list_results, allow_head=False)
     r.add_post(f"{API}/jobs/{JOB}/cancel", jobs_api.cancel_job)
     r.add_post(f"{API}/jobs/{JOB}/retry", jobs_api.retry_job)

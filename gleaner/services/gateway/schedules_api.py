@@ -15,13 +15,13 @@ from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_views import job_view, json_response
 from gleaner.services.gateway.jobs_api import announce, is_admin
 from gleaner.services.gateway.schedule_views import preview_view, schedule_view
-from gleaner.services.gateway.submission import kind_names, refuse_privileged, template_check
 from gleaner.shared import events
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
 from gleaner.shared.field_checks import query_integer
 from gleaner.shared.scheduling import definitions, planner, schedule_store
 from gleaner.shared.scheduling.firing import fire_manual
 from gleaner.shared.scheduling.schedule_rows import spec_of
+from gleaner.shared.submission import kind_names, refuse_privileged, template_check
 
 API = "/api/v1"
 MAX_PREVIEW = 100

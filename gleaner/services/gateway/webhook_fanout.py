@@ -15,11 +15,11 @@ import orjson
 from gleaner.services.gateway import job_store
 from gleaner.services.gateway.event_filters import EventFilter, parse_filter
 from gleaner.services.gateway.job_store import NewJob
-from gleaner.services.gateway.submission import JobSpec
 from gleaner.shared import events, webhooks
 from gleaner.shared.config import Config
 from gleaner.shared.ops import spawn
 from gleaner.shared.publisher import Publisher
+from gleaner.shared.submission import JobSpec
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ import orjson
 
 from gleaner import ApiConnectionError, Client, ClientError, RetryPolicy, Unauthorized, WaitTimeout
 from gleaner.json_types import JsonObject
-from gleaner.services.operator.tables import Column, block, field, table
+from gleaner.services.operator.tables import Column, block, field, table, tree_line, tree_lines
 from gleaner.shared.config import Config
 from gleaner.shared.errors import GleanerError
 
@@ -25,6 +25,8 @@ Command = Callable[[Client, argparse.Namespace], tuple[Any, str]]
 
 # the largest page GET /jobs serves; `jobs list --limit` follows pages past it
 MAX_PAGE = 500
+# how many jobs `jobs show` prints of a tree (and of a job's dependencies)
+MAX_TREE = 200
 # what `jobs submit --wait` exits 1 for (the job ran and did not succeed)
 UNSUCCESSFUL = ("failed", "cancelled")
 
@@ -145,7 +147,8 @@ def add_parsers(commands: Any) -> None:
         listing.add_argument(f"--{name}")
     listing.add_argument("--payload", help='JSON the payload contains, e.g. {"ticker": "PETR4"}')
     listing.add_argument("--limit", type=int, default=50, help="how many jobs (pages are followed past 500)")
-    _json(jobs_actions.add_parser("show", help="a job and its attempts")).add_argument("id", type=int)
+    show = _json(jobs_actions.add_parser("show", help="a job, its attempts, its dependencies and its tree"))
+    show.add_argument("id", type=int)
     submit = _json(jobs_actions.add_parser("submit", help="submit a job; --wait S to see it finish"))
     submit.add_argument("kind")
     submit.add_argument("--payload", default="{}", help="JSON object")
@@ -155,6 +158,8 @@ def add_parsers(commands: Any) -> None:
     submit.add_argument("--wait", type=float, help="seconds (up to 60) to wait for the job to finish")
     for action in ("cancel", "retry"):
         _json(jobs_actions.add_parser(action, help=f"{action} a job")).add_argument("id", type=int)
+    cancel = jobs_actions.choices["cancel"]
+    cancel.add_argument("--tree", action="store_true", help="also its waiting descendants and its dependents")
     letters = commands.add_parser("dead-letters", help="list and requeue dead letters")
     letters_actions = letters.add_subparsers(dest="action", required=True)
     letters_list = _json(letters_actions.add_parser("list", help="failed jobs and poison messages, newest first"))
@@ -286,7 +291,26 @@ def jobs_show(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
     last_trace = next((a["error_traceback"] for a in reversed(attempts) if a.get("error_traceback")), None)
     if isinstance(last_trace, str):
         text += "\n\nlast traceback:\n" + last_trace.rstrip()
-    return {"job": job, "attempts": attempts}, text
+    dependencies = _raws(itertools.islice(api.jobs.dependencies(args.id, page_size=MAX_PAGE), MAX_TREE))
+    if dependencies:
+        text += "\n\ndepends on:\n" + "\n".join(tree_line(d) for d in reversed(dependencies))
+    tree = _tree(api, job)
+    if len(tree) > 1:
+        text += "\n\ntree:\n" + "\n".join(tree_lines(tree))
+    children = [node for depth, node in tree if depth == 1]
+    return {"job": job, "attempts": attempts, "children": children, "dependencies": dependencies}, text
+
+
+def _tree(api: Client, root: dict[str, Any]) -> list[tuple[int, dict[str, Any]]]:
+    """The job and its descendants (children by id), depth first, at most MAX_TREE of them."""
+    nodes: list[tuple[int, dict[str, Any]]] = []
+    stack: list[tuple[int, dict[str, Any]]] = [(0, root)]
+    while stack and len(nodes) < MAX_TREE:
+        depth, node = stack.pop()
+        nodes.append((depth, node))
+        below = _raws(itertools.islice(api.jobs.children(node["id"], page_size=MAX_PAGE), MAX_TREE))
+        stack.extend((depth + 1, child) for child in below)  # newest first: the oldest child pops first
+    return nodes
 
 
 def jobs_submit(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
@@ -305,7 +329,7 @@ def jobs_submit(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
 
 
 def jobs_cancel(api: Client, args: argparse.Namespace) -> tuple[Any, str]:
-    job = api.jobs.cancel(args.id)
+    job = api.jobs.cancel(args.id, tree=args.tree)
     return _raw(job), f"job {job.id} {job.state}" + (" (cancel requested)" if job.cancel_requested else "")
 
 

@@ -40,3 +40,12 @@ def block(item: Mapping[str, Any], names: Sequence[str]) -> str:
     """`name: value` lines, names aligned."""
     width = max(len(n) for n in names)
     return "\n".join(f"{n.ljust(width)}  {cell(item.get(n))}" for n in names)
+
+
+def tree_line(job: Mapping[str, Any]) -> str:
+    return f"{job['id']} {job['kind']} {job['state']}"
+
+
+def tree_lines(nodes: Sequence[tuple[int, Mapping[str, Any]]]) -> list[str]:
+    """A job tree as indented lines: (depth, job) pairs in depth-first order, the root at depth 0."""
+    return [("  " * (depth - 1) + "└ " if depth else "") + tree_line(job) for depth, job in nodes]

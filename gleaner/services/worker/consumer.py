@@ -17,8 +17,9 @@ from aiormq.exceptions import AMQPError
 
 from gleaner.services.worker import dead_letters, job_logs
 from gleaner.services.worker.acks import AckCoalescer, channel_of
+from gleaner.services.worker.children import ChildWriter, KindCache
 from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, JobStore, Key
-from gleaner.services.worker.context import Deferred, JobContext, job_logger
+from gleaner.services.worker.context import Deferred, JobContext, JobInfo, job_logger
 from gleaner.services.worker.dead_letters import HANDLING_FAILED
 from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
 from gleaner.services.worker.handlers import ServedKinds
@@ -104,6 +105,7 @@ class Consumer:
     recycle: Callable[[str], None] = field(default=lambda _reason: None)
     stopping: bool = False
     _series: JobMetrics | None = None
+    _kinds: KindCache | None = None  # what ctx.submit checks child jobs against
     _channel: AbstractRobustChannel | None = None
     _queues: dict[str, AbstractQueue] = field(default_factory=dict)
     _consumers: dict[str, str] = field(default_factory=dict)  # queue name → consumer tag
@@ -424,6 +426,7 @@ class Consumer:
             db=self.pool,
             report=functools.partial(self.store.progress, (job.id, job.attempt)),
             results=ResultStore(self.pool, job.id, job.site),
+            children=self._children_of(job),
         )
         series.in_progress.inc()
         job_logs.started(job, claim.wait_s)
@@ -437,6 +440,11 @@ class Consumer:
             series.in_progress.dec()
             series.duration.observe(duration_s)
             job_logs.ended(job, outcome or INTERRUPTED, duration_s)
+
+    def _children_of(self, job: JobInfo) -> ChildWriter:
+        if self._kinds is None:
+            self._kinds = KindCache(self.pool, self.config)
+        return ChildWriter(self.pool, self.config, self._kinds, job, self.store.worker_id)
 
     async def _run_in_site(self, ctx: JobContext, claim: Claim) -> Outcome:
         """Run the handler; a job of a site first loads the site and takes a concurrency slot (or defers)."""

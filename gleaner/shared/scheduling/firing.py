@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from gleaner.shared import events
+from gleaner.shared import events, workflows
 from gleaner.shared.config import Config
 from gleaner.shared.db import Connection
 from gleaner.shared.outbox import OUTBOX_COLUMNS, OutboxRow
@@ -42,8 +42,8 @@ FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::int[], $6::f
      AS t(kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s, site, soft_timeout_s,
           fan_index, schedule_id, slot)
 ON CONFLICT (schedule_id, scheduled_for, fan_index) DO NOTHING
-RETURNING schedule_id, scheduled_for, created_at, EXTRACT(EPOCH FROM (created_at - scheduled_for))::float8 AS lag_s,
-          {OUTBOX_COLUMNS}
+RETURNING schedule_id, scheduled_for, fan_index, created_at,
+          EXTRACT(EPOCH FROM (created_at - scheduled_for))::float8 AS lag_s, {OUTBOX_COLUMNS}
 """
 
 ADVANCE = """
@@ -60,6 +60,9 @@ FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], $4::bool[], $5::
             $7::text[], $8::int[]) AS a(id, next_slot, next_fire, enabled, fired_slot, job_id, outcome, missed)
 WHERE s.id = a.id
 """
+
+# the fan-out index of a template's `then` job (the fan-out's own jobs count from 0)
+THEN_INDEX = -1
 
 LOCK_ONE = "SELECT id, job FROM schedules WHERE id = $1 FOR UPDATE"
 # a manual trigger fills no slot and leaves `fired_count` alone; it becomes the schedule's last job (overlap sees it)
@@ -88,24 +91,45 @@ def fan_out_payloads(template: dict[str, Any]) -> list[Any]:
 
 
 def _templates(job: Any, config: Config) -> list[tuple[Any, ...]]:
-    """The column values of the jobs one fire creates, each ending with its fan-out index."""
+    """The column values of the jobs one fire creates, each ending with its fan-out index; a template's `then`
+    comes last, as fan-out index THEN_INDEX (so it too is inserted once per slot)."""
     spec = job if isinstance(job, dict) else orjson.loads(job)
-    return [
-        (
-            spec["kind"],
-            spec.get("queue") or config.default_queue,
-            spec.get("priority", 0),
-            orjson.dumps(payload).decode(),
-            spec.get("max_attempts", config.default_max_attempts),
-            spec.get("timeout_s", config.default_timeout_s),
-            spec.get("retry_base_s", config.default_retry_base_s),
-            spec.get("retry_cap_s", config.default_retry_cap_s),
-            spec.get("site"),
-            spec.get("soft_timeout_s"),
-            index,
-        )
-        for index, payload in enumerate(fan_out_payloads(spec))
+    rows = [_columns(spec, payload, index, config) for index, payload in enumerate(fan_out_payloads(spec))]
+    then = spec.get("then")
+    return rows + ([_columns(then, then.get("payload", {}), THEN_INDEX, config)] if then else [])
+
+
+def _columns(spec: dict[str, Any], payload: Any, index: int, config: Config) -> tuple[Any, ...]:
+    return (
+        spec["kind"],
+        spec.get("queue") or config.default_queue,
+        spec.get("priority", 0),
+        orjson.dumps(payload).decode(),
+        spec.get("max_attempts", config.default_max_attempts),
+        spec.get("timeout_s", config.default_timeout_s),
+        spec.get("retry_base_s", config.default_retry_base_s),
+        spec.get("retry_cap_s", config.default_retry_cap_s),
+        spec.get("site"),
+        spec.get("soft_timeout_s"),
+        index,
+    )
+
+
+async def _link_callbacks(connection: Connection, inserted: Sequence[asyncpg.Record]) -> list[asyncpg.Record]:
+    """Make each fire's `then` job wait for the fire's other jobs; the rows to publish (all but the callbacks,
+    which wait in `blocked` until the release publishes them)."""
+    fires: dict[tuple[int, Any], list[asyncpg.Record]] = {}
+    for row in inserted:
+        fires.setdefault((row["schedule_id"], row["scheduled_for"]), []).append(row)
+    links = [
+        workflows.Link(callback["id"], tuple(r["id"] for r in rows if r is not callback), "run", True, collects=True)
+        for rows in fires.values()
+        for callback in rows
+        if callback["fan_index"] == THEN_INDEX
     ]
+    if links:
+        await workflows.link(connection, links)
+    return [row for row in inserted if row["fan_index"] != THEN_INDEX]
 
 
 async def fire_due(
@@ -122,7 +146,8 @@ async def fire_due(
         decisions = [decide(dict(row), now, rng) for row in claimed]
         inserted = await _insert_jobs(connection, config, claimed, decisions, trigger)
         await _advance(connection, decisions, {r["schedule_id"]: r["id"] for r in inserted})
-    report.rows = [OutboxRow.from_record(r) for r in inserted]
+        waiting = await _link_callbacks(connection, inserted)
+    report.rows = [OutboxRow.from_record(r) for r in waiting]
     report.lags_s = [max(0.0, r["lag_s"]) for r in inserted]
     report.outcomes = [d.outcome for d in decisions]
     at = events.stamp()
@@ -168,10 +193,11 @@ async def _advance(connection: Connection, decisions: Sequence[Decision], job_id
 
 
 async def fire_manual(pool: asyncpg.Pool, config: Config, schedule_id: int) -> list[asyncpg.Record] | None:
-    """Insert the schedule's job (one per fan-out value) now (trigger `manual`, no slot); None if the schedule
-    does not exist.
+    """Insert the schedule's job (one per fan-out value, and its `then`) now (trigger `manual`, no slot); None if
+    the schedule does not exist.
 
-    The returned records carry the outbox columns: publish them after this returns (the transaction committed).
+    The returned records (without the `then` job, which waits) carry the outbox columns: publish them after this
+    returns (the transaction committed).
     """
     async with pool.acquire() as connection, connection.transaction():
         row = await connection.fetchrow(LOCK_ONE, schedule_id)
@@ -181,4 +207,4 @@ async def fire_manual(pool: asyncpg.Pool, config: Config, schedule_id: int) -> l
         jobs = await connection.fetch(INSERT_JOBS, *_column_arrays(rows, 13), "manual")
         assert len(jobs) == len(rows), "jobs without a slot never conflict"
         await connection.execute(RECORD_MANUAL, schedule_id, jobs[-1]["id"])
-    return list(jobs)
+        return await _link_callbacks(connection, jobs)

@@ -10,7 +10,7 @@ from typing import Any
 
 from gleaner.shared.scheduling import planner
 
-UNFINISHED = frozenset({"scheduled", "queued", "running", "retrying"})
+UNFINISHED = frozenset({"scheduled", "queued", "running", "retrying", "blocked"})
 
 
 def spec_of(row: Mapping[str, Any]) -> planner.Spec:

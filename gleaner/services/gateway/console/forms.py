@@ -15,7 +15,7 @@ from gleaner.shared.errors import ValidationProblem, field_error
 from gleaner.shared.field_checks import Invalid, query_boolean, query_integer
 
 Check = Callable[[str], Any]
-STATES = ("scheduled", "queued", "running", "retrying", "succeeded", "partial", "failed", "cancelled")
+STATES = ("scheduled", "queued", "running", "retrying", "blocked", "succeeded", "partial", "failed", "cancelled")
 # where a sign-in may send the browser back to: a console page of this site, never another origin
 NEXT_PAGE = re.compile(r"/console/[A-Za-z0-9_\-./?=&%+:]{0,500}")
 PAYLOAD_PARAM = "payload."

@@ -82,11 +82,21 @@ async def jobs(visitor: Visitor) -> Context:
 
 async def job(visitor: Visitor) -> Context:
     job_id = visitor.request.match_info["id"]
-    found, attempts, results = await visitor.get_all(
-        (f"/jobs/{job_id}", None), (f"/jobs/{job_id}/attempts", None), (f"/jobs/{job_id}/results", {"page_size": "100"})
+    found, attempts, results, children, dependencies = await visitor.get_all(
+        (f"/jobs/{job_id}", None),
+        (f"/jobs/{job_id}/attempts", None),
+        (f"/jobs/{job_id}/results", {"page_size": "100"}),
+        (f"/jobs/{job_id}/children", {"page_size": "100"}),
+        (f"/jobs/{job_id}/dependencies", {"page_size": "100"}),
     )
     return page_context(
-        visitor, job=found, attempts=attempts["attempts"], results=results["results"], final=found["state"] in FINAL
+        visitor,
+        job=found,
+        attempts=attempts["attempts"],
+        results=results["results"],
+        children=children["jobs"],
+        dependencies=dependencies["jobs"],
+        final=found["state"] in FINAL,
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from gleaner.shared.config import Config
 from gleaner.shared.errors import Problem, ValidationProblem, field_error
-from gleaner.shared.field_checks import FieldReader, Invalid, integer, number, text, timestamp
+from gleaner.shared.field_checks import MAX_ID, FieldReader, Invalid, boolean, integer, number, text, timestamp
 from gleaner.shared.kind_rules import KIND_NAME, KindRules, privileged_by_name
 from gleaner.shared.priorities import priority
 from gleaner.shared.site_rules import site_name
@@ -21,11 +21,15 @@ MAX_FAN_OUT = 1000
 MAX_DELAY_S = 366 * 86_400.0
 # the options a schedule's job template may hold too, beside kind and payload
 OPTION_FIELDS = ("queue", "priority", "max_attempts", "timeout_s", "soft_timeout_s", "retry_base_s", "retry_cap_s")
-FIELDS = frozenset({"kind", "payload", *OPTION_FIELDS, "run_at", "delay_s", "site", "dedupe_key"})
+# workflows (issue 14): what a submission may say about the jobs it waits for (never in a template)
+DEPENDENCY_FIELDS = ("depends_on", "on_dependency_failure", "allow_partial")
+FIELDS = frozenset({"kind", "payload", *OPTION_FIELDS, "run_at", "delay_s", "site", "dedupe_key", *DEPENDENCY_FIELDS})
+MAX_DEPENDENCIES = 1000
+ON_DEPENDENCY_FAILURE = ("cancel", "run")
 
 Errors = list[dict[str, str]]
 # a schedule's job template: a submission minus the fields that only make sense for one job
-NOT_IN_TEMPLATE = frozenset({"run_at", "delay_s", "dedupe_key"})
+NOT_IN_TEMPLATE = frozenset({"run_at", "delay_s", "dedupe_key", *DEPENDENCY_FIELDS})
 TEMPLATE_FIELDS = (*OPTION_FIELDS, "site")
 
 
@@ -47,6 +51,10 @@ class JobSpec:
     dedupe_key: str | None
     # None: the kind's default soft limit (a worker's `Registry`), else none
     soft_timeout_s: float | None = None
+    # workflows (issue 14): the jobs this one waits for, and what it does when one of them does not succeed
+    depends_on: tuple[int, ...] = ()
+    on_dependency_failure: str = "cancel"
+    allow_partial: bool = False
 
 
 def parse_job(
@@ -75,6 +83,9 @@ def parse_job(
         site=reader.get("site", site_name, default=None),
         dedupe_key=reader.get("dedupe_key", text(DEDUPE_KEY, "1-200 characters"), default=None),
         soft_timeout_s=reader.get("soft_timeout_s", number(0.001, 86_400), default=None),
+        depends_on=reader.get("depends_on", _job_ids, default=()),
+        on_dependency_failure=reader.get("on_dependency_failure", _on_dependency_failure, default="cancel"),
+        allow_partial=reader.get("allow_partial", boolean, default=False),
     )
     _cross_checks(spec, reader, kinds)
     return (None, reader.errors) if reader.errors else (spec, [])
@@ -124,7 +135,7 @@ def parse_batch(data: Any, config: Config, kinds: KindRules | None = None) -> li
     """All or nothing: every item's errors are reported, under `jobs[i].field`."""
     if not isinstance(data, dict):
         raise ValidationProblem([field_error("body", "must be a JSON object with a `jobs` list")])
-    unknown = sorted(set(data) - {"jobs"})
+    unknown = sorted(set(data) - {"jobs", "then"})
     jobs = data.get("jobs")
     if unknown or not isinstance(jobs, list) or not jobs or len(jobs) > MAX_BATCH:
         errors = [field_error(name, "unknown field") for name in unknown]
@@ -143,6 +154,20 @@ def parse_batch(data: Any, config: Config, kinds: KindRules | None = None) -> li
     return specs
 
 
+def parse_then(data: Any, config: Config, kinds: KindRules | None = None) -> JobSpec | None:
+    """A batch's `then`: one more job that waits for every job of the batch (and their children), whatever their
+    outcomes, and finds their ids and outcome counts under `payload.dependencies` when it runs."""
+    then = data.get("then") if isinstance(data, dict) else None
+    if then is None:
+        return None
+    spec, errors = parse_job(then, config, "then.", kinds)
+    if isinstance(then, dict):
+        errors += [field_error(f"then.{n}", "not allowed in `then`") for n in sorted(NOT_IN_TEMPLATE & set(then))]
+    if spec is None or errors:
+        raise ValidationProblem(errors)
+    return spec
+
+
 def template_check(config: Config, kinds: KindRules | None) -> Callable[[Any, str], dict[str, Any]]:
     """The job-template check of schedule definitions: a submission without timing or dedupe fields.
 
@@ -152,27 +177,37 @@ def template_check(config: Config, kinds: KindRules | None) -> Callable[[Any, st
 
     def check(job: Any, prefix: str) -> dict[str, Any]:
         fan_out: dict[str, Any] | None = None
-        fan_errors: Errors = []
+        errors: Errors = []
+        then: dict[str, Any] | None = None
         if isinstance(job, dict) and "fan_out" in job:
-            fan_out, fan_errors = parse_fan_out(job["fan_out"], prefix + "fan_out")
-            job = {name: value for name, value in job.items() if name != "fan_out"}
-        spec, errors = parse_job(job, config, prefix, kinds)
-        errors = fan_errors + errors
+            fan_out, errors = parse_fan_out(job["fan_out"], prefix + "fan_out")
+        if isinstance(job, dict) and job.get("then") is not None:
+            then, then_errors = _template(job["then"], config, prefix + "then.", kinds)
+            errors += then_errors
         if isinstance(job, dict):
-            errors += [
-                field_error(prefix + n, "not allowed in a job template") for n in sorted(NOT_IN_TEMPLATE & set(job))
-            ]
-        if spec is None or errors:
+            job = {name: value for name, value in job.items() if name not in ("fan_out", "then")}
+        template, job_errors = _template(job, config, prefix, kinds)
+        errors += job_errors
+        if template is None or errors:
             raise ValidationProblem(errors)
         if fan_out is not None:
             _check_fanned_payloads(job, fan_out, lambda item, where: parse_job(item, config, where, kinds)[1], prefix)
-        given = {name for name, value in job.items() if value is not None}
-        template = {"kind": spec.kind, "payload": spec.payload} | {
-            name: getattr(spec, name) for name in TEMPLATE_FIELDS if name in given
-        }
-        return template | ({"fan_out": fan_out} if fan_out is not None else {})
+        return template | ({"fan_out": fan_out} if fan_out else {}) | ({"then": then} if then else {})
 
     return check
+
+
+def _template(job: Any, config: Config, prefix: str, kinds: KindRules | None) -> tuple[dict[str, Any] | None, Errors]:
+    """A template (or a template's `then`) as stored: kind, payload and the fields given; or its errors."""
+    spec, errors = parse_job(job, config, prefix, kinds)
+    if isinstance(job, dict):
+        errors += [field_error(prefix + n, "not allowed in a job template") for n in sorted(NOT_IN_TEMPLATE & set(job))]
+    if spec is None or errors:
+        return None, errors
+    given = {name for name, value in job.items() if value is not None}
+    return {"kind": spec.kind, "payload": spec.payload} | {
+        name: getattr(spec, name) for name in TEMPLATE_FIELDS if name in given
+    }, []
 
 
 def _check_fanned_payloads(
@@ -230,21 +265,18 @@ def refuse_privileged(data: Any, kinds: KindRules | None, allowed: bool) -> None
 
 def kind_names(data: Any) -> set[str]:
     """The kinds a raw body (one job, a batch, a template) names, without where (cheap: once per submission)."""
-    batch = data.get("jobs") if isinstance(data, dict) else None
-    items = batch if isinstance(batch, list) else [data]
-    return {kind for item in items if isinstance(item, dict) and isinstance(kind := item.get("kind"), str)}
+    return {kind for _, kind in _kinds_asked(data)}
 
 
 def _kinds_asked(data: Any) -> list[tuple[str, str]]:
-    """(field, kind) of each job in a raw body: `kind` for one job, `jobs[i].kind` for a batch."""
+    """(field, kind) of each job in a raw body: `kind` for one job (or a template), `jobs[i].kind` for a batch,
+    and `then.kind` for a batch's or a template's callback."""
     batch = data.get("jobs") if isinstance(data, dict) else None
-    if not isinstance(batch, list):
-        kind = data.get("kind") if isinstance(data, dict) else None
-        return [("kind", kind)] if isinstance(kind, str) else []
+    then = data.get("then") if isinstance(data, dict) else None
+    items = [(f"jobs[{i}].kind", item) for i, item in enumerate(batch)] if isinstance(batch, list) else [("kind", data)]
+    asked = [*items, ("then.kind", then)]
     return [
-        (f"jobs[{index}].kind", item["kind"])
-        for index, item in enumerate(batch)
-        if isinstance(item, dict) and isinstance(item.get("kind"), str)
+        (where, item["kind"]) for where, item in asked if isinstance(item, dict) and isinstance(item.get("kind"), str)
     ]
 
 
@@ -264,6 +296,29 @@ def _default_queue(kind: Any, config: Config, kinds: KindRules | None) -> str:
     if kinds is None or not isinstance(kind, str):
         return config.default_queue
     return kinds.queue_of(kind, config.default_queue)
+
+
+def _job_ids(value: Any) -> tuple[int, ...]:
+    """`depends_on`: distinct job ids (the jobs must exist; that is checked against the database). A job can only
+    depend on jobs that exist before it, so no submission can close a cycle."""
+    check = integer(1, MAX_ID)
+    if not isinstance(value, list) or len(value) > MAX_DEPENDENCIES:
+        raise Invalid(f"must be a list of at most {MAX_DEPENDENCIES} job ids")
+    ids = []
+    for index, item in enumerate(value):
+        try:
+            ids.append(check(item))
+        except Invalid as exc:
+            raise Invalid(str(exc), f"depends_on[{index}]") from None
+    if len(set(ids)) != len(ids):
+        raise Invalid("names a job more than once")
+    return tuple(ids)
+
+
+def _on_dependency_failure(value: Any) -> str:
+    if value not in ON_DEPENDENCY_FAILURE:
+        raise Invalid(f"must be one of {', '.join(ON_DEPENDENCY_FAILURE)}")
+    return str(value)
 
 
 def _payload(value: Any) -> Any:
