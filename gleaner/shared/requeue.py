@@ -8,7 +8,7 @@ REQUEUE_SET = """state = 'queued', attempt_base = attempt, run_at = now(), enque
 # for a failed row `f`: no unfinished job holds its dedupe key now (requeueing it would break the key)
 DEDUPE_FREE = """(f.dedupe_key IS NULL OR NOT EXISTS (
           SELECT 1 FROM jobs AS o WHERE o.dedupe_key = f.dedupe_key
-            AND o.state IN ('scheduled', 'queued', 'running', 'retrying')))"""
+            AND o.state IN ('scheduled', 'queued', 'running', 'retrying', 'blocked')))"""
 
 # Failed jobs not resolved by hand that used up their attempts (a permanent error usually ends a job
 # earlier), failed at least $2 seconds ago and have had fewer than $1 rounds of max_attempts in all;

@@ -146,6 +146,14 @@ async def test_a_dedupe_key_held_by_an_unfinished_job_is_a_409(gateway: Api) -> 
     assert status == 409 and problem["errors"][0]["field"] == "jobs[1].dedupe_key"
 
 
+async def test_a_blocked_job_keeps_holding_its_dedupe_key(gateway: Api) -> None:
+    later = await gateway.submit(kind="noop", delay_s=3600)
+    blocked = await gateway.submit(kind="noop", dedupe_key="d-blocked", depends_on=[later["id"]])
+    assert blocked["state"] == "blocked"
+    status, _, problem = await raw(gateway, "POST", "/jobs", json={"kind": "noop", "dedupe_key": "d-blocked"})
+    assert status == 409 and str(blocked["id"]) in problem["detail"]
+
+
 async def test_listing_pages_through_every_job_once_and_tokens_are_bound_to_filters(gateway: Api) -> None:
     status, _, body = await raw(gateway, "POST", "/jobs/batch", json={"jobs": [{"kind": "sleep"}] * 25})
     assert status == 202

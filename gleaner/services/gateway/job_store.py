@@ -38,7 +38,8 @@ INSERT INTO jobs AS j (kind, queue, priority, payload, max_attempts, timeout_s, 
 SELECT kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
        due, CASE WHEN due > now() THEN 'scheduled' ELSE 'queued' END, site, dedupe_key, request_id, soft_timeout_s
 FROM input ORDER BY ord
-ON CONFLICT (dedupe_key) WHERE dedupe_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running', 'retrying')
+ON CONFLICT (dedupe_key)
+    WHERE dedupe_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running', 'retrying', 'blocked')
 DO NOTHING
 RETURNING {RETURNING}
 """
@@ -47,7 +48,7 @@ GET = f"SELECT {VIEW_COLUMNS} FROM jobs AS j WHERE id = $1"
 KIND_OF = "SELECT kind FROM jobs WHERE id = $1"
 GET_MANY = f"SELECT {RETURNING} FROM jobs AS j WHERE id = ANY($1::bigint[]) ORDER BY id"
 UNFINISHED_BY_DEDUPE = """
-SELECT id FROM jobs WHERE dedupe_key = $1 AND state IN ('scheduled', 'queued', 'running', 'retrying')
+SELECT id FROM jobs WHERE dedupe_key = $1 AND state IN ('scheduled', 'queued', 'running', 'retrying', 'blocked')
 """
 ATTEMPTS = "SELECT * FROM job_attempts WHERE job_id = $1 ORDER BY attempt"
 
