@@ -46,3 +46,21 @@ BEGIN
     RETURN NULL;
 END
 $$;
+
+-- An attempt row goes with its job as before, but by one statement trigger on `jobs` instead of a foreign key. The key
+-- checked every attempt insert by locking its job row once more (FOR KEY SHARE, a WAL record): 40 µs of backend CPU
+-- a job, a third of the finish. Attempt rows are only written by the statements that end an attempt (the worker's
+-- finish, the reaper), from the job rows they have just updated and still hold: they cannot name a missing job.
+-- `= ANY(ARRAY(...))`: the attempts are reached by their primary key however many rows the statement deleted.
+ALTER TABLE job_attempts DROP CONSTRAINT job_attempts_job_id_fkey;
+
+CREATE FUNCTION jobs_delete_attempts() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
+BEGIN
+    DELETE FROM job_attempts WHERE job_id = ANY(ARRAY(SELECT id FROM old_rows));
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER jobs_delete_attempts AFTER DELETE ON jobs
+    REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION jobs_delete_attempts();
