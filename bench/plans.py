@@ -51,11 +51,13 @@ def _nodes(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
 
 
 def _scan(node: dict[str, Any]) -> str | None:
-    relation = node.get("Relation Name")
-    if relation is None or node["Node Type"] in ("ModifyTable", "CTE Scan", "Function Scan"):
+    """`Index Scan using jobs_pkey on jobs`, `Bitmap Index Scan using jobs_leases`, `Seq Scan on jobs`, or None."""
+    kind, relation, index = node["Node Type"], node.get("Relation Name"), node.get("Index Name")
+    if kind == "Bitmap Index Scan":
+        return f"{kind} using {index}"
+    if relation is None or kind in ("ModifyTable", "CTE Scan", "Function Scan", "Bitmap Heap Scan"):
         return None
-    index = node.get("Index Name")
-    return f"{node['Node Type']}{' using ' + index if index else ''} on {relation}"
+    return f"{kind}{' using ' + index if index else ''} on {relation}"
 
 
 async def _explain(connection: asyncpg.Connection, name: str, statement: str, *args: Any) -> Plan:
