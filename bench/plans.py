@@ -76,8 +76,22 @@ async def _settings(connection: asyncpg.Connection, settings: dict[str, str]) ->
 
 def _submission(n: int) -> list[list[Any]]:
     """The gateway's INSERT arguments for `n` noop jobs due now."""
-    columns: list[Any] = [["noop"], ["default"], [0], ["{}"], [3], [300.0], [1.0], [300.0], [None], [None], [None],
-                          [None], [None], [None]]
+    columns: list[Any] = [
+        ["noop"],
+        ["default"],
+        [0],
+        ["{}"],
+        [3],
+        [300.0],
+        [1.0],
+        [300.0],
+        [None],
+        [None],
+        [None],
+        [None],
+        [None],
+        [None],
+    ]
     return [column * n for column in columns]
 
 

@@ -37,13 +37,13 @@ FOR UPDATE SKIP LOCKED
 # fenced like a worker's finish (id, attempt, running, expired lease), plus the attempt row the worker never wrote.
 # The rows are locked already (EXPIRED, same transaction). With the fence beside the UPDATE, the planner reached them
 # through jobs_waiting, whose `state = 'running'` is no index column: a scan of the whole backlog (stale statistics
-# call it small). Judged in `fenced`, the fence is read through jobs_leases (running rows only) and the UPDATE meets
-# `jobs` by primary key.
+# call it small). Judged on rows read by primary key (`fenced`, materialized so the fence is not pushed back into
+# that read), the UPDATE meets `jobs` by primary key too.
 REAP = f"""
 WITH m AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::float8[], $5::text[], $6::text[])
         AS m(id, attempt, state, delay_s, message, worker)
-), fenced AS (
+), fenced AS MATERIALIZED (
     SELECT m.*, j.attempt = m.attempt AND j.state = 'running' AND j.lease_expires_at < now() AS expired
     FROM m JOIN jobs AS j ON j.id = m.id
 ), done AS (
