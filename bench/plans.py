@@ -1,10 +1,10 @@
 """`python -m bench.plans DSN`: how the hot statements reach `jobs` in a database, by EXPLAIN (ANALYZE, BUFFERS).
 
 A group of waiting jobs is submitted, marked enqueued, claimed and finished, another group is claimed with an
-expired lease and reaped, and the relay's, the reaper's and the pruner's reads run, each with the session settings
-of the service that issues it; everything is rolled back at the end, so a loaded history (a `--scale-template`
-database) serves again. Prints, per statement, its time, the buffers it touched and every scan node: the index it
-used or `Seq Scan`. `statement_plans` is what tests assert on.
+expired lease and reaped while a backlog waits, and the relay's, the reaper's and the pruner's reads run, each with
+the session settings of the service that issues it; everything is rolled back at the end, so a loaded history (a
+`--scale-template` database) serves again. Prints, per statement, its time, the buffers it touched and every scan
+node: the index it used or `Seq Scan`. `statement_plans` is what tests assert on.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 import asyncpg
 
 from gleaner.services.gateway.job_store import INSERT
-from gleaner.services.scheduler.reaper import EXPIRED, REAP
+from gleaner.services.scheduler.reaper import EXPIRED, LEASE_ORDER, REAP
 from gleaner.services.scheduler.relay import BACKLOG, CLEAR_STALE, UNPUBLISHED
 from gleaner.services.worker.app import POINT_LOOKUPS
 from gleaner.services.worker.claims import CLAIM, FINISH
@@ -27,6 +27,7 @@ from gleaner.shared.outbox import MARK_ENQUEUED
 from gleaner.shared.prune_statements import PRUNE_JOBS
 
 GROUP = 100
+WAITING = 2000
 OWNER = "bench-plans"
 WEEK_S = 7 * 86_400.0
 
@@ -119,10 +120,15 @@ async def _scheduler(connection: asyncpg.Connection, plans: list[Plan]) -> None:
     await _settings(connection, POINT_LOOKUPS)
     await connection.execute(CLAIM, ids, [1] * n, OWNER, -1.0, [0] * n)  # leases already expired
     await connection.execute("RESET ALL")
+    # a backlog waits meanwhile, its messages confirmed: the reads must not go through it
+    backlog = [r["id"] for r in await connection.fetch(INSERT, *_submission(WAITING))]
+    await connection.execute(MARK_ENQUEUED, backlog, [0] * len(backlog))
     plans.append(await _explain(connection, "relay", UNPUBLISHED, 3600.0, 30.0, 1000))
     plans.append(await _explain(connection, "relay stale", CLEAR_STALE, 600.0, 1000))
     plans.append(await _explain(connection, "relay backlog", BACKLOG))
+    await connection.execute(LEASE_ORDER)
     plans.append(await _explain(connection, "reaper", EXPIRED, 500))
+    await connection.execute("RESET ALL")
     reap = [ids, [1] * n, ["failed"] * n, [None] * n, ["lease expired"] * n, [OWNER] * n]
     plans.append(await _explain(connection, "reap", REAP, *reap))
     plans.append(await _explain(connection, "prune", PRUNE_JOBS, WEEK_S, 1000))

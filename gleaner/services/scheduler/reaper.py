@@ -34,6 +34,11 @@ LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
 
+# EXPIRED reads expired leases in lease order from jobs_leases (running rows only). Without sorts it can read them from
+# no other index: jobs_waiting, which also holds the running rows, holds the whole backlog too, and once the statistics
+# say that nothing waits (a long history analyzed) the planner took either.
+LEASE_ORDER = "SET LOCAL enable_sort = off"
+
 # fenced like a worker's finish (id, attempt, running, expired lease), plus the attempt row the worker never wrote.
 # The rows are locked already (EXPIRED, same transaction). With the fence beside the UPDATE, the planner reached them
 # through jobs_waiting, whose `state = 'running'` is no index column: a scan of the whole backlog (stale statistics
@@ -116,6 +121,7 @@ def finished_event(records: Sequence[events.Row]) -> bytes:
 async def reap_batch(pool: asyncpg.Pool) -> list[asyncpg.Record]:
     """One transaction: lock expired rows, write their verdicts; the returned rows are committed."""
     async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(LEASE_ORDER)
         expired = await connection.fetch(EXPIRED, BATCH)
         if not expired:
             return []
