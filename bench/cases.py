@@ -13,7 +13,7 @@ from bench.harness import Harness, cpu_s, rss_mb
 from bench.scale import console_probes, console_session, history_of, load_history, measure_reads, read_probes
 from bench.stats import percentile, rate, summary_ms
 from tests.support.services import ADMIN_TOKEN
-from tests.support.stack import Api, eventually
+from tests.support.stack import Api, Service, eventually
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -45,6 +45,9 @@ class Sizes:
     # the console case: its pages timed with this many finished rows (or those of `scale_template`)
     console_rows: int = 1_000_000
     console_repeats: int = 20
+    # the prune case: finished rows past retention, pruned while the e2e probe runs; the pruner's pass period
+    prune_rows: int = 1_000_000
+    prune_interval_s: float = 5.0
     timeout_s: float = 600.0
 
     @classmethod
@@ -67,6 +70,7 @@ class Sizes:
             scale_read_repeats=2,
             console_rows=2000,
             console_repeats=2,
+            prune_rows=2000,
             timeout_s=120.0,
         )
 
@@ -139,9 +143,17 @@ async def _e2e_probe(h: Harness, sizes: Sizes) -> dict[str, Any]:
     """`e2e_jobs` noop jobs submitted in batches and run by the workers: the rate from first submit to last finish."""
     gateway = await h.start("gateway")
     await h.start("scheduler")
-    workers = [
-        await h.start("worker", GLEANER_WORKER_CONCURRENCY=str(sizes.worker_concurrency)) for _ in range(sizes.workers)
-    ]
+    workers = await _workers(h, sizes)
+    return await _e2e_run(h, sizes, gateway, workers)
+
+
+async def _workers(h: Harness, sizes: Sizes) -> list[Service]:
+    concurrency = str(sizes.worker_concurrency)
+    return [await h.start("worker", GLEANER_WORKER_CONCURRENCY=concurrency) for _ in range(sizes.workers)]
+
+
+async def _e2e_run(h: Harness, sizes: Sizes, gateway: Service, workers: list[Service]) -> dict[str, Any]:
+    """One run of the e2e probe on services already started."""
     idle = {"gateway_rss_mb": rss_mb(gateway), "worker_rss_mb": max(rss_mb(w) for w in workers)}
     assert h.db is not None
     db = h.db
@@ -189,6 +201,47 @@ async def scale(sizes: Sizes) -> dict[str, Any]:
         probes = read_probes(loaded["rows"], newest, loaded["schedule_id"])
         reads = await measure_reads(gateway.url, HEADERS, probes, sizes.scale_read_repeats)
         return {"loaded": loaded, "e2e": e2e, "reads": reads}
+
+
+# the prune case's retention; its history ends a day past it
+PRUNE_RETENTION_DAYS = 30.0
+PRUNE_HISTORY_DAYS = 30.0
+# the loaded rows are ids 1..N (and only they are past retention): counted on the primary key, whatever is dead
+LOADED_LEFT = "SELECT count(*) FROM jobs WHERE id <= $1"
+
+
+async def prune(sizes: Sizes) -> dict[str, Any]:
+    """The e2e probe twice over `prune_rows` finished jobs past retention: with pruning idle (a leader that keeps
+    jobs forever), then while a leader prunes them; and how long that pruning took from the new leader's start."""
+    async with Harness("prune", GLEANER_PRUNE_INTERVAL_S=str(sizes.prune_interval_s)) as h:
+        assert h.db is not None
+        db = h.db
+        days = PRUNE_RETENTION_DAYS + 1
+        loaded = await load_history(db, sizes.prune_rows, PRUNE_HISTORY_DAYS, ended_days_ago=days)
+        gateway = await h.start("gateway")
+        workers = await _workers(h, sizes)
+        keeper = await h.start("scheduler", GLEANER_RETENTION_DAYS="0")
+        idle = await _e2e_run(h, sizes, gateway, workers)
+        keeper.stop()
+        started = time.perf_counter()
+        leader = await h.start("scheduler", GLEANER_RETENTION_DAYS=str(PRUNE_RETENTION_DAYS))
+        pruning = await _e2e_run(h, sizes, gateway, workers)
+        left = await db.fetchval(LOADED_LEFT, sizes.prune_rows)
+
+        async def pruned() -> bool:
+            return await db.fetchval(LOADED_LEFT, sizes.prune_rows) == 0
+
+        await eventually(pruned, timeout_s=sizes.timeout_s, interval_s=0.5, what="the history pruned")
+        prune_s = time.perf_counter() - started
+        return {
+            "loaded": loaded,
+            "idle": idle,
+            "pruning": pruning | {"history_rows_left_at_end": left},
+            "ratio": round(pruning["jobs_per_s"] / idle["jobs_per_s"], 3),
+            "prune_s": round(prune_s, 1),
+            "pruned_rows_per_s": round(rate(sizes.prune_rows, prune_s)),
+            "scheduler_cpu_s": round(cpu_s(leader), 2),
+        }
 
 
 async def console(sizes: Sizes) -> dict[str, Any]:
@@ -326,4 +379,5 @@ CASES = {
     "scheduler": scheduler,
     "scale": scale,
     "console": console,
+    "prune": prune,
 }
