@@ -67,7 +67,9 @@ WHERE i.indrelid IN ('jobs'::regclass, 'job_attempts'::regclass) AND c.oid IS NU
 """
 
 
-async def load_history(pool: asyncpg.Pool, rows: int, history_days: float, ended_days_ago: float = 0.0) -> dict[str, Any]:
+async def load_history(
+    pool: asyncpg.Pool, rows: int, history_days: float, ended_days_ago: float = 0.0
+) -> dict[str, Any]:
     """Loads `rows` finished jobs (and their attempts) finished over `history_days` up to `ended_days_ago`, then
     VACUUM ANALYZE; returns what it took."""
     started = time.perf_counter()
