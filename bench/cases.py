@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -211,13 +212,19 @@ LOADED_LEFT = "SELECT count(*) FROM jobs WHERE id <= $1"
 
 
 async def prune(sizes: Sizes) -> dict[str, Any]:
-    """The e2e probe twice over `prune_rows` finished jobs past retention: with pruning idle (a leader that keeps
-    jobs forever), then while a leader prunes them; and how long that pruning took from the new leader's start."""
-    async with Harness("prune", GLEANER_PRUNE_INTERVAL_S=str(sizes.prune_interval_s)) as h:
+    """The e2e probe twice over `prune_rows` finished jobs past retention (or those of `scale_template`, all finished
+    31 days ago or more): with pruning idle (a leader that keeps jobs forever), then while a leader prunes them; and
+    how long that pruning took from the new leader's start."""
+    template = sizes.scale_template
+    async with Harness("prune", template, GLEANER_PRUNE_INTERVAL_S=str(sizes.prune_interval_s)) as h:
         assert h.db is not None
         db = h.db
         days = PRUNE_RETENTION_DAYS + 1
-        loaded = await load_history(db, sizes.prune_rows, PRUNE_HISTORY_DAYS, ended_days_ago=days)
+        if template:  # one that this case's own load made (or one as old)
+            loaded = await history_of(db, template)
+            sizes = dataclasses.replace(sizes, prune_rows=loaded["rows"])
+        else:
+            loaded = await load_history(db, sizes.prune_rows, PRUNE_HISTORY_DAYS, ended_days_ago=days)
         gateway = await h.start("gateway")
         workers = await _workers(h, sizes)
         keeper = await h.start("scheduler", GLEANER_RETENTION_DAYS="0")
