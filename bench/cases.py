@@ -98,10 +98,17 @@ async def _post_batches(url: str, total: int, size: int, concurrency: int) -> fl
 async def batch_submit(sizes: Sizes) -> dict[str, Any]:
     async with Harness("batch") as h:
         gateway = await h.start("gateway")
+        cpu_before = cpu_s(gateway)
         elapsed = await _post_batches(gateway.url, sizes.batch_jobs, sizes.batch_size, sizes.batch_concurrency)
+        cpu_us = (cpu_s(gateway) - cpu_before) * 1e6
         assert h.db is not None
         stored = await h.db.fetchval("SELECT count(*) FROM jobs")
-        return {"jobs": stored, "seconds": round(elapsed, 3), "jobs_per_s": round(rate(stored, elapsed))}
+        return {
+            "jobs": stored,
+            "seconds": round(elapsed, 3),
+            "jobs_per_s": round(rate(stored, elapsed)),
+            "gateway_cpu_us_per_job": round(cpu_us / stored),
+        }
 
 
 async def single_submit(sizes: Sizes) -> dict[str, Any]:
@@ -123,11 +130,16 @@ async def single_submit(sizes: Sizes) -> dict[str, Any]:
                     latencies.append(time.perf_counter() - sent)
 
             started = time.perf_counter()
+            cpu_before = cpu_s(gateway)
             await asyncio.gather(*(client() for _ in range(sizes.single_concurrency)))
             elapsed = time.perf_counter() - started
-        return {"requests": len(latencies), "errors": errors, "req_per_s": round(rate(len(latencies), elapsed))} | (
-            summary_ms(latencies)
-        )
+            cpu_us = (cpu_s(gateway) - cpu_before) * 1e6
+        return {
+            "requests": len(latencies),
+            "errors": errors,
+            "req_per_s": round(rate(len(latencies), elapsed)),
+            "gateway_cpu_us_per_req": round(cpu_us / max(1, len(latencies))),
+        } | summary_ms(latencies)
 
 
 async def end_to_end(sizes: Sizes) -> dict[str, Any]:
