@@ -147,7 +147,7 @@ def announce(gw: Gateway, rows: Sequence[asyncpg.Record], route: str = events.SU
     if rows:
         at = events.stamp()
         made = [events.fired_event(r, at) if route == events.FIRED else events.job_event(r, at, route) for r in rows]
-        spawn(gw.broker.publish_event(route, events.encode(made)), route)
+        gw.announcer.add(route, made)
 
 
 def _committed(gw: Gateway, specs: Sequence[JobSpec], rows: Sequence[asyncpg.Record]) -> None:
