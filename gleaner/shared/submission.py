@@ -322,11 +322,16 @@ def _kinds_asked(data: Any) -> list[tuple[str, str]]:
 
 
 def _kind(kinds: KindRules | None) -> Callable[[Any], str]:
+    accepted: set[str] = set()  # a batch names a kind a thousand times: checked once
+
     def convert(value: Any) -> str:
+        if isinstance(value, str) and value in accepted:
+            return value
         if not isinstance(value, str) or not KIND_NAME.fullmatch(value):
             raise Invalid("must be a string of 1-100 lowercase letters, digits, _ . : -")
         if kinds is not None and value not in kinds.known:
             raise Invalid(f"unknown kind {value!r}; registered kinds: {', '.join(sorted(kinds.known))}")
+        accepted.add(value)
         return value
 
     return convert
