@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from typing import Any
 import aiohttp
 import asyncpg
 
-from bench.harness import Harness, cpu_s, rss_mb
+from bench.harness import Harness, cpu_s, process_cpu_s, rss_mb
 from bench.scale import console_probes, console_session, history_of, load_history, measure_reads, read_probes
 from bench.stats import percentile, rate, summary_ms
 from tests.support.services import ADMIN_TOKEN
@@ -245,9 +246,12 @@ async def prune(sizes: Sizes) -> dict[str, Any]:
         keeper.stop()
         started = time.perf_counter()
         leader = await h.start("scheduler", GLEANER_RETENTION_DAYS=str(PRUNE_RETENTION_DAYS))
+        backends = await _backend_cpu_s(db, {})
         pruning = await _e2e_run(h, sizes, gateway, workers)
         at_end = await db.fetchval(LOADED_LEFT, sizes.prune_rows)
         left, prune_s = await _pruned(db, sizes.prune_rows, started, sizes.timeout_s)
+        db_cpu_s = sum((await _backend_cpu_s(db, backends)).values()) - sum(backends.values())
+        pruned = sizes.prune_rows - left
         return {
             "loaded": loaded,
             "idle": idle,
@@ -255,9 +259,27 @@ async def prune(sizes: Sizes) -> dict[str, Any]:
             "ratio": round(pruning["jobs_per_s"] / idle["jobs_per_s"], 3),
             "prune_s": round(prune_s, 1),
             "history_rows_left": left,
-            "pruned_rows_per_s": round(rate(sizes.prune_rows - left, prune_s)),
+            "pruned_rows_per_s": round(rate(pruned, prune_s)),
             "scheduler_cpu_s": round(cpu_s(leader), 2),
+            # PostgreSQL's CPU for the scheduler's statements (pruning, mostly): per row and as a share of one core
+            "scheduler_db_cpu_us_per_row": round(db_cpu_s / max(1, pruned) * 1e6),
+            "scheduler_db_cores": round(db_cpu_s / prune_s, 3),
         }
+
+
+# the scheduler's PostgreSQL backends in the benchmark's database (their CPU read from /proc, on this machine)
+SCHEDULER_BACKENDS = """
+SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'gleaner-scheduler'
+"""
+
+
+async def _backend_cpu_s(db: asyncpg.Pool, seen: dict[int, float]) -> dict[int, float]:
+    """CPU seconds of each scheduler backend now, and of those in `seen` that have gone since (as last seen)."""
+    now = dict(seen)
+    for row in await db.fetch(SCHEDULER_BACKENDS):
+        with contextlib.suppress(OSError):
+            now[row["pid"]] = process_cpu_s(row["pid"])
+    return now
 
 
 async def _pruned(db: asyncpg.Pool, rows: int, started: float, timeout_s: float) -> tuple[int, float]:
