@@ -131,7 +131,7 @@ async def _scheduler(connection: asyncpg.Connection, plans: list[Plan]) -> None:
     await connection.execute("RESET ALL")
     reap = [ids, [1] * n, ["failed"] * n, [None] * n, ["lease expired"] * n, [OWNER] * n]
     plans.append(await _explain(connection, "reap", REAP, *reap))
-    plans.append(await _explain(connection, "prune", PRUNE_JOBS, WEEK_S, 1000))
+    plans.append(await _explain(connection, "prune", PRUNE_JOBS, WEEK_S, 1000, None))
 
 
 async def statement_plans(dsn: str) -> list[Plan]:

@@ -6,9 +6,10 @@ before it stopped, and answers a row (see `gleaner.shared.pruning`).
 
 # served by the jobs_finished index, in finish order from where the last batch stopped ($3, NULL at first: a keyset,
 # so no batch walks again over the index entries of rows the batches before it deleted), deleted by primary key in
-# id order; job_attempts and the other child rows go with their jobs (ON DELETE CASCADE). Rows another transaction
-# holds (a requeue, the other pruner: the scheduler's and maintenance.prune) are left for the next pass, so two
-# prunes never wait for each other in a cycle. Answers how many it deleted and the finish time it reached.
+# id order; the child rows go with their jobs (job_attempts by a statement trigger, the others ON DELETE CASCADE).
+# Rows another transaction holds (a requeue, the other pruner: the scheduler's and maintenance.prune) are left for
+# the next pass, so two prunes never wait for each other in a cycle. Answers how many it deleted and the finish time
+# it reached.
 PRUNE_JOBS = """
 WITH doomed AS (
     SELECT id, finished_at FROM jobs
