@@ -295,8 +295,13 @@ class ListFilters:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[str, list[Any]]:
-    """Newest first (id DESC), keyset on id; only the filters given become conditions."""
+NEWEST_ID = "SELECT max(id) FROM jobs"
+
+
+def list_query(
+    filters: ListFilters, after_id: int | None, limit: int, floor_id: int | None = None
+) -> tuple[str, list[Any]]:
+    """Newest first (id DESC), keyset on id, ids from `floor_id` up; only the filters given become conditions."""
     conditions: list[str] = []
     args: list[Any] = []
     simple = [
@@ -311,6 +316,7 @@ def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[
         ("updated_at > ${}", filters.updated_after),
         ("payload @> ${}::text::jsonb", filters.payload),
         ("id < ${}", after_id),
+        ("id >= ${}", floor_id),
     ]
     for template, value in simple:
         if value is not None:
@@ -319,6 +325,11 @@ def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[
     where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
     args.append(limit)
     return f"SELECT {VIEW_COLUMNS} FROM jobs AS j {where} ORDER BY id DESC LIMIT ${len(args)}", args
+
+
+async def newest_id(pool: asyncpg.Pool) -> int | None:
+    value: int | None = await pool.fetchval(NEWEST_ID)
+    return value
 
 
 async def change_waiting(pool: asyncpg.Pool, job_id: int, change: JobChange) -> asyncpg.Record | None:
