@@ -13,6 +13,7 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from gleaner.services.gateway.auth import hash_key
+from gleaner.services.gateway.payload_filter import SCAN_IDS
 from gleaner.shared.amqp import Topology
 from gleaner.shared.config import Config
 from tests.support.contract import checked_session
@@ -213,10 +214,11 @@ async def test_a_payload_search_looks_at_a_bounded_stretch_per_page_and_its_toke
 ) -> None:
     needle = {"kind": "noop", "queue": "idle", "payload": {"needle": True}}
     _, oldest = await gateway.request("POST", "/jobs", json=needle)
-    # 25,000 other jobs between the two matches: more than two pages' stretch of ids (10,000 each)
+    # two and a half pages' stretch of other jobs between the two matches
     await db.execute(
         "INSERT INTO jobs (kind, queue, payload, state, finished_at) "
-        "SELECT 'noop', 'idle', jsonb_build_object('n', n), 'succeeded', now() FROM generate_series(1, 25000) AS n"
+        "SELECT 'noop', 'idle', jsonb_build_object('n', n), 'succeeded', now() FROM generate_series(1, $1) AS n",
+        SCAN_IDS * 5 // 2,
     )
     _, newest = await gateway.request("POST", "/jobs", json=needle)
     pages: list[list[int]] = []

@@ -28,7 +28,7 @@ def test_a_payload_filter_that_is_not_an_object_or_has_no_key_is_refused(query: 
 
 
 def test_a_payload_page_looks_at_the_window_of_ids_below_its_start() -> None:
-    assert scan_floor(25_000) == 15_001
+    assert scan_floor(25_000) == 20_001
     assert scan_floor(25_000, window=100) == 24_901
     assert scan_floor(40) == 1, "never below the first id"
     assert scan_floor(None) is None, "an empty table: nothing to look at"

@@ -14,7 +14,7 @@ from gleaner.shared.field_checks import InvalidJSON, NotJSON, load_json
 PREFIX = "payload."
 # a page filtered by payload looks at this many job ids at most (payloads are not indexed): a page may then hold
 # fewer jobs than asked for, even none, with a `next_page_token` that goes on further back
-SCAN_IDS = 10_000
+SCAN_IDS = 5_000
 
 
 def payload_containment(query: Mapping[str, str]) -> str | None:
