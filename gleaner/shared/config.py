@@ -110,7 +110,7 @@ class Config:
     queue_depth_ttl_s: float = setting(
         5.0,
         number(float, 0, 3600),
-        "how long GET /queues reuses the broker's counts before asking again (`0`: every request asks)",
+        "how often each gateway asks the broker for the counts GET /queues shows (`0`: every request asks)",
     )
     namespace: str = setting("gleaner", matching(NAMESPACE_NAME), "prefix of every exchange and queue")
     queues: tuple[str, ...] = setting(("default",), queue_names(), "the named queues")

@@ -103,3 +103,22 @@ async def test_a_failed_refresh_keeps_the_last_counts_and_is_retried() -> None:
     now[0] = 16.0
     assert (await depths.get())["default"]["ready"] == 1, "the failure is logged, the last counts stay"
     assert (await depths.get())["default"]["ready"] == 3
+
+
+async def test_the_counts_are_asked_for_every_ttl_without_any_request() -> None:
+    broker = FakeBroker()
+    depths = QueueDepths(broker.ask, ttl_s=0.05)
+    following = asyncio.ensure_future(depths.follow())
+    try:
+        await asyncio.sleep(0.3)
+    finally:
+        following.cancel()
+        await depths.close()
+    assert broker.asked >= 3
+    assert (await depths.get())["default"]["ready"] >= 3, "a request reads the background's last answer"
+
+
+async def test_a_zero_ttl_has_no_background_asking() -> None:
+    broker = FakeBroker()
+    await asyncio.wait_for(QueueDepths(broker.ask, ttl_s=0.0).follow(), timeout=1)
+    assert broker.asked == 0

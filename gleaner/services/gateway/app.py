@@ -162,8 +162,11 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     gateway = app[GATEWAY_KEY]
     gateway.inserts.start()
     gateway.publisher.start()
-    gateway.depths.refresh()  # the first GET /queues need not wait for the broker
+    depths = spawn(gateway.depths.follow(), "queue-depths")
     yield
+    depths.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await depths
     await gateway.inserts.close()
     await gateway.publisher.close()
     await gateway.depths.close()

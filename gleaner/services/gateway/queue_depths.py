@@ -1,9 +1,10 @@
-"""The broker's counts of the work queues for GET /queues, asked at most once per `queue_depth_ttl_s`.
+"""The broker's counts of the work queues for GET /queues, asked every `queue_depth_ttl_s`, not per request.
 
 Asking RabbitMQ (its management API, else a passive declare per queue) costs a round trip or three per queue;
-a dashboard polling GET /queues should not cost one per request. The counts are kept for the TTL and then
-served once more while a refresh runs in the background, so no request waits for the broker except the first
-one and one whose copy is older than `STALE_FACTOR` TTLs (the broker did not answer for that long).
+a dashboard polling GET /queues should not cost one per request. Each gateway asks in the background every TTL
+and requests read the last answer, so it is at most a TTL (and the broker's answer time) old. A request waits
+for the broker only when there is no answer yet or the last is `STALE_FACTOR` TTLs old (the broker did not
+answer for that long); a zero TTL asks for every request (concurrent requests share one answer).
 """
 
 from __future__ import annotations
@@ -65,6 +66,12 @@ class QueueDepths:
         if freshness.serve or self._refreshing is None:
             return self._counts
         return await asyncio.shield(self._refreshing)
+
+    async def follow(self) -> None:
+        """Ask every TTL until cancelled (with a zero TTL, requests ask)."""
+        while self._ttl_s > 0:
+            self.refresh()
+            await asyncio.sleep(self._ttl_s)
 
     def refresh(self) -> None:
         """Ask the broker in the background unless a refresh is running (concurrent requests share one)."""
