@@ -100,7 +100,7 @@ async def _group(connection: asyncpg.Connection, plans: list[Plan], suffix: str)
     """A group submitted and marked enqueued: its ids."""
     ids = [r["id"] for r in await connection.fetch(INSERT, *_submission(GROUP))]
     plans.append(await _explain(connection, "insert" + suffix, INSERT, *_submission(GROUP)))
-    plans.append(await _explain(connection, "mark" + suffix, MARK_ENQUEUED, ids, [0] * len(ids)))
+    plans.append(await _explain(connection, "mark" + suffix, MARK_ENQUEUED, ids, [0] * len(ids), [0] * len(ids)))
     return ids
 
 
@@ -122,7 +122,7 @@ async def _scheduler(connection: asyncpg.Connection, plans: list[Plan]) -> None:
     await connection.execute("RESET ALL")
     # a backlog waits meanwhile, its messages confirmed: the reads must not go through it
     backlog = [r["id"] for r in await connection.fetch(INSERT, *_submission(WAITING))]
-    await connection.execute(MARK_ENQUEUED, backlog, [0] * len(backlog))
+    await connection.execute(MARK_ENQUEUED, backlog, [0] * len(backlog), [0] * len(backlog))
     plans.append(await _explain(connection, "relay", UNPUBLISHED, 3600.0, 30.0, 1000))
     plans.append(await _explain(connection, "relay stale", CLEAR_STALE, 600.0, 1000))
     plans.append(await _explain(connection, "relay backlog", BACKLOG))

@@ -180,6 +180,12 @@ class Config:
     )
     relay_interval_s: float = setting(1.0, number(float, 0.05, 3600), "relay period")
     relay_grace_s: float = setting(30.0, number(float, 0, 3600), "age before an unconfirmed row is relayed")
+    mark_delay_s: float = setting(
+        0.5,
+        number(float, 0, 60),
+        "how long publishers gather broker confirms before marking rows enqueued (at most a quarter of the relay's"
+        " grace); rows claimed by then are not written",
+    )
     relay_stale_s: float = setting(600.0, number(float, 1, 86_400 * 7), "age past due of a presumed lost message")
     reaper_interval_s: float = setting(2.0, number(float, 0.05, 3600), "lease reaper period")
     retention_days: float = setting(
@@ -242,6 +248,11 @@ class Config:
     @property
     def delay_unit_s(self) -> float:
         return self.delay_unit_ms / 1000.0
+
+    @property
+    def mark_after_s(self) -> float:
+        """How long confirmed rows wait for their marker: GLEANER_MARK_DELAY_S, well within the relay's grace."""
+        return min(self.mark_delay_s, self.relay_grace_s / 4)
 
     @property
     def max_delay_s(self) -> float:

@@ -11,7 +11,7 @@ import asyncpg
 
 from gleaner.shared.amqp import Broker
 from gleaner.shared.metrics import Metrics
-from gleaner.shared.outbox import OutboxRow, publish_rows
+from gleaner.shared.outbox import Marks, OutboxRow, publish_rows
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +27,14 @@ class Publisher:
     never holds them up.
     """
 
-    def __init__(self, broker: Broker, pool: asyncpg.Pool, metrics: Metrics, max_delay_s: float) -> None:
+    def __init__(
+        self, broker: Broker, pool: asyncpg.Pool, metrics: Metrics, max_delay_s: float, mark_after_s: float
+    ) -> None:
         self._broker = broker
         self._pool = pool
         self._metrics = metrics
         self._max_delay_s = max_delay_s
+        self._marks = Marks(pool, mark_after_s)
         self._pending: list[OutboxRow] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -52,6 +55,7 @@ class Publisher:
             self._wake.set()
 
     def start(self) -> None:
+        self._marks.start()
         self._task = asyncio.create_task(self._run(), name="publisher")
 
     async def _run(self) -> None:
@@ -64,12 +68,12 @@ class Publisher:
 
     async def _publish(self, rows: list[OutboxRow]) -> None:
         try:
-            await publish_rows(self._broker, self._pool, rows, self._metrics)
+            await publish_rows(self._broker, self._pool, rows, self._metrics, self._marks)
         except Exception as exc:  # noqa: BLE001 - committed rows stay unenqueued; the relay publishes them
             log.warning("publishing %d rows failed, the relay will: %r", len(rows), exc)
 
     async def close(self) -> None:
-        """Publish what is pending (best effort), then stop."""
+        """Publish what is pending (best effort), mark what was confirmed, then stop."""
         if self._pending:
             rows, self._pending = self._pending, []
             await self._publish(rows)
@@ -78,3 +82,4 @@ class Publisher:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        await self._marks.close()

@@ -144,7 +144,7 @@ def _gateway(app: web.Application, broker: Broker, hub: EventHub) -> Gateway:
     async def flush(items: Sequence[job_store.NewJob]) -> list[asyncpg.Record | None]:
         return await job_store.insert_jobs(pool, items)
 
-    publisher = Publisher(broker, pool, metrics, config.max_delay_s)
+    publisher = Publisher(broker, pool, metrics, config.max_delay_s, config.mark_after_s)
     return Gateway(
         config=config,
         metrics=metrics,

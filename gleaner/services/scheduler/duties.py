@@ -37,7 +37,9 @@ class Duties:
     publisher: Publisher = field(init=False)
 
     def __post_init__(self) -> None:
-        self.publisher = Publisher(self.broker, self.pool, self.metrics, self.config.max_delay_s)
+        self.publisher = Publisher(
+            self.broker, self.pool, self.metrics, self.config.max_delay_s, self.config.mark_after_s
+        )
 
     async def run(self) -> None:
         """Run every duty until cancelled (leadership lost or shutdown)."""

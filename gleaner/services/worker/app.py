@@ -31,6 +31,7 @@ from gleaner.shared.config import Config
 from gleaner.shared.db import CUSTOM_PLANS, create_pool
 from gleaner.shared.metrics import Metrics
 from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
+from gleaner.shared.outbox import Marks
 
 WORKER_ID_KEY = web.AppKey("worker_id", str)
 # Every worker statement touches a few rows by primary key (a batch of claimed ids, a site by name). Without
@@ -92,7 +93,8 @@ async def batchers_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG_KEY]
     store = JobStore(app[POOL_KEY], app[WORKER_ID_KEY], config.lease_s, config.delay_unit_s)
     started = StartedEvents(app[BROKER_KEY])
-    writer = FinishWriter(store, app[BROKER_KEY], app[POOL_KEY], app[METRICS_KEY], started)
+    marks = Marks(app[POOL_KEY], config.mark_after_s)
+    writer = FinishWriter(store, app[BROKER_KEY], app[POOL_KEY], app[METRICS_KEY], started, marks)
     window_s, size = config.batch_window_ms / 1000, config.batch_max
     batchers = Batchers(
         claims=Batcher(ClaimWriter(store, started), window_s=window_s, max_items=size, name="claims"),
@@ -100,10 +102,12 @@ async def batchers_ctx(app: web.Application) -> AsyncIterator[None]:
         handbacks=Batcher(store.hand_back, window_s=window_s, max_items=size, name="handbacks"),
     )
     batchers.start()
+    marks.start()
     announcing = spawn(started.run(), "started-events")
     app[STORE_KEY], app[BATCHERS_KEY] = store, batchers
     yield
     await batchers.close()
+    await marks.close()  # after the last finish batch published its retries
     announcing.cancel()
 
 

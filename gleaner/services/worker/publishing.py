@@ -18,7 +18,7 @@ from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, Jo
 from gleaner.shared import events
 from gleaner.shared.amqp import Broker
 from gleaner.shared.metrics import Metrics
-from gleaner.shared.outbox import OutboxRow, publish_rows
+from gleaner.shared.outbox import Marks, OutboxRow, publish_rows
 
 log = logging.getLogger(__name__)
 
@@ -72,9 +72,16 @@ class FinishWriter:
     """The finish batcher's flush: commit outcomes, then publish (the messages are acked after this returns)."""
 
     def __init__(
-        self, store: JobStore, broker: Broker, pool: asyncpg.Pool, metrics: Metrics, started: StartedEvents
+        self,
+        store: JobStore,
+        broker: Broker,
+        pool: asyncpg.Pool,
+        metrics: Metrics,
+        started: StartedEvents,
+        marks: Marks,
     ) -> None:
         self._store = store
+        self._marks = marks
         self._broker = broker
         self._started = started
         self._pool = pool
@@ -91,7 +98,7 @@ class FinishWriter:
         if not rows:
             return
         try:
-            await publish_rows(self._broker, self._pool, rows, self._metrics)
+            await publish_rows(self._broker, self._pool, rows, self._metrics, self._marks)
         except Exception as exc:  # noqa: BLE001 - committed rows stay unpublished; the relay publishes them
             log.warning("publishing %d retries failed, the relay will: %r", len(rows), exc)
 
