@@ -449,7 +449,7 @@ class Consumer:
     async def _run_in_site(self, ctx: JobContext, claim: Claim) -> Outcome:
         """Run the handler; a job of a site first loads the site and takes a concurrency slot (or defers)."""
         handler = self.registry.get(ctx.job.kind)
-        if self.sites is None:
+        if self.sites is None or ctx.job.site is None:  # no site to enter (and no context manager to pay for)
             return await self.running.run(handler, ctx, claim.budget)
         try:
             async with self.sites.enter(ctx):
