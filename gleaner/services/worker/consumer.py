@@ -285,7 +285,22 @@ class Consumer:
         failed = [(job, step) for job, step in zip(jobs, steps, strict=True) if isinstance(step, Exception)]
         if failed:
             await self._split_off(queue, message, failed)
-        await self._settle(message, settlement([step for step in steps if isinstance(step, str)]))
+        asked = [step for step in steps if isinstance(step, str)]
+        dead = [job for job, step in zip(jobs, steps, strict=True) if step == REJECT]
+        await self._settle(message, await self._without_rejects(queue, dead, asked))
+
+    async def _without_rejects(self, queue: str, dead: Sequence[JobMessage], asked: Sequence[str]) -> str:
+        """How to settle a group whose `dead` jobs failed for good: each goes to `<ns>.dead` as a message of its own
+        and the group is settled as the other jobs ask (a reject would copy every job of the group there)."""
+        if not dead:
+            return settlement(asked)
+        try:
+            for job in dead:
+                await self.broker.publish_dead(job, queue)
+        except Exception as exc:  # noqa: BLE001 - the dead queue is a copy: better all of the group than none of it
+            log.warning("could not publish a failed job's copy to the dead queue; rejecting its group: %r", exc)
+            return settlement(asked)
+        return settlement([step for step in asked if step != REJECT])
 
     async def _split_off(
         self, queue: str, message: AbstractIncomingMessage, failed: Sequence[tuple[JobMessage, Exception]]
