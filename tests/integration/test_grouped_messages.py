@@ -246,3 +246,26 @@ async def test_a_group_with_one_failed_job_copies_only_that_job_into_the_dead_qu
     assert worker.stop() == 0  # a drained worker: an unacked group would be back in the work queue
     assert await ready_messages(broker, broker.topology.work_queue("default")) == 0
     assert await dead_queue_bodies(broker) == []
+
+
+async def test_a_worker_started_later_runs_jobs_of_a_group_the_first_has_no_room_for(
+    stack: Stack, recorded: asyncpg.Pool, broker: Broker
+) -> None:
+    ids = await insert_jobs(recorded, 12, "record.sleep", {"seconds": 2})
+    first = await stack.start("worker", "first", GLEANER_WORKER_CONCURRENCY="2", GLEANER_WORKER_ID="first")
+    await publish(recorded, broker, ids)  # one group of twelve long jobs
+
+    async def first_busy() -> bool:
+        return len(await runs_of(recorded)) == 2
+
+    await eventually(first_busy, timeout_s=15, what="the first worker running two jobs")
+    await stack.start("worker", "second", GLEANER_WORKER_CONCURRENCY="2", GLEANER_WORKER_ID="second")
+    finished = await wait_final(recorded, ids, timeout_s=60)
+    assert {row["state"] for row in finished.values()} == {"succeeded"}
+    assert await runs_of(recorded) == {job_id: [1] for job_id in ids}
+    ran = await recorded.fetch("SELECT worker, count(*) AS jobs FROM recorded_executions GROUP BY worker")
+    # the first held four (two running, two waiting) and handed the rest on: the second ran its share
+    by_worker = {row["worker"].split("-")[0]: row["jobs"] for row in ran}
+    assert set(by_worker) == {"first", "second"}, by_worker
+    assert by_worker["second"] >= 4, by_worker
+    assert first.log().count("Traceback") == 0

@@ -24,6 +24,7 @@ from gleaner.services.worker.dead_letters import HANDLING_FAILED
 from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
 from gleaner.services.worker.handlers import ServedKinds
 from gleaner.services.worker.job_metrics import JobMetrics, Series
+from gleaner.services.worker.prefetch import Held, JobWindow
 from gleaner.services.worker.queue_pauses import paused_queues
 from gleaner.services.worker.recycle import JobAllowance
 from gleaner.services.worker.results import ResultStore
@@ -88,7 +89,7 @@ class Batchers:
 
 @dataclass(slots=True)
 class Consumer:
-    """Consumes the work queues on its own channel (prefetch = concurrency); one flow task per delivery."""
+    """Consumes the work queues on its own channel (prefetch counted in jobs); one flow task per delivery."""
 
     config: Config
     broker: Broker
@@ -117,16 +118,22 @@ class Consumer:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _slots: asyncio.Semaphore = field(init=False)
     acks: AckCoalescer = field(default_factory=AckCoalescer)
+    # the jobs held, counted in jobs (see prefetch.py), and the task that keeps the channel's prefetch in step
+    window: JobWindow = field(init=False)
+    _prefetch_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _prefetch_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.config.worker_concurrency)
+        self.window = JobWindow.of_worker(self.config.worker_concurrency, self.config.group_max_jobs)
 
     async def start(self) -> None:
         """Declare the consumed queues and consume those not paused."""
         assert self.broker.connection is not None, "the broker must be connected first"
         channel = await self.broker.connection.channel()
         assert isinstance(channel, AbstractRobustChannel)
-        await channel.set_qos(prefetch_count=self.config.worker_concurrency)
+        # one limit for the channel (all its queues), changed as jobs come and go: `global_` applies it at once
+        await channel.set_qos(prefetch_count=self.window.prefetch(), global_=True)
         topology = self.broker.topology
         for name in self.config.consumed_queues:
             self._queues[name] = await channel.declare_queue(
@@ -137,6 +144,7 @@ class Consumer:
             )
         self._channel = channel
         self._idle.set()
+        self._prefetch_task = asyncio.get_running_loop().create_task(self._follow_prefetch(channel), name="prefetch")
         await self.follow_pauses()
 
     async def follow_pauses(self) -> None:
@@ -180,7 +188,26 @@ class Consumer:
             return False
         return True
 
+    async def _follow_prefetch(self, channel: AbstractRobustChannel) -> None:
+        """Set the channel's prefetch whenever the jobs held change it (one request at a time, the latest value)."""
+        current = self.window.prefetch()
+        while True:
+            await self._prefetch_changed.wait()
+            self._prefetch_changed.clear()
+            wanted = self.window.prefetch()
+            if wanted == current:
+                continue
+            try:
+                await channel.set_qos(prefetch_count=wanted, global_=True, timeout=5)
+                current = wanted
+            except (AMQPError, RuntimeError, ConnectionError, TimeoutError) as exc:
+                # the robust channel restores the last value it set once it is back; the next change sets it again
+                log.debug("could not set the prefetch to %d: %r", wanted, exc)
+
     async def close(self) -> None:
+        if self._prefetch_task is not None:
+            self._prefetch_task.cancel()
+            self._prefetch_task = None
         await self.acks.drain()
         if self._channel is not None:
             with contextlib.suppress(AMQPError, RuntimeError, ConnectionError):
@@ -196,6 +223,7 @@ class Consumer:
         and the fenced claim drops the copy (an ack of a finished or still running attempt is stale).
         """
         self.acks.delivered(message)
+        self.window.delivered()
         self._flows += 1
         self._idle.clear()
         task = asyncio.get_running_loop().create_task(self._owned_flow(queue, message))
@@ -209,11 +237,14 @@ class Consumer:
         redeliveries of the jobs still running here) wait for a slot, so handlers never outnumber the slots and
         the rows claimed are the rows running.
         """
+        held = Held(self.window)
         try:
-            await self._flow(queue, message)
+            await self._flow(queue, message, held)
         except Exception as exc:  # noqa: BLE001 - every failure settles the message, see flow_failures
             await self._flow_failed(queue, message, exc)
         finally:
+            held.close()
+            self._prefetch_changed.set()
             self._flows -= 1
             if self._flows == 0:
                 self._idle.set()
@@ -256,7 +287,7 @@ class Consumer:
         self.metrics.dead_letters.labels(reason).inc()
         await self._reject(message)
 
-    async def _flow(self, queue: str, message: AbstractIncomingMessage) -> None:
+    async def _flow(self, queue: str, message: AbstractIncomingMessage, held: Held) -> None:
         if self.stopping:
             await self._give_back(message)
             return
@@ -273,11 +304,15 @@ class Consumer:
             await self.broker.publish_one(JobGroup(jobs) if len(jobs) > 1 else jobs[0], wait_s)
             self.acks.ack(message)
             return
+        kept = held.admit(len(jobs))
+        self._prefetch_changed.set()
+        if kept < len(jobs):
+            jobs = await self._hand_on(jobs, kept)
         if len(jobs) == 1:  # a failure is the delivery's: see _flow_failed
-            await self._settle(message, await self._job(queue, message, jobs[0], 1))
+            await self._settle(message, await self._job(queue, message, jobs[0], 1, held))
             return
         steps = await asyncio.gather(
-            *(self._job(queue, message, job, len(jobs)) for job in jobs), return_exceptions=True
+            *(self._job(queue, message, job, len(jobs), held) for job in jobs), return_exceptions=True
         )
         for step in steps:
             if isinstance(step, BaseException) and not isinstance(step, Exception):
@@ -302,6 +337,16 @@ class Consumer:
             return settlement(asked)
         return settlement([step for step in asked if step != REJECT])
 
+    async def _hand_on(self, jobs: tuple[JobMessage, ...], kept: int) -> tuple[JobMessage, ...]:
+        """Publish the jobs of a group past the room this worker has left as a group of their own (for any worker)
+        and keep the first `kept`. The delivery is settled later with the kept jobs: if this worker dies first, the
+        redelivered group and the copy both reach the fenced claim, which runs each job once."""
+        rest = jobs[kept:]
+        log.debug("holding %d jobs already: %d of a group of %d handed on", self.window.jobs, len(rest), len(jobs))
+        await self.broker.publish_one(JobGroup(rest) if len(rest) > 1 else rest[0], 0.0)
+        self.metrics.jobs_handed_on.inc(len(rest))
+        return jobs[:kept]
+
     async def _split_off(
         self, queue: str, message: AbstractIncomingMessage, failed: Sequence[tuple[JobMessage, Exception]]
     ) -> None:
@@ -323,8 +368,17 @@ class Consumer:
         elif how == GIVE_BACK:
             await self._give_back(message)
 
-    async def _job(self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int) -> str:
+    async def _job(
+        self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int, held: Held
+    ) -> str:
         """One job of a delivery, to its outcome; returns how it wants the delivery settled (see `settlement`)."""
+        try:
+            return await self._job_steps(queue, message, job, carried)
+        finally:
+            held.ended()
+            self._prefetch_changed.set()
+
+    async def _job_steps(self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int) -> str:
         if job.kind not in self.registry:
             await self._unknown_kind(queue, job, letter_body(message, job, carried), message.headers)
             return REJECT
