@@ -24,7 +24,7 @@ from gleaner.services.worker.dead_letters import HANDLING_FAILED
 from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
 from gleaner.services.worker.handlers import ServedKinds
 from gleaner.services.worker.job_metrics import JobMetrics, Series
-from gleaner.services.worker.prefetch import Held, JobWindow
+from gleaner.services.worker.prefetch import Held, JobWindow, announced_jobs
 from gleaner.services.worker.queue_pauses import paused_queues
 from gleaner.services.worker.recycle import JobAllowance
 from gleaner.services.worker.results import ResultStore
@@ -223,21 +223,21 @@ class Consumer:
         and the fenced claim drops the copy (an ack of a finished or still running attempt is stale).
         """
         self.acks.delivered(message)
-        self.window.delivered()
+        held = Held.of_delivery(self.window, announced_jobs(message.headers))
+        self._prefetch_changed.set()
         self._flows += 1
         self._idle.clear()
-        task = asyncio.get_running_loop().create_task(self._owned_flow(queue, message))
+        task = asyncio.get_running_loop().create_task(self._owned_flow(queue, message, held))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _owned_flow(self, queue: str, message: AbstractIncomingMessage) -> None:
+    async def _owned_flow(self, queue: str, message: AbstractIncomingMessage, held: Held) -> None:
         """One delivery's flow; each of its jobs takes one of `worker_concurrency` slots before its claim.
 
         Prefetch bounds the deliveries of one channel; after a reconnect the new channel's deliveries (mostly
         redeliveries of the jobs still running here) wait for a slot, so handlers never outnumber the slots and
         the rows claimed are the rows running.
         """
-        held = Held(self.window)
         try:
             await self._flow(queue, message, held)
         except Exception as exc:  # noqa: BLE001 - every failure settles the message, see flow_failures
@@ -304,8 +304,7 @@ class Consumer:
             await self.broker.publish_one(JobGroup(jobs) if len(jobs) > 1 else jobs[0], wait_s)
             self.acks.ack(message)
             return
-        kept = held.admit(len(jobs))
-        self._prefetch_changed.set()
+        kept = held.fit(len(jobs))
         if kept < len(jobs):
             jobs = await self._hand_on(jobs, kept)
         if len(jobs) == 1:  # a failure is the delivery's: see _flow_failed
