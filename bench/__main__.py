@@ -21,6 +21,7 @@ TARGETS = {
     "e2e": ("jobs_per_s", ">=", 3_000),
     "scale": ("reads.worst.p99_ms", "<", 100),
     "console": ("pages.worst.p99_ms", "<", 200),
+    "prune": ("ratio", ">=", 0.8),
     "latency": ("submit_to_start.p99_ms", "<", 50),
     "scheduler": ("fire_lag.p99_ms", "<", 100),
 }

@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import asyncpg
 
-from bench.harness import Harness, cpu_s, rss_mb
+from bench.harness import Harness, cpu_s, process_cpu_s, rss_mb
 from bench.scale import console_probes, console_session, history_of, load_history, measure_reads, read_probes
 from bench.stats import percentile, rate, summary_ms
 from tests.support.services import ADMIN_TOKEN
-from tests.support.stack import Api, eventually
+from tests.support.stack import Api, Service, eventually
 
 HEADERS = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
 
@@ -45,6 +48,9 @@ class Sizes:
     # the console case: its pages timed with this many finished rows (or those of `scale_template`)
     console_rows: int = 1_000_000
     console_repeats: int = 20
+    # the prune case: finished rows past retention, pruned while the e2e probe runs; the pruner's pass period
+    prune_rows: int = 1_000_000
+    prune_interval_s: float = 5.0
     timeout_s: float = 600.0
 
     @classmethod
@@ -67,6 +73,7 @@ class Sizes:
             scale_read_repeats=2,
             console_rows=2000,
             console_repeats=2,
+            prune_rows=2000,
             timeout_s=120.0,
         )
 
@@ -93,10 +100,17 @@ async def _post_batches(url: str, total: int, size: int, concurrency: int) -> fl
 async def batch_submit(sizes: Sizes) -> dict[str, Any]:
     async with Harness("batch") as h:
         gateway = await h.start("gateway")
+        cpu_before = cpu_s(gateway)
         elapsed = await _post_batches(gateway.url, sizes.batch_jobs, sizes.batch_size, sizes.batch_concurrency)
+        cpu_us = (cpu_s(gateway) - cpu_before) * 1e6
         assert h.db is not None
         stored = await h.db.fetchval("SELECT count(*) FROM jobs")
-        return {"jobs": stored, "seconds": round(elapsed, 3), "jobs_per_s": round(rate(stored, elapsed))}
+        return {
+            "jobs": stored,
+            "seconds": round(elapsed, 3),
+            "jobs_per_s": round(rate(stored, elapsed)),
+            "gateway_cpu_us_per_job": round(cpu_us / stored),
+        }
 
 
 async def single_submit(sizes: Sizes) -> dict[str, Any]:
@@ -118,11 +132,16 @@ async def single_submit(sizes: Sizes) -> dict[str, Any]:
                     latencies.append(time.perf_counter() - sent)
 
             started = time.perf_counter()
+            cpu_before = cpu_s(gateway)
             await asyncio.gather(*(client() for _ in range(sizes.single_concurrency)))
             elapsed = time.perf_counter() - started
-        return {"requests": len(latencies), "errors": errors, "req_per_s": round(rate(len(latencies), elapsed))} | (
-            summary_ms(latencies)
-        )
+            cpu_us = (cpu_s(gateway) - cpu_before) * 1e6
+        return {
+            "requests": len(latencies),
+            "errors": errors,
+            "req_per_s": round(rate(len(latencies), elapsed)),
+            "gateway_cpu_us_per_req": round(cpu_us / max(1, len(latencies))),
+        } | summary_ms(latencies)
 
 
 async def end_to_end(sizes: Sizes) -> dict[str, Any]:
@@ -139,9 +158,17 @@ async def _e2e_probe(h: Harness, sizes: Sizes) -> dict[str, Any]:
     """`e2e_jobs` noop jobs submitted in batches and run by the workers: the rate from first submit to last finish."""
     gateway = await h.start("gateway")
     await h.start("scheduler")
-    workers = [
-        await h.start("worker", GLEANER_WORKER_CONCURRENCY=str(sizes.worker_concurrency)) for _ in range(sizes.workers)
-    ]
+    workers = await _workers(h, sizes)
+    return await _e2e_run(h, sizes, gateway, workers)
+
+
+async def _workers(h: Harness, sizes: Sizes) -> list[Service]:
+    concurrency = str(sizes.worker_concurrency)
+    return [await h.start("worker", GLEANER_WORKER_CONCURRENCY=concurrency) for _ in range(sizes.workers)]
+
+
+async def _e2e_run(h: Harness, sizes: Sizes, gateway: Service, workers: list[Service]) -> dict[str, Any]:
+    """One run of the e2e probe on services already started."""
     idle = {"gateway_rss_mb": rss_mb(gateway), "worker_rss_mb": max(rss_mb(w) for w in workers)}
     assert h.db is not None
     db = h.db
@@ -189,6 +216,80 @@ async def scale(sizes: Sizes) -> dict[str, Any]:
         probes = read_probes(loaded["rows"], newest, loaded["schedule_id"])
         reads = await measure_reads(gateway.url, HEADERS, probes, sizes.scale_read_repeats)
         return {"loaded": loaded, "e2e": e2e, "reads": reads}
+
+
+# the prune case's retention; its history ends a day past it
+PRUNE_RETENTION_DAYS = 30.0
+PRUNE_HISTORY_DAYS = 30.0
+# the loaded rows are ids 1..N (and only they are past retention): counted on the primary key, whatever is dead
+LOADED_LEFT = "SELECT count(*) FROM jobs WHERE id <= $1"
+
+
+async def prune(sizes: Sizes) -> dict[str, Any]:
+    """The e2e probe twice over `prune_rows` finished jobs past retention (or those of `scale_template`, all finished
+    31 days ago or more): with pruning idle (a leader that keeps jobs forever), then while a leader prunes them; and
+    how long that pruning took from the new leader's start."""
+    template = sizes.scale_template
+    async with Harness("prune", template, GLEANER_PRUNE_INTERVAL_S=str(sizes.prune_interval_s)) as h:
+        assert h.db is not None
+        db = h.db
+        days = PRUNE_RETENTION_DAYS + 1
+        if template:  # one that this case's own load made (or one as old)
+            loaded = await history_of(db, template)
+            sizes = dataclasses.replace(sizes, prune_rows=loaded["rows"])
+        else:
+            loaded = await load_history(db, sizes.prune_rows, PRUNE_HISTORY_DAYS, ended_days_ago=days)
+        gateway = await h.start("gateway")
+        workers = await _workers(h, sizes)
+        keeper = await h.start("scheduler", GLEANER_RETENTION_DAYS="0")
+        idle = await _e2e_run(h, sizes, gateway, workers)
+        keeper.stop()
+        started = time.perf_counter()
+        leader = await h.start("scheduler", GLEANER_RETENTION_DAYS=str(PRUNE_RETENTION_DAYS))
+        backends = await _backend_cpu_s(db, {})
+        pruning = await _e2e_run(h, sizes, gateway, workers)
+        at_end = await db.fetchval(LOADED_LEFT, sizes.prune_rows)
+        left, prune_s = await _pruned(db, sizes.prune_rows, started, sizes.timeout_s)
+        db_cpu_s = sum((await _backend_cpu_s(db, backends)).values()) - sum(backends.values())
+        pruned = sizes.prune_rows - left
+        return {
+            "loaded": loaded,
+            "idle": idle,
+            "pruning": pruning | {"history_rows_left_at_end": at_end},
+            "ratio": round(pruning["jobs_per_s"] / idle["jobs_per_s"], 3),
+            "prune_s": round(prune_s, 1),
+            "history_rows_left": left,
+            "pruned_rows_per_s": round(rate(pruned, prune_s)),
+            "scheduler_cpu_s": round(cpu_s(leader), 2),
+            # PostgreSQL's CPU for the scheduler's statements (pruning, mostly): per row and as a share of one core
+            "scheduler_db_cpu_us_per_row": round(db_cpu_s / max(1, pruned) * 1e6),
+            "scheduler_db_cores": round(db_cpu_s / prune_s, 3),
+        }
+
+
+# the scheduler's PostgreSQL backends in the benchmark's database (their CPU read from /proc, on this machine)
+SCHEDULER_BACKENDS = """
+SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'gleaner-scheduler'
+"""
+
+
+async def _backend_cpu_s(db: asyncpg.Pool, seen: dict[int, float]) -> dict[int, float]:
+    """CPU seconds of each scheduler backend now, and of those in `seen` that have gone since (as last seen)."""
+    now = dict(seen)
+    for row in await db.fetch(SCHEDULER_BACKENDS):
+        with contextlib.suppress(OSError):
+            now[row["pid"]] = process_cpu_s(row["pid"])
+    return now
+
+
+async def _pruned(db: asyncpg.Pool, rows: int, started: float, timeout_s: float) -> tuple[int, float]:
+    """Rows of the history left once none is (or `timeout_s` passed), and the seconds since `started`."""
+    deadline = time.perf_counter() + timeout_s
+    left = await db.fetchval(LOADED_LEFT, rows)
+    while left and time.perf_counter() < deadline:
+        await asyncio.sleep(0.5)
+        left = await db.fetchval(LOADED_LEFT, rows)
+    return left, time.perf_counter() - started
 
 
 async def console(sizes: Sizes) -> dict[str, Any]:
@@ -326,4 +427,5 @@ CASES = {
     "scheduler": scheduler,
     "scale": scale,
     "console": console,
+    "prune": prune,
 }

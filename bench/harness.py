@@ -87,5 +87,10 @@ def cpu_s(service: Service) -> float:
     """CPU time (user + system) a service process has used, from /proc: a per-job cost that a busy, shared machine
     distorts far less than a rate does."""
     assert service.process is not None
-    fields = Path(f"/proc/{service.process.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return process_cpu_s(service.process.pid)
+
+
+def process_cpu_s(pid: int) -> float:
+    """CPU time (user + system) of a process of this machine, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

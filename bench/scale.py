@@ -30,7 +30,7 @@ LOAD_SITES = """
 INSERT INTO sites (name) SELECT 'site-' || s || '.example' FROM generate_series(0, $1 - 1) AS s ON CONFLICT DO NOTHING
 """
 
-# rows $1..$2 of $3, finishing evenly over the last $4 seconds (row $3 finished just now)
+# rows $1..$2 of $3, finishing evenly over $4 seconds that ended $7 seconds ago (row $3 finished then)
 LOAD_JOBS = """
 INSERT INTO jobs (kind, queue, payload, result, error, state, attempt, site, schedule_id, scheduled_for, trigger,
                   run_at, enqueued_at, created_at, updated_at, started_at, attempt_started_at, finished_at)
@@ -48,7 +48,7 @@ SELECT CASE WHEN i % 10 = 0 THEN 'fetch' ELSE 'noop' END, 'default',
        t.at - interval '1 second', t.at - interval '1 second', t.at - interval '1 second', t.at,
        t.at - interval '20 milliseconds', t.at - interval '20 milliseconds', t.at
 FROM generate_series($1::bigint, $2::bigint) AS i,
-     LATERAL (SELECT now() - make_interval(secs => $4 * ($3 - i)::float8 / $3)) AS t(at)
+     LATERAL (SELECT now() - make_interval(secs => $7 + $4 * ($3 - i)::float8 / $3)) AS t(at)
 """
 
 LOAD_ATTEMPTS = """
@@ -67,8 +67,11 @@ WHERE i.indrelid IN ('jobs'::regclass, 'job_attempts'::regclass) AND c.oid IS NU
 """
 
 
-async def load_history(pool: asyncpg.Pool, rows: int, history_days: float) -> dict[str, Any]:
-    """Loads `rows` finished jobs (and their attempts), then VACUUM ANALYZE; returns what it took."""
+async def load_history(
+    pool: asyncpg.Pool, rows: int, history_days: float, ended_days_ago: float = 0.0
+) -> dict[str, Any]:
+    """Loads `rows` finished jobs (and their attempts) finished over `history_days` up to `ended_days_ago`, then
+    VACUUM ANALYZE; returns what it took."""
     started = time.perf_counter()
     async with pool.acquire() as conn:
         schedule_id = await conn.fetchval(SCHEDULE)
@@ -81,7 +84,9 @@ async def load_history(pool: asyncpg.Pool, rows: int, history_days: float) -> di
         await conn.execute("ALTER TABLE job_attempts DISABLE TRIGGER ALL")
         for first in range(1, rows + 1, LOAD_CHUNK):
             last = min(rows, first + LOAD_CHUNK - 1)
-            await conn.execute(LOAD_JOBS, first, last, rows, history_days * 86_400, schedule_id, SITES)
+            await conn.execute(
+                LOAD_JOBS, first, last, rows, history_days * 86_400, schedule_id, SITES, ended_days_ago * 86_400
+            )
             await conn.execute(LOAD_ATTEMPTS, first, last)
         await conn.execute("ALTER TABLE job_attempts ENABLE TRIGGER ALL")
         await conn.execute("SET maintenance_work_mem = '256MB'")

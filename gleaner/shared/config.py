@@ -186,6 +186,15 @@ class Config:
         7.0, number(float, 0, MAX_RETENTION_DAYS), "results and progress older than this are dropped; 0 keeps them"
     )
     prune_interval_s: float = setting(300.0, number(float, 0.1, 86_400), "the scheduler's prune period")
+    prune_batch: int = setting(1000, number(int, 1, 100_000), "rows one pruning statement deletes (one transaction)")
+    prune_pause_ratio: float = setting(
+        4.0, number(float, 0, 1000), "after each pruning batch, rest this many times as long as the batch took"
+    )
+    prune_budget_s: float = setting(
+        30.0,
+        number(float, 0, 86_400),
+        "longest turn of a table in a prune pass (0: none); rows left: next pass at once",
+    )
     dead_letter_ttl_s: int = setting(
         7 * 24 * 3600, number(int, 1, 2**31 // 1000), "TTL of the dead-letter mirror queue", shown="7 days"
     )

@@ -148,6 +148,8 @@ class FieldReader:
         self.errors.append(field_error(self.prefix + name, message))
 
     def failed(self, *names: str) -> bool:
+        if not self.errors:
+            return False
         wanted = {self.prefix + name for name in names}
         return any(error["field"] in wanted for error in self.errors)
 

@@ -1,17 +1,27 @@
 """Deleting rows past their age in batches: statements for the scheduler's pruner and `maintenance.prune`.
 
-Each takes ($1 age in seconds, $2 batch size) and deletes at most one batch.
+Each takes ($1 age in seconds, $2 batch size) and deletes at most one batch; PRUNE_JOBS also takes where the batch
+before it stopped, and answers a row (see `gleaner.shared.pruning`).
 """
 
-# served by the jobs_finished index; job_attempts go with their jobs (ON DELETE CASCADE). Rows another transaction
-# holds (a requeue, the other pruner: the scheduler's and maintenance.prune) are left for the next batch, so two
-# prunes never wait for each other in a cycle.
+# served by the jobs_finished index, in finish order from where the last batch stopped ($3, NULL at first: a keyset,
+# so no batch walks again over the index entries of rows the batches before it deleted), deleted by primary key in
+# id order; the child rows go with their jobs (job_attempts by a statement trigger, the others ON DELETE CASCADE).
+# Rows another transaction holds (a requeue, the other pruner: the scheduler's and maintenance.prune) are left for
+# the next pass, so two prunes never wait for each other in a cycle. Answers how many it deleted and the finish time
+# it reached.
 PRUNE_JOBS = """
-DELETE FROM jobs WHERE id IN (
-    SELECT id FROM jobs
-    WHERE finished_at < now() - make_interval(secs => $1) AND state IN ('succeeded', 'partial', 'failed', 'cancelled')
+WITH doomed AS (
+    SELECT id, finished_at FROM jobs
+    WHERE finished_at >= COALESCE($3::timestamptz, '-infinity') AND finished_at < now() - make_interval(secs => $1)
+      AND state IN ('succeeded', 'partial', 'failed', 'cancelled')
+    ORDER BY finished_at
     LIMIT $2
-    FOR UPDATE SKIP LOCKED)
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM jobs WHERE id = ANY (ARRAY(SELECT id FROM doomed ORDER BY id)) RETURNING finished_at
+)
+SELECT count(*) AS deleted, max(finished_at) AS reached FROM gone
 """
 PRUNE_DEAD_LETTERS = """
 DELETE FROM dead_letters WHERE id IN (

@@ -57,36 +57,76 @@ class JobSpec:
     allow_partial: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Checks:
+    """Each field's converter and default under one configuration and set of kinds, in the order errors are
+    reported: made once per request, not once per job of a batch."""
+
+    converters: dict[str, Callable[[Any], Any]]
+    defaults: dict[str, Any]
+
+    @classmethod
+    def of(cls, config: Config, kinds: KindRules | None) -> Checks:
+        timeout = number(0.001, 86_400)
+        converters: dict[str, Callable[[Any], Any]] = {
+            "kind": _kind(kinds),
+            "payload": _payload,
+            "queue": _queue(config),
+            "priority": priority,
+            "max_attempts": integer(1, 1000),
+            "timeout_s": timeout,
+            "retry_base_s": number(0, 86_400),
+            "retry_cap_s": number(0, 30 * 86_400),
+            "run_at": timestamp,
+            "delay_s": number(0, MAX_DELAY_S),
+            "site": site_name,
+            "dedupe_key": text(DEDUPE_KEY, "1-200 characters"),
+            "soft_timeout_s": timeout,
+            "depends_on": _job_ids,
+            "on_dependency_failure": _on_dependency_failure,
+            "allow_partial": boolean,
+        }
+        defaults = {name: None for name in converters} | {
+            "kind": "",
+            "priority": 0,
+            "max_attempts": config.default_max_attempts,
+            "timeout_s": config.default_timeout_s,
+            "retry_base_s": config.default_retry_base_s,
+            "retry_cap_s": config.default_retry_cap_s,
+            "depends_on": (),
+            "on_dependency_failure": "cancel",
+            "allow_partial": False,
+        }
+        return cls(converters, defaults)
+
+
 def parse_job(
-    data: Any, config: Config, prefix: str = "", kinds: KindRules | None = None
+    data: Any, config: Config, prefix: str = "", kinds: KindRules | None = None, checks: Checks | None = None
 ) -> tuple[JobSpec | None, Errors]:
     """Validate one submission; field paths are prefixed (e.g. `jobs[3].`) for batch items.
 
     `kinds` are the registered job kinds with their payload checks; None skips those checks (pure unit tests).
+    `checks` made from the same `config` and `kinds` spare a batch making them again for each job.
     """
     if not isinstance(data, dict):
         return None, [field_error(prefix.rstrip(".") or "body", "must be a JSON object")]
     reader = FieldReader(data, prefix)
-    for name in sorted(set(data) - FIELDS):
-        reader.fail(name, "unknown field")
-    spec = JobSpec(
-        kind=reader.get("kind", _kind(kinds), required=True, default=""),
-        payload=reader.get("payload", _payload, default={}),
-        queue=reader.get("queue", _queue(config), default=_default_queue(data.get("kind"), config, kinds)),
-        priority=reader.get("priority", priority, default=0),
-        max_attempts=reader.get("max_attempts", integer(1, 1000), default=config.default_max_attempts),
-        timeout_s=reader.get("timeout_s", number(0.001, 86_400), default=config.default_timeout_s),
-        retry_base_s=reader.get("retry_base_s", number(0, 86_400), default=config.default_retry_base_s),
-        retry_cap_s=reader.get("retry_cap_s", number(0, 30 * 86_400), default=config.default_retry_cap_s),
-        run_at=reader.get("run_at", timestamp, default=None),
-        delay_s=reader.get("delay_s", number(0, MAX_DELAY_S), default=None),
-        site=reader.get("site", site_name, default=None),
-        dedupe_key=reader.get("dedupe_key", text(DEDUPE_KEY, "1-200 characters"), default=None),
-        soft_timeout_s=reader.get("soft_timeout_s", number(0.001, 86_400), default=None),
-        depends_on=reader.get("depends_on", _job_ids, default=()),
-        on_dependency_failure=reader.get("on_dependency_failure", _on_dependency_failure, default="cancel"),
-        allow_partial=reader.get("allow_partial", boolean, default=False),
-    )
+    if not data.keys() <= FIELDS:
+        for name in sorted(data.keys() - FIELDS):
+            reader.fail(name, "unknown field")
+    checks = checks or Checks.of(config, kinds)
+    values = dict(checks.defaults)
+    # absent (or null) fields keep their defaults: a batch job names two or three of the sixteen
+    for name, convert in checks.converters.items():
+        if data.get(name) is not None:
+            values[name] = reader.get(name, convert, default=values[name])
+        elif name == "kind":
+            reader.fail(name, "is required")
+    if values["payload"] is None:
+        values["payload"] = {}
+    if data.get("queue") is None:
+        values["queue"] = _default_queue(data.get("kind"), config, kinds)
+    spec = JobSpec(**values)
     _cross_checks(spec, reader, kinds)
     return (None, reader.errors) if reader.errors else (spec, [])
 
@@ -144,8 +184,9 @@ def parse_batch(data: Any, config: Config, kinds: KindRules | None = None) -> li
         raise ValidationProblem(errors)
     specs: list[JobSpec] = []
     errors = []
+    checks = Checks.of(config, kinds)
     for index, item in enumerate(jobs):
-        spec, item_errors = parse_job(item, config, f"jobs[{index}].", kinds)
+        spec, item_errors = parse_job(item, config, f"jobs[{index}].", kinds, checks)
         errors.extend(item_errors)
         if spec is not None:
             specs.append(spec)
@@ -281,11 +322,16 @@ def _kinds_asked(data: Any) -> list[tuple[str, str]]:
 
 
 def _kind(kinds: KindRules | None) -> Callable[[Any], str]:
+    accepted: set[str] = set()  # a batch names a kind a thousand times: checked once
+
     def convert(value: Any) -> str:
+        if isinstance(value, str) and value in accepted:
+            return value
         if not isinstance(value, str) or not KIND_NAME.fullmatch(value):
             raise Invalid("must be a string of 1-100 lowercase letters, digits, _ . : -")
         if kinds is not None and value not in kinds.known:
             raise Invalid(f"unknown kind {value!r}; registered kinds: {', '.join(sorted(kinds.known))}")
+        accepted.add(value)
         return value
 
     return convert

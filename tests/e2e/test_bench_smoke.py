@@ -22,7 +22,7 @@ def test_the_benchmark_runs_every_case_and_writes_its_json(tmp_path: Path) -> No
     assert process.returncode == 0, (process.stdout + process.stderr)[-4000:]
     [written] = list(tmp_path.glob("*.json"))
     results = json.loads(written.read_text())["results"]
-    assert set(results) == {"batch", "single", "e2e", "latency", "retries", "scheduler", "scale", "console"}
+    assert set(results) == {"batch", "single", "e2e", "latency", "retries", "scheduler", "scale", "console", "prune"}
     assert results["e2e"]["attempt_rows"] == results["e2e"]["jobs"]
     # the scale case ran its e2e probe over the loaded history and answered every read it measures
     assert results["scale"]["loaded"]["rows"] > 0
@@ -30,5 +30,8 @@ def test_the_benchmark_runs_every_case_and_writes_its_json(tmp_path: Path) -> No
     assert {"list_state", "job", "attempts", "dead_letters", "queues", "stats_7d"} <= set(results["scale"]["reads"])
     # the console case signed in and rendered every page over the loaded history
     assert {"overview", "jobs", "job", "dead_letters", "schedules", "kinds"} <= set(results["console"]["pages"])
+    # the prune case ran the e2e probe with pruning idle and while pruning, and the pruner removed all it loaded
+    assert results["prune"]["idle"]["attempt_rows"] == results["prune"]["pruning"]["jobs"]
+    assert results["prune"]["ratio"] > 0 and results["prune"]["history_rows_left"] == 0
     assert results["retries"]["retries"] == 2 * results["retries"]["jobs"]
     assert results["scheduler"]["fires"] > 0 and results["scheduler"]["duplicates"] == 0

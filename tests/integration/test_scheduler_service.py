@@ -15,6 +15,8 @@ from gleaner.services.scheduler.duties import Duties
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.metrics import Metrics
+from gleaner.shared.prune_statements import PRUNE_JOBS
+from gleaner.shared.pruning import Pace, Swept, batches, delete_batched
 from tests.support.contract import checked_session
 from tests.support.stack import Service, Stack, eventually
 
@@ -196,7 +198,7 @@ async def test_the_pruner_deletes_only_finished_jobs_dead_letters_and_site_minut
         hook,
     )
     duties = Duties(config, db, Broker(config, name="test"), Metrics("scheduler"))
-    removed = await pruner.prune_pass(duties)
+    removed = {table: swept.rows for table, swept in (await pruner.prune_pass(duties)).items()}
     assert removed == {
         "jobs": 3,
         "job_minutes": 3,
@@ -250,7 +252,8 @@ async def test_the_pruner_deletes_in_batches_until_none_is_left(db: asyncpg.Pool
         "INSERT INTO jobs (kind, queue, state, finished_at) "
         "SELECT 'noop', 'default', 'succeeded', now() - interval '2 days' FROM generate_series(1, 25)"
     )
-    assert await pruner.delete_batched(db, pruner.PRUNE_JOBS, 86_400, batch=10) == 25
+    swept = await delete_batched(batches(db, PRUNE_JOBS, 86_400), Pace(batch=10, pause_ratio=0))
+    assert swept == Swept(25, more=False)
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import asyncpg
 from aiohttp import web
 
+from gleaner.services.gateway.announcer import Announcer
 from gleaner.services.gateway.event_hub import EventHub
 from gleaner.services.gateway.insert_lanes import InsertLanes
 from gleaner.services.gateway.kind_book import KindBook
@@ -27,6 +28,7 @@ class Gateway:
     broker: Broker
     inserts: InsertLanes
     publisher: Publisher
+    announcer: Announcer
     waiters: Waiters
     events: EventHub
     webhooks: WebhookFanout

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
@@ -147,15 +148,15 @@ def announce(gw: Gateway, rows: Sequence[asyncpg.Record], route: str = events.SU
     if rows:
         at = events.stamp()
         made = [events.fired_event(r, at) if route == events.FIRED else events.job_event(r, at, route) for r in rows]
-        spawn(gw.broker.publish_event(route, events.encode(made)), route)
+        gw.announcer.add(route, made)
 
 
 def _committed(gw: Gateway, specs: Sequence[JobSpec], rows: Sequence[asyncpg.Record]) -> None:
     """Blocked jobs (and jobs cancelled by a failed dependency) get no message: a release publishes them."""
     gw.publisher.add([r for r in rows if r["state"] in WAITING_STATES])
     announce(gw, rows)
-    for spec in specs:
-        gw.metrics.submitted.labels(spec.kind, spec.queue).inc()
+    for (kind, queue), count in Counter((spec.kind, spec.queue) for spec in specs).items():
+        gw.metrics.submitted.labels(kind, queue).inc(count)
 
 
 async def _insert_idempotent(

@@ -46,7 +46,7 @@ class Duties:
             _repeat(lambda: firing_loop.fire_pass(self), "fire", firing_loop.FIRE_INTERVAL_S, self.wake),
             _every(config.relay_interval_s, lambda: relay.relay_pass(self), "relay"),
             _every(config.reaper_interval_s, lambda: reaper.reap_pass(self), "reap"),
-            _every(config.prune_interval_s, lambda: pruner.prune_pass(self), "prune"),
+            _repeat(lambda: pruner.prune_step(self), "prune", config.prune_interval_s),
             _every(state_gauges.INTERVAL_S, lambda: state_gauges.gauge_pass(self), "gauges"),
         ]
         self.publisher.start()

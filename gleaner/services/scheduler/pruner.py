@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import asyncpg
+from prometheus_client import Counter
 
 from gleaner.shared.prune_statements import (
     PRUNE_DEAD_LETTERS,
@@ -16,6 +16,7 @@ from gleaner.shared.prune_statements import (
     PRUNE_SITE_MINUTES,
     PRUNE_WORKERS,
 )
+from gleaner.shared.pruning import Pace, Swept, batches, delete_batched
 
 if TYPE_CHECKING:
     from gleaner.services.scheduler.duties import Duties
@@ -25,8 +26,6 @@ PRUNE_WEBHOOK_DELIVERIES = """
 DELETE FROM webhook_deliveries WHERE (webhook_id, event_key) IN (
     SELECT webhook_id, event_key FROM webhook_deliveries WHERE created_at < now() - make_interval(secs => $1) LIMIT $2)
 """
-BATCH = 5000
-MAX_BATCHES = 100
 DAY_S = 86_400.0
 IDEMPOTENCY_TTL_S = DAY_S
 WORKERS_TTL_S = DAY_S  # a worker not seen for a day is forgotten
@@ -52,22 +51,21 @@ def plan(retention_days: float) -> list[tuple[str, str, float]]:
     return steps
 
 
-async def delete_batched(pool: asyncpg.Pool, statement: str, age_s: float, batch: int = BATCH) -> int:
-    """Delete in batches of `batch` rows (one short transaction each) until none is left."""
-    total = 0
-    for _ in range(MAX_BATCHES):
-        status = await pool.execute(statement, age_s, batch)
-        count = int(status.rsplit(" ", 1)[-1])
-        total += count
-        if count < batch:
-            break
-    return total
-
-
-async def prune_pass(duties: Duties) -> dict[str, int]:
-    removed: dict[str, int] = {}
+async def prune_pass(duties: Duties) -> dict[str, Swept]:
+    """Each table's turn, gently (see `gleaner.shared.pruning`); what each deleted."""
+    pace = Pace.of(duties.config)
+    swept: dict[str, Swept] = {}
     for table, statement, age_s in plan(duties.config.retention_days):
-        removed[table] = await delete_batched(duties.pool, statement, age_s)
-        if removed[table]:
-            duties.metrics.pruned.labels(table).inc(removed[table])
-    return removed
+        counter = duties.metrics.pruned.labels(table)
+
+        async def counted(rows: int, counter: Counter = counter) -> None:
+            counter.inc(rows)
+
+        swept[table] = await delete_batched(batches(duties.pool, statement, age_s), pace, counted)
+    return swept
+
+
+async def prune_step(duties: Duties) -> float:
+    """A pass; how long to wait for the next one: none when a table's turn ended with rows past their age left."""
+    swept = await prune_pass(duties)
+    return 0.0 if any(s.more for s in swept.values()) else duties.config.prune_interval_s

@@ -34,11 +34,23 @@ LIMIT $1
 FOR UPDATE SKIP LOCKED
 """
 
-# fenced like a worker's finish (id, attempt, running, expired lease), plus the attempt row the worker never wrote
+# EXPIRED reads expired leases in lease order from jobs_leases (running rows only). Without sorts it can read them from
+# no other index: jobs_waiting, which also holds the running rows, holds the whole backlog too, and once the statistics
+# say that nothing waits (a long history analyzed) the planner took either.
+LEASE_ORDER = "SET LOCAL enable_sort = off"
+
+# fenced like a worker's finish (id, attempt, running, expired lease), plus the attempt row the worker never wrote.
+# The rows are locked already (EXPIRED, same transaction). With the fence beside the UPDATE, the planner reached them
+# through jobs_waiting, whose `state = 'running'` is no index column: a scan of the whole backlog (stale statistics
+# call it small). Judged on rows read by primary key (`fenced`, materialized so the fence is not pushed back into
+# that read), the UPDATE meets `jobs` by primary key too.
 REAP = f"""
 WITH m AS (
-    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::float8[], $5::text[])
-        AS m(id, attempt, state, delay_s, message)
+    SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::float8[], $5::text[], $6::text[])
+        AS m(id, attempt, state, delay_s, message, worker)
+), fenced AS MATERIALIZED (
+    SELECT m.*, j.attempt = m.attempt AND j.state = 'running' AND j.lease_expires_at < now() AS expired
+    FROM m JOIN jobs AS j ON j.id = m.id
 ), done AS (
     UPDATE jobs AS j
     SET state = m.state,
@@ -47,16 +59,16 @@ WITH m AS (
         enqueued_at = CASE WHEN m.state = 'retrying' THEN NULL ELSE j.enqueued_at END,
         finished_at = CASE WHEN m.state = 'retrying' THEN NULL ELSE now() END,
         lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-    FROM m
-    WHERE j.id = m.id AND j.attempt = m.attempt AND j.state = 'running' AND j.lease_expires_at < now()
+    FROM fenced AS m
+    WHERE j.id = m.id AND m.expired
     RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.generation, j.run_at,
-              j.attempt_started_at, m.delay_s, m.message, j.site, j.schedule_id, j.created_at
+              j.attempt_started_at, m.delay_s, m.message, m.worker, j.site, j.schedule_id, j.created_at
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
                               retry_delay_s, site, kind)
-    SELECT d.id, d.attempt, w.worker, d.attempt_started_at, now(), '{LOST}', '{ERROR_CLASS}', d.message, d.delay_s,
+    SELECT d.id, d.attempt, d.worker, d.attempt_started_at, now(), '{LOST}', '{ERROR_CLASS}', d.message, d.delay_s,
            d.site, d.kind
-    FROM done AS d JOIN unnest($1::bigint[], $6::text[]) AS w(id, worker) ON w.id = d.id
+    FROM done AS d
     ON CONFLICT (job_id, attempt) DO NOTHING
 )
 SELECT state, message, site, schedule_id, created_at, {OUTBOX_COLUMNS} FROM done
@@ -109,6 +121,7 @@ def finished_event(records: Sequence[events.Row]) -> bytes:
 async def reap_batch(pool: asyncpg.Pool) -> list[asyncpg.Record]:
     """One transaction: lock expired rows, write their verdicts; the returned rows are committed."""
     async with pool.acquire() as connection, connection.transaction():
+        await connection.execute(LEASE_ORDER)
         expired = await connection.fetch(EXPIRED, BATCH)
         if not expired:
             return []

@@ -54,7 +54,10 @@ RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.so
     EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s, j.state, j.schedule_id, j.created_at
 """
 
-# One statement: the fenced row update plus the attempt row; retrying rows come back with the outbox columns.
+# One statement: the fenced row update plus the attempt row; retrying rows come back with the outbox columns. The
+# attempt row is made from what the update returns (the message's columns included): a join of `done` with `m`
+# would be a nested loop over two CTEs under the worker's point-lookup settings, n² comparisons a group (6 ms for
+# 100 rows).
 FINISH = f"""
 WITH m AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[],
@@ -76,13 +79,14 @@ WITH m AS (
     FROM locked AS m
     WHERE j.id = m.id AND m.fenced AND {ORDERED_LOCKS}
     RETURNING j.id, j.attempt, j.state, j.queue, j.kind, j.priority, j.request_id, j.generation, j.run_at,
-        j.attempt_started_at, j.site, j.schedule_id, j.created_at, m.error_class, m.error_message
+        j.attempt_started_at, j.site, j.schedule_id, j.created_at, m.error_class, m.error_message, m.delay_s,
+        m.error_traceback
 ), attempts AS (
     INSERT INTO job_attempts (job_id, attempt, worker, started_at, finished_at, outcome, error_class, error_message,
                               retry_delay_s, error_traceback, site, kind)
-    SELECT d.id, d.attempt, $9, d.attempt_started_at, now(), m.state, m.error_class, m.error_message, m.delay_s,
-           m.error_traceback, d.site, d.kind
-    FROM done AS d JOIN m ON m.id = d.id AND m.attempt = d.attempt
+    SELECT d.id, d.attempt, $9, d.attempt_started_at, now(), d.state, d.error_class, d.error_message, d.delay_s,
+           d.error_traceback, d.site, d.kind
+    FROM done AS d
     ON CONFLICT (job_id, attempt) DO NOTHING
 )
 SELECT state, site, schedule_id, created_at, error_class, error_message, {OUTBOX_COLUMNS} FROM done

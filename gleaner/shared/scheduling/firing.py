@@ -41,7 +41,7 @@ FROM unnest($1::text[], $2::text[], $3::smallint[], $4::text[], $5::int[], $6::f
             $8::float8[], $9::text[], $10::float8[], $11::int[], $12::bigint[], $13::timestamptz[])
      AS t(kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s, site, soft_timeout_s,
           fan_index, schedule_id, slot)
-ON CONFLICT (schedule_id, scheduled_for, fan_index) DO NOTHING
+ON CONFLICT (schedule_id, scheduled_for, fan_index) WHERE schedule_id IS NOT NULL DO NOTHING
 RETURNING schedule_id, scheduled_for, fan_index, created_at,
           EXTRACT(EPOCH FROM (created_at - scheduled_for))::float8 AS lag_s, {OUTBOX_COLUMNS}
 """

@@ -10,8 +10,9 @@ the configured retention governs (GLEANER_RETENTION_DAYS, GLEANER_RESULT_RETENTI
 
 from __future__ import annotations
 
+import dataclasses
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from gleaner.handlers import Handler, Registry
@@ -20,10 +21,9 @@ from gleaner.json_types import JsonObject, JsonObjectInput
 from gleaner.shared.config import MAX_RETENTION_DAYS, QUEUE_NAME, Config
 from gleaner.shared.kind_rules import KIND_NAME
 from gleaner.shared.prune_statements import PRUNE_DEAD_LETTERS, PRUNE_IDEMPOTENCY, PRUNE_JOBS, PRUNE_SITE_MINUTES
+from gleaner.shared.pruning import Pace, batches, delete_batched
 from gleaner.shared.requeue import AUTO_REQUEUE
 from gleaner.shared.stats.report import DEFAULT_HOURS, MAX_HOURS, build_report
-
-DEFAULT_BATCH = 5000
 
 PRUNE_RESULTS = """
 UPDATE jobs SET result = NULL, progress = NULL WHERE id IN (
@@ -84,10 +84,16 @@ class Retention:
 
     jobs_days: float = 30.0
     results_days: float = 7.0
+    # the scheduler's pruning pace (its batch unless the payload names one), with no budget: a job runs to the end
+    pace: Pace = field(default_factory=Pace)
 
     @classmethod
     def of(cls, config: Config) -> Retention:
-        return cls(config.retention_days, config.result_retention_days)
+        pace = dataclasses.replace(Pace.of(config), budget_s=0.0)
+        return cls(config.retention_days, config.result_retention_days, pace)
+
+    def paced(self, payload: JsonObject) -> Pace:
+        return dataclasses.replace(self.pace, batch=int(_number(payload, "batch", self.pace.batch)))
 
 
 async def prune(ctx: JobContext, retention: Retention = Retention()) -> Any:
@@ -97,13 +103,13 @@ async def prune(ctx: JobContext, retention: Retention = Retention()) -> Any:
     payload = ctx.job.payload
     days = _number(payload, "retention_days", retention.jobs_days)
     hours = _number(payload, "idempotency_hours", 24.0)
-    batch = int(_number(payload, "batch", DEFAULT_BATCH))
+    pace = retention.paced(payload)
     counts: dict[str, Any] = {}
     for table, statement in AGED.items():
-        counts[table] = await _batched(ctx, statement, days * DAY_S, batch) if days > 0 else 0
+        counts[table] = await _batched(ctx, statement, days * DAY_S, pace) if days > 0 else 0
     return counts | {
-        "idempotency_keys": await _batched(ctx, PRUNE_IDEMPOTENCY, hours * 3600, batch),
-        "scrape_bodies": await _batched(ctx, PRUNE_BODIES, DAY_S, batch),
+        "idempotency_keys": await _batched(ctx, PRUNE_IDEMPOTENCY, hours * 3600, pace),
+        "scrape_bodies": await _batched(ctx, PRUNE_BODIES, DAY_S, pace),
         "retention_days": days,
     }
 
@@ -113,8 +119,7 @@ async def prune_results(ctx: JobContext, retention: Retention = Retention()) -> 
     result retention; 0 there keeps them forever); the rows stay."""
     payload = ctx.job.payload
     days = _number(payload, "retention_days", retention.results_days)
-    batch = int(_number(payload, "batch", DEFAULT_BATCH))
-    pruned = await _batched(ctx, PRUNE_RESULTS, days * DAY_S, batch) if days > 0 else 0
+    pruned = await _batched(ctx, PRUNE_RESULTS, days * DAY_S, retention.paced(payload)) if days > 0 else 0
     return {"jobs": pruned, "retention_days": days}
 
 
@@ -125,15 +130,15 @@ async def analyze(ctx: JobContext) -> Any:
     return {"analyzed": list(ANALYZED)}
 
 
-async def _batched(ctx: JobContext, statement: str, age_s: float, batch: int) -> int:
+async def _batched(ctx: JobContext, statement: str, age_s: float, pace: Pace) -> int:
     total = 0
-    while True:
-        status: str = await ctx.db.execute(statement, age_s, batch)
-        count = int(status.rsplit(" ", 1)[-1])
-        total += count
-        if count < batch:
-            return total
+
+    async def progress(rows: int) -> None:
+        nonlocal total
+        total += rows
         await ctx.progress({"rows": total})
+
+    return (await delete_batched(batches(ctx.db, statement, age_s), pace, progress)).rows
 
 
 async def requeue_failed(ctx: JobContext) -> Any:
