@@ -304,14 +304,15 @@ class Consumer:
             await self.broker.publish_one(JobGroup(jobs) if len(jobs) > 1 else jobs[0], wait_s)
             self.acks.ack(message)
             return
-        kept = held.fit(len(jobs))
-        if kept < len(jobs):
+        carried = len(jobs)
+        kept = held.fit(carried)
+        if kept < carried:
             jobs = await self._hand_on(jobs, kept)
-        if len(jobs) == 1:  # a failure is the delivery's: see _flow_failed
+        if carried == 1:  # a failure is the delivery's: see _flow_failed
             await self._settle(message, await self._job(queue, message, jobs[0], 1, held))
             return
         steps = await asyncio.gather(
-            *(self._job(queue, message, job, len(jobs), held) for job in jobs), return_exceptions=True
+            *(self._job(queue, message, job, carried, held) for job in jobs), return_exceptions=True
         )
         for step in steps:
             if isinstance(step, BaseException) and not isinstance(step, Exception):
