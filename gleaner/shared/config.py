@@ -107,6 +107,11 @@ class Config:
         "RabbitMQ's management API for GET /queues' unacked counts; empty: the AMQP host on 15672; off: not asked",
         shown="the AMQP host on port 15672",
     )
+    queue_depth_ttl_s: float = setting(
+        5.0,
+        number(float, 0, 3600),
+        "how often each gateway asks the broker for the counts GET /queues shows (`0`: every request asks)",
+    )
     namespace: str = setting("gleaner", matching(NAMESPACE_NAME), "prefix of every exchange and queue")
     queues: tuple[str, ...] = setting(("default",), queue_names(), "the named queues")
     http_host: str = setting("127.0.0.1", text(), "where each service listens")

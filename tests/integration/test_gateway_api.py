@@ -13,6 +13,7 @@ import pytest
 from multidict import CIMultiDictProxy
 
 from gleaner.services.gateway.auth import hash_key
+from gleaner.services.gateway.payload_filter import SCAN_IDS
 from gleaner.shared.amqp import Topology
 from gleaner.shared.config import Config
 from tests.support.contract import checked_session
@@ -208,6 +209,33 @@ async def test_jobs_are_listed_by_what_their_payload_contains(gateway: Api) -> N
     assert status == 422 and problem["errors"][0]["field"] == "payload"
 
 
+async def test_a_payload_search_looks_at_a_bounded_stretch_per_page_and_its_tokens_reach_the_oldest_match(
+    gateway: Api, db: asyncpg.Connection
+) -> None:
+    needle = {"kind": "noop", "queue": "idle", "payload": {"needle": True}}
+    _, oldest = await gateway.request("POST", "/jobs", json=needle)
+    # two and a half pages' stretch of other jobs between the two matches
+    await db.execute(
+        "INSERT INTO jobs (kind, queue, payload, state, finished_at) "
+        "SELECT 'noop', 'idle', jsonb_build_object('n', n), 'succeeded', now() FROM generate_series(1, $1) AS n",
+        SCAN_IDS * 5 // 2,
+    )
+    _, newest = await gateway.request("POST", "/jobs", json=needle)
+    pages: list[list[int]] = []
+    params = {"payload": '{"needle": true}', "page_size": "5"}
+    while True:
+        status, page = await gateway.request("GET", "/jobs", params=params)
+        assert status == 200, page
+        pages.append([j["id"] for j in page["jobs"]])
+        if page["next_page_token"] is None:
+            break
+        params["page_token"] = page["next_page_token"]
+    assert [i for ids in pages for i in ids] == [newest["id"], oldest["id"]]
+    assert pages[0] == [newest["id"]], "the newest stretch holds the newest match"
+    assert [] in pages, "a stretch without a match is an empty page that goes on"
+    assert 3 <= len(pages) <= 4, pages
+
+
 async def test_cancelling_a_queued_job_finishes_it_and_a_second_cancel_is_409(gateway: Api) -> None:
     job = await gateway.submit(kind="noop", queue="idle")
     status, body = await gateway.request("POST", f"/jobs/{job['id']}/cancel")
@@ -344,14 +372,37 @@ async def test_queues_count_messages_a_consumer_holds_unacked(gateway: Api, conf
 async def test_queues_without_the_management_api_still_count_ready_messages(
     stack: Stack, api_factory: type[Api]
 ) -> None:
-    service = await stack.start("gateway", GLEANER_RABBITMQ_MANAGEMENT_URL=f"http://127.0.0.1:{free_port()}")
+    service = await stack.start(
+        "gateway", GLEANER_RABBITMQ_MANAGEMENT_URL=f"http://127.0.0.1:{free_port()}", GLEANER_QUEUE_DEPTH_TTL_S="0"
+    )
     api = api_factory(service.url)
     await api.submit(kind="noop", queue="idle")
 
     _, body = await api.request("GET", "/queues")
 
     [idle] = [q for q in body["queues"] if q["name"] == "idle"]
-    assert (idle["ready"], idle["unacked"], idle["consumers"]) == (1, None, 0)
+    assert (idle["ready"], idle["unacked"], idle["consumers"]) == (1, None, 0), "a zero TTL asks every time"
+
+
+async def test_queues_reuse_the_brokers_counts_for_a_while_then_show_new_messages(
+    stack: Stack, api_factory: type[Api]
+) -> None:
+    service = await stack.start("gateway", GLEANER_RABBITMQ_MANAGEMENT_URL="off", GLEANER_QUEUE_DEPTH_TTL_S="10")
+    api = api_factory(service.url)
+
+    async def idle_ready() -> int:
+        _, body = await api.request("GET", "/queues")
+        [idle] = [q for q in body["queues"] if q["name"] == "idle"]
+        return int(idle["ready"])
+
+    assert await idle_ready() == 0, "counted when the gateway started"
+    await api.submit(kind="noop", queue="idle")
+    assert await idle_ready() == 0, "the broker is asked every 10 s, not for every request"
+
+    async def counted() -> bool:
+        return await idle_ready() == 1
+
+    await eventually(counted, timeout_s=25, interval_s=0.5, what="ready 1 once the gateway asked again")
 
 
 async def test_the_openapi_document_is_served_without_auth(gateway: Api) -> None:

@@ -149,7 +149,9 @@ def test_list_queries_only_use_the_filters_given() -> None:
     assert "kind = $1" in sql and "id < $2" in sql and "LIMIT $3" in sql
     assert args == ["noop", 10, 51]
     sql, args = list_query(ListFilters(), None, 5)
-    assert "WHERE" not in sql and args == [5]
+    assert "SELECT id FROM jobs  ORDER BY" in sql and args == [5]
+    sql, args = list_query(ListFilters(payload='{"a": 1}'), after_id=None, limit=51, floor_id=7)
+    assert "payload @> $1::text::jsonb" in sql and "id >= $2" in sql and args == ['{"a": 1}', 7, 51]
 
 
 def test_inserted_rows_are_matched_to_inputs_and_conflicts_left_empty() -> None:

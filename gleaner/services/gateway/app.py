@@ -28,6 +28,7 @@ from gleaner.services.gateway.insert_lanes import InsertLanes
 from gleaner.services.gateway.kind_book import KindBook, follow_kinds
 from gleaner.services.gateway.pagination import PageTokens
 from gleaner.services.gateway.problems import problem_middleware
+from gleaner.services.gateway.queue_depths import QueueDepths, ask_broker
 from gleaner.services.gateway.rate_limit import buckets_for
 from gleaner.services.gateway.routes import add_api_routes
 from gleaner.services.gateway.throttle import rate_limit_middleware
@@ -159,6 +160,7 @@ def _gateway(app: web.Application, broker: Broker, hub: EventHub) -> Gateway:
         webhooks=WebhookFanout(pool, config, publisher),
         kinds=app[KINDS_KEY],
         page_tokens=app[TOKENS_KEY],
+        depths=QueueDepths(lambda: ask_broker(config, broker), config.queue_depth_ttl_s),
     )
 
 
@@ -166,9 +168,14 @@ async def workers_ctx(app: web.Application) -> AsyncIterator[None]:
     gateway = app[GATEWAY_KEY]
     gateway.inserts.start()
     gateway.publisher.start()
+    depths = spawn(gateway.depths.follow(), "queue-depths")
     yield
+    depths.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await depths
     await gateway.inserts.close()
     await gateway.publisher.close()
+    await gateway.depths.close()
 
 
 def is_ready(app: web.Application) -> bool:

@@ -12,6 +12,7 @@ from gleaner.services.gateway.event_hub import EventHub
 from gleaner.services.gateway.insert_lanes import InsertLanes
 from gleaner.services.gateway.kind_book import KindBook
 from gleaner.services.gateway.pagination import PageTokens
+from gleaner.services.gateway.queue_depths import QueueDepths
 from gleaner.services.gateway.waiting import Waiters
 from gleaner.services.gateway.webhook_fanout import WebhookFanout
 from gleaner.shared.amqp import Broker
@@ -34,6 +35,7 @@ class Gateway:
     webhooks: WebhookFanout
     kinds: KindBook
     page_tokens: PageTokens
+    depths: QueueDepths
 
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)

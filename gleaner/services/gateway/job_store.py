@@ -295,8 +295,13 @@ class ListFilters:
         return {name: getattr(self, name) for name in self.__slots__}
 
 
-def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[str, list[Any]]:
-    """Newest first (id DESC), keyset on id; only the filters given become conditions."""
+NEWEST_ID = "SELECT max(id) FROM jobs"
+
+
+def list_query(
+    filters: ListFilters, after_id: int | None, limit: int, floor_id: int | None = None
+) -> tuple[str, list[Any]]:
+    """Newest first (id DESC), keyset on id, ids from `floor_id` up; only the filters given become conditions."""
     conditions: list[str] = []
     args: list[Any] = []
     simple = [
@@ -311,6 +316,7 @@ def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[
         ("updated_at > ${}", filters.updated_after),
         ("payload @> ${}::text::jsonb", filters.payload),
         ("id < ${}", after_id),
+        ("id >= ${}", floor_id),
     ]
     for template, value in simple:
         if value is not None:
@@ -318,7 +324,16 @@ def list_query(filters: ListFilters, after_id: int | None, limit: int) -> tuple[
             conditions.append(template.format(len(args)))
     where = ("WHERE " + " AND ".join(conditions)) if conditions else ""
     args.append(limit)
-    return f"SELECT {VIEW_COLUMNS} FROM jobs AS j {where} ORDER BY id DESC LIMIT ${len(args)}", args
+    # the page's ids first, then its rows by primary key: the ids alone come from an index-only scan of the
+    # filter's (column, id) index, and `= ANY(ARRAY(...))` keeps the rows a key lookup even in a generic plan,
+    # where walking the primary key backwards through rows of other kinds would cost the whole table
+    page = f"SELECT id FROM jobs {where} ORDER BY id DESC LIMIT ${len(args)}"
+    return f"SELECT {VIEW_COLUMNS} FROM jobs AS j WHERE j.id = ANY(ARRAY({page})) ORDER BY j.id DESC", args
+
+
+async def newest_id(pool: asyncpg.Pool) -> int | None:
+    value: int | None = await pool.fetchval(NEWEST_ID)
+    return value
 
 
 async def change_waiting(pool: asyncpg.Pool, job_id: int, change: JobChange) -> asyncpg.Record | None:

@@ -28,7 +28,7 @@ from gleaner.services.gateway.job_views import (
     job_view,
     json_response,
 )
-from gleaner.services.gateway.payload_filter import payload_containment
+from gleaner.services.gateway.payload_filter import next_after, payload_containment, scan_floor
 from gleaner.services.gateway.waiting import POLL_S
 from gleaner.shared import events
 from gleaner.shared import logging as gleaner_logging
@@ -231,11 +231,14 @@ async def list_jobs(request: web.Request) -> web.Response:
     page_size = query_value(request, "page_size", query_integer(1, 500)) or 50
     token = request.query.get("page_token") or None
     after_id = gw.page_tokens.decode(token, filters.as_dict()) if token is not None else None
-    sql, args = job_store.list_query(filters, after_id, page_size + 1)
+    floor = None
+    if filters.payload is not None:
+        floor = scan_floor(after_id - 1 if after_id is not None else await job_store.newest_id(gw.pool))
+    sql, args = job_store.list_query(filters, after_id, page_size + 1, floor)
     rows = await gw.pool.fetch(sql, *args)
     page = rows[:page_size]
-    more = len(rows) > page_size
-    next_token = gw.page_tokens.encode(page[-1]["id"], filters.as_dict()) if more and page else None
+    after = next_after(page[-1]["id"] if page else None, len(rows) > page_size, floor)
+    next_token = gw.page_tokens.encode(after, filters.as_dict()) if after is not None else None
     return json_response({"jobs": [job_view(r) for r in page], "next_page_token": next_token})
 
 

@@ -1,25 +1,18 @@
-"""GET /queues: broker counts (management API, else a passive declare) beside PostgreSQL counts per queue."""
+"""GET /queues: broker counts (cached briefly: queue_depths) beside PostgreSQL counts per queue."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-import aio_pika
-import aiohttp
 from aiohttp import web
 
 from gleaner.services.gateway.bodies import checked, read_json
-from gleaner.services.gateway.broker_stats import management_of, queue_counts
 from gleaner.services.gateway.context import Gateway, gateway_of
 from gleaner.services.gateway.job_views import Row, json_response, timestamp
 from gleaner.shared import events, priorities
 from gleaner.shared.errors import Problem
 from gleaner.shared.field_checks import members, string
-
-log = logging.getLogger(__name__)
 
 PAUSES = "SELECT queue, paused_at, reason FROM queue_pauses"
 PAUSE_OF = PAUSES + " WHERE queue = $1"
@@ -65,38 +58,6 @@ def band_counts(levels: Sequence[int]) -> dict[str, int]:
     return {band: sum(levels[n] for n in numbers) for band, numbers in priorities.BANDS.items()}
 
 
-async def _broker_counts(gw: Gateway) -> dict[str, dict[str, int | None]]:
-    """queue → {ready, unacked, consumers}: from the management API when it answers, else from passive
-    declares without `unacked`; empty when the broker is unreachable."""
-    management = management_of(gw.config.amqp_url, gw.config.rabbitmq_management_url)
-    if management is not None:
-        names = {q: gw.broker.topology.work_queue(q) for q in gw.config.queues}
-        try:
-            return await queue_counts(management, names)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.debug("management API unavailable, counting by passive declare: %r", exc)
-    return await _declared_counts(gw)
-
-
-async def _declared_counts(gw: Gateway) -> dict[str, dict[str, int | None]]:
-    out: dict[str, dict[str, int | None]] = {}
-    connection = gw.broker.connection
-    if connection is None or connection.is_closed:
-        return out
-    for name in gw.config.queues:
-        # a failed passive declare closes its channel, so each queue gets its own
-        with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError):
-            async with connection.channel(publisher_confirms=False) as channel:
-                queue = await channel.declare_queue(gw.broker.topology.work_queue(name), passive=True, timeout=5)
-                result = queue.declaration_result
-                out[name] = {
-                    "ready": int(result.message_count or 0),
-                    "unacked": None,
-                    "consumers": int(result.consumer_count or 0),
-                }
-    return out
-
-
 def queue_view(
     name: str, broker: dict[str, int | None] | None, counts: Any, pause: Any, levels: Sequence[int] | None
 ) -> dict[str, Any]:
@@ -124,7 +85,7 @@ async def list_queues(request: web.Request) -> web.Response:
     rows = {r["queue"]: r for r in await gw.pool.fetch(COUNTS, None)}
     pauses = {r["queue"]: r for r in await gw.pool.fetch(PAUSES)}
     levels = by_priority(await gw.pool.fetch(WAITING_BY_PRIORITY, None))
-    depths = await _broker_counts(gw)
+    depths = await gw.depths.get()
     views = [queue_view(q, depths.get(q), rows.get(q), pauses.get(q), levels.get(q)) for q in gw.config.queues]
     every = [sum(level) for level in zip(*(view["waiting_by_priority"] for view in views), strict=True)] or [0] * 10
     return json_response({"queues": views, "waiting_by_band": band_counts(every) | {"total": sum(every)}})
