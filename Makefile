@@ -51,8 +51,12 @@ unit: install
 ops: tools
 	$(BIN)/pytest -q tests/ops
 
+# the suite waits on RabbitMQ, PostgreSQL and service processes far more than it computes: TEST_WORKERS pytest-xdist
+# processes run it side by side (TEST_WORKERS=0 runs it in one process, as before)
+TEST_WORKERS ?= 2
+
 test: install tools browser services lint typecheck
-	$(BIN)/pytest -q -p no:cacheprovider tests
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup tests
 
 bench: install services
 	$(PY) -m bench $(BENCH_ARGS)

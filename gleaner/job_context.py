@@ -6,6 +6,7 @@ described by protocols, so a handler is type-checked against what it may use, no
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Awaitable, Callable, Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
@@ -272,4 +273,10 @@ class JobLogger(logging.LoggerAdapter[logging.Logger]):
 
 def job_logger(job: JobInfo) -> JobLogger:
     """The logger a job's context carries: `gleaner.job.<kind>`, with the kind and site in each record."""
-    return JobLogger(logging.getLogger(f"gleaner.job.{job.kind}"), {"kind": job.kind, "site": job.site})
+    return JobLogger(_kind_logger(job.kind), {"kind": job.kind, "site": job.site})
+
+
+@functools.lru_cache(maxsize=1024)
+def _kind_logger(kind: str) -> logging.Logger:
+    """`logging.getLogger` takes the logging module's lock on every call: once per kind is enough (and bounded)."""
+    return logging.getLogger(f"gleaner.job.{kind}")

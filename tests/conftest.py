@@ -63,3 +63,12 @@ async def api_factory() -> AsyncIterator[type[Api]]:
     yield Tracked
     for client in clients:
         await client.close()
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (`--dist loadgroup`) the fault scenarios run one after another on one worker: each
+    starts its own RabbitMQ node and PostgreSQL cluster, and two at once would starve each other's timeouts."""
+    for item in items:
+        if item.get_closest_marker("faults") is not None:
+            item.add_marker(pytest.mark.xdist_group("faults"))

@@ -27,13 +27,15 @@ from gleaner.shared import delays
 from gleaner.shared.config import Config
 from gleaner.shared.confirmed_batch import Encoded, missing_internals, publish_confirmed
 from gleaner.shared.errors import StartupError
-from gleaner.shared.messages import CONTENT_TYPE, Envelope, headers_of
+from gleaner.shared.messages import CONTENT_TYPE, Envelope, JobMessage, headers_of
 from gleaner.shared.publish_frames import PublishEncoder
 from gleaner.shared.startup import shown_url
 
 log = logging.getLogger(__name__)
 
 MAX_PRIORITY = 9
+# on a job's own copy the worker publishes into the dead-letter exchange (a job of a group that failed): its work queue
+DEAD_FROM_HEADER = "x-gleaner-dead-from"
 PUBLISH_TIMEOUT_S = 10.0
 EVENT_TIMEOUT_S = 5.0
 # between reconnection attempts of a lost connection (aio-pika's default is 5 s): work waits for the broker's return
@@ -205,6 +207,7 @@ class Broker:
         self._jobs: AbstractExchange | None = None
         self._delay: AbstractExchange | None = None
         self._events: AbstractExchange | None = None
+        self._dead: AbstractExchange | None = None
         self.reconnects = 0
         self._message_ids = itertools.count(1)
         # up from the first connect until the connection closes, up again once aio-pika reconnected it and restored
@@ -241,6 +244,7 @@ class Broker:
         self._jobs = await channel.get_exchange(self.topology.jobs_exchange, ensure=False)
         self._delay = await channel.get_exchange(self.topology.delay_entry, ensure=False)
         self._events = await channel.get_exchange(self.topology.events_exchange, ensure=False)
+        self._dead = await channel.get_exchange(self.topology.dlx, ensure=False)
         self.connection, self.channel = connection, channel
         self._up = not connection.is_closed
 
@@ -307,6 +311,15 @@ class Broker:
             raise BrokerUnavailable("not connected to RabbitMQ")
         async with asyncio.timeout(PUBLISH_TIMEOUT_S):
             await self._jobs.publish(_persistent(body, priority, headers), queue, timeout=PUBLISH_TIMEOUT_S)
+
+    async def publish_dead(self, job: JobMessage, queue: str) -> None:
+        """Publish one job's own message into the dead-letter exchange (a copy in `<ns>.dead`), as a reject of a
+        message of that job alone would; raises if it is not confirmed in time."""
+        if not self.connected or self._dead is None:
+            raise BrokerUnavailable("not connected to RabbitMQ")
+        headers = {**headers_of(job), DEAD_FROM_HEADER: queue}
+        async with asyncio.timeout(PUBLISH_TIMEOUT_S):
+            await self._dead.publish(_persistent(job.encode(), job.priority, headers), queue, timeout=PUBLISH_TIMEOUT_S)
 
     async def publish_many(self, jobs: Sequence[tuple[Envelope, float]]) -> list[bool]:
         """Publish messages (a job or a group each), confirms pipelined (one write for the batch); True where the

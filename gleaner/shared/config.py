@@ -142,7 +142,9 @@ class Config:
     )
     api_burst: int = setting(0, number(int, 0, 1_000_000), "the rate limit's burst", shown="`0` (twice the rate)")
     worker_queues: tuple[str, ...] = setting((), queue_names(), "the queues this worker consumes", shown="all queues")
-    worker_concurrency: int = setting(32, number(int, 1, 10_000), "jobs a worker runs at once (also its prefetch)")
+    worker_concurrency: int = setting(
+        32, number(int, 1, 10_000), "jobs a worker runs at once (it holds about twice as many)"
+    )
     group_max_jobs: int = setting(
         16, number(int, 1, 1000), "jobs of one queue and priority one message may carry (`1`: a message per job)"
     )

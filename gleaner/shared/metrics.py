@@ -63,6 +63,11 @@ class Metrics:
             ["queue"],
             registry=r,
         )
+        self.jobs_handed_on = Counter(
+            "gleaner_jobs_handed_on",
+            "Jobs of a group a worker held no room for, published again for any worker",
+            registry=r,
+        )
         self.dead_letters = Counter(
             "gleaner_dead_letters", "Messages and jobs sent to the dead-letter set", ["reason"], registry=r
         )

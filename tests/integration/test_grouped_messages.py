@@ -200,3 +200,72 @@ async def test_poison_in_a_group_is_one_dead_letter_per_culprit_and_a_malformed_
     assert bytes(by_reason["no_such_job"]["body"]) == missing.encode()  # the culprit's own message, not the group
     assert bytes(by_reason["undecodable"]["body"]) == malformed
     assert await runs_of(recorded) == {job_id: [1] for job_id in good}
+
+
+async def dead_queue_bodies(broker: Broker) -> list[dict[str, object]]:
+    """Every message in the dead queue (taken off it), decoded."""
+    assert broker.connection is not None
+    channel = await broker.connection.channel()
+    try:
+        queue = await channel.get_queue(broker.topology.dead_queue, ensure=False)
+        bodies = []
+        while (message := await queue.get(no_ack=True, fail=False)) is not None:
+            bodies.append(orjson.loads(message.body))
+        return bodies
+    finally:
+        await channel.close()
+
+
+async def ready_messages(broker: Broker, queue: str) -> int:
+    """Messages waiting in a queue (not those a consumer holds unacked)."""
+    assert broker.connection is not None
+    channel = await broker.connection.channel()
+    try:
+        declared = await channel.declare_queue(queue, passive=True)
+        return int(declared.declaration_result.message_count or 0)
+    finally:
+        await channel.close()
+
+
+async def test_a_group_with_one_failed_job_copies_only_that_job_into_the_dead_queue(
+    stack: Stack, recorded: asyncpg.Pool, broker: Broker
+) -> None:
+    before = await insert_jobs(recorded, 3, "record.noop")
+    [failing] = await insert_jobs(recorded, 1, "fail", {"mode": "permanent"})
+    after = await insert_jobs(recorded, 3, "record.noop")
+    ids = [*before, failing, *after]
+    worker = await stack.start("worker")
+    await publish(recorded, broker, ids)  # one group of seven
+    finished = await wait_final(recorded, ids)
+    assert {job_id: row["state"] for job_id, row in finished.items()} == {
+        job_id: "failed" if job_id == failing else "succeeded" for job_id in ids
+    }
+    # the failed job's own one-job message, not the group of seven
+    [copy] = await eventually(lambda: dead_queue_bodies(broker), what="a copy in the dead queue")
+    assert (copy.get("id"), copy.get("attempt")) == (failing, 1)
+    assert worker.stop() == 0  # a drained worker: an unacked group would be back in the work queue
+    assert await ready_messages(broker, broker.topology.work_queue("default")) == 0
+    assert await dead_queue_bodies(broker) == []
+
+
+async def test_a_worker_started_later_runs_jobs_of_a_group_the_first_has_no_room_for(
+    stack: Stack, recorded: asyncpg.Pool, broker: Broker
+) -> None:
+    ids = await insert_jobs(recorded, 12, "record.sleep", {"seconds": 2})
+    first = await stack.start("worker", "first", GLEANER_WORKER_CONCURRENCY="2", GLEANER_WORKER_ID="first")
+    await publish(recorded, broker, ids)  # one group of twelve long jobs
+
+    async def first_busy() -> bool:
+        return len(await runs_of(recorded)) == 2
+
+    await eventually(first_busy, timeout_s=15, what="the first worker running two jobs")
+    await stack.start("worker", "second", GLEANER_WORKER_CONCURRENCY="2", GLEANER_WORKER_ID="second")
+    finished = await wait_final(recorded, ids, timeout_s=60)
+    assert {row["state"] for row in finished.values()} == {"succeeded"}
+    assert await runs_of(recorded) == {job_id: [1] for job_id in ids}
+    ran = await recorded.fetch("SELECT worker, count(*) AS jobs FROM recorded_executions GROUP BY worker")
+    # the first held four (two running, two waiting) and handed the rest on: the second ran its share
+    by_worker = {row["worker"].split("-")[0]: row["jobs"] for row in ran}
+    assert set(by_worker) == {"first", "second"}, by_worker
+    assert by_worker["second"] >= 4, by_worker
+    assert first.log().count("Traceback") == 0

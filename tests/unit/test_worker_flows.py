@@ -201,7 +201,7 @@ def group_delivery(job_ids: Sequence[int], tag: int, channel: FakeChannel) -> Fa
 async def test_a_group_runs_its_jobs_within_the_slots_and_is_acked_once_after_the_last_outcome() -> None:
     gate, database = Gate(), FakeDatabase()
     consumer = await consumer_with(gate, database, concurrency=2)
-    message = group_delivery([1, 2, 3, 4, 5], 1, FakeChannel())
+    message = group_delivery([1, 2, 3, 4], 1, FakeChannel())
     await consumer.on_message("default", message)  # type: ignore[arg-type]
     await until(lambda: gate.running == 2)
     await asyncio.sleep(0.05)
@@ -209,8 +209,32 @@ async def test_a_group_runs_its_jobs_within_the_slots_and_is_acked_once_after_th
     gate.release.set()
     assert await consumer.wait_idle(2.0)
     assert gate.most == 2
-    assert sorted(f.job_id for f in database.finished) == [1, 2, 3, 4, 5]
+    assert sorted(f.job_id for f in database.finished) == [1, 2, 3, 4]
     assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+async def test_a_worker_keeps_of_a_group_only_the_jobs_it_has_room_for_and_hands_on_the_rest() -> None:
+    gate, database = Gate(), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=2)  # room for 6: two running, four waiting
+    published: list[Any] = []
+
+    async def publish_one(job: Any, delay_s: float, timeout_s: float | None = None) -> None:
+        published.append((job, delay_s))
+
+    consumer.broker.publish_one = publish_one  # type: ignore[method-assign]
+    message = group_delivery([1, 2, 3, 4, 5, 6, 7, 8, 9], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: gate.running == 2)
+    assert consumer.window.jobs == 6 and consumer.window.prefetch() == 1  # full: no further delivery
+    [(handed_on, delay_s)] = published
+    assert isinstance(handed_on, JobGroup) and delay_s == 0.0
+    assert [job.job_id for job in handed_on.jobs] == [7, 8, 9]
+    gate.release.set()
+    assert await consumer.wait_idle(2.0)
+    assert sorted(f.job_id for f in database.finished) == [1, 2, 3, 4, 5, 6]
+    assert message.settled == ["ack"]
+    assert (consumer.window.jobs, consumer.window.messages) == (0, 0)
     await consumer.batchers.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 from gleaner.services.worker.context import JobContext, JobInfo
@@ -47,6 +48,19 @@ async def test_a_handler_that_returns_succeeds_with_its_result() -> None:
 async def test_a_handler_past_its_timeout_is_a_retryable_timeout() -> None:
     outcome = await RunningJobs().run(forever, context(timeout_s=0.01), BUDGET)
     assert (outcome.state, outcome.error_class) == (RETRYING, "timeout")
+
+
+async def test_each_job_times_out_at_its_own_deadline_and_the_others_run_on() -> None:
+    running = RunningJobs()
+    slow = asyncio.create_task(running.run(forever, context(job_id=1, timeout_s=0.4), BUDGET))
+    await asyncio.sleep(0)  # the slow job armed the timer for its own, later deadline
+    started = time.monotonic()
+    quick = await running.run(forever, context(job_id=2, timeout_s=0.05), BUDGET)
+    assert (quick.state, quick.error_class) == (RETRYING, "timeout")
+    assert time.monotonic() - started < 0.3 and not slow.done()
+    late = await slow
+    assert (late.state, late.error_class, late.error_message) == (RETRYING, "timeout", "no result within 0.4s")
+    assert len(running) == 0
 
 
 async def test_a_timeout_raised_by_the_handler_itself_is_not_the_job_timeout() -> None:
@@ -103,13 +117,36 @@ async def test_cancelling_an_unknown_job_does_nothing() -> None:
 
 
 async def test_cancelling_the_caller_cancels_the_handler_too() -> None:
-    running, started = RunningJobs(), asyncio.Event()
-    run = asyncio.create_task(running.run(started_forever(started), context(job_id=3), BUDGET))
+    running, started, stopped = RunningJobs(), asyncio.Event(), asyncio.Event()
+
+    async def handler(ctx: JobContext) -> Any:
+        started.set()
+        try:
+            await asyncio.sleep(3600)
+        finally:
+            stopped.set()
+
+    run = asyncio.create_task(running.run(handler, context(job_id=3), BUDGET))
     await started.wait()
-    handler_task = running.get(3).task  # type: ignore[union-attr]
     run.cancel()
     await asyncio.gather(run, return_exceptions=True)
-    assert handler_task.cancelled()
+    assert run.cancelled() and stopped.is_set()
+    assert len(running) == 0
+
+
+async def test_a_cancelled_job_leaves_its_flow_free_to_write_the_outcome() -> None:
+    running, started = RunningJobs(), asyncio.Event()
+
+    async def flow() -> tuple[str, str]:
+        outcome = await running.run(started_forever(started), context(job_id=4), BUDGET)
+        await asyncio.sleep(0.01)  # the flow goes on (it writes the outcome): no cancellation is left pending
+        return outcome.state, "written"
+
+    run = asyncio.create_task(flow())
+    await started.wait()
+    assert running.cancel(4, REASON_CANCEL)
+    assert await run == (CANCELLED, "written")
+    assert not running.cancel(4, REASON_CANCEL)
 
 
 def test_the_heartbeat_cancels_jobs_whose_lease_is_gone_or_whose_cancel_was_requested() -> None:

@@ -24,6 +24,7 @@ from gleaner.services.worker.dead_letters import HANDLING_FAILED
 from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
 from gleaner.services.worker.handlers import ServedKinds
 from gleaner.services.worker.job_metrics import JobMetrics, Series
+from gleaner.services.worker.prefetch import Held, JobWindow, announced_jobs
 from gleaner.services.worker.queue_pauses import paused_queues
 from gleaner.services.worker.recycle import JobAllowance
 from gleaner.services.worker.results import ResultStore
@@ -88,7 +89,7 @@ class Batchers:
 
 @dataclass(slots=True)
 class Consumer:
-    """Consumes the work queues on its own channel (prefetch = concurrency); one flow task per delivery."""
+    """Consumes the work queues on its own channel (prefetch counted in jobs); one flow task per delivery."""
 
     config: Config
     broker: Broker
@@ -117,16 +118,22 @@ class Consumer:
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
     _slots: asyncio.Semaphore = field(init=False)
     acks: AckCoalescer = field(default_factory=AckCoalescer)
+    # the jobs held, counted in jobs (see prefetch.py), and the task that keeps the channel's prefetch in step
+    window: JobWindow = field(init=False)
+    _prefetch_changed: asyncio.Event = field(default_factory=asyncio.Event)
+    _prefetch_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
         self._slots = asyncio.Semaphore(self.config.worker_concurrency)
+        self.window = JobWindow.of_worker(self.config.worker_concurrency, self.config.group_max_jobs)
 
     async def start(self) -> None:
         """Declare the consumed queues and consume those not paused."""
         assert self.broker.connection is not None, "the broker must be connected first"
         channel = await self.broker.connection.channel()
         assert isinstance(channel, AbstractRobustChannel)
-        await channel.set_qos(prefetch_count=self.config.worker_concurrency)
+        # one limit for the channel (all its queues), changed as jobs come and go: `global_` applies it at once
+        await channel.set_qos(prefetch_count=self.window.prefetch(), global_=True)
         topology = self.broker.topology
         for name in self.config.consumed_queues:
             self._queues[name] = await channel.declare_queue(
@@ -137,6 +144,7 @@ class Consumer:
             )
         self._channel = channel
         self._idle.set()
+        self._prefetch_task = asyncio.get_running_loop().create_task(self._follow_prefetch(channel), name="prefetch")
         await self.follow_pauses()
 
     async def follow_pauses(self) -> None:
@@ -180,7 +188,26 @@ class Consumer:
             return False
         return True
 
+    async def _follow_prefetch(self, channel: AbstractRobustChannel) -> None:
+        """Set the channel's prefetch whenever the jobs held change it (one request at a time, the latest value)."""
+        current = self.window.prefetch()
+        while True:
+            await self._prefetch_changed.wait()
+            self._prefetch_changed.clear()
+            wanted = self.window.prefetch()
+            if wanted == current:
+                continue
+            try:
+                await channel.set_qos(prefetch_count=wanted, global_=True, timeout=5)
+                current = wanted
+            except (AMQPError, RuntimeError, ConnectionError, TimeoutError) as exc:
+                # the robust channel restores the last value it set once it is back; the next change sets it again
+                log.debug("could not set the prefetch to %d: %r", wanted, exc)
+
     async def close(self) -> None:
+        if self._prefetch_task is not None:
+            self._prefetch_task.cancel()
+            self._prefetch_task = None
         await self.acks.drain()
         if self._channel is not None:
             with contextlib.suppress(AMQPError, RuntimeError, ConnectionError):
@@ -196,13 +223,15 @@ class Consumer:
         and the fenced claim drops the copy (an ack of a finished or still running attempt is stale).
         """
         self.acks.delivered(message)
+        held = Held.of_delivery(self.window, announced_jobs(message.headers))
+        self._prefetch_changed.set()
         self._flows += 1
         self._idle.clear()
-        task = asyncio.get_running_loop().create_task(self._owned_flow(queue, message))
+        task = asyncio.get_running_loop().create_task(self._owned_flow(queue, message, held))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _owned_flow(self, queue: str, message: AbstractIncomingMessage) -> None:
+    async def _owned_flow(self, queue: str, message: AbstractIncomingMessage, held: Held) -> None:
         """One delivery's flow; each of its jobs takes one of `worker_concurrency` slots before its claim.
 
         Prefetch bounds the deliveries of one channel; after a reconnect the new channel's deliveries (mostly
@@ -210,10 +239,12 @@ class Consumer:
         the rows claimed are the rows running.
         """
         try:
-            await self._flow(queue, message)
+            await self._flow(queue, message, held)
         except Exception as exc:  # noqa: BLE001 - every failure settles the message, see flow_failures
             await self._flow_failed(queue, message, exc)
         finally:
+            held.close()
+            self._prefetch_changed.set()
             self._flows -= 1
             if self._flows == 0:
                 self._idle.set()
@@ -256,7 +287,7 @@ class Consumer:
         self.metrics.dead_letters.labels(reason).inc()
         await self._reject(message)
 
-    async def _flow(self, queue: str, message: AbstractIncomingMessage) -> None:
+    async def _flow(self, queue: str, message: AbstractIncomingMessage, held: Held) -> None:
         if self.stopping:
             await self._give_back(message)
             return
@@ -273,11 +304,15 @@ class Consumer:
             await self.broker.publish_one(JobGroup(jobs) if len(jobs) > 1 else jobs[0], wait_s)
             self.acks.ack(message)
             return
-        if len(jobs) == 1:  # a failure is the delivery's: see _flow_failed
-            await self._settle(message, await self._job(queue, message, jobs[0], 1))
+        carried = len(jobs)
+        kept = held.fit(carried)
+        if kept < carried:
+            jobs = await self._hand_on(jobs, kept)
+        if carried == 1:  # a failure is the delivery's: see _flow_failed
+            await self._settle(message, await self._job(queue, message, jobs[0], 1, held))
             return
         steps = await asyncio.gather(
-            *(self._job(queue, message, job, len(jobs)) for job in jobs), return_exceptions=True
+            *(self._job(queue, message, job, carried, held) for job in jobs), return_exceptions=True
         )
         for step in steps:
             if isinstance(step, BaseException) and not isinstance(step, Exception):
@@ -285,7 +320,32 @@ class Consumer:
         failed = [(job, step) for job, step in zip(jobs, steps, strict=True) if isinstance(step, Exception)]
         if failed:
             await self._split_off(queue, message, failed)
-        await self._settle(message, settlement([step for step in steps if isinstance(step, str)]))
+        asked = [step for step in steps if isinstance(step, str)]
+        dead = [job for job, step in zip(jobs, steps, strict=True) if step == REJECT]
+        await self._settle(message, await self._without_rejects(queue, dead, asked))
+
+    async def _without_rejects(self, queue: str, dead: Sequence[JobMessage], asked: Sequence[str]) -> str:
+        """How to settle a group whose `dead` jobs failed for good: each goes to `<ns>.dead` as a message of its own
+        and the group is settled as the other jobs ask (a reject would copy every job of the group there)."""
+        if not dead:
+            return settlement(asked)
+        try:
+            for job in dead:
+                await self.broker.publish_dead(job, queue)
+        except Exception as exc:  # noqa: BLE001 - the dead queue is a copy: better all of the group than none of it
+            log.warning("could not publish a failed job's copy to the dead queue; rejecting its group: %r", exc)
+            return settlement(asked)
+        return settlement([step for step in asked if step != REJECT])
+
+    async def _hand_on(self, jobs: tuple[JobMessage, ...], kept: int) -> tuple[JobMessage, ...]:
+        """Publish the jobs of a group past the room this worker has left as a group of their own (for any worker)
+        and keep the first `kept`. The delivery is settled later with the kept jobs: if this worker dies first, the
+        redelivered group and the copy both reach the fenced claim, which runs each job once."""
+        rest = jobs[kept:]
+        log.debug("holding %d jobs already: %d of a group of %d handed on", self.window.jobs, len(rest), len(jobs))
+        await self.broker.publish_one(JobGroup(rest) if len(rest) > 1 else rest[0], 0.0)
+        self.metrics.jobs_handed_on.inc(len(rest))
+        return jobs[:kept]
 
     async def _split_off(
         self, queue: str, message: AbstractIncomingMessage, failed: Sequence[tuple[JobMessage, Exception]]
@@ -308,8 +368,17 @@ class Consumer:
         elif how == GIVE_BACK:
             await self._give_back(message)
 
-    async def _job(self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int) -> str:
+    async def _job(
+        self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int, held: Held
+    ) -> str:
         """One job of a delivery, to its outcome; returns how it wants the delivery settled (see `settlement`)."""
+        try:
+            return await self._job_steps(queue, message, job, carried)
+        finally:
+            held.ended()
+            self._prefetch_changed.set()
+
+    async def _job_steps(self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int) -> str:
         if job.kind not in self.registry:
             await self._unknown_kind(queue, job, letter_body(message, job, carried), message.headers)
             return REJECT
@@ -449,7 +518,7 @@ class Consumer:
     async def _run_in_site(self, ctx: JobContext, claim: Claim) -> Outcome:
         """Run the handler; a job of a site first loads the site and takes a concurrency slot (or defers)."""
         handler = self.registry.get(ctx.job.kind)
-        if self.sites is None:
+        if self.sites is None or ctx.job.site is None:  # no site to enter (and no context manager to pay for)
             return await self.running.run(handler, ctx, claim.budget)
         try:
             async with self.sites.enter(ctx):

@@ -32,6 +32,7 @@ ABANDONED: Final = "abandoned"
 REASON_CANCEL: Final = "cancel_requested"
 REASON_LEASE_LOST: Final = "lease_lost"
 REASON_SHUTDOWN: Final = "shutdown"
+REASON_TIMEOUT: Final = "timeout"
 
 # a deferred job waits at most this long before it asks its site again: an extreme policy (or a policy fixed
 # meanwhile) never parks a job beyond what a timestamp holds, and a corrected policy applies within the hour
@@ -129,16 +130,18 @@ def deferred(signal: Deferred) -> Outcome:
     return Outcome(DEFERRED, error_class=signal.reason, retry_delay_s=min(max(0.0, wait_s), MAX_DEFER_S))
 
 
-def from_cancellation(reason: str | None, budget: Budget) -> Outcome:
-    """A cancelled handler task: cancel → cancelled, shutdown → hand back, a lost lease → abandoned to the reaper
-    (an expired lease is never renewed, so a cancelled outcome could otherwise end a job nobody cancelled);
-    anything else counts as a failure."""
+def from_cancellation(reason: str | None, budget: Budget, timeout_s: float = 0.0) -> Outcome:
+    """A cancelled handler: cancel → cancelled, shutdown → hand back, a lost lease → abandoned to the reaper
+    (an expired lease is never renewed, so a cancelled outcome could otherwise end a job nobody cancelled),
+    its `timeout_s` past → a retryable timeout; anything else counts as a failure."""
     if reason == REASON_SHUTDOWN:
         return Outcome(HANDBACK)
     if reason == REASON_LEASE_LOST:
         return Outcome(ABANDONED)
     if reason == REASON_CANCEL:
         return Outcome(CANCELLED, error_class=reason, error_message=f"handler cancelled: {reason}")
+    if reason == REASON_TIMEOUT:
+        return from_error(JobTimedOut(f"no result within {timeout_s:g}s"), budget)
     return from_error(RetryableError("handler task cancelled", error_class="cancelled_unexpectedly"), budget)
 
 
