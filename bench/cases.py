@@ -152,6 +152,12 @@ async def end_to_end(sizes: Sizes) -> dict[str, Any]:
 # all submitted jobs are inserted before the wait starts: done once no row waits or runs (a read of the small
 # partial index of waiting rows, whatever the table's size; counting finished rows would read all of history)
 UNFINISHED = "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('scheduled', 'queued', 'retrying', 'running'))"
+# row versions written into `jobs` (pg_stat_user_tables, this database only); a backend's counts may reach the
+# statistics up to 10 s late (PGSTAT_IDLE_INTERVAL), so they are read once that long has passed
+JOB_UPDATES = "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'jobs'::regclass"
+STATS_LATE_S = 11.0
+# a job that succeeded at its first attempt keeps the enqueued_at its marker wrote: the marker's writes, exactly
+MARKED = "SELECT count(*) FROM jobs WHERE id > $1 AND enqueued_at IS NOT NULL"
 
 
 async def _e2e_probe(h: Harness, sizes: Sizes) -> dict[str, Any]:
@@ -174,6 +180,7 @@ async def _e2e_run(h: Harness, sizes: Sizes, gateway: Service, workers: list[Ser
     db = h.db
     floor = await db.fetchval("SELECT COALESCE(max(id), 0) FROM jobs")
     cpu_before = sum(cpu_s(w) for w in workers)
+    updates_before = await db.fetchrow(JOB_UPDATES)
     started = time.perf_counter()
     await _post_batches(gateway.url, sizes.e2e_jobs, min(1000, sizes.e2e_jobs), 2)
 
@@ -185,12 +192,21 @@ async def _e2e_run(h: Harness, sizes: Sizes, gateway: Service, workers: list[Ser
     succeeded = await db.fetchval("SELECT count(*) FROM jobs WHERE id > $1 AND state = 'succeeded'", floor)
     attempts = await db.fetchval("SELECT count(*) FROM job_attempts WHERE job_id > $1", floor)
     assert succeeded == sizes.e2e_jobs, f"{succeeded} of {sizes.e2e_jobs} jobs succeeded"
+    worker_cpu_s = sum(cpu_s(w) for w in workers) - cpu_before
+    marked = await db.fetchval(MARKED, floor)
+    await asyncio.sleep(STATS_LATE_S)
+    updates = await db.fetchrow(JOB_UPDATES)
     return {
         "jobs": sizes.e2e_jobs,
         "seconds": round(elapsed, 3),
         "jobs_per_s": round(rate(sizes.e2e_jobs, elapsed)),
         "attempt_rows": attempts,
-        "worker_cpu_us_per_job": round((sum(cpu_s(w) for w in workers) - cpu_before) / sizes.e2e_jobs * 1e6),
+        "worker_cpu_us_per_job": round(worker_cpu_s / sizes.e2e_jobs * 1e6),
+        "marked_per_job": round(marked / sizes.e2e_jobs, 3),
+        "job_updates_per_job": round((updates["n_tup_upd"] - updates_before["n_tup_upd"]) / sizes.e2e_jobs, 3),
+        "job_hot_updates_per_job": round(
+            (updates["n_tup_hot_upd"] - updates_before["n_tup_hot_upd"]) / sizes.e2e_jobs, 3
+        ),
         "idle": idle,
         "after": {"gateway_rss_mb": rss_mb(gateway), "worker_rss_mb": max(rss_mb(w) for w in workers)},
     }
@@ -340,10 +356,12 @@ async def _latencies(h: Harness, api: Api, sent_at: dict[int, float], timeout_s:
         "FROM jobs WHERE id = ANY($1)",
         ids,
     )
+    marked = await db.fetchval("SELECT count(*) FROM jobs WHERE id = ANY($1) AND enqueued_at IS NOT NULL", ids)
     to_start = [r["s"] - sent_at[r["id"]] for r in rows]
     to_finish = [r["f"] - sent_at[r["id"]] for r in rows]
     return {
         "jobs": len(rows),
+        "marked_per_job": round(marked / len(rows), 3),
         "submit_to_start": summary_ms(to_start),
         "submit_to_finish": summary_ms(to_finish),
     }
