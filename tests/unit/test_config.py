@@ -69,6 +69,12 @@ def test_the_longest_ttl_delay_follows_unit_and_levels() -> None:
     assert config.max_delay_s == pytest.approx(102.3)
 
 
+def test_confirmed_rows_wait_for_their_marker_at_most_a_quarter_of_the_relay_grace() -> None:
+    assert Config.from_env({}).mark_after_s == 0.5
+    assert Config.from_env({"GLEANER_MARK_DELAY_S": "5", "GLEANER_RELAY_GRACE_S": "30"}).mark_after_s == 5.0
+    assert Config.from_env({"GLEANER_MARK_DELAY_S": "5", "GLEANER_RELAY_GRACE_S": "1"}).mark_after_s == 0.25
+
+
 def test_an_unknown_gleaner_variable_is_an_error_naming_the_closest_setting() -> None:
     with pytest.raises(ConfigError) as caught:
         Config.from_env({"GLEANER_WORKER_CONCURENCY": "4", "GLEANER_RETENTON_DAYS": "90", "GLEANER_NONSENSE_XYZ": "1"})
