@@ -52,9 +52,10 @@ UPDATE jobs SET {{assignments}} WHERE id = ANY(ARRAY(SELECT id FROM locked))
 MARK_ENQUEUED = _MARK.format(assignments="enqueued_at = now(), publish_failed = false")
 # the broker did not confirm: the relay publishes the row as soon as the broker is back (no grace)
 MARK_UNPUBLISHED = _MARK.format(assignments="publish_failed = true")
-# confirmed rows whose marker waits beyond this many (a database that takes its time) are left to the relay
+# confirmed rows whose marker waits beyond this many (a database that takes its time) are left to the relay; a
+# flush writes at most MARKS_PER_STATEMENT rows a statement, so a claim never waits long for the marker's locks
 MAX_MARKS = 100_000
-MARKS_PER_STATEMENT = 5000
+MARKS_PER_STATEMENT = 1000
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,7 +187,7 @@ async def mark(pool: asyncpg.Pool, statement: str, rows: Sequence[OutboxRow]) ->
 
 
 class Marks:
-    """Confirmed rows whose marker waits `delay_s`, gathered across publishes and written in one statement.
+    """Confirmed rows whose marker waits `delay_s`, gathered across publishes: one statement a flush (or a few).
 
     In a flowing system a worker claims a row within milliseconds of its confirm; by the time of the flush the row
     has left the waiting states and MARK_ENQUEUED only reads it (no lock, no write). A row still waiting is marked,
