@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from datetime import timedelta
 
@@ -10,7 +11,7 @@ import aiohttp
 import asyncpg
 from prometheus_client import generate_latest
 
-from gleaner.services.scheduler import pruner, state_gauges
+from gleaner.services.scheduler import pruner, relay, state_gauges
 from gleaner.services.scheduler.duties import Duties
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
@@ -119,6 +120,28 @@ async def test_the_relay_republishes_a_waiting_row_whose_message_went_missing(st
     )
     job = await wait_state(db, job_id, FINAL, timeout_s=20)
     assert job["state"] == "succeeded"
+
+
+async def test_the_relay_looks_for_lost_messages_every_tenth_of_their_age_not_every_pass(
+    config: Config, db: asyncpg.Pool
+) -> None:
+    lost = (
+        "INSERT INTO jobs (kind, queue, state, run_at, enqueued_at) "
+        "VALUES ('noop', 'default', 'queued', now() - interval '1 hour', now() - interval '1 hour') RETURNING id"
+    )
+    # no broker connection: the pass only re-arms (nothing is published), so each row's enqueued_at tells
+    duties = Duties(
+        dataclasses.replace(config, relay_stale_s=600.0), db, Broker(config, name="test"), Metrics("scheduler")
+    )
+    first = await db.fetchval(lost)
+    await relay.relay_pass(duties)
+    second = await db.fetchval(lost)
+    await relay.relay_pass(duties)  # the next pass, within 60 s of the last look
+    armed = "SELECT id, enqueued_at IS NULL AS rearmed FROM jobs ORDER BY id"
+    assert [(r["id"], r["rearmed"]) for r in await db.fetch(armed)] == [(first, True), (second, False)]
+    duties.stale_checked_at -= 60.0
+    await relay.relay_pass(duties)
+    assert [(r["id"], r["rearmed"]) for r in await db.fetch(armed)] == [(first, True), (second, True)]
 
 
 async def test_the_reaper_retries_an_expired_lease_and_fails_or_cancels_when_it_should(

@@ -34,6 +34,8 @@ class Duties:
     broker: Broker
     metrics: Metrics
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    # when the relay last looked for rows whose message went missing (monotonic; see relay.stale_check_interval_s)
+    stale_checked_at: float = float("-inf")
     publisher: Publisher = field(init=False)
 
     def __post_init__(self) -> None:
