@@ -367,6 +367,10 @@ class SchedulerConfig:
     reaper_interval_s: float = 0.0
     lease_s: float = 0.0
     prune_interval_s: float = 0.0
+    # the pruning pace; None from a leader that recorded its settings before these existed
+    prune_batch: int | None = None
+    prune_pause_ratio: float | None = None
+    prune_budget_s: float | None = None
     retention_days: float = 0.0
     result_retention_days: float = 0.0
     misfire_default: str = "fire_once"

@@ -57,7 +57,9 @@ async def test_the_scheduler_config_is_the_gateways_until_a_leader_records_its_o
     assert before["misfire_default"] == "fire_once" and before["cron_timezone_default"] == "UTC"
     assert before["clock"] == "database" and before["fire_interval_s"] == 1.0
 
-    await stack.start("scheduler", GLEANER_RELAY_INTERVAL_S="2.5", GLEANER_RETENTION_DAYS="9")
+    await stack.start(
+        "scheduler", GLEANER_RELAY_INTERVAL_S="2.5", GLEANER_RETENTION_DAYS="9", GLEANER_PRUNE_BATCH="250"
+    )
 
     async def recorded() -> dict[str, object] | None:
         _, body = await api.request("GET", "/scheduler/config")
@@ -65,6 +67,7 @@ async def test_the_scheduler_config_is_the_gateways_until_a_leader_records_its_o
 
     after = await eventually(recorded, timeout_s=10, what="the leader to record its settings")
     assert after["relay_interval_s"] == 2.5 and after["retention_days"] == 9
+    assert after["prune_batch"] == 250 and after["prune_pause_ratio"] == before["prune_pause_ratio"] == 4
     assert isinstance(after["leader"], str) and after["recorded_at"] is not None
 
 
