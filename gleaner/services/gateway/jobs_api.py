@@ -35,7 +35,6 @@ from gleaner.shared import logging as gleaner_logging
 from gleaner.shared.db import Connection
 from gleaner.shared.errors import Problem, field_error
 from gleaner.shared.field_checks import parse_timestamp, query_boolean, query_integer, query_number
-from gleaner.shared.ops import spawn
 from gleaner.shared.submission import (
     JobSpec,
     kind_names,
@@ -305,9 +304,7 @@ async def cancel_job(request: web.Request) -> web.Response:
     if outcome == "requested":
         await gw.broker.publish_event(events.CANCEL, events.cancel_command(job_id))
         return json_response(job_view(row), 202)
-    spawn(
-        gw.broker.publish_event(events.FINISHED, events.encode([events.job_event(row, events.stamp())])), "cancel-event"
-    )
+    gw.announcer.add(events.FINISHED, [events.job_event(row, events.stamp())])
     return json_response(job_view(row))
 
 
@@ -319,8 +316,7 @@ async def _cancel_tree(gw: Gateway, job_id: int) -> None:
     cancelled = [r for r in rows if not r["running"]]
     if cancelled:
         at = events.stamp()
-        made = events.encode([events.job_event(r, at) for r in cancelled])
-        spawn(gw.broker.publish_event(events.FINISHED, made), "cancel-event")
+        gw.announcer.add(events.FINISHED, [events.job_event(r, at) for r in cancelled])
 
 
 async def retry_job(request: web.Request) -> web.Response:

@@ -46,9 +46,13 @@ class JobWindow:
         """A delivery carries `count` jobs: how many of them to keep (at least one, so every delivery moves on)."""
         # up at once to a larger delivery, down slowly: an estimate below the groups coming lets in more than fits
         self.per_message = max(float(count), self.per_message + (count - self.per_message) * PER_MESSAGE_WEIGHT)
-        kept = min(count, max(1, max(self.limit, self.keep_limit) - self.jobs))
+        kept = min(count, max(1, self.room_to_keep()))
         self.jobs += kept
         return kept
+
+    def room_to_keep(self) -> int:
+        """Jobs a delivery may still add before the rest of it is handed on."""
+        return max(self.limit, self.keep_limit) - self.jobs
 
     def ended(self, count: int = 1) -> None:
         """Jobs kept earlier ended (recorded, dropped, handed back): their room is free again."""
@@ -93,8 +97,7 @@ class Held:
         if count < self.jobs:
             self.window.ended(self.jobs - count)
         elif count > self.jobs:
-            room = max(self.window.limit, self.window.keep_limit) - self.window.jobs
-            count = self.jobs + min(count - self.jobs, max(0, room))
+            count = self.jobs + min(count - self.jobs, max(0, self.window.room_to_keep()))
             self.window.jobs += count - self.jobs
         self.jobs = count
         return count
