@@ -20,10 +20,10 @@ import asyncpg
 
 from gleaner.services.gateway.job_store import INSERT
 from gleaner.services.scheduler.reaper import EXPIRED, LEASE_ORDER, REAP
-from gleaner.services.scheduler.relay import BACKLOG, CLEAR_STALE, UNPUBLISHED
+from gleaner.services.scheduler.relay import BACKLOG, CLEAR_STALE, DUE_OUTBOXES, OUTBOXED_ROWS, UNPUBLISHED
 from gleaner.services.worker.app import POINT_LOOKUPS
 from gleaner.services.worker.claims import CLAIM, FINISH
-from gleaner.shared.outbox import MARK_ENQUEUED
+from gleaner.shared.outbox import DELETE_OUTBOX, MARK_ENQUEUED
 from gleaner.shared.prune_statements import PRUNE_JOBS
 
 GROUP = 100
@@ -124,8 +124,11 @@ async def _scheduler(connection: asyncpg.Connection, plans: list[Plan]) -> None:
     backlog = [r["id"] for r in await connection.fetch(INSERT, *_submission(WAITING))]
     await connection.execute(MARK_ENQUEUED, backlog, [0] * len(backlog), [0] * len(backlog))
     plans.append(await _explain(connection, "relay", UNPUBLISHED, 3600.0, 30.0, 1000))
-    plans.append(await _explain(connection, "relay stale", CLEAR_STALE, 600.0, 1000))
-    plans.append(await _explain(connection, "relay backlog", BACKLOG))
+    outboxes = [r["id"] for r in await connection.fetch(DUE_OUTBOXES, -1.0, 1000, 5000)]  # every one, grace or not
+    plans.append(await _explain(connection, "relay outbox", OUTBOXED_ROWS, outboxes))
+    plans.append(await _explain(connection, "outbox delete", DELETE_OUTBOX, outboxes))
+    plans.append(await _explain(connection, "relay stale", CLEAR_STALE, 600.0, 1000, ["default"]))
+    plans.append(await _explain(connection, "relay backlog", BACKLOG, 30.0))
     await connection.execute(LEASE_ORDER)
     plans.append(await _explain(connection, "reaper", EXPIRED, 500))
     await connection.execute("RESET ALL")

@@ -29,6 +29,7 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "job_dependencies": "SELECT, INSERT, UPDATE",
         "job_hours": "SELECT",
         "job_minutes": "SELECT",
+        "job_outbox": _ALL,  # a row per submitting statement, deleted once confirmed (migration 0039)
         "jobs": _ALL,
         "kinds": "SELECT",
         "queue_pauses": _ALL,
@@ -49,6 +50,7 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "job_dependencies": "SELECT, INSERT, UPDATE",
         "job_hours": "SELECT, DELETE",
         "job_minutes": "SELECT, DELETE",
+        "job_outbox": "SELECT, UPDATE, DELETE",  # gleaner.shared.outbox (the worker's rows are marked, never in it)
         # INSERT: child jobs (ctx.submit)
         "jobs": _ALL,
         "kinds": "SELECT, INSERT, UPDATE",
@@ -69,6 +71,7 @@ GRANTS: Mapping[str, Mapping[str, str]] = {
         "job_dependencies": "SELECT, INSERT, UPDATE",  # a schedule's `then` job waits for the fire's jobs
         "job_hours": "SELECT, DELETE",
         "job_minutes": "SELECT, DELETE",
+        "job_outbox": "SELECT, UPDATE, DELETE",  # the relay publishes what the gateway could not
         "jobs": _ALL,
         "scheduler_state": "SELECT, UPDATE",
         "schedules": _ALL,

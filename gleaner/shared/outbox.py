@@ -1,4 +1,10 @@
-"""The outbox: publish committed job rows, then record which ones the broker confirmed."""
+"""The outbox: publish committed job rows, then record which ones the broker confirmed.
+
+Two records stand for an unconfirmed message. Most writers leave the row's `enqueued_at` NULL (the relay's
+jobs_unenqueued index) and mark it once the broker confirms. The gateway's submissions instead go in already marked,
+with a job_outbox row per insert statement (migration 0039), deleted once every message of its rows is confirmed:
+one small delete for a whole statement instead of an UPDATE of every job that touches all of its indexes.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +12,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 
@@ -17,6 +24,8 @@ from gleaner.shared.messages import Envelope, JobGroup, JobMessage
 from gleaner.shared.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 # The columns every caller selects (or returns) to publish a row; `delay_s` is judged by the database clock.
 OUTBOX_COLUMNS = """id, attempt, queue, kind, priority, request_id, generation,
@@ -57,10 +66,20 @@ MARK_UNPUBLISHED = _MARK.format(assignments="publish_failed = true")
 MAX_MARKS = 100_000
 MARKS_PER_STATEMENT = 1000
 
+# the outbox rows of statements whose messages were all confirmed (Marks gathers many for one DELETE)
+DELETE_OUTBOX = "DELETE FROM job_outbox WHERE id = ANY($1::bigint[])"
+# the broker did not confirm every message of the statement's rows: the relay publishes them at once (no grace)
+OUTBOX_FAILED = "UPDATE job_outbox SET failed = true WHERE id = ANY($1::bigint[])"
+OUTBOXES_PER_STATEMENT = 10_000
+
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
-    """A waiting job row as the outbox needs it; `attempt` is the row's (attempts started so far)."""
+    """A waiting job row as the outbox needs it; `attempt` is the row's (attempts started so far).
+
+    `outbox_id`: the job_outbox row that stands for the row's message (its `enqueued_at` is set already); None when
+    `enqueued_at IS NULL` does and the row is marked once confirmed.
+    """
 
     id: int
     attempt: int
@@ -71,6 +90,7 @@ class OutboxRow:
     due_ms: int
     request_id: str | None = None
     generation: int = 0
+    outbox_id: int | None = None
 
     @classmethod
     def from_record(cls, record: asyncpg.Record) -> OutboxRow:
@@ -84,6 +104,7 @@ class OutboxRow:
             due_ms=record["due_ms"],
             request_id=record["request_id"],
             generation=record["generation"],
+            outbox_id=record.get("outbox_id"),
         )
 
     def message(self) -> JobMessage:
@@ -106,14 +127,17 @@ async def publish_rows(
     metrics: Metrics | None = None,
     marks: Marks | None = None,
 ) -> int:
-    """Publish rows (confirms pipelined), mark the confirmed ones enqueued; returns how many were confirmed.
+    """Publish rows (confirms pipelined), record the confirmed ones; returns how many were confirmed.
 
-    The confirmed rows are marked now, or by `marks` a little later (most of them claimed by then: no write).
+    The confirmed rows are marked (or their outbox rows deleted) now, or by `marks` a little later (most of them
+    claimed by then: no write). Every row of an outbox row must be in the same call: it is deleted once they are all
+    confirmed.
 
     Rows due now travel in groups of one queue and priority (GLEANER_GROUP_MAX_JOBS a message); delayed rows each
     get their own message through the delay levels. Never waits for a broker that is down. Unconfirmed rows keep
-    `enqueued_at IS NULL` and get `publish_failed`, so the scheduler's relay publishes them as soon as the broker
-    is back. A crash between confirm and mark only costs a duplicate message, which the fenced claim drops.
+    their record and get `publish_failed` (or their outbox row `failed`), so the scheduler's relay publishes them as
+    soon as the broker is back. A crash between confirm and mark only costs a duplicate message, which the fenced
+    claim drops.
     """
     if not rows:
         return 0
@@ -124,15 +148,27 @@ async def publish_rows(
     )
     done = [rows[i] for (_, members), ok in zip(planned, confirmed, strict=True) if ok for i in members]
     failed = [rows[i] for (_, members), ok in zip(planned, confirmed, strict=True) if not ok for i in members]
-    if done and marks is not None:
-        marks.add(done)
-    elif done:
-        await mark(pool, MARK_ENQUEUED, done)
-    if failed:
-        await mark(pool, MARK_UNPUBLISHED, failed)
+    to_mark, confirmed_outboxes = _by_record(done)
+    unpublished, failed_outboxes = _by_record(failed)
+    confirmed_outboxes -= failed_outboxes
+    if marks is not None:
+        marks.add(to_mark, confirmed_outboxes)
+    else:
+        await mark(pool, MARK_ENQUEUED, to_mark)
+        if confirmed_outboxes:
+            await pool.execute(DELETE_OUTBOX, sorted(confirmed_outboxes))
+    if unpublished:
+        await mark(pool, MARK_UNPUBLISHED, unpublished)
+    if failed_outboxes:
+        await pool.execute(OUTBOX_FAILED, sorted(failed_outboxes))
     if metrics is not None:
         _count(metrics, planned, confirmed, done, len(failed))
     return len(done)
+
+
+def _by_record(rows: Sequence[OutboxRow]) -> tuple[list[OutboxRow], set[int]]:
+    """The rows marked on `jobs` and the outbox rows standing for the others (pure)."""
+    return [r for r in rows if r.outbox_id is None], {r.outbox_id for r in rows if r.outbox_id is not None}
 
 
 def envelopes(rows: Sequence[OutboxRow], max_jobs: int) -> list[tuple[Envelope, list[int]]]:
@@ -183,32 +219,36 @@ async def mark(pool: asyncpg.Pool, statement: str, rows: Sequence[OutboxRow]) ->
         await pool.execute(statement, [r.id for r in part], [r.attempt for r in part], [r.generation for r in part])
         return [None] * len(part)
 
-    await write_isolated(write, rows)
+    if rows:
+        await write_isolated(write, rows)
 
 
 class Marks:
-    """Confirmed rows whose marker waits `delay_s`, gathered across publishes: one statement a flush (or a few).
+    """What confirms leave to record, gathered across publishes for `delay_s`: one statement a flush (or a few).
 
-    In a flowing system a worker claims a row within milliseconds of its confirm; by the time of the flush the row
-    has left the waiting states and MARK_ENQUEUED only reads it (no lock, no write). A row still waiting is marked,
-    well within the relay's grace, so the relay does not publish it again. Lost marks (a crash, a failed flush, more
-    than MAX_MARKS waiting) cost a duplicate message after the grace, which the fenced claim drops.
+    Confirmed rows: in a flowing system a worker claims a row within milliseconds of its confirm; by the time of the
+    flush the row has left the waiting states and MARK_ENQUEUED only reads it (no lock, no write). A row still
+    waiting is marked, well within the relay's grace, so the relay does not publish it again. Confirmed outbox rows
+    (whole submissions): deleted by one DELETE a flush, however many statements they stand for. Lost marks (a crash,
+    a failed flush, more than MAX_MARKS waiting) cost a duplicate message after the grace, which the fenced claim
+    drops.
     """
 
     def __init__(self, pool: asyncpg.Pool, delay_s: float) -> None:
         self._pool = pool
         self._delay_s = delay_s
         self._pending: list[OutboxRow] = []
+        self._outboxes: list[int] = []
         self._wake = asyncio.Event()
         self._closing = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    def add(self, rows: Sequence[OutboxRow]) -> None:
-        room = MAX_MARKS - len(self._pending)
-        if len(rows) > room:
-            log.warning("%d confirmed rows wait for their marker; leaving %d to the relay", MAX_MARKS, len(rows) - room)
-        self._pending.extend(rows[: max(0, room)])
-        self._wake.set()
+    def add(self, rows: Sequence[OutboxRow], outbox_ids: Iterable[int] = ()) -> None:
+        """Confirmed rows to mark, and confirmed outbox rows to delete."""
+        self._pending.extend(_room(self._pending, rows, "rows"))
+        self._outboxes.extend(_room(self._outboxes, sorted(outbox_ids), "outbox rows"))
+        if self._pending or self._outboxes:
+            self._wake.set()
 
     def start(self) -> None:
         self._closing.clear()
@@ -223,7 +263,14 @@ class Marks:
             await self.flush()
 
     async def flush(self) -> None:
-        """Mark every pending row now (one statement per MARKS_PER_STATEMENT rows)."""
+        """Delete every pending outbox row and mark every pending row now (one statement per
+        OUTBOXES_PER_STATEMENT ids or MARKS_PER_STATEMENT rows)."""
+        while self._outboxes:
+            ids, self._outboxes = self._outboxes[:OUTBOXES_PER_STATEMENT], self._outboxes[OUTBOXES_PER_STATEMENT:]
+            try:
+                await self._pool.execute(DELETE_OUTBOX, sorted(ids))
+            except Exception as exc:  # noqa: BLE001 - the relay publishes their rows again after its grace
+                log.warning("deleting %d confirmed outbox rows failed, the relay will publish again: %r", len(ids), exc)
         while self._pending:
             rows, self._pending = self._pending[:MARKS_PER_STATEMENT], self._pending[MARKS_PER_STATEMENT:]
             try:
@@ -232,13 +279,21 @@ class Marks:
                 log.warning("marking %d confirmed rows failed, the relay will publish them again: %r", len(rows), exc)
 
     async def close(self) -> None:
-        """Mark what is pending, then stop."""
+        """Record what is pending, then stop."""
         self._closing.set()
         self._wake.set()
         if self._task is not None:
             await self._task
             self._task = None
         await self.flush()
+
+
+def _room(pending: Sequence[T], new: Sequence[T], what: str) -> Sequence[T]:
+    """What of `new` fits beside `pending` within MAX_MARKS; the rest is left to the relay."""
+    room = max(0, MAX_MARKS - len(pending))
+    if len(new) > room:
+        log.warning("%d confirmed %s wait for their marker; leaving %d to the relay", MAX_MARKS, what, len(new) - room)
+    return new[:room]
 
 
 def _remaining(row: OutboxRow, started: float) -> float:

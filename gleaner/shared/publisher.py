@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 
@@ -40,17 +40,19 @@ class Publisher:
         self._task: asyncio.Task[None] | None = None
 
     def add(self, records: Iterable[asyncpg.Record]) -> None:
-        """Queue committed rows (records with the outbox columns)."""
+        """Queue committed rows (records with the outbox columns); the rows of one insert statement come in one call."""
         self.add_rows(OutboxRow.from_record(r) for r in records)
 
     def add_rows(self, rows: Iterable[OutboxRow]) -> None:
-        """Queue rows that are due within the delay levels' reach; later ones are left to the relay."""
+        """Queue rows that are due within the delay levels' reach; later ones are left to the relay.
+
+        Rows that do not all fit are all left to the relay: an outbox row is deleted once the rows handed over with
+        it are confirmed, so none of them may be dropped alone, nor handed over in another call.
+        """
         due = [row for row in rows if row.delay_s <= self._max_delay_s]
-        room = MAX_PENDING - len(self._pending)
-        if len(due) > room:
-            log.warning("%d rows wait for the broker already; leaving %d to the relay", MAX_PENDING, len(due) - room)
-            due = due[: max(0, room)]
-        if due:
+        if len(due) > MAX_PENDING - len(self._pending):
+            log.warning("%d rows wait for the broker already; leaving %d to the relay", len(self._pending), len(due))
+        elif due:
             self._pending.extend(due)
             self._wake.set()
 
@@ -63,7 +65,8 @@ class Publisher:
             await self._wake.wait()
             self._wake.clear()
             while self._pending:
-                batch, self._pending = self._pending[:MAX_PER_PUBLISH], self._pending[MAX_PER_PUBLISH:]
+                cut = batch_end(self._pending, MAX_PER_PUBLISH)
+                batch, self._pending = self._pending[:cut], self._pending[cut:]
                 await self._publish(batch)
 
     async def _publish(self, rows: list[OutboxRow]) -> None:
@@ -83,3 +86,12 @@ class Publisher:
                 await self._task
             self._task = None
         await self._marks.close()
+
+
+def batch_end(rows: Sequence[OutboxRow], size: int) -> int:
+    """Where a batch of about `size` rows ends (pure): never inside the rows of one outbox row, which are confirmed
+    (and the outbox row deleted) together."""
+    cut = min(size, len(rows))
+    while 0 < cut < len(rows) and rows[cut].outbox_id is not None and rows[cut].outbox_id == rows[cut - 1].outbox_id:
+        cut += 1
+    return cut

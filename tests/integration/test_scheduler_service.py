@@ -123,16 +123,15 @@ async def test_the_relay_republishes_a_waiting_row_whose_message_went_missing(st
 
 
 async def test_the_relay_looks_for_lost_messages_every_tenth_of_their_age_not_every_pass(
-    config: Config, db: asyncpg.Pool
+    config: Config, db: asyncpg.Pool, broker: Broker
 ) -> None:
     lost = (
         "INSERT INTO jobs (kind, queue, state, run_at, enqueued_at) "
         "VALUES ('noop', 'default', 'queued', now() - interval '1 hour', now() - interval '1 hour') RETURNING id"
     )
-    # no broker connection: the pass only re-arms (nothing is published), so each row's enqueued_at tells
-    duties = Duties(
-        dataclasses.replace(config, relay_stale_s=600.0), db, Broker(config, name="test"), Metrics("scheduler")
-    )
+    # the queue is empty (the broker counts it); a re-armed row waits out the grace (re-arming is its last write),
+    # so each row's enqueued_at tells whether the pass looked
+    duties = Duties(dataclasses.replace(config, relay_stale_s=600.0), db, broker, Metrics("scheduler"))
     first = await db.fetchval(lost)
     await relay.relay_pass(duties)
     second = await db.fetchval(lost)

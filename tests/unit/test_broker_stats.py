@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gleaner.services.gateway.broker_stats import Management, management_of
+from gleaner.shared.broker_stats import Management, management_of
 from gleaner.shared.config import Config, ConfigError
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gleaner.shared.messages import JobGroup, JobMessage
 from gleaner.shared.outbox import OutboxRow, envelopes
+from gleaner.shared.publisher import batch_end
 
 
 def row(job_id: int, queue: str = "default", priority: int = 0, delay_s: float = 0.0) -> OutboxRow:
@@ -41,3 +42,20 @@ def test_a_group_size_of_one_keeps_a_message_per_job() -> None:
     planned = envelopes([row(n) for n in range(1, 5)], 1)
     assert carried(planned) == [[0], [1], [2], [3]]
     assert all(isinstance(envelope, JobMessage) for envelope, _ in planned)
+
+
+def in_outbox(job_id: int, outbox_id: int | None) -> OutboxRow:
+    return OutboxRow(job_id, 0, "default", "noop", 0, 0.0, 0, outbox_id=outbox_id)
+
+
+def test_a_publish_batch_never_splits_the_rows_of_one_outbox_row() -> None:
+    rows = [in_outbox(1, 7), in_outbox(2, 7), in_outbox(3, 7), in_outbox(4, 8), in_outbox(5, None)]
+    assert batch_end(rows, 1) == 3  # the outbox row is deleted once all of its rows are confirmed: one batch
+    assert batch_end(rows, 3) == 3
+    assert batch_end(rows, 4) == 4
+    assert batch_end(rows, 100) == 5
+
+
+def test_rows_marked_one_by_one_are_cut_anywhere() -> None:
+    rows = [in_outbox(n, None) for n in range(1, 5)]
+    assert batch_end(rows, 2) == 2

@@ -28,7 +28,7 @@ from gleaner.services.gateway.insert_lanes import InsertLanes
 from gleaner.services.gateway.kind_book import KindBook, follow_kinds
 from gleaner.services.gateway.pagination import PageTokens
 from gleaner.services.gateway.problems import problem_middleware
-from gleaner.services.gateway.queue_depths import QueueDepths, ask_broker
+from gleaner.services.gateway.queue_depths import QueueDepths
 from gleaner.services.gateway.rate_limit import buckets_for
 from gleaner.services.gateway.routes import add_api_routes
 from gleaner.services.gateway.throttle import rate_limit_middleware
@@ -36,6 +36,7 @@ from gleaner.services.gateway.waiting import Waiters
 from gleaner.services.gateway.webhook_fanout import WebhookFanout
 from gleaner.shared import ops
 from gleaner.shared.amqp import Broker
+from gleaner.shared.broker_stats import ask_broker
 from gleaner.shared.config import Config
 from gleaner.shared.db import create_pool
 from gleaner.shared.metrics import Metrics
@@ -141,10 +142,16 @@ async def end_event_streams(app: web.Application) -> None:
 def _gateway(app: web.Application, broker: Broker, hub: EventHub) -> Gateway:
     config, pool, metrics = app[CONFIG_KEY], app[POOL_KEY], app[METRICS_KEY]
 
-    async def flush(items: Sequence[job_store.NewJob]) -> list[asyncpg.Record | None]:
-        return await job_store.insert_jobs(pool, items)
-
     publisher = Publisher(broker, pool, metrics, config.max_delay_s, config.mark_after_s)
+
+    async def flush(items: Sequence[job_store.NewJob]) -> list[asyncpg.Record | None]:
+        """One statement for several single submissions, its rows handed to the publisher here, all at once: their
+        job_outbox row is deleted once the rows handed over with it are confirmed (see Publisher.add_rows), so none
+        may depend on its request getting that far."""
+        rows = await job_store.insert_jobs(pool, items)
+        publisher.add(r for r in rows if r is not None)
+        return rows
+
     return Gateway(
         config=config,
         metrics=metrics,

@@ -25,6 +25,10 @@ RETURNING = f"""{VIEW_COLUMNS}, j.generation,
     GREATEST(0, EXTRACT(EPOCH FROM (j.run_at - now())))::float8 AS delay_s,
     (EXTRACT(EPOCH FROM j.run_at) * 1000)::bigint AS due_ms"""
 
+# Rows due now go in already counted as enqueued, and the statement records their ids in one job_outbox row (see
+# migration 0039): the gateway deletes it once the broker confirmed their messages, else the relay publishes them.
+# Each row returns the outbox row that stands for its message (`outbox_id`, NULL for a delayed row: that one keeps
+# `enqueued_at IS NULL` and its marker, see gleaner/shared/outbox.py).
 INSERT = f"""
 WITH input AS (
     SELECT u.*, COALESCE(u.at, now() + make_interval(secs => COALESCE(u.delay, 0))) AS due
@@ -32,21 +36,33 @@ WITH input AS (
                 $8::float8[], $9::timestamptz[], $10::float8[], $11::text[], $12::text[], $13::text[], $14::float8[])
          WITH ORDINALITY AS u(kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
                               at, delay, site, dedupe_key, request_id, soft_timeout_s, ord)
+), inserted AS (
+    INSERT INTO jobs AS j (kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
+                           run_at, state, site, dedupe_key, request_id, soft_timeout_s, enqueued_at)
+    SELECT kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
+           due, CASE WHEN due > now() THEN 'scheduled' ELSE 'queued' END, site, dedupe_key, request_id, soft_timeout_s,
+           CASE WHEN due > now() THEN NULL ELSE now() END
+    FROM input ORDER BY ord
+    ON CONFLICT (dedupe_key)
+        WHERE dedupe_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running', 'retrying', 'blocked')
+    DO NOTHING
+    RETURNING {RETURNING}, j.enqueued_at IS NOT NULL AS in_outbox
+), outbox AS (
+    INSERT INTO job_outbox (job_ids)
+    SELECT array_agg(id) FROM inserted WHERE in_outbox HAVING count(*) > 0
+    RETURNING id
 )
-INSERT INTO jobs AS j (kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
-                       run_at, state, site, dedupe_key, request_id, soft_timeout_s)
-SELECT kind, queue, priority, payload, max_attempts, timeout_s, retry_base_s, retry_cap_s,
-       due, CASE WHEN due > now() THEN 'scheduled' ELSE 'queued' END, site, dedupe_key, request_id, soft_timeout_s
-FROM input ORDER BY ord
-ON CONFLICT (dedupe_key)
-    WHERE dedupe_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running', 'retrying', 'blocked')
-DO NOTHING
-RETURNING {RETURNING}
+SELECT i.*, CASE WHEN i.in_outbox THEN (SELECT id FROM outbox) END AS outbox_id FROM inserted AS i
 """
 
 GET = f"SELECT {VIEW_COLUMNS} FROM jobs AS j WHERE id = $1"
 KIND_OF = "SELECT kind FROM jobs WHERE id = $1"
 GET_MANY = f"SELECT {RETURNING} FROM jobs AS j WHERE id = ANY($1::bigint[]) ORDER BY id"
+# rows just inserted (and linked) by this transaction, read again with the outbox row their INSERT wrote
+GET_INSERTED = f"""
+SELECT {RETURNING}, CASE WHEN j.enqueued_at IS NOT NULL THEN $2::bigint END AS outbox_id
+FROM jobs AS j WHERE id = ANY($1::bigint[])
+"""
 UNFINISHED_BY_DEDUPE = """
 SELECT id FROM jobs WHERE dedupe_key = $1 AND state IN ('scheduled', 'queued', 'running', 'retrying', 'blocked')
 """
@@ -213,7 +229,9 @@ async def insert_linked(
     if not links:
         return rows
     await workflows.link(connection, links)
-    fresh = {r["id"]: r for r in await get_jobs(connection, [r["id"] for r in rows if r is not None])}
+    ids = [r["id"] for r in rows if r is not None]
+    outbox_id = next((r["outbox_id"] for r in rows if r is not None and r["outbox_id"] is not None), None)
+    fresh = {r["id"]: r for r in await connection.fetch(GET_INSERTED, ids, outbox_id)}
     return [fresh[r["id"]] if r is not None else None for r in rows]
 
 

@@ -109,13 +109,14 @@ async def _insert(
         digest = idempotency.request_hash(request.method, request.path, raw)
         return await _insert_idempotent(gw, principal.name, idempotency.check_key(key), digest, items, then)
     if single and not job_store.links_of(items):
-        row = await gw.inserts.submit(items[0])
+        row = await gw.inserts.submit(items[0])  # the lane hands its statement's rows to the publisher
         if row is None:
             await _raise_conflicts(gw, items, [None])
         rows = [row] if row is not None else []
-    else:
-        async with gw.pool.acquire() as connection, connection.transaction():
-            rows = await _insert_all(gw, connection, items, then)
+        _committed(gw, [s.spec for s in items], rows, published=True)
+        return rows, 202
+    async with gw.pool.acquire() as connection, connection.transaction():
+        rows = await _insert_all(gw, connection, items, then)
     _committed(gw, [s.spec for s in items], rows)
     return rows, 202
 
@@ -150,9 +151,15 @@ def announce(gw: Gateway, rows: Sequence[asyncpg.Record], route: str = events.SU
         gw.announcer.add(route, made)
 
 
-def _committed(gw: Gateway, specs: Sequence[JobSpec], rows: Sequence[asyncpg.Record]) -> None:
-    """Blocked jobs (and jobs cancelled by a failed dependency) get no message: a release publishes them."""
-    gw.publisher.add([r for r in rows if r["state"] in WAITING_STATES])
+def _committed(
+    gw: Gateway, specs: Sequence[JobSpec], rows: Sequence[asyncpg.Record], *, published: bool = False
+) -> None:
+    """Blocked jobs (and jobs cancelled by a failed dependency) get no message: a release publishes them.
+
+    The rows of one statement go to the publisher in one call (`published`: the insert lane did that already).
+    """
+    if not published:
+        gw.publisher.add([r for r in rows if r["state"] in WAITING_STATES])
     announce(gw, rows)
     for (kind, queue), count in Counter((spec.kind, spec.queue) for spec in specs).items():
         gw.metrics.submitted.labels(kind, queue).inc(count)

@@ -16,16 +16,9 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-import aio_pika
-import aiohttp
-
-from gleaner.services.gateway.broker_stats import management_of, queue_counts
-from gleaner.shared.amqp import Broker
-from gleaner.shared.config import Config
+from gleaner.shared.broker_stats import Counts
 
 log = logging.getLogger(__name__)
-
-Counts = dict[str, dict[str, int | None]]
 
 # past this many TTLs a copy is not served: the request waits for the broker's answer
 STALE_FACTOR = 3
@@ -95,35 +88,3 @@ class QueueDepths:
             self._refreshing.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._refreshing
-
-
-async def ask_broker(config: Config, broker: Broker) -> Counts:
-    """queue → {ready, unacked, consumers}: from the management API when it answers, else from passive
-    declares without `unacked`; empty when the broker is unreachable."""
-    management = management_of(config.amqp_url, config.rabbitmq_management_url)
-    if management is not None:
-        names = {q: broker.topology.work_queue(q) for q in config.queues}
-        try:
-            return await queue_counts(management, names)
-        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            log.debug("management API unavailable, counting by passive declare: %r", exc)
-    return await _declared_counts(config, broker)
-
-
-async def _declared_counts(config: Config, broker: Broker) -> Counts:
-    out: Counts = {}
-    connection = broker.connection
-    if connection is None or connection.is_closed:
-        return out
-    for name in config.queues:
-        # a failed passive declare closes its channel, so each queue gets its own
-        with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError):
-            async with connection.channel(publisher_confirms=False) as channel:
-                queue = await channel.declare_queue(broker.topology.work_queue(name), passive=True, timeout=5)
-                result = queue.declaration_result
-                out[name] = {
-                    "ready": int(result.message_count or 0),
-                    "unacked": None,
-                    "consumers": int(result.consumer_count or 0),
-                }
-    return out

@@ -1,4 +1,5 @@
-"""RabbitMQ's own counts of the work queues (ready, unacked, consumers) from its management API.
+"""RabbitMQ's own counts of the work queues (ready, unacked, consumers): for GET /queues and the relay's lost-message
+rule. From its management API when it answers, else from passive declares.
 
 AMQP shows only ready messages and consumers (a passive declare); the unacked count, messages delivered to
 workers and not yet acked, is only in the management API. Its figures are sampled by RabbitMQ (every 5 s
@@ -7,11 +8,22 @@ by default), so they trail the queue by a few seconds.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import aio_pika
 import aiohttp
+
+from gleaner.shared.amqp import Broker
+from gleaner.shared.config import Config
+
+log = logging.getLogger(__name__)
+
+# queue → {ready, unacked, consumers}
+Counts = dict[str, dict[str, int | None]]
 
 MANAGEMENT_PORT = 15672
 TIMEOUT_S = 2.0
@@ -45,7 +57,7 @@ def management_of(amqp_url: str, management_url: str) -> Management | None:
     return Management(base, unquote(user or "guest"), unquote(password or "guest"), vhost)
 
 
-async def queue_counts(management: Management, names: dict[str, str]) -> dict[str, dict[str, int | None]]:
+async def queue_counts(management: Management, names: dict[str, str]) -> Counts:
     """queue → {ready, unacked, consumers} for the broker queue names given (queue → broker name).
 
     Raises aiohttp.ClientError or TimeoutError when the API cannot be asked; a queue the API does not
@@ -62,7 +74,7 @@ async def queue_counts(management: Management, names: dict[str, str]) -> dict[st
         response.raise_for_status()
         listed: list[dict[str, Any]] = await response.json()
     by_name = {str(q.get("name")): q for q in listed if isinstance(q, dict)}
-    out: dict[str, dict[str, int | None]] = {}
+    out: Counts = {}
     for queue, broker_name in names.items():
         found = by_name.get(broker_name)
         if found is not None:
@@ -71,4 +83,36 @@ async def queue_counts(management: Management, names: dict[str, str]) -> dict[st
                 "unacked": int(found.get("messages_unacknowledged") or 0),
                 "consumers": int(found.get("consumers") or 0),
             }
+    return out
+
+
+async def ask_broker(config: Config, broker: Broker) -> Counts:
+    """queue → {ready, unacked, consumers}: from the management API when it answers, else from passive
+    declares without `unacked`; empty when the broker is unreachable."""
+    management = management_of(config.amqp_url, config.rabbitmq_management_url)
+    if management is not None:
+        names = {q: broker.topology.work_queue(q) for q in config.queues}
+        try:
+            return await queue_counts(management, names)
+        except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            log.debug("management API unavailable, counting by passive declare: %r", exc)
+    return await _declared_counts(config, broker)
+
+
+async def _declared_counts(config: Config, broker: Broker) -> Counts:
+    out: Counts = {}
+    connection = broker.connection
+    if connection is None or connection.is_closed:
+        return out
+    for name in config.queues:
+        # a failed passive declare closes its channel, so each queue gets its own
+        with contextlib.suppress(aio_pika.exceptions.AMQPError, OSError, TimeoutError, RuntimeError):
+            async with connection.channel(publisher_confirms=False) as channel:
+                queue = await channel.declare_queue(broker.topology.work_queue(name), passive=True, timeout=5)
+                result = queue.declaration_result
+                out[name] = {
+                    "ready": int(result.message_count or 0),
+                    "unacked": None,
+                    "consumers": int(result.consumer_count or 0),
+                }
     return out
