@@ -75,7 +75,7 @@ async def submit(request: web.Request) -> web.Response:
     raw, data = await read_json(request)
     kinds = await gw.kinds.knowing(kind_names(data))
     refuse_privileged(data, kinds, is_admin())
-    spec = parse_one(data, gw.config, kinds)
+    spec = parse_one(data, gw.config, kinds, gw.checks.of(kinds))
     items = [NewJob(spec, gleaner_logging.request_id.get())]
     views, status = await _insert(request, gw, raw, items, single=True)
     body = views[0]
@@ -87,7 +87,7 @@ async def submit_batch(request: web.Request) -> web.Response:
     raw, data = await read_json(request)
     kinds = await gw.kinds.knowing(kind_names(data))
     refuse_privileged(data, kinds, is_admin())
-    specs = parse_batch(data, gw.config, kinds)
+    specs = parse_batch(data, gw.config, kinds, gw.checks.of(kinds))
     then = parse_then(data, gw.config, kinds)
     request_id = gleaner_logging.request_id.get()
     items = [NewJob(spec, request_id) for spec in specs]
