@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gleaner.shared.messages import JobGroup, JobMessage
-from gleaner.shared.outbox import OutboxRow, envelopes
+from gleaner.shared.metrics import Metrics
+from gleaner.shared.outbox import OutboxRow, _count, envelopes
 from gleaner.shared.publisher import batch_end
 
 
@@ -59,3 +60,15 @@ def test_a_publish_batch_never_splits_the_rows_of_one_outbox_row() -> None:
 def test_rows_marked_one_by_one_are_cut_anywhere() -> None:
     rows = [in_outbox(n, None) for n in range(1, 5)]
     assert batch_end(rows, 2) == 2
+
+
+def test_confirmed_rows_are_counted_per_queue_and_unconfirmed_ones_not_at_all() -> None:
+    metrics = Metrics("gateway")
+    rows = [row(1), row(2, queue="bulk"), row(3), row(4, delay_s=5.0)]
+    planned = envelopes(rows, 16)
+    confirmed = [envelope.queue != "bulk" for envelope, _ in planned]
+    _count(metrics, planned, confirmed, [r for r in rows if r.queue != "bulk"], 1)
+    enqueued = {
+        q: metrics.registry.get_sample_value("gleaner_jobs_enqueued_total", {"queue": q}) for q in ("default", "bulk")
+    }
+    assert enqueued == {"default": 3.0, "bulk": None}
