@@ -96,10 +96,12 @@ async def ask_broker(config: Config, broker: Broker) -> Counts:
             return await queue_counts(management, names)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             log.debug("management API unavailable, counting by passive declare: %r", exc)
-    return await _declared_counts(config, broker)
+    return await declared_counts(config, broker)
 
 
-async def _declared_counts(config: Config, broker: Broker) -> Counts:
+async def declared_counts(config: Config, broker: Broker) -> Counts:
+    """queue → {ready, consumers} by a passive declare per queue (unacked is None): exact at the moment asked, where
+    the management API's figures trail by its sampling interval; empty when not connected."""
     out: Counts = {}
     connection = broker.connection
     if connection is None or connection.is_closed:

@@ -125,9 +125,7 @@ async def test_a_queue_the_broker_cannot_count_is_not_presumed_to_have_lost_anyt
     config: Config, db: asyncpg.Pool
 ) -> None:
     down = Broker(config, name="test")
-    duties = Duties(
-        dataclasses.replace(config, relay_stale_s=600.0, rabbitmq_management_url="off"), db, down, Metrics("scheduler")
-    )
+    duties = Duties(dataclasses.replace(config, relay_stale_s=600.0), db, down, Metrics("scheduler"))
     waiting = await lost_row(db)
     assert await relay.clear_stale(duties) == 0
     assert await db.fetchval("SELECT enqueued_at IS NOT NULL FROM jobs WHERE id = $1", waiting)

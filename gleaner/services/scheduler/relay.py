@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from gleaner.shared.broker_stats import ask_broker
+from gleaner.shared.broker_stats import declared_counts
 from gleaner.shared.outbox import DELETE_OUTBOX, OUTBOX_COLUMNS, OutboxRow, publish_rows
 
 if TYPE_CHECKING:
@@ -124,7 +124,9 @@ async def relay_pass(duties: Duties) -> int:
 
 async def clear_stale(duties: Duties) -> int:
     """Re-arm the waiting rows whose message went missing, in queues the broker holds no ready message of."""
-    counts = await ask_broker(duties.config, duties.broker)
+    # passive declares, not the management API: its figures trail by its sampling interval (5 s), and a queue that
+    # just took a message must not read as empty
+    counts = await declared_counts(duties.config, duties.broker)
     drained = sorted(queue for queue, count in counts.items() if count["ready"] == 0)
     if not drained:
         return 0
