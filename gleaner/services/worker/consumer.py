@@ -41,10 +41,11 @@ from gleaner.services.worker.retry import (
 )
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.site_sessions import SiteSessions
+from gleaner.services.worker.slots import Slots
 from gleaner.shared import events
 from gleaner.shared import logging as context
 from gleaner.shared.amqp import Broker
-from gleaner.shared.batcher import Batcher
+from gleaner.shared.batcher import Batcher, Refused
 from gleaner.shared.config import Config
 from gleaner.shared.db import ROW, failure_kind, unavailable
 from gleaner.shared.errors import DecodeError, HandlerError
@@ -61,6 +62,8 @@ ACK = "ack"
 REJECT = "reject"
 GIVE_BACK = "give_back"
 LOST = "lost"
+# what one job of a delivery ended with: how it wants the delivery settled, or the error of its flow
+Step = str | Exception
 
 # a failed flow (database or broker trouble) waits this long before its message is requeued, to avoid a hot loop
 REQUEUE_PAUSE_S = 1.0
@@ -116,7 +119,7 @@ class Consumer:
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     # the flow tasks (the loop keeps only weak references) and the slots that bound how many run at once
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _slots: asyncio.Semaphore = field(init=False)
+    _slots: Slots = field(init=False)
     acks: AckCoalescer = field(default_factory=AckCoalescer)
     # the jobs held, counted in jobs (see prefetch.py), and the task that keeps the channel's prefetch in step
     window: JobWindow = field(init=False)
@@ -124,7 +127,7 @@ class Consumer:
     _prefetch_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self._slots = asyncio.Semaphore(self.config.worker_concurrency)
+        self._slots = Slots(self.config.worker_concurrency)
         self.window = JobWindow.of_worker(self.config.worker_concurrency, self.config.group_max_jobs)
 
     async def start(self) -> None:
@@ -308,15 +311,12 @@ class Consumer:
         kept = held.fit(carried)
         if kept < carried:
             jobs = await self._hand_on(jobs, kept)
+        steps = await self._jobs(queue, message, jobs, carried, held)
         if carried == 1:  # a failure is the delivery's: see _flow_failed
-            await self._settle(message, await self._job(queue, message, jobs[0], 1, held))
+            if isinstance(steps[0], Exception):
+                raise steps[0]
+            await self._settle(message, steps[0])
             return
-        steps = await asyncio.gather(
-            *(self._job(queue, message, job, carried, held) for job in jobs), return_exceptions=True
-        )
-        for step in steps:
-            if isinstance(step, BaseException) and not isinstance(step, Exception):
-                raise step
         failed = [(job, step) for job, step in zip(jobs, steps, strict=True) if isinstance(step, Exception)]
         if failed:
             await self._split_off(queue, message, failed)
@@ -368,35 +368,112 @@ class Consumer:
         elif how == GIVE_BACK:
             await self._give_back(message)
 
-    async def _job(
-        self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int, held: Held
-    ) -> str:
-        """One job of a delivery, to its outcome; returns how it wants the delivery settled (see `settlement`)."""
+    async def _jobs(
+        self, queue: str, message: AbstractIncomingMessage, jobs: Sequence[JobMessage], carried: int, held: Held
+    ) -> list[Step]:
+        """Each job of a delivery to its outcome: how it wants the delivery settled (see `settlement`), or the error
+        of its flow. Jobs with a handler take their slots in as few steps as the free slots allow (all at once when
+        enough are free) and each such part is claimed as one batcher item."""
+        steps: list[Step] = [ACK] * len(jobs)
+        waiting: list[int] = []
+        for n, job in enumerate(jobs):
+            if job.kind in self.registry:
+                waiting.append(n)
+            else:
+                steps[n] = await self._unknown(queue, message, job, carried, held)
+        ran: list[tuple[list[int], list[Step]]] = []
+        tasks: list[tuple[list[int], asyncio.Task[list[Step]]]] = []
         try:
-            return await self._job_steps(queue, message, job, carried)
-        finally:
-            held.ended()
-            self._prefetch_changed.set()
+            while waiting:
+                taken = await self._slots.take(len(waiting))
+                part, waiting = waiting[:taken], waiting[taken:]
+                run = self._part(queue, message, [jobs[n] for n in part], carried, held)
+                if tasks or waiting:  # the rest waits for slots while this part runs
+                    tasks.append((part, asyncio.ensure_future(run)))
+                else:  # the whole delivery in one step: no task of its own
+                    ran.append((part, await run))
+        except BaseException:
+            for _, task in tasks:
+                task.cancel()
+            raise
+        ran += [(part, await task) for part, task in tasks]
+        for part, part_steps in ran:
+            for n, step in zip(part, part_steps, strict=True):
+                steps[n] = step
+        return steps
 
-    async def _job_steps(self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int) -> str:
-        if job.kind not in self.registry:
+    async def _unknown(
+        self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int, held: Held
+    ) -> Step:
+        """A job no handler is registered for: a dead letter (it takes no slot)."""
+        try:
             await self._unknown_kind(queue, job, letter_body(message, job, carried), message.headers)
-            return REJECT
-        async with self._slots:
-            if self.stopping:
-                return GIVE_BACK
-            if channel_of(message) is None:
-                return LOST  # its channel closed while it waited for a slot: the broker delivers it again
-            if not self.allowance.take():
-                log.debug("recycling: handing back job %d for the next worker", job.job_id)
-                return GIVE_BACK  # the next worker skips the jobs of the group recorded here
-            claim = await self.batchers.claims.submit((job.job_id, job.attempt, job.generation))
-            if claim is None:
+        except Exception as exc:  # noqa: BLE001 - the job's own failure, see _flow
+            return exc
+        finally:
+            held.ended(1)
+            self._prefetch_changed.set()
+        return REJECT
+
+    async def _part(
+        self, queue: str, message: AbstractIncomingMessage, jobs: Sequence[JobMessage], carried: int, held: Held
+    ) -> list[Step]:
+        """Jobs that took a slot each: claimed together, then run, each in a task of its own when several run (a
+        cancel or a timeout cancels the task of its own job). Each job frees its slot once it ends."""
+        try:
+            claimed: list[Claim | Step] = await self._claim(queue, message, jobs, carried)
+        except Exception as exc:  # noqa: BLE001 - the claim failed (the database is gone): each job's failure
+            claimed = [exc] * len(jobs)
+        except BaseException:
+            self._ended(held, len(jobs))
+            raise
+        runs = [(n, claim) for n, claim in enumerate(claimed) if isinstance(claim, Claim)]
+        self._ended(held, len(jobs) - len(runs))
+        if len(runs) == 1:
+            ran: list[Step | BaseException] = [await _caught(self._run_and_end(runs[0][1], held))]
+        else:
+            ran = await asyncio.gather(*(self._run_and_end(claim, held) for _, claim in runs), return_exceptions=True)
+        outcomes = dict(zip((n for n, _ in runs), ran, strict=True))
+        return [_step(outcomes[n]) if isinstance(claim, Claim) else claim for n, claim in enumerate(claimed)]
+
+    async def _claim(
+        self, queue: str, message: AbstractIncomingMessage, jobs: Sequence[JobMessage], carried: int
+    ) -> list[Claim | Step]:
+        """Claim jobs that took their slots, in one batcher item: a Claim for each job to run, else its step."""
+        if self.stopping:
+            return [GIVE_BACK] * len(jobs)
+        if channel_of(message) is None:
+            return [LOST] * len(jobs)  # its channel closed while it waited for a slot: the broker delivers it again
+        allowed = self.allowance.take(len(jobs))
+        if allowed < len(jobs):
+            # the next worker skips the jobs of the group recorded here
+            log.debug("recycling: handing back %d jobs for the next worker", len(jobs) - allowed)
+        keys = [(job.job_id, job.attempt, job.generation) for job in jobs[:allowed]]
+        results = await self.batchers.claims.submit_many(keys) if keys else []
+        claimed: list[Claim | Step] = []
+        for job, result in zip(jobs[:allowed], results, strict=True):
+            if result is None:
                 self.allowance.put_back()
-                return await self._unclaimed(queue, job, letter_body(message, job, carried), message.headers)
-            if self.allowance.spent:
-                self.recycle(self.allowance.reason())
+                body = letter_body(message, job, carried)
+                claimed.append(await _caught(self._unclaimed(queue, job, body, message.headers)))
+            else:
+                claimed.append(result.error if isinstance(result, Refused) else result)
+        if self.allowance.spent:
+            self.recycle(self.allowance.reason())
+        return claimed + [GIVE_BACK] * (len(jobs) - allowed)
+
+    async def _run_and_end(self, claim: Claim, held: Held) -> str:
+        try:
             return await self._run(claim)
+        finally:
+            self._ended(held, 1)
+
+    def _ended(self, held: Held, count: int) -> None:
+        """Jobs of a delivery ended (recorded, dropped, handed back): their slots and their room are free again."""
+        if count:
+            self._slots.give(count)
+            held.ended(count)
+            self._prefetch_changed.set()
 
     async def _unclaimed(self, queue: str, job: JobMessage, body: bytes, headers: Mapping[str, Any] | None) -> str:
         """No row to run: a duplicate or outdated message (dropped), or poison naming no job at all."""
@@ -565,3 +642,18 @@ def settlement(steps: Collection[str]) -> str:
         if how in steps:
             return how
     return ACK
+
+
+async def _caught(flow: Awaitable[str]) -> Step:
+    """A job's flow to its step: its error (not a cancellation) is the step, for `Consumer._flow` to deal with."""
+    try:
+        return await flow
+    except Exception as exc:  # noqa: BLE001 - see Consumer._flow
+        return exc
+
+
+def _step(ran: Step | BaseException) -> Step:
+    """A job's step from `gather(return_exceptions=True)`; a cancellation goes on up."""
+    if isinstance(ran, BaseException) and not isinstance(ran, Exception):
+        raise ran
+    return ran
