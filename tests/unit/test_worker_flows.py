@@ -11,7 +11,7 @@ from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, Jo
 from gleaner.services.worker.consumer import ACK, GIVE_BACK, LOST, REJECT, Batchers, Consumer, settlement
 from gleaner.services.worker.context import JobContext, JobInfo
 from gleaner.services.worker.handlers import Registry, ServedKinds
-from gleaner.services.worker.retry import SUCCEEDED, Budget
+from gleaner.services.worker.retry import CANCELLED, REASON_CANCEL, SUCCEEDED, Budget
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
@@ -263,3 +263,72 @@ def test_a_delivery_is_settled_by_the_weightiest_wish_of_its_jobs() -> None:
     assert settlement([ACK, REJECT]) == REJECT  # recorded as failed or poison: a copy goes to the dead queue
     assert settlement([REJECT, GIVE_BACK, ACK]) == GIVE_BACK  # shutdown: the recorded jobs are skipped next time
     assert settlement([GIVE_BACK, LOST]) == LOST  # the channel is gone: the broker redelivers
+
+
+async def test_a_stale_job_of_a_group_claimed_together_is_dropped_and_the_others_run() -> None:
+    gate, database = Gate(), FakeDatabase()
+    database.claimed.add((2, 1))  # job 2's attempt 1 ran already: its copy in the group is stale
+    consumer = await consumer_with(gate, database, concurrency=8)
+    gate.release.set()
+    message = group_delivery([1, 2, 3], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    assert await consumer.wait_idle(2.0)
+    assert sorted(f.job_id for f in database.finished) == [1, 3]
+    assert message.settled == ["ack"]
+    assert started(consumer) == 2 and completed(consumer, SUCCEEDED) == 2  # every job run is counted
+    await consumer.batchers.close()
+
+
+async def test_cancelling_one_job_of_a_group_cancels_only_that_job() -> None:
+    gate, database = Gate(), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=8)
+    message = group_delivery([1, 2, 3], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: gate.running == 3)
+    assert consumer.running.cancel(2, REASON_CANCEL)
+    await until(lambda: gate.running == 2)
+    gate.release.set()
+    assert await consumer.wait_idle(2.0)
+    assert sorted((f.job_id, f.outcome.state) for f in database.finished) == [
+        (1, SUCCEEDED),
+        (2, CANCELLED),
+        (3, SUCCEEDED),
+    ]
+    assert message.settled == ["ack"]
+    assert started(consumer) == 3 and completed(consumer, SUCCEEDED) == 2
+    await consumer.batchers.close()
+
+
+async def test_a_group_larger_than_the_free_slots_is_claimed_in_parts_as_slots_free_up() -> None:
+    gate, database = Gate(), FakeDatabase()
+    batches: list[int] = []
+    claim = database.claim
+
+    async def counted(keys: Sequence[ClaimKey]) -> list[Claim | None]:
+        batches.append(len(keys))
+        return await claim(keys)
+
+    database.claim = counted  # type: ignore[method-assign]
+    consumer = await consumer_with(gate, database, concurrency=3)
+    message = group_delivery([1, 2, 3, 4, 5], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: gate.running == 3)
+    assert batches == [3]  # the first three, together; the others wait for slots, unclaimed
+    gate.release.set()
+    assert await consumer.wait_idle(2.0)
+    assert sum(batches) == 5 and gate.most == 3
+    assert sorted(f.job_id for f in database.finished) == [1, 2, 3, 4, 5]
+    assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+def started(consumer: Consumer) -> float:
+    return (
+        consumer.metrics.registry.get_sample_value("gleaner_jobs_started_total", {"kind": "block", "queue": "default"})
+        or 0.0
+    )
+
+
+def completed(consumer: Consumer, outcome: str) -> float:
+    labels = {"kind": "block", "queue": "default", "outcome": outcome}
+    return consumer.metrics.registry.get_sample_value("gleaner_jobs_completed_total", labels) or 0.0
