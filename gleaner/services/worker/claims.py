@@ -224,8 +224,11 @@ def unique_keys(keys: Iterable[K]) -> list[K]:
     return list(dict.fromkeys(keys))
 
 
-def distribute(keys: Sequence[K], rows: Mapping[K, R]) -> list[R | None]:
-    """One answer per caller: the row goes to the first caller with its key, later duplicates get None."""
+def distribute(keys: Sequence[K], rows: Mapping[K, R], unique: bool = False) -> list[R | None]:
+    """One answer per caller: the row goes to the first caller with its key, later duplicates get None.
+    `unique`: the keys are known to be distinct (no bookkeeping of the keys seen)."""
+    if unique:
+        return [rows.get(key) for key in keys]
     seen: set[K] = set()
     out: list[R | None] = []
     for key in keys:
@@ -264,7 +267,7 @@ class JobStore:
         records = await self.pool.fetch(CLAIM, ids, attempts, self.worker_id, self.lease_s, generations)
         at = events.stamp()
         rows = {(r["id"], r["attempt"], r["generation"]): Claim.from_record(r, self.delay_unit_s, at) for r in records}
-        return distribute(keys, rows)
+        return distribute(keys, rows, unique=len(wanted) == len(keys))
 
     async def finish(self, items: Sequence[Finish]) -> list[Finished | None]:
         """Batcher flush: write many outcomes; None where the fence failed (the row was reaped or moved on).
