@@ -7,11 +7,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+
 from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, JobStore, Key
 from gleaner.services.worker.consumer import ACK, GIVE_BACK, LOST, REJECT, Batchers, Consumer, settlement
 from gleaner.services.worker.context import JobContext, JobInfo
 from gleaner.services.worker.handlers import Registry, ServedKinds
-from gleaner.services.worker.retry import CANCELLED, REASON_CANCEL, SUCCEEDED, Budget
+from gleaner.services.worker.retry import CANCELLED, FAILED, REASON_CANCEL, SUCCEEDED, Budget
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
@@ -332,3 +334,60 @@ def started(consumer: Consumer) -> float:
 def completed(consumer: Consumer, outcome: str) -> float:
     labels = {"kind": "block", "queue": "default", "outcome": outcome}
     return consumer.metrics.registry.get_sample_value("gleaner_jobs_completed_total", labels) or 0.0
+
+
+class SlowFor(Gate):
+    """Blocks only the jobs named; the others return at once."""
+
+    def __init__(self, slow: set[int]) -> None:
+        super().__init__()
+        self.slow = slow
+
+    async def __call__(self, ctx: JobContext) -> Any:
+        if ctx.job.id in self.slow:
+            return await super().__call__(ctx)
+        return {"id": ctx.job.id}
+
+
+async def test_the_quick_jobs_of_a_group_are_recorded_together_while_a_slow_one_runs() -> None:
+    gate, database = SlowFor({3}), FakeDatabase()
+    writes: list[list[int]] = []
+    finish = database.finish
+
+    async def counted(items: Sequence[Finish]) -> list[Finished | None]:
+        writes.append(sorted(item.job_id for item in items))
+        return await finish(items)
+
+    database.finish = counted  # type: ignore[method-assign]
+    consumer = await consumer_with(gate, database, concurrency=8)
+    message = group_delivery([1, 2, 3], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: len(database.finished) == 2)
+    assert gate.running == 1 and writes == [[1, 2]]  # written while job 3 still runs, in one statement
+    assert message.settled == []  # the delivery waits for its last job
+    gate.release.set()
+    assert await consumer.wait_idle(2.0)
+    assert writes == [[1, 2], [3]]
+    assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+async def test_an_outcome_refused_in_a_group_write_fails_only_its_job_and_the_others_are_recorded() -> None:
+    gate, database = Gate(), FakeDatabase()
+    finish = database.finish
+
+    async def refusing(items: Sequence[Finish]) -> list[Finished | None]:
+        if any(item.job_id == 2 and item.outcome.state == SUCCEEDED for item in items):
+            raise asyncpg.UntranslatableCharacterError("unsupported Unicode escape sequence")
+        return await finish(items)
+
+    database.finish = refusing  # type: ignore[method-assign]
+    consumer = await consumer_with(gate, database, concurrency=8)
+    gate.release.set()
+    message = group_delivery([1, 2, 3], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    assert await consumer.wait_idle(2.0)
+    outcomes = {f.job_id: (f.outcome.state, f.outcome.error_class) for f in database.finished}
+    assert outcomes == {1: (SUCCEEDED, None), 2: (FAILED, "result_refused"), 3: (SUCCEEDED, None)}
+    assert message.settled == ["reject"]  # the failed job: no broker here for its copy alone, so the group goes
+    await consumer.batchers.close()

@@ -170,6 +170,10 @@ class Claim:
     wait_s: float
     started: Event | None = None
 
+    @property
+    def key(self) -> Key:
+        return (self.job.id, self.job.attempt)
+
     @classmethod
     def from_record(cls, record: asyncpg.Record, delay_unit_s: float = 0.0, at: str | None = None) -> Claim:
         """`at`: when the claim committed, for its `job.started` event (none without it)."""

@@ -9,7 +9,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel, FieldValue
@@ -64,6 +64,7 @@ GIVE_BACK = "give_back"
 LOST = "lost"
 # what one job of a delivery ended with: how it wants the delivery settled, or the error of its flow
 Step = str | Exception
+T = TypeVar("T")
 
 # a failed flow (database or broker trouble) waits this long before its message is requeued, to avoid a hot loop
 REQUEUE_PAUSE_S = 1.0
@@ -429,25 +430,46 @@ class Consumer:
             raise
         runs = [(n, claim) for n, claim in enumerate(claimed) if isinstance(claim, Claim)]
         self._ended(held, len(jobs) - len(runs))
-        if len(runs) == 1:
-            outcomes = {runs[0][0]: await _caught(self._run_and_end(runs[0][1], held))}
-        else:
-            outcomes = await self._run_apart(runs, held)
-        return [outcomes[n] if isinstance(claim, Claim) else claim for n, claim in enumerate(claimed)]
+        steps = await self._run_claims(runs, held) if runs else {}
+        return [steps[n] if isinstance(claim, Claim) else claim for n, claim in enumerate(claimed)]
 
-    async def _run_apart(self, runs: Sequence[tuple[int, Claim]], held: Held) -> dict[int, Step]:
-        """Run claimed jobs each in a task of its own; their steps by position. Tasks made here and awaited in turn:
-        `asyncio.gather` cost 5 % of the worker's Python time in its own bookkeeping (py-spy, e2e)."""
-        loop = asyncio.get_running_loop()
-        tasks = [(n, loop.create_task(_caught(self._run_and_end(claim, held)))) for n, claim in runs]
+    async def _run_claims(self, runs: Sequence[tuple[int, Claim]], held: Held) -> dict[int, Step]:
+        """Run claimed jobs to their recorded outcomes; their steps by position in the delivery.
+
+        One job runs in this flow's task; several run each in a task of its own (a cancel or a timeout cancels the
+        task of its own job), and whenever some have ended, their outcomes are written as one batcher item while
+        the others run on: a slow job never holds back the outcome of a quick one.
+        """
+        for _, claim in runs:
+            self.running.hold(claim.key)  # the heartbeat renews the lease until the outcome is written
+        recorded: set[int] = set()  # the jobs handed to `_record`, which ends them whatever happens
+
+        async def record(ended: list[tuple[int, Claim, Outcome | Exception]]) -> dict[int, Step]:
+            recorded.update(n for n, _, _ in ended)
+            return await self._record(ended, held)
+
         try:
-            return {n: await task for n, task in tasks}
-        except BaseException:
-            # this flow was cancelled (awaiting a job's task passes the cancellation to it): the others end with it,
-            # as under gather. A job's task is never cancelled on its own: the runner takes back its cancellations.
-            for _, task in tasks:
-                task.cancel()
-            raise
+            if len(runs) == 1:
+                n, claim = runs[0]
+                return await record([(n, claim, await _caught(self._attempt(claim)))])
+            loop = asyncio.get_running_loop()
+            tasks = {loop.create_task(_caught(self._attempt(claim))): (n, claim) for n, claim in runs}
+            pending = set(tasks)
+            steps: dict[int, Step] = {}
+            try:
+                while pending:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    steps |= await record([(*tasks[task], task.result()) for task in done])
+            except BaseException:  # this flow was cancelled: the jobs still running end with it
+                for task in pending:
+                    task.cancel()
+                raise
+            return steps
+        finally:
+            unrecorded = [claim for n, claim in runs if n not in recorded]  # a cancelled flow's
+            for claim in unrecorded:
+                self.running.release(claim.key)
+            self._ended(held, len(unrecorded))
 
     async def _claim(
         self, queue: str, message: AbstractIncomingMessage, jobs: Sequence[JobMessage], carried: int
@@ -474,12 +496,6 @@ class Consumer:
         if self.allowance.spent:
             self.recycle(self.allowance.reason())
         return claimed + [GIVE_BACK] * (len(jobs) - allowed)
-
-    async def _run_and_end(self, claim: Claim, held: Held) -> str:
-        try:
-            return await self._run(claim)
-        finally:
-            self._ended(held, 1)
 
     def _ended(self, held: Held, count: int) -> None:
         """Jobs of a delivery ended (recorded, dropped, handed back): their slots and their room are free again."""
@@ -512,27 +528,70 @@ class Consumer:
             )
             await self.broker.publish_event(events.DEAD_LETTERED, events.encode([event]))
 
-    async def _run(self, claim: Claim) -> str:
-        key = (claim.job.id, claim.job.attempt)
-        self.running.hold(key)  # the heartbeat renews the lease until the outcome is written
-        try:
-            return await self._run_claimed(claim)
-        finally:
-            self.running.release(key)
-
-    async def _run_claimed(self, claim: Claim) -> str:
+    async def _attempt(self, claim: Claim) -> Outcome:
+        """Run a claimed job's handler (in the job's own task, or the flow's for a lone job)."""
         job = claim.job
         context.request_id.set(job.request_id)
         context.job_id.set(job.id)
         context.attempt.set(job.attempt)
-        outcome = await self._execute(claim)
-        if outcome.state == HANDBACK:
-            await self.batchers.handbacks.submit((job.id, job.attempt))
-            return GIVE_BACK
-        if outcome.state == ABANDONED:
-            log.warning("job %d attempt %d: its lease ran out; the reaper takes it over", job.id, job.attempt)
-            return ACK  # the reaper publishes the next attempt's message
-        finished = await self._write_outcome(Finish(job.id, job.attempt, outcome))
+        return await self._execute(claim)
+
+    async def _record(self, ended: Sequence[tuple[int, Claim, Outcome | Exception]], held: Held) -> dict[int, Step]:
+        """Record the outcomes of jobs that ended together (one finish item, one hand-back item) and free their
+        slots; each job's step by its position in the delivery."""
+        try:
+            steps: dict[int, Step] = {}
+            finishes: list[tuple[int, Claim, Finish]] = []
+            handbacks: list[int] = []
+            for n, claim, outcome in ended:
+                if isinstance(outcome, Exception):
+                    steps[n] = outcome
+                elif outcome.state == HANDBACK:
+                    handbacks.append(n)
+                elif outcome.state == ABANDONED:
+                    log.warning("job %d attempt %d: its lease ran out; the reaper takes it over", *claim.key)
+                    steps[n] = ACK  # the reaper publishes the next attempt's message
+                else:
+                    finishes.append((n, claim, Finish(claim.job.id, claim.job.attempt, outcome)))
+            if handbacks:
+                steps |= await self._hand_back([(n, claim.key) for n, claim, _ in ended if n in handbacks])
+            if finishes:
+                written = await self._write_outcomes([item for _, _, item in finishes])
+                for (n, claim, _), finished in zip(finishes, written, strict=True):
+                    steps[n] = self._recorded(claim, finished)
+            return steps
+        finally:
+            for _, claim, _ in ended:
+                self.running.release(claim.key)
+            self._ended(held, len(ended))
+
+    async def _hand_back(self, keys: Sequence[tuple[int, Key]]) -> dict[int, Step]:
+        """Undo attempts cancelled by a shutdown, so their requeued delivery claims them again."""
+        try:
+            results = await self.batchers.handbacks.submit_many([key for _, key in keys])
+        except Exception as exc:  # noqa: BLE001 - each job's failure, see _flow
+            return {n: exc for n, _ in keys}
+        return {n: r.error if isinstance(r, Refused) else GIVE_BACK for (n, _), r in zip(keys, results, strict=True)}
+
+    async def _write_outcomes(self, items: Sequence[Finish]) -> list[Finished | Exception | None]:
+        """Write outcomes as one batcher item; those it could not write (a value PostgreSQL refused, a database
+        outage) are written again each on its own (`_write_outcome`), all at once."""
+        try:
+            written: list[Finished | Refused | None] = await self.batchers.finishes.submit_many(items)
+        except Exception as exc:  # noqa: BLE001 - the database is unavailable: each outcome waits for it on its own
+            written = [Refused(exc)] * len(items)
+        results: list[Finished | Exception | None] = [None if isinstance(r, Refused) else r for r in written]
+        again = [n for n, result in enumerate(written) if isinstance(result, Refused)]
+        if again:
+            retried = await asyncio.gather(*(_caught(self._write_outcome(items[n])) for n in again))
+            for n, result in zip(again, retried, strict=True):
+                results[n] = result
+        return results
+
+    def _recorded(self, claim: Claim, finished: Finished | Exception | None) -> Step:
+        """A job's step once its outcome is written (None: the fence dropped a reaped attempt)."""
+        if isinstance(finished, Exception):
+            return finished
         if finished is None:
             return ACK
         self._count(claim, finished.state)
@@ -657,10 +716,9 @@ def settlement(steps: Collection[str]) -> str:
     return ACK
 
 
-async def _caught(flow: Awaitable[str]) -> Step:
-    """A job's flow to its step: its error (not a cancellation) is the step, for `Consumer._flow` to deal with."""
+async def _caught(flow: Awaitable[T]) -> T | Exception:
+    """A job's flow to its end: its error (not a cancellation) is its result, for `Consumer._flow` to deal with."""
     try:
         return await flow
     except Exception as exc:  # noqa: BLE001 - see Consumer._flow
         return exc
-
