@@ -199,7 +199,7 @@ class Config:
     prune_interval_s: float = setting(300.0, number(float, 0.1, 86_400), "the scheduler's prune period")
     prune_batch: int = setting(1000, number(int, 1, 100_000), "rows one pruning statement deletes (one transaction)")
     prune_pause_ratio: float = setting(
-        4.0, number(float, 0, 1000), "after each pruning batch, rest this many times as long as the batch took"
+        4.0, number(float, 0, 1000), "while jobs wait, rest this many times as long as each pruning batch took"
     )
     prune_budget_s: float = setting(
         30.0,

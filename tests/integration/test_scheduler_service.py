@@ -17,7 +17,7 @@ from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.metrics import Metrics
 from gleaner.shared.prune_statements import PRUNE_JOBS
-from gleaner.shared.pruning import Pace, Swept, batches, delete_batched
+from gleaner.shared.pruning import Pace, Swept, batches, delete_batched, jobs_waiting
 from tests.support.contract import checked_session
 from tests.support.stack import Service, Stack, eventually
 
@@ -275,9 +275,25 @@ async def test_the_pruner_deletes_in_batches_until_none_is_left(db: asyncpg.Pool
         "INSERT INTO jobs (kind, queue, state, finished_at) "
         "SELECT 'noop', 'default', 'succeeded', now() - interval '2 days' FROM generate_series(1, 25)"
     )
-    swept = await delete_batched(batches(db, PRUNE_JOBS, 86_400), Pace(batch=10, pause_ratio=0))
+    swept = await delete_batched(batches(db, PRUNE_JOBS, 86_400), Pace(batch=10, pause_ratio=0), jobs_waiting(db))
     assert swept == Swept(25, more=False)
     assert await db.fetchval("SELECT count(*) FROM jobs") == 0
+
+
+async def test_the_pruner_counts_as_busy_only_a_queued_job_waiting_past_its_due_time(db: asyncpg.Pool) -> None:
+    busy = jobs_waiting(db)
+    await db.execute(
+        "INSERT INTO jobs (kind, queue, state, run_at, finished_at) VALUES "
+        "('noop', 'default', 'succeeded', now() - interval '1 hour', now()), "  # history
+        "('noop', 'default', 'running', now() - interval '1 hour', NULL), "  # a worker has it
+        "('noop', 'default', 'scheduled', now() + interval '1 day', NULL), "  # not due
+        "('noop', 'default', 'queued', now(), NULL)"  # just submitted: a flowing system
+    )
+    assert not await busy()
+    await db.execute(
+        "INSERT INTO jobs (kind, queue, state, run_at) VALUES ('noop', 'default', 'queued', now() - interval '5 s')"
+    )
+    assert await busy()  # the workers have not taken it for five seconds: pruning rests
 
 
 async def test_an_interval_schedule_fires_a_job_per_slot_that_the_worker_runs(stack: Stack, db: asyncpg.Pool) -> None:

@@ -16,7 +16,7 @@ from gleaner.shared.prune_statements import (
     PRUNE_SITE_MINUTES,
     PRUNE_WORKERS,
 )
-from gleaner.shared.pruning import Pace, Swept, batches, delete_batched
+from gleaner.shared.pruning import Pace, Swept, batches, delete_batched, jobs_waiting
 
 if TYPE_CHECKING:
     from gleaner.services.scheduler.duties import Duties
@@ -54,6 +54,7 @@ def plan(retention_days: float) -> list[tuple[str, str, float]]:
 async def prune_pass(duties: Duties) -> dict[str, Swept]:
     """Each table's turn, gently (see `gleaner.shared.pruning`); what each deleted."""
     pace = Pace.of(duties.config)
+    busy = jobs_waiting(duties.pool)
     swept: dict[str, Swept] = {}
     for table, statement, age_s in plan(duties.config.retention_days):
         counter = duties.metrics.pruned.labels(table)
@@ -61,7 +62,7 @@ async def prune_pass(duties: Duties) -> dict[str, Swept]:
         async def counted(rows: int, counter: Counter = counter) -> None:
             counter.inc(rows)
 
-        swept[table] = await delete_batched(batches(duties.pool, statement, age_s), pace, counted)
+        swept[table] = await delete_batched(batches(duties.pool, statement, age_s), pace, busy, counted)
     return swept
 
 

@@ -21,7 +21,7 @@ from gleaner.json_types import JsonObject, JsonObjectInput
 from gleaner.shared.config import MAX_RETENTION_DAYS, QUEUE_NAME, Config
 from gleaner.shared.kind_rules import KIND_NAME
 from gleaner.shared.prune_statements import PRUNE_DEAD_LETTERS, PRUNE_IDEMPOTENCY, PRUNE_JOBS, PRUNE_SITE_MINUTES
-from gleaner.shared.pruning import Pace, batches, delete_batched
+from gleaner.shared.pruning import Pace, batches, delete_batched, jobs_waiting
 from gleaner.shared.requeue import AUTO_REQUEUE
 from gleaner.shared.stats.report import DEFAULT_HOURS, MAX_HOURS, build_report
 
@@ -138,7 +138,7 @@ async def _batched(ctx: JobContext, statement: str, age_s: float, pace: Pace) ->
         total += rows
         await ctx.progress({"rows": total})
 
-    return (await delete_batched(batches(ctx.db, statement, age_s), pace, progress)).rows
+    return (await delete_batched(batches(ctx.db, statement, age_s), pace, jobs_waiting(ctx.db), progress)).rows
 
 
 async def requeue_failed(ctx: JobContext) -> Any:
