@@ -161,9 +161,14 @@ WHERE id = $1 AND attempt = $2 AND lease_owner = $4 AND state = 'running'
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Claim:
-    """A row this worker now runs: the handler's view of it, its retry budget and how long it waited."""
+    """A row this worker now runs: the handler's view of it, its retry budget and how long it waited.
+
+    Claim, Budget, Finish and Finished are made once per job and never changed; they are not frozen because a
+    frozen dataclass's __init__ sets each field through object.__setattr__: 0.72 us for six fields against 0.17 us
+    (timeit, this box), about 2 us a job for the four.
+    """
 
     job: JobInfo
     budget: Budget
@@ -201,7 +206,7 @@ class Claim:
         return cls(job=job, budget=budget, wait_s=max(0.0, record["wait_s"]), started=started)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finish:
     """An attempt's outcome to write, fenced on (job_id, attempt) and the lease owner."""
 
@@ -214,7 +219,7 @@ class Finish:
         return (self.job_id, self.attempt)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finished:
     """A committed finish: the state written, and for a retry the row to publish through the delay levels."""
 
