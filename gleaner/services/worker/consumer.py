@@ -7,7 +7,8 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -442,6 +443,7 @@ class Consumer:
         """
         for _, claim in runs:
             self.running.hold(claim.key)  # the heartbeat renews the lease until the outcome is written
+        self._count_started(claim for _, claim in runs)
         recorded: set[int] = set()  # the jobs handed to `_record`, which ends them whatever happens
 
         async def record(ended: list[tuple[int, Claim, Outcome | Exception]]) -> dict[int, Step]:
@@ -557,8 +559,13 @@ class Consumer:
                 steps |= await self._hand_back([(n, claim.key) for n, claim, _ in ended if n in handbacks])
             if finishes:
                 written = await self._write_outcomes([item for _, _, item in finishes])
-                for (n, claim, _), finished in zip(finishes, written, strict=True):
-                    steps[n] = self._recorded(claim, finished)
+                for (n, _, _), finished in zip(finishes, written, strict=True):
+                    steps[n] = _recorded(finished)
+                self._count(
+                    (claim, finished.state)
+                    for (_, claim, _), finished in zip(finishes, written, strict=True)
+                    if isinstance(finished, Finished)
+                )
             return steps
         finally:
             for _, claim, _ in ended:
@@ -587,15 +594,6 @@ class Consumer:
             for n, result in zip(again, retried, strict=True):
                 results[n] = result
         return results
-
-    def _recorded(self, claim: Claim, finished: Finished | Exception | None) -> Step:
-        """A job's step once its outcome is written (None: the fence dropped a reaped attempt)."""
-        if isinstance(finished, Exception):
-            return finished
-        if finished is None:
-            return ACK
-        self._count(claim, finished.state)
-        return REJECT if finished.state == FAILED else ACK
 
     async def _write_outcome(self, item: Finish) -> Finished | None:
         """Write an attempt's outcome; one PostgreSQL refuses (its own values: the batch wrote its neighbours) is
@@ -635,7 +633,6 @@ class Consumer:
     async def _execute(self, claim: Claim) -> Outcome:
         job = with_soft_limit(claim.job, self.registry.soft_timeout_s(claim.job.kind))
         series = self._metrics_of(job.kind, job.queue)
-        series.started.inc()
         series.queue_wait.observe(claim.wait_s)
         ctx = JobContext(
             job=job,
@@ -675,14 +672,20 @@ class Consumer:
         except (Deferred, HandlerError) as exc:
             return from_error(exc, claim.budget)
 
-    def _count(self, claim: Claim, state: str) -> None:
-        """Count the state written (a refused outcome may have changed it)."""
-        if state == DEFERRED:
-            return  # not an outcome: counted as a site wait where it was decided
-        series = self._metrics_of(claim.job.kind, claim.job.queue)
-        series.completed(state).inc()
-        if state == RETRYING:
-            series.retries.inc()
+    def _count_started(self, claims: Iterable[Claim]) -> None:
+        """Count the attempts a part starts: one `inc(n)` per kind (a counter's `inc` takes a lock)."""
+        for (kind, queue), count in Counter((c.job.kind, c.job.queue) for c in claims).items():
+            self._metrics_of(kind, queue).started.inc(count)
+
+    def _count(self, written: Iterable[tuple[Claim, str]]) -> None:
+        """Count the states written (a refused outcome may have changed one), one `inc(n)` per kind and state."""
+        # DEFERRED is not an outcome: counted as a site wait where it was decided
+        tally = Counter((c.job.kind, c.job.queue, state) for c, state in written if state != DEFERRED)
+        for (kind, queue, state), count in tally.items():
+            series = self._metrics_of(kind, queue)
+            series.completed(state).inc(count)
+            if state == RETRYING:
+                series.retries.inc(count)
 
     def _metrics_of(self, kind: str, queue: str) -> Series:
         if self._series is None:
@@ -722,3 +725,12 @@ async def _caught(flow: Awaitable[T]) -> T | Exception:
         return await flow
     except Exception as exc:  # noqa: BLE001 - see Consumer._flow
         return exc
+
+
+def _recorded(finished: Finished | Exception | None) -> Step:
+    """A job's step once its outcome is written (None: the fence dropped a reaped attempt)."""
+    if isinstance(finished, Exception):
+        return finished
+    if finished is None:
+        return ACK
+    return REJECT if finished.state == FAILED else ACK
