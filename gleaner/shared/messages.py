@@ -96,9 +96,11 @@ class JobMessage:
 
     def member(self) -> dict[str, Any]:
         """This job inside a group body: what the group does not say once for all (queue, priority, due time)."""
-        body = self.fields()
-        for shared in ("v", "queue", "priority", "due_ms"):
-            del body[shared]
+        body: dict[str, Any] = {"id": self.job_id, "attempt": self.attempt, "kind": self.kind}
+        if self.request_id is not None:
+            body["request_id"] = self.request_id
+        if self.generation:
+            body["gen"] = self.generation
         return body
 
 

@@ -75,6 +75,30 @@ async def test_a_delayed_job_is_scheduled(gateway: Api) -> None:
     assert job["state"] == "scheduled"
 
 
+async def test_a_submission_answers_each_job_exactly_as_reading_it_back_does(gateway: Api) -> None:
+    """The answer is built from the submission and the few columns the insert returns; it must not differ from the
+    stored row in anything (defaults, numbers given as integers, a payload whose keys jsonb orders otherwise)."""
+    later = await gateway.submit(kind="noop", delay_s=3600)
+    jobs: list[dict[str, Any]] = [
+        {"kind": "noop"},
+        {"kind": "noop", "payload": {"zz": [1, 2.5, {"b": None, "a": True}], "a": "x"}, "priority": 9},
+        {"kind": "sleep", "queue": "idle", "max_attempts": 7, "timeout_s": 30, "soft_timeout_s": 10},
+        {"kind": "noop", "retry_base_s": 2, "retry_cap_s": 60.5, "dedupe_key": "same-as-read", "delay_s": 90},
+        {"kind": "noop", "run_at": "2100-01-01T00:00:00Z", "site": "nowhere"},
+        {"kind": "noop", "depends_on": [later["id"]], "on_dependency_failure": "run"},
+    ]
+    answers = [await gateway.submit(**job) for job in jobs]
+    plain = [job | {"dedupe_key": "another"} if "dedupe_key" in job else job for job in jobs[:-1]]
+    status, _, batch = await raw(gateway, "POST", "/jobs/batch", json={"jobs": plain})
+    assert status == 202, batch
+    status, _, linked = await raw(gateway, "POST", "/jobs/batch", json={"jobs": [{"kind": "noop"}], "then": jobs[1]})
+    assert status == 202, linked
+    answers += [*batch["jobs"], *linked["jobs"], linked["then"]]
+    for answer in answers:
+        assert answer == await gateway.job(answer["id"])
+    assert [a["state"] for a in answers[:6]] == ["queued", "queued", "queued", "scheduled", "scheduled", "blocked"]
+
+
 async def test_invalid_submissions_are_422_problems_naming_their_fields(gateway: Api) -> None:
     body = {"kind": "noop", "priority": 10, "colour": "red", "queue": "nope"}
     status, headers, problem = await raw(gateway, "POST", "/jobs", json=body)

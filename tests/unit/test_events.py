@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -112,3 +113,11 @@ def test_stream_frames_and_notices_are_server_sent_events() -> None:
     assert frame.startswith(b"id: r1-4\nevent: job.failed\ndata: {") and frame.endswith(b"}\n\n")
     assert events.decode(b"[" + frame.split(b"data: ", 1)[1].strip() + b"]") == [failed()]
     assert events.stream_notice(events.DROPPED, 'say "hi"') == b'event: dropped\ndata: {"detail":"say \\"hi\\""}\n\n'
+
+
+def test_an_event_writes_its_job_s_creation_in_the_zone_it_was_read_in() -> None:
+    instant = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    row = {"id": 1, "kind": "noop", "queue": "default", "attempt": 0, "state": "queued", "created_at": instant}
+    shifted = row | {"created_at": instant.astimezone(timezone(timedelta(hours=2)))}
+    assert events.job_event(row, "at")["created_at"] == "2026-01-02T03:04:05+00:00"
+    assert events.job_event(shifted, "at")["created_at"] == "2026-01-02T05:04:05+02:00"

@@ -12,8 +12,15 @@ from aiohttp import web
 
 from gleaner.services.gateway.api_keys import parse_scopes
 from gleaner.services.gateway.auth import ADMIN, READ, WRITE, Principal, bearer_of, required_scope
-from gleaner.services.gateway.job_store import ListFilters, NewJob, list_query, match_inserted
-from gleaner.services.gateway.job_views import JOB_FIELDS, JOB_TIMES, job_view, message_letter, timestamp
+from gleaner.services.gateway.job_store import ListFilters, NewJob, insert_args, list_query, match_inserted
+from gleaner.services.gateway.job_views import (
+    JOB_FIELDS,
+    JOB_TIMES,
+    job_view,
+    message_letter,
+    submitted_view,
+    timestamp,
+)
 from gleaner.services.gateway.pagination import PageTokens, filter_hash
 from gleaner.services.gateway.problems import from_http_exception, render
 from gleaner.shared.config import Config
@@ -164,3 +171,28 @@ def test_inserted_rows_are_matched_to_inputs_and_conflicts_left_empty() -> None:
     rows = [{"id": 9, "kind": "b", "dedupe_key": "y"}, {"id": 7, "kind": "a", "dedupe_key": None}]
     matched = match_inserted(items, rows)  # type: ignore[arg-type]
     assert [r["id"] if r else None for r in matched] == [7, None, 9]
+
+
+def test_a_new_job_s_view_names_every_field_of_a_job_s_view_in_its_order() -> None:
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    row = {"id": 1, "state": "queued", "attempt": 0, "schedule_id": None, "depends_on": None, "blocked_on": 0}
+    view = submitted_view(
+        parse_one({"kind": "noop"}, Config()), row | {"created_at": now, "run_at": now, "updated_at": now}
+    )
+    assert tuple(view) == JOB_FIELDS
+
+
+def test_an_insert_sends_a_column_no_item_sets_as_null_and_the_others_whole() -> None:
+    config = Config()
+    plain = NewJob(parse_one({"kind": "noop"}, config), None)
+    keyed = NewJob(parse_one({"kind": "noop", "dedupe_key": "k", "site": "s"}, config), "r")
+    columns = insert_args([plain, keyed])
+    kinds, sites, keys, request_ids, soft_timeouts = columns[0], columns[10], columns[11], columns[12], columns[13]
+    assert (kinds, sites, keys, request_ids, soft_timeouts) == (
+        ["noop", "noop"],
+        [None, "s"],
+        [None, "k"],
+        [None, "r"],
+        None,
+    )
+    assert insert_args([plain])[10:] == [None, None, None, None]

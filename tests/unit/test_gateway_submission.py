@@ -12,7 +12,7 @@ from gleaner.shared import priorities
 from gleaner.shared.config import Config
 from gleaner.shared.errors import ValidationProblem
 from gleaner.shared.kind_rules import KindRules
-from gleaner.shared.submission import MAX_BATCH, parse_batch, parse_job, parse_one, template_check
+from gleaner.shared.submission import MAX_BATCH, LatestChecks, parse_batch, parse_job, parse_one, template_check
 
 CONFIG = Config(queues=("default", "bulk"), default_max_attempts=4)
 KINDS = load_registry(CONFIG).rules()
@@ -148,3 +148,14 @@ def test_every_priority_number_is_in_exactly_one_band_and_an_unknown_name_is_a_4
     for bad in ("urgent", "HIGH", 10, True):
         spec, errors = parse_job({"kind": "noop", "priority": bad}, CONFIG)
         assert spec is None and errors[0]["field"] == "priority" and "high, normal, low" in errors[0]["message"]
+
+
+def test_the_checks_are_made_again_only_when_the_registered_kinds_change() -> None:
+    latest = LatestChecks(CONFIG)
+    before = KindRules.named(["noop"])
+    assert latest.of(before) is latest.of(before)
+    with pytest.raises(ValidationProblem):
+        parse_one({"kind": "fresh"}, CONFIG, before, latest.of(before))
+    after = KindRules.named(["noop", "fresh"])
+    assert latest.of(after) is not latest.of(before)
+    assert parse_one({"kind": "fresh"}, CONFIG, after, latest.of(after)).kind == "fresh"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gleaner.shared.messages import JobGroup, JobMessage
-from gleaner.shared.outbox import OutboxRow, envelopes
+from gleaner.shared.metrics import Metrics
+from gleaner.shared.outbox import OutboxRow, _count, envelopes
 
 
 def row(job_id: int, queue: str = "default", priority: int = 0, delay_s: float = 0.0) -> OutboxRow:
@@ -41,3 +42,15 @@ def test_a_group_size_of_one_keeps_a_message_per_job() -> None:
     planned = envelopes([row(n) for n in range(1, 5)], 1)
     assert carried(planned) == [[0], [1], [2], [3]]
     assert all(isinstance(envelope, JobMessage) for envelope, _ in planned)
+
+
+def test_confirmed_rows_are_counted_per_queue_and_unconfirmed_ones_not_at_all() -> None:
+    metrics = Metrics("gateway")
+    rows = [row(1), row(2, queue="bulk"), row(3), row(4, delay_s=5.0)]
+    planned = envelopes(rows, 16)
+    confirmed = [envelope.queue != "bulk" for envelope, _ in planned]
+    _count(metrics, planned, confirmed, [r for r in rows if r.queue != "bulk"], 1)
+    enqueued = {
+        q: metrics.registry.get_sample_value("gleaner_jobs_enqueued_total", {"queue": q}) for q in ("default", "bulk")
+    }
+    assert enqueued == {"default": 3.0, "bulk": None}

@@ -41,6 +41,7 @@ from gleaner.shared.db import create_pool
 from gleaner.shared.metrics import Metrics
 from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
 from gleaner.shared.publisher import Publisher
+from gleaner.shared.submission import LatestChecks
 from gleaner.shared.urlguard import Policy
 
 KEYS_KEY = web.AppKey("keys", KeyCache)
@@ -161,6 +162,7 @@ def _gateway(app: web.Application, broker: Broker, hub: EventHub) -> Gateway:
         kinds=app[KINDS_KEY],
         page_tokens=app[TOKENS_KEY],
         depths=QueueDepths(lambda: ask_broker(config, broker), config.queue_depth_ttl_s),
+        checks=LatestChecks(config),
     )
 
 

@@ -19,6 +19,7 @@ from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
 from gleaner.shared.metrics import Metrics
 from gleaner.shared.publisher import Publisher
+from gleaner.shared.submission import LatestChecks
 
 
 @dataclass(slots=True)
@@ -36,6 +37,7 @@ class Gateway:
     kinds: KindBook
     page_tokens: PageTokens
     depths: QueueDepths
+    checks: LatestChecks
 
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)

@@ -19,11 +19,44 @@ from gleaner.shared.submission import JobChange, JobSpec
 # one failed every listing that met the row. Views clamp them, so any stored instant shows (as the limit).
 CLAMPED = """CASE WHEN j.{name} > '9999-12-31 23:59:59.999999+00' THEN '9999-12-31 23:59:59.999999+00'::timestamptz
     WHEN j.{name} < '0001-01-01 00:00:00+00' THEN '0001-01-01 00:00:00+00'::timestamptz ELSE j.{name} END AS {name}"""
-VIEW_COLUMNS = ", ".join(CLAMPED.format(name=n) if n in JOB_TIMES else f"j.{n}" for n in (*JOB_FIELDS, "request_id"))
-# every job column the API shows, plus what the outbox needs to publish the row
-RETURNING = f"""{VIEW_COLUMNS}, j.generation,
+
+
+def _columns(names: Sequence[str]) -> str:
+    return ", ".join(CLAMPED.format(name=n) if n in JOB_TIMES else f"j.{n}" for n in names)
+
+
+VIEW_COLUMNS = _columns((*JOB_FIELDS, "request_id"))
+# what the outbox needs to publish a row, beside the columns it shares with the view
+OUTBOX_EXTRA = """j.generation,
     GREATEST(0, EXTRACT(EPOCH FROM (j.run_at - now())))::float8 AS delay_s,
     (EXTRACT(EPOCH FROM j.run_at) * 1000)::bigint AS due_ms"""
+# every job column the API shows, plus what the outbox needs to publish the row
+RETURNING = f"{VIEW_COLUMNS}, {OUTBOX_EXTRA}"
+# What an insert returns: the columns a new job's view takes from its row (job_views.submitted_view), those the outbox
+# and the `job.submitted` event read, and the kind and dedupe key that match rows to items. Not the payload nor the
+# columns a new row holds as submitted or as defaulted: decoding all 34 back (the payload through orjson) and turning
+# them into a dict per row was a fifth of the gateway's time in the batch case.
+INSERTED = f"""{
+    _columns(
+        (
+            "id",
+            "kind",
+            "queue",
+            "priority",
+            "state",
+            "attempt",
+            "site",
+            "schedule_id",
+            "dedupe_key",
+            "request_id",
+            "depends_on",
+            "blocked_on",
+            "created_at",
+            "run_at",
+            "updated_at",
+        )
+    )
+}, {OUTBOX_EXTRA}"""
 
 INSERT = f"""
 WITH input AS (
@@ -41,7 +74,7 @@ FROM input ORDER BY ord
 ON CONFLICT (dedupe_key)
     WHERE dedupe_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running', 'retrying', 'blocked')
 DO NOTHING
-RETURNING {RETURNING}
+RETURNING {INSERTED}
 """
 
 GET = f"SELECT {VIEW_COLUMNS} FROM jobs AS j WHERE id = $1"
@@ -128,7 +161,11 @@ class NewJob:
     request_id: str | None
 
 
-def insert_args(items: Sequence[NewJob]) -> list[list[Any]]:
+def insert_args(items: Sequence[NewJob]) -> list[list[Any] | None]:
+    """The INSERT's fourteen parameter arrays. One that no item sets (a batch of plain jobs names no run_at, delay,
+    site, dedupe key or soft timeout) goes as NULL: unnest pads it with NULLs, and asyncpg checks no element of it
+    (it tests each element of an array against three ABCs): 3.4 -> 2.5 µs of client CPU a row of a 1,000-row insert
+    of plain jobs."""
     columns: list[list[Any]] = [[] for _ in range(14)]
     for item in items:
         s = item.spec
@@ -150,7 +187,7 @@ def insert_args(items: Sequence[NewJob]) -> list[list[Any]]:
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    return columns
+    return [column if column.count(None) < len(column) else None for column in columns]
 
 
 def match_inserted(items: Sequence[NewJob], rows: Sequence[asyncpg.Record]) -> list[asyncpg.Record | None]:
@@ -179,7 +216,8 @@ def insertion_order(items: Sequence[NewJob]) -> list[int]:
 
 
 async def insert_jobs(connection: Connection | asyncpg.Pool, items: Sequence[NewJob]) -> list[asyncpg.Record | None]:
-    """One statement for all items; None for items whose dedupe key an unfinished job already holds."""
+    """One statement for all items; the INSERTED columns, None for items whose dedupe key an unfinished job already
+    holds."""
     order = insertion_order(items)
     ordered = [items[i] for i in order]
     rows = match_inserted(ordered, await connection.fetch(INSERT, *insert_args(ordered)))
@@ -193,7 +231,8 @@ async def insert_linked(
     connection: Connection, items: Sequence[NewJob], then: NewJob | None = None
 ) -> list[asyncpg.Record | None]:
     """`insert_jobs` plus each new job's dependencies and a batch's `then` callback (waiting for every item),
-    in the caller's transaction; the rows as they are after linking. The callback's row comes last."""
+    in the caller's transaction. The callback's row comes last. Once anything is linked, the rows are read again
+    whole (RETURNING columns), as they are after linking; else they are `insert_jobs`' (INSERTED columns)."""
     everything = [*items, then] if then is not None else list(items)
     rows = await insert_jobs(connection, everything)
     links = [

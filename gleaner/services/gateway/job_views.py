@@ -11,6 +11,7 @@ import orjson
 from aiohttp import web
 
 from gleaner.shared.rows import Row, timestamp
+from gleaner.shared.submission import JobSpec
 
 __all__ = ["Row", "timestamp"]  # re-exported: the gateway's views import them from here
 
@@ -74,6 +75,48 @@ def job_view(row: Row) -> dict[str, Any]:
     for name in JOB_TIMES:
         view[name] = timestamp(view[name])
     return view
+
+
+def submitted_view(spec: JobSpec, row: Row) -> dict[str, Any]:
+    """A job its insert just made, as `job_view` shows it: the submission's own values, a new row's defaults, and
+    what the database chose (id, state, times, the dependency columns) from the insert's INSERTED columns.
+
+    The payload is the one submitted, not read back from jsonb: the same JSON value (jsonb may order the keys of
+    an object otherwise). Rows a link changed (blocked, cancelled by a failed dependency, a callback's payload) are
+    read again and shown by `job_view`.
+    """
+    return {
+        "id": row["id"],
+        "kind": spec.kind,
+        "state": row["state"],
+        "attempt": row["attempt"],
+        "max_attempts": spec.max_attempts,
+        "priority": spec.priority,
+        "queue": spec.queue,
+        "payload": spec.payload,
+        "result": None,
+        "error": None,
+        "progress": None,
+        "site": spec.site,
+        "schedule_id": row["schedule_id"],
+        "trigger": "api",
+        "dedupe_key": spec.dedupe_key,
+        "cancel_requested": False,
+        "created_at": timestamp(row["created_at"]),
+        "started_at": None,
+        "finished_at": None,
+        "run_at": timestamp(row["run_at"]),
+        "updated_at": timestamp(row["updated_at"]),
+        "timeout_s": spec.timeout_s,
+        "soft_timeout_s": spec.soft_timeout_s,
+        "retry_base_s": spec.retry_base_s,
+        "retry_cap_s": spec.retry_cap_s,
+        "resolved_at": None,
+        "resolution": None,
+        "parent_id": None,
+        "depends_on": row["depends_on"],
+        "blocked_on": row["blocked_on"],
+    }
 
 
 def attempt_view(row: Row) -> dict[str, Any]:

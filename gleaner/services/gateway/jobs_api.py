@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -27,6 +28,7 @@ from gleaner.services.gateway.job_views import (
     attempt_view,
     job_view,
     json_response,
+    submitted_view,
 )
 from gleaner.services.gateway.payload_filter import next_after, payload_containment, scan_floor
 from gleaner.services.gateway.waiting import POLL_S
@@ -73,10 +75,10 @@ async def submit(request: web.Request) -> web.Response:
     raw, data = await read_json(request)
     kinds = await gw.kinds.knowing(kind_names(data))
     refuse_privileged(data, kinds, is_admin())
-    spec = parse_one(data, gw.config, kinds)
+    spec = parse_one(data, gw.config, kinds, gw.checks.of(kinds))
     items = [NewJob(spec, gleaner_logging.request_id.get())]
-    rows, status = await _insert(request, gw, raw, items, single=True)
-    body = job_view(rows[0])
+    views, status = await _insert(request, gw, raw, items, single=True)
+    body = views[0]
     return json_response(body, status, headers={"Location": f"{API}/jobs/{body['id']}"})
 
 
@@ -85,23 +87,23 @@ async def submit_batch(request: web.Request) -> web.Response:
     raw, data = await read_json(request)
     kinds = await gw.kinds.knowing(kind_names(data))
     refuse_privileged(data, kinds, is_admin())
-    specs = parse_batch(data, gw.config, kinds)
+    specs = parse_batch(data, gw.config, kinds, gw.checks.of(kinds))
     then = parse_then(data, gw.config, kinds)
     request_id = gleaner_logging.request_id.get()
     items = [NewJob(spec, request_id) for spec in specs]
-    rows, status = await _insert(
+    views, status = await _insert(
         request, gw, raw, items, single=False, then=NewJob(then, request_id) if then is not None else None
     )
     if then is None:
-        return json_response({"jobs": [job_view(r) for r in rows]}, status)
-    return json_response({"jobs": [job_view(r) for r in rows[:-1]], "then": job_view(rows[-1])}, status)
+        return json_response({"jobs": views}, status)
+    return json_response({"jobs": views[:-1], "then": views[-1]}, status)
 
 
 async def _insert(
     request: web.Request, gw: Gateway, raw: bytes, items: list[NewJob], *, single: bool, then: NewJob | None = None
-) -> tuple[list[asyncpg.Record], int]:
-    """The rows (a batch's `then` callback last) and the status; a job with dependencies takes a transaction of
-    its own, plain single submissions the group-commit lanes."""
+) -> tuple[list[dict[str, Any]], int]:
+    """The jobs as the response shows them (a batch's `then` callback last) and the status; a job with
+    dependencies takes a transaction of its own, plain single submissions the group-commit lanes."""
     key = request.headers.get(idempotency.HEADER)
     if key is not None:
         principal = current_principal.get()
@@ -117,7 +119,7 @@ async def _insert(
         async with gw.pool.acquire() as connection, connection.transaction():
             rows = await _insert_all(gw, connection, items, then)
     _committed(gw, [s.spec for s in items], rows)
-    return rows, 202
+    return _shown(items, then, rows), 202
 
 
 async def _insert_all(
@@ -142,6 +144,14 @@ async def _raise_conflicts(
     return [row for row in results if row is not None]
 
 
+def _shown(items: Sequence[NewJob], then: NewJob | None, rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
+    """New rows as the response shows them: plain ones from their submission, linked ones (re-read whole by
+    `insert_linked`: a link may block or cancel a job, or fill a callback's payload) as stored."""
+    if then is not None or job_store.links_of(items):
+        return [job_view(row) for row in rows]
+    return [submitted_view(item.spec, row) for item, row in zip(items, rows, strict=True)]
+
+
 def announce(gw: Gateway, rows: Sequence[asyncpg.Record], route: str = events.SUBMITTED) -> None:
     """After a commit, in the background: tell streams and webhooks about new (or requeued) waiting jobs."""
     if rows:
@@ -160,11 +170,11 @@ def _committed(gw: Gateway, specs: Sequence[JobSpec], rows: Sequence[asyncpg.Rec
 
 async def _insert_idempotent(
     gw: Gateway, principal: str, key: str, digest: str, items: list[NewJob], then: NewJob | None
-) -> tuple[list[asyncpg.Record], int]:
+) -> tuple[list[dict[str, Any]], int]:
     for _ in range(2):
         recorded = await idempotency.lookup(gw.pool, principal, key, digest)
         if recorded is not None:
-            return await job_store.get_jobs(gw.pool, recorded.job_ids), recorded.status
+            return [job_view(row) for row in await job_store.get_jobs(gw.pool, recorded.job_ids)], recorded.status
         try:
             async with gw.pool.acquire() as connection, connection.transaction():
                 rows = await _insert_all(gw, connection, items, then)
@@ -174,7 +184,7 @@ async def _insert_idempotent(
         except _Raced:
             continue
         _committed(gw, [i.spec for i in items], rows)
-        return rows, 202
+        return _shown(items, then, rows), 202
     raise Problem(409, "Conflict", "a concurrent request with this Idempotency-Key is in progress")
 
 
