@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import os
 import secrets
 import socket
@@ -41,12 +40,6 @@ WORKER_ID_KEY = web.AppKey("worker_id", str)
 # bitmap scan for every batch: 0.18 ms a claimed row instead of 0.02. Point lookups never need those plans.
 POINT_LOOKUPS = {**CUSTOM_PLANS, "enable_hashjoin": "off", "enable_mergejoin": "off", "enable_bitmapscan": "off"}
 STARTUP_CONNECT_S = 15.0
-# Every job allocates a few dozen container objects (futures, tasks, dicts of rows and events), so at Python's
-# default of 700 the collector ran a young pass every few jobs and a full pass over the whole heap every few
-# seconds. Timed with gc.callbacks (thread CPU time) over 50,000 jobs of `make bench` e2e: 1,665 young, 151 middle
-# and 13 full passes, 0.87 s, 17 us a job; with the start-up objects frozen and this limit, 153, 14 and 2 passes,
-# 0.075 s. The worker's memory did not grow (63 MB after the run either way).
-GC_YOUNG_LIMIT = 50_000
 REGISTRY_KEY = web.AppKey("registry", ServedKinds)
 FETCH_KEY = web.AppKey("fetch", FetchClient)
 STORE_KEY = web.AppKey("store", JobStore)
@@ -187,17 +180,6 @@ async def memory_watch_ctx(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-async def collector_ctx(app: web.Application) -> AsyncIterator[None]:
-    """Keep the cyclic garbage collector's passes few and short once the worker has started (see GC_YOUNG_LIMIT)."""
-    gc.collect()
-    gc.freeze()  # what start-up built lives as long as the process: full passes no longer walk it
-    thresholds = gc.get_threshold()
-    gc.set_threshold(GC_YOUNG_LIMIT, *thresholds[1:])
-    yield
-    gc.set_threshold(*thresholds)
-    gc.unfreeze()
-
-
 def is_ready(app: web.Application) -> bool:
     broker = app.get(BROKER_KEY)
     return CONSUMER_KEY in app and broker is not None and broker.connected and not app[DRAINER_KEY].draining
@@ -224,7 +206,7 @@ def create_app(config: Config) -> web.Application:
             cancel_listener_ctx,
             signals_ctx,
             memory_watch_ctx,
-            collector_ctx,
+            ops.collector_ctx,
         ]
     )
     return app
