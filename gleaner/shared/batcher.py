@@ -78,8 +78,9 @@ class Batcher(Generic[In, Out]):
 
     `flush` returns one result per item, in order; each caller's `submit` resolves to its own result,
     or raises the error of its own write (see `write_isolated`: one item's bad value fails only that item).
-    While a flush runs, new items gather for the next one, so under load batches grow by themselves and the
-    database pays one commit per batch, not per item.
+    `submit_many` hands in several items for one future: each is written as if submitted alone. While a flush
+    runs, new items gather for the next one, so under load batches grow by themselves and the database pays one
+    commit per batch, not per item.
     """
 
     def __init__(self, flush: Flush[In, Out], *, window_s: float, max_items: int, name: str) -> None:
@@ -87,47 +88,74 @@ class Batcher(Generic[In, Out]):
         self._window_s = window_s
         self._max_items = max_items
         self._name = name
-        self._items: list[tuple[In, asyncio.Future[Out]]] = []
+        # each caller's items and the future of their results; `_pending` counts the items
+        self._entries: list[tuple[Sequence[In], asyncio.Future[list[Out | Refused]]]] = []
+        self._pending = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._closing = False
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"batcher-{self._name}")
+        self._loop = self._task.get_loop()
 
     async def submit(self, item: In) -> Out:
-        if self._closing or self._task is None:
+        result = (await self.submit_many((item,)))[0]
+        if isinstance(result, Refused):
+            raise result.error
+        return result
+
+    async def submit_many(self, items: Sequence[In]) -> list[Out | Refused]:
+        """The results of `items`, in order: a write refused for one item's values is its `Refused` (the others are
+        written); a failure of the whole batch is raised."""
+        if self._closing or self._loop is None:
             raise RuntimeError(f"batcher {self._name} is not running")
-        future: asyncio.Future[Out] = asyncio.get_running_loop().create_future()
-        self._items.append((item, future))
+        future: asyncio.Future[list[Out | Refused]] = self._loop.create_future()
+        self._entries.append((items, future))
+        self._pending += len(items)
         self._wake.set()
         return await future
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
-            if self._window_s > 0 and len(self._items) < self._max_items and not self._closing:
+            if self._window_s > 0 and self._pending < self._max_items and not self._closing:
                 await asyncio.sleep(self._window_s)
             self._wake.clear()
-            while self._items:
-                batch, self._items = self._items[: self._max_items], self._items[self._max_items :]
-                await self._write(batch)
+            while self._entries:
+                await self._write(self._next_batch())
             if self._closing:
                 return
 
-    async def _write(self, batch: list[tuple[In, asyncio.Future[Out]]]) -> None:
+    def _next_batch(self) -> list[tuple[Sequence[In], asyncio.Future[list[Out | Refused]]]]:
+        """The entries of the next statement: up to `max_items` items, never a caller's items split (at least one
+        caller's, however many it handed in)."""
+        taken, count = 0, 0
+        for items, _ in self._entries:
+            if taken and count + len(items) > self._max_items:
+                break
+            taken, count = taken + 1, count + len(items)
+        batch, self._entries = self._entries[:taken], self._entries[taken:]
+        self._pending -= count
+        return batch
+
+    async def _write(self, batch: list[tuple[Sequence[In], asyncio.Future[list[Out | Refused]]]]) -> None:
+        items = [item for entry, _ in batch for item in entry]
         try:
-            results = await write_isolated(self._flush, [item for item, _ in batch])
+            results = await write_isolated(self._flush, items)
         except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
-            log.warning("batch %s of %d failed: %r", self._name, len(batch), exc)
-            results = [Refused(exc)] * len(batch)
-        for (_, future), result in zip(batch, results, strict=True):
-            if future.done():
-                continue
-            if isinstance(result, Refused):
-                future.set_exception(result.error)
-            else:
-                future.set_result(result)
+            log.warning("batch %s of %d failed: %r", self._name, len(items), exc)
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        start = 0
+        for entry, future in batch:
+            end = start + len(entry)
+            if not future.done():
+                future.set_result(results[start:end])
+            start = end
 
     async def close(self) -> None:
         """Flush what is pending, then stop."""

@@ -76,16 +76,17 @@ class JobMessage:
         return cls.from_fields(data)
 
     @classmethod
-    def from_fields(cls, data: dict[str, Any]) -> JobMessage:
-        """The message of a decoded version 1 body (or of a group member with its group's queue and priority)."""
+    def from_fields(cls, data: dict[str, Any], group: JobMessage | None = None) -> JobMessage:
+        """The message of a decoded version 1 body, or of a group member: `group` is a job of its group already
+        decoded, whose queue, priority and due time (checked once for the group) it shares."""
         try:
             message = cls(
                 job_id=_int(data, "id", low=1, high=MAX_BIGINT),
                 attempt=_int(data, "attempt", low=1, high=MAX_INT),
-                queue=_name(data, "queue", QUEUE_NAME),
+                queue=group.queue if group else _name(data, "queue", QUEUE_NAME),
                 kind=_name(data, "kind", KIND_NAME),
-                priority=_int(data, "priority", low=0, high=9, default=0),
-                due_ms=_int(data, "due_ms", low=0, high=MAX_BIGINT, default=0),
+                priority=group.priority if group else _int(data, "priority", low=0, high=9, default=0),
+                due_ms=group.due_ms if group else _int(data, "due_ms", low=0, high=MAX_BIGINT, default=0),
                 request_id=_request_id(data),
                 generation=_int(data, "gen", low=0, high=MAX_INT, default=0),
             )
@@ -165,9 +166,9 @@ def decode_jobs(body: bytes) -> tuple[JobMessage, ...]:
     shared = {"queue": data.get("queue"), "priority": data.get("priority", 0), "due_ms": data.get("due_ms", 0)}
     jobs: list[JobMessage] = []
     for member in members:
-        if not isinstance(member, dict) or set(member) & set(shared):
+        if not isinstance(member, dict) or not member.keys().isdisjoint(shared):
             raise DecodeError("each job of a group is an object without queue, priority or due_ms")
-        jobs.append(JobMessage.from_fields({**member, **shared}))
+        jobs.append(JobMessage.from_fields(member, jobs[0]) if jobs else JobMessage.from_fields({**member, **shared}))
     return tuple(jobs)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -34,6 +35,13 @@ READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 POOL_KEY = web.AppKey("pool", asyncpg.Pool)
 BROKER_KEY = web.AppKey("broker", Broker)
 SCHEMA_KEY = web.AppKey("schema", SchemaGate)
+# Every job (and every submitted one) allocates a few dozen container objects (futures, tasks, dicts of rows and
+# events), so at Python's default of 700 the collector ran a young pass every few jobs and a full pass over the whole
+# heap every few seconds. Timed with gc.callbacks (thread CPU time) over 50,000 jobs of `make bench` e2e in the worker:
+# 1,665 young, 151 middle and 13 full passes, 0.87 s, 17 us a job; with the start-up objects frozen and this limit,
+# 153, 14 and 2 passes, 0.075 s, and its memory did not grow (63 MB after the run either way). The gateway and the
+# scheduler take the same setting (see `collector_ctx`).
+GC_YOUNG_LIMIT = 50_000
 HEALTH_TIMEOUT_S = 2.0
 
 
@@ -130,3 +138,15 @@ def spawn(coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
 def _log_crash(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("background task %s crashed", task.get_name(), exc_info=task.exception())
+
+
+async def collector_ctx(app: web.Application) -> AsyncIterator[None]:
+    """Keep the cyclic garbage collector's passes few and short once the service has started (see GC_YOUNG_LIMIT);
+    the last cleanup_ctx step, so that what start-up built is frozen."""
+    gc.collect()
+    gc.freeze()  # what start-up built lives as long as the process: full passes no longer walk it
+    thresholds = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_LIMIT, *thresholds[1:])
+    yield
+    gc.set_threshold(*thresholds)
+    gc.unfreeze()

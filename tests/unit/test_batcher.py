@@ -164,3 +164,24 @@ async def test_once_a_group_is_split_a_later_failure_reaches_only_the_rows_it_hi
     outcomes = await write_isolated(flush, [1, 2, 3, 4])
     assert outcomes[:2] == [1, 2]
     assert all(isinstance(o, Refused) and isinstance(o.error, ConnectionResetError) for o in outcomes[2:])
+
+
+async def test_items_handed_in_together_are_written_as_if_alone_and_never_split_across_statements() -> None:
+    flushes: list[list[int]] = []
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        flushes.append(list(items))
+        if 13 in items:
+            raise asyncpg.NumericValueOutOfRangeError("13 is out of range")
+        return [item * 10 for item in items]
+
+    batcher: Batcher[int, int] = Batcher(flush, window_s=0.01, max_items=4, name="t")
+    batcher.start()
+    group, alone, bigger = await asyncio.gather(
+        batcher.submit_many([11, 12, 13]), batcher.submit(1), batcher.submit_many([21, 22, 23, 24, 25])
+    )
+    await batcher.close()
+    assert group[:2] == [110, 120] and isinstance(group[2], Refused)  # only the bad row fails
+    assert alone == 10 and bigger == [210, 220, 230, 240, 250]
+    assert [21, 22, 23, 24, 25] in flushes  # one caller's items, more than max_items, in one statement
+    assert all(set(f) <= {11, 12, 13, 1} or f == [21, 22, 23, 24, 25] for f in flushes)

@@ -7,11 +7,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+
 from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, JobStore, Key
 from gleaner.services.worker.consumer import ACK, GIVE_BACK, LOST, REJECT, Batchers, Consumer, settlement
 from gleaner.services.worker.context import JobContext, JobInfo
 from gleaner.services.worker.handlers import Registry, ServedKinds
-from gleaner.services.worker.retry import SUCCEEDED, Budget
+from gleaner.services.worker.retry import CANCELLED, FAILED, REASON_CANCEL, SUCCEEDED, Budget
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
@@ -263,3 +265,129 @@ def test_a_delivery_is_settled_by_the_weightiest_wish_of_its_jobs() -> None:
     assert settlement([ACK, REJECT]) == REJECT  # recorded as failed or poison: a copy goes to the dead queue
     assert settlement([REJECT, GIVE_BACK, ACK]) == GIVE_BACK  # shutdown: the recorded jobs are skipped next time
     assert settlement([GIVE_BACK, LOST]) == LOST  # the channel is gone: the broker redelivers
+
+
+async def test_a_stale_job_of_a_group_claimed_together_is_dropped_and_the_others_run() -> None:
+    gate, database = Gate(), FakeDatabase()
+    database.claimed.add((2, 1))  # job 2's attempt 1 ran already: its copy in the group is stale
+    consumer = await consumer_with(gate, database, concurrency=8)
+    gate.release.set()
+    message = group_delivery([1, 2, 3], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    assert await consumer.wait_idle(2.0)
+    assert sorted(f.job_id for f in database.finished) == [1, 3]
+    assert message.settled == ["ack"]
+    assert started(consumer) == 2 and completed(consumer, SUCCEEDED) == 2  # every job run is counted
+    await consumer.batchers.close()
+
+
+async def test_cancelling_one_job_of_a_group_cancels_only_that_job() -> None:
+    gate, database = Gate(), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=8)
+    message = group_delivery([1, 2, 3], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: gate.running == 3)
+    assert consumer.running.cancel(2, REASON_CANCEL)
+    await until(lambda: gate.running == 2)
+    gate.release.set()
+    assert await consumer.wait_idle(2.0)
+    assert sorted((f.job_id, f.outcome.state) for f in database.finished) == [
+        (1, SUCCEEDED),
+        (2, CANCELLED),
+        (3, SUCCEEDED),
+    ]
+    assert message.settled == ["ack"]
+    assert started(consumer) == 3 and completed(consumer, SUCCEEDED) == 2
+    await consumer.batchers.close()
+
+
+async def test_a_group_larger_than_the_free_slots_is_claimed_in_parts_as_slots_free_up() -> None:
+    gate, database = Gate(), FakeDatabase()
+    batches: list[int] = []
+    claim = database.claim
+
+    async def counted(keys: Sequence[ClaimKey]) -> list[Claim | None]:
+        batches.append(len(keys))
+        return await claim(keys)
+
+    database.claim = counted  # type: ignore[method-assign]
+    consumer = await consumer_with(gate, database, concurrency=3)
+    message = group_delivery([1, 2, 3, 4, 5], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: gate.running == 3)
+    assert batches == [3]  # the first three, together; the others wait for slots, unclaimed
+    gate.release.set()
+    assert await consumer.wait_idle(2.0)
+    assert sum(batches) == 5 and gate.most == 3
+    assert sorted(f.job_id for f in database.finished) == [1, 2, 3, 4, 5]
+    assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+def started(consumer: Consumer) -> float:
+    return (
+        consumer.metrics.registry.get_sample_value("gleaner_jobs_started_total", {"kind": "block", "queue": "default"})
+        or 0.0
+    )
+
+
+def completed(consumer: Consumer, outcome: str) -> float:
+    labels = {"kind": "block", "queue": "default", "outcome": outcome}
+    return consumer.metrics.registry.get_sample_value("gleaner_jobs_completed_total", labels) or 0.0
+
+
+class SlowFor(Gate):
+    """Blocks only the jobs named; the others return at once."""
+
+    def __init__(self, slow: set[int]) -> None:
+        super().__init__()
+        self.slow = slow
+
+    async def __call__(self, ctx: JobContext) -> Any:
+        if ctx.job.id in self.slow:
+            return await super().__call__(ctx)
+        return {"id": ctx.job.id}
+
+
+async def test_the_quick_jobs_of_a_group_are_recorded_together_while_a_slow_one_runs() -> None:
+    gate, database = SlowFor({3}), FakeDatabase()
+    writes: list[list[int]] = []
+    finish = database.finish
+
+    async def counted(items: Sequence[Finish]) -> list[Finished | None]:
+        writes.append(sorted(item.job_id for item in items))
+        return await finish(items)
+
+    database.finish = counted  # type: ignore[method-assign]
+    consumer = await consumer_with(gate, database, concurrency=8)
+    message = group_delivery([1, 2, 3], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: len(database.finished) == 2)
+    assert gate.running == 1 and writes == [[1, 2]]  # written while job 3 still runs, in one statement
+    assert message.settled == []  # the delivery waits for its last job
+    gate.release.set()
+    assert await consumer.wait_idle(2.0)
+    assert writes == [[1, 2], [3]]
+    assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+async def test_an_outcome_refused_in_a_group_write_fails_only_its_job_and_the_others_are_recorded() -> None:
+    gate, database = Gate(), FakeDatabase()
+    finish = database.finish
+
+    async def refusing(items: Sequence[Finish]) -> list[Finished | None]:
+        if any(item.job_id == 2 and item.outcome.state == SUCCEEDED for item in items):
+            raise asyncpg.UntranslatableCharacterError("unsupported Unicode escape sequence")
+        return await finish(items)
+
+    database.finish = refusing  # type: ignore[method-assign]
+    consumer = await consumer_with(gate, database, concurrency=8)
+    gate.release.set()
+    message = group_delivery([1, 2, 3], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    assert await consumer.wait_idle(2.0)
+    outcomes = {f.job_id: (f.outcome.state, f.outcome.error_class) for f in database.finished}
+    assert outcomes == {1: (SUCCEEDED, None), 2: (FAILED, "result_refused"), 3: (SUCCEEDED, None)}
+    assert message.settled == ["reject"]  # the failed job: no broker here for its copy alone, so the group goes
+    await consumer.batchers.close()

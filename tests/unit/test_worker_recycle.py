@@ -17,6 +17,13 @@ def test_the_allowance_is_spent_after_max_jobs_claims_and_a_stale_claim_gives_it
     assert allowance.reason() == "took 2 jobs (GLEANER_WORKER_MAX_JOBS=2)"
 
 
+def test_a_group_takes_what_is_left_of_the_allowance() -> None:
+    allowance = JobAllowance(max_jobs=5)
+    assert allowance.take(3) == 3
+    assert allowance.take(3) == 2 and allowance.spent
+    assert allowance.take(3) == 0
+
+
 def test_no_job_limit_never_runs_out() -> None:
     allowance = JobAllowance()
     assert all(allowance.take() for _ in range(10_000)) and not allowance.spent

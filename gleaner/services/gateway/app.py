@@ -208,7 +208,17 @@ def create_app(config: Config) -> web.Application:
     add_api_routes(app)
     add_console_routes(app)
     app.cleanup_ctx.extend(
-        [pool_ctx, ops.schema_ctx, keys_ctx, console_ctx, revocations_ctx, kinds_ctx, broker_ctx, workers_ctx]
+        [
+            pool_ctx,
+            ops.schema_ctx,
+            keys_ctx,
+            console_ctx,
+            revocations_ctx,
+            kinds_ctx,
+            broker_ctx,
+            workers_ctx,
+            ops.collector_ctx,
+        ]
     )
     return app
 

@@ -66,7 +66,7 @@ def create_app(config: Config) -> web.Application:
     # leader or standby, a scheduler connected to PostgreSQL is ready
     app[READY_KEY] = lambda: POOL_KEY in app and LEADERSHIP_KEY in app
     add_ops_routes(app)
-    app.cleanup_ctx.extend([pool_ctx, ops.schema_ctx, broker_ctx, leadership_ctx])
+    app.cleanup_ctx.extend([pool_ctx, ops.schema_ctx, broker_ctx, leadership_ctx, ops.collector_ctx])
     return app
 
 

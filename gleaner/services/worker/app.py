@@ -206,6 +206,7 @@ def create_app(config: Config) -> web.Application:
             cancel_listener_ctx,
             signals_ctx,
             memory_watch_ctx,
+            ops.collector_ctx,
         ]
     )
     return app

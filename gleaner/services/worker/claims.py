@@ -161,14 +161,23 @@ WHERE id = $1 AND attempt = $2 AND lease_owner = $4 AND state = 'running'
 """
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Claim:
-    """A row this worker now runs: the handler's view of it, its retry budget and how long it waited."""
+    """A row this worker now runs: the handler's view of it, its retry budget and how long it waited.
+
+    Claim, Budget, Finish and Finished are made once per job and never changed; they are not frozen because a
+    frozen dataclass's __init__ sets each field through object.__setattr__: 0.72 us for six fields against 0.17 us
+    (timeit, this box), about 2 us a job for the four.
+    """
 
     job: JobInfo
     budget: Budget
     wait_s: float
     started: Event | None = None
+
+    @property
+    def key(self) -> Key:
+        return (self.job.id, self.job.attempt)
 
     @classmethod
     def from_record(cls, record: asyncpg.Record, delay_unit_s: float = 0.0, at: str | None = None) -> Claim:
@@ -197,7 +206,7 @@ class Claim:
         return cls(job=job, budget=budget, wait_s=max(0.0, record["wait_s"]), started=started)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finish:
     """An attempt's outcome to write, fenced on (job_id, attempt) and the lease owner."""
 
@@ -210,7 +219,7 @@ class Finish:
         return (self.job_id, self.attempt)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Finished:
     """A committed finish: the state written, and for a retry the row to publish through the delay levels."""
 
@@ -224,8 +233,11 @@ def unique_keys(keys: Iterable[K]) -> list[K]:
     return list(dict.fromkeys(keys))
 
 
-def distribute(keys: Sequence[K], rows: Mapping[K, R]) -> list[R | None]:
-    """One answer per caller: the row goes to the first caller with its key, later duplicates get None."""
+def distribute(keys: Sequence[K], rows: Mapping[K, R], unique: bool = False) -> list[R | None]:
+    """One answer per caller: the row goes to the first caller with its key, later duplicates get None.
+    `unique`: the keys are known to be distinct (no bookkeeping of the keys seen)."""
+    if unique:
+        return [rows.get(key) for key in keys]
     seen: set[K] = set()
     out: list[R | None] = []
     for key in keys:
@@ -264,7 +276,7 @@ class JobStore:
         records = await self.pool.fetch(CLAIM, ids, attempts, self.worker_id, self.lease_s, generations)
         at = events.stamp()
         rows = {(r["id"], r["attempt"], r["generation"]): Claim.from_record(r, self.delay_unit_s, at) for r in records}
-        return distribute(keys, rows)
+        return distribute(keys, rows, unique=len(wanted) == len(keys))
 
     async def finish(self, items: Sequence[Finish]) -> list[Finished | None]:
         """Batcher flush: write many outcomes; None where the fence failed (the row was reaped or moved on).

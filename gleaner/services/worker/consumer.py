@@ -7,9 +7,10 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from collections import Counter
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel, FieldValue
@@ -41,10 +42,11 @@ from gleaner.services.worker.retry import (
 )
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.site_sessions import SiteSessions
+from gleaner.services.worker.slots import Slots
 from gleaner.shared import events
 from gleaner.shared import logging as context
 from gleaner.shared.amqp import Broker
-from gleaner.shared.batcher import Batcher
+from gleaner.shared.batcher import Batcher, Refused
 from gleaner.shared.config import Config
 from gleaner.shared.db import ROW, failure_kind, unavailable
 from gleaner.shared.errors import DecodeError, HandlerError
@@ -61,6 +63,9 @@ ACK = "ack"
 REJECT = "reject"
 GIVE_BACK = "give_back"
 LOST = "lost"
+# what one job of a delivery ended with: how it wants the delivery settled, or the error of its flow
+Step = str | Exception
+T = TypeVar("T")
 
 # a failed flow (database or broker trouble) waits this long before its message is requeued, to avoid a hot loop
 REQUEUE_PAUSE_S = 1.0
@@ -116,7 +121,7 @@ class Consumer:
     _idle: asyncio.Event = field(default_factory=asyncio.Event)
     # the flow tasks (the loop keeps only weak references) and the slots that bound how many run at once
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
-    _slots: asyncio.Semaphore = field(init=False)
+    _slots: Slots = field(init=False)
     acks: AckCoalescer = field(default_factory=AckCoalescer)
     # the jobs held, counted in jobs (see prefetch.py), and the task that keeps the channel's prefetch in step
     window: JobWindow = field(init=False)
@@ -124,7 +129,7 @@ class Consumer:
     _prefetch_task: asyncio.Task[None] | None = None
 
     def __post_init__(self) -> None:
-        self._slots = asyncio.Semaphore(self.config.worker_concurrency)
+        self._slots = Slots(self.config.worker_concurrency)
         self.window = JobWindow.of_worker(self.config.worker_concurrency, self.config.group_max_jobs)
 
     async def start(self) -> None:
@@ -308,15 +313,12 @@ class Consumer:
         kept = held.fit(carried)
         if kept < carried:
             jobs = await self._hand_on(jobs, kept)
+        steps = await self._jobs(queue, message, jobs, carried, held)
         if carried == 1:  # a failure is the delivery's: see _flow_failed
-            await self._settle(message, await self._job(queue, message, jobs[0], 1, held))
+            if isinstance(steps[0], Exception):
+                raise steps[0]
+            await self._settle(message, steps[0])
             return
-        steps = await asyncio.gather(
-            *(self._job(queue, message, job, carried, held) for job in jobs), return_exceptions=True
-        )
-        for step in steps:
-            if isinstance(step, BaseException) and not isinstance(step, Exception):
-                raise step
         failed = [(job, step) for job, step in zip(jobs, steps, strict=True) if isinstance(step, Exception)]
         if failed:
             await self._split_off(queue, message, failed)
@@ -368,35 +370,141 @@ class Consumer:
         elif how == GIVE_BACK:
             await self._give_back(message)
 
-    async def _job(
-        self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int, held: Held
-    ) -> str:
-        """One job of a delivery, to its outcome; returns how it wants the delivery settled (see `settlement`)."""
+    async def _jobs(
+        self, queue: str, message: AbstractIncomingMessage, jobs: Sequence[JobMessage], carried: int, held: Held
+    ) -> list[Step]:
+        """Each job of a delivery to its outcome: how it wants the delivery settled (see `settlement`), or the error
+        of its flow. Jobs with a handler take their slots in as few steps as the free slots allow (all at once when
+        enough are free) and each such part is claimed as one batcher item."""
+        steps: list[Step] = [ACK] * len(jobs)
+        waiting: list[int] = []
+        for n, job in enumerate(jobs):
+            if job.kind in self.registry:
+                waiting.append(n)
+            else:
+                steps[n] = await self._unknown(queue, message, job, carried, held)
+        ran: list[tuple[list[int], list[Step]]] = []
+        tasks: list[tuple[list[int], asyncio.Task[list[Step]]]] = []
         try:
-            return await self._job_steps(queue, message, job, carried)
-        finally:
-            held.ended()
-            self._prefetch_changed.set()
+            while waiting:
+                taken = await self._slots.take(len(waiting))
+                part, waiting = waiting[:taken], waiting[taken:]
+                run = self._part(queue, message, [jobs[n] for n in part], carried, held)
+                if tasks or waiting:  # the rest waits for slots while this part runs
+                    tasks.append((part, asyncio.ensure_future(run)))
+                else:  # the whole delivery in one step: no task of its own
+                    ran.append((part, await run))
+        except BaseException:
+            for _, task in tasks:
+                task.cancel()
+            raise
+        ran += [(part, await task) for part, task in tasks]
+        for part, part_steps in ran:
+            for n, step in zip(part, part_steps, strict=True):
+                steps[n] = step
+        return steps
 
-    async def _job_steps(self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int) -> str:
-        if job.kind not in self.registry:
+    async def _unknown(
+        self, queue: str, message: AbstractIncomingMessage, job: JobMessage, carried: int, held: Held
+    ) -> Step:
+        """A job no handler is registered for: a dead letter (it takes no slot)."""
+        try:
             await self._unknown_kind(queue, job, letter_body(message, job, carried), message.headers)
-            return REJECT
-        async with self._slots:
-            if self.stopping:
-                return GIVE_BACK
-            if channel_of(message) is None:
-                return LOST  # its channel closed while it waited for a slot: the broker delivers it again
-            if not self.allowance.take():
-                log.debug("recycling: handing back job %d for the next worker", job.job_id)
-                return GIVE_BACK  # the next worker skips the jobs of the group recorded here
-            claim = await self.batchers.claims.submit((job.job_id, job.attempt, job.generation))
-            if claim is None:
+        except Exception as exc:  # noqa: BLE001 - the job's own failure, see _flow
+            return exc
+        finally:
+            held.ended(1)
+            self._prefetch_changed.set()
+        return REJECT
+
+    async def _part(
+        self, queue: str, message: AbstractIncomingMessage, jobs: Sequence[JobMessage], carried: int, held: Held
+    ) -> list[Step]:
+        """Jobs that took a slot each: claimed together, then run, each in a task of its own when several run (a
+        cancel or a timeout cancels the task of its own job). Each job frees its slot once it ends."""
+        try:
+            claimed: list[Claim | Step] = await self._claim(queue, message, jobs, carried)
+        except Exception as exc:  # noqa: BLE001 - the claim failed (the database is gone): each job's failure
+            claimed = [exc] * len(jobs)
+        except BaseException:
+            self._ended(held, len(jobs))
+            raise
+        runs = [(n, claim) for n, claim in enumerate(claimed) if isinstance(claim, Claim)]
+        self._ended(held, len(jobs) - len(runs))
+        steps = await self._run_claims(runs, held) if runs else {}
+        return [steps[n] if isinstance(claim, Claim) else claim for n, claim in enumerate(claimed)]
+
+    async def _run_claims(self, runs: Sequence[tuple[int, Claim]], held: Held) -> dict[int, Step]:
+        """Run claimed jobs to their recorded outcomes; their steps by position in the delivery.
+
+        One job runs in this flow's task; several run each in a task of its own (a cancel or a timeout cancels the
+        task of its own job), and whenever some have ended, their outcomes are written as one batcher item while
+        the others run on: a slow job never holds back the outcome of a quick one.
+        """
+        for _, claim in runs:
+            self.running.hold(claim.key)  # the heartbeat renews the lease until the outcome is written
+        self._count_started(claim for _, claim in runs)
+        recorded: set[int] = set()  # the jobs handed to `_record`, which ends them whatever happens
+
+        async def record(ended: list[tuple[int, Claim, Outcome | Exception]]) -> dict[int, Step]:
+            recorded.update(n for n, _, _ in ended)
+            return await self._record(ended, held)
+
+        try:
+            if len(runs) == 1:
+                n, claim = runs[0]
+                return await record([(n, claim, await _caught(self._attempt(claim)))])
+            loop = asyncio.get_running_loop()
+            tasks = {loop.create_task(_caught(self._attempt(claim))): (n, claim) for n, claim in runs}
+            pending = set(tasks)
+            steps: dict[int, Step] = {}
+            try:
+                while pending:
+                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                    steps |= await record([(*tasks[task], task.result()) for task in done])
+            except BaseException:  # this flow was cancelled: the jobs still running end with it
+                for task in pending:
+                    task.cancel()
+                raise
+            return steps
+        finally:
+            unrecorded = [claim for n, claim in runs if n not in recorded]  # a cancelled flow's
+            for claim in unrecorded:
+                self.running.release(claim.key)
+            self._ended(held, len(unrecorded))
+
+    async def _claim(
+        self, queue: str, message: AbstractIncomingMessage, jobs: Sequence[JobMessage], carried: int
+    ) -> list[Claim | Step]:
+        """Claim jobs that took their slots, in one batcher item: a Claim for each job to run, else its step."""
+        if self.stopping:
+            return [GIVE_BACK] * len(jobs)
+        if channel_of(message) is None:
+            return [LOST] * len(jobs)  # its channel closed while it waited for a slot: the broker delivers it again
+        allowed = self.allowance.take(len(jobs))
+        if allowed < len(jobs):
+            # the next worker skips the jobs of the group recorded here
+            log.debug("recycling: handing back %d jobs for the next worker", len(jobs) - allowed)
+        keys = [(job.job_id, job.attempt, job.generation) for job in jobs[:allowed]]
+        results = await self.batchers.claims.submit_many(keys) if keys else []
+        claimed: list[Claim | Step] = []
+        for job, result in zip(jobs[:allowed], results, strict=True):
+            if result is None:
                 self.allowance.put_back()
-                return await self._unclaimed(queue, job, letter_body(message, job, carried), message.headers)
-            if self.allowance.spent:
-                self.recycle(self.allowance.reason())
-            return await self._run(claim)
+                body = letter_body(message, job, carried)
+                claimed.append(await _caught(self._unclaimed(queue, job, body, message.headers)))
+            else:
+                claimed.append(result.error if isinstance(result, Refused) else result)
+        if self.allowance.spent:
+            self.recycle(self.allowance.reason())
+        return claimed + [GIVE_BACK] * (len(jobs) - allowed)
+
+    def _ended(self, held: Held, count: int) -> None:
+        """Jobs of a delivery ended (recorded, dropped, handed back): their slots and their room are free again."""
+        if count:
+            self._slots.give(count)
+            held.ended(count)
+            self._prefetch_changed.set()
 
     async def _unclaimed(self, queue: str, job: JobMessage, body: bytes, headers: Mapping[str, Any] | None) -> str:
         """No row to run: a duplicate or outdated message (dropped), or poison naming no job at all."""
@@ -422,31 +530,70 @@ class Consumer:
             )
             await self.broker.publish_event(events.DEAD_LETTERED, events.encode([event]))
 
-    async def _run(self, claim: Claim) -> str:
-        key = (claim.job.id, claim.job.attempt)
-        self.running.hold(key)  # the heartbeat renews the lease until the outcome is written
-        try:
-            return await self._run_claimed(claim)
-        finally:
-            self.running.release(key)
-
-    async def _run_claimed(self, claim: Claim) -> str:
+    async def _attempt(self, claim: Claim) -> Outcome:
+        """Run a claimed job's handler (in the job's own task, or the flow's for a lone job)."""
         job = claim.job
         context.request_id.set(job.request_id)
         context.job_id.set(job.id)
         context.attempt.set(job.attempt)
-        outcome = await self._execute(claim)
-        if outcome.state == HANDBACK:
-            await self.batchers.handbacks.submit((job.id, job.attempt))
-            return GIVE_BACK
-        if outcome.state == ABANDONED:
-            log.warning("job %d attempt %d: its lease ran out; the reaper takes it over", job.id, job.attempt)
-            return ACK  # the reaper publishes the next attempt's message
-        finished = await self._write_outcome(Finish(job.id, job.attempt, outcome))
-        if finished is None:
-            return ACK
-        self._count(claim, finished.state)
-        return REJECT if finished.state == FAILED else ACK
+        return await self._execute(claim)
+
+    async def _record(self, ended: Sequence[tuple[int, Claim, Outcome | Exception]], held: Held) -> dict[int, Step]:
+        """Record the outcomes of jobs that ended together (one finish item, one hand-back item) and free their
+        slots; each job's step by its position in the delivery."""
+        try:
+            steps: dict[int, Step] = {}
+            finishes: list[tuple[int, Claim, Finish]] = []
+            handbacks: list[int] = []
+            for n, claim, outcome in ended:
+                if isinstance(outcome, Exception):
+                    steps[n] = outcome
+                elif outcome.state == HANDBACK:
+                    handbacks.append(n)
+                elif outcome.state == ABANDONED:
+                    log.warning("job %d attempt %d: its lease ran out; the reaper takes it over", *claim.key)
+                    steps[n] = ACK  # the reaper publishes the next attempt's message
+                else:
+                    finishes.append((n, claim, Finish(claim.job.id, claim.job.attempt, outcome)))
+            if handbacks:
+                steps |= await self._hand_back([(n, claim.key) for n, claim, _ in ended if n in handbacks])
+            if finishes:
+                written = await self._write_outcomes([item for _, _, item in finishes])
+                for (n, _, _), finished in zip(finishes, written, strict=True):
+                    steps[n] = _recorded(finished)
+                self._count(
+                    (claim, finished.state)
+                    for (_, claim, _), finished in zip(finishes, written, strict=True)
+                    if isinstance(finished, Finished)
+                )
+            return steps
+        finally:
+            for _, claim, _ in ended:
+                self.running.release(claim.key)
+            self._ended(held, len(ended))
+
+    async def _hand_back(self, keys: Sequence[tuple[int, Key]]) -> dict[int, Step]:
+        """Undo attempts cancelled by a shutdown, so their requeued delivery claims them again."""
+        try:
+            results = await self.batchers.handbacks.submit_many([key for _, key in keys])
+        except Exception as exc:  # noqa: BLE001 - each job's failure, see _flow
+            return {n: exc for n, _ in keys}
+        return {n: r.error if isinstance(r, Refused) else GIVE_BACK for (n, _), r in zip(keys, results, strict=True)}
+
+    async def _write_outcomes(self, items: Sequence[Finish]) -> list[Finished | Exception | None]:
+        """Write outcomes as one batcher item; those it could not write (a value PostgreSQL refused, a database
+        outage) are written again each on its own (`_write_outcome`), all at once."""
+        try:
+            written: list[Finished | Refused | None] = await self.batchers.finishes.submit_many(items)
+        except Exception as exc:  # noqa: BLE001 - the database is unavailable: each outcome waits for it on its own
+            written = [Refused(exc)] * len(items)
+        results: list[Finished | Exception | None] = [None if isinstance(r, Refused) else r for r in written]
+        again = [n for n, result in enumerate(written) if isinstance(result, Refused)]
+        if again:
+            retried = await asyncio.gather(*(_caught(self._write_outcome(items[n])) for n in again))
+            for n, result in zip(again, retried, strict=True):
+                results[n] = result
+        return results
 
     async def _write_outcome(self, item: Finish) -> Finished | None:
         """Write an attempt's outcome; one PostgreSQL refuses (its own values: the batch wrote its neighbours) is
@@ -486,7 +633,6 @@ class Consumer:
     async def _execute(self, claim: Claim) -> Outcome:
         job = with_soft_limit(claim.job, self.registry.soft_timeout_s(claim.job.kind))
         series = self._metrics_of(job.kind, job.queue)
-        series.started.inc()
         series.queue_wait.observe(claim.wait_s)
         ctx = JobContext(
             job=job,
@@ -526,14 +672,20 @@ class Consumer:
         except (Deferred, HandlerError) as exc:
             return from_error(exc, claim.budget)
 
-    def _count(self, claim: Claim, state: str) -> None:
-        """Count the state written (a refused outcome may have changed it)."""
-        if state == DEFERRED:
-            return  # not an outcome: counted as a site wait where it was decided
-        series = self._metrics_of(claim.job.kind, claim.job.queue)
-        series.completed(state).inc()
-        if state == RETRYING:
-            series.retries.inc()
+    def _count_started(self, claims: Iterable[Claim]) -> None:
+        """Count the attempts a part starts: one `inc(n)` per kind (a counter's `inc` takes a lock)."""
+        for (kind, queue), count in Counter((c.job.kind, c.job.queue) for c in claims).items():
+            self._metrics_of(kind, queue).started.inc(count)
+
+    def _count(self, written: Iterable[tuple[Claim, str]]) -> None:
+        """Count the states written (a refused outcome may have changed one), one `inc(n)` per kind and state."""
+        # DEFERRED is not an outcome: counted as a site wait where it was decided
+        tally = Counter((c.job.kind, c.job.queue, state) for c, state in written if state != DEFERRED)
+        for (kind, queue, state), count in tally.items():
+            series = self._metrics_of(kind, queue)
+            series.completed(state).inc(count)
+            if state == RETRYING:
+                series.retries.inc(count)
 
     def _metrics_of(self, kind: str, queue: str) -> Series:
         if self._series is None:
@@ -565,3 +717,20 @@ def settlement(steps: Collection[str]) -> str:
         if how in steps:
             return how
     return ACK
+
+
+async def _caught(flow: Awaitable[T]) -> T | Exception:
+    """A job's flow to its end: its error (not a cancellation) is its result, for `Consumer._flow` to deal with."""
+    try:
+        return await flow
+    except Exception as exc:  # noqa: BLE001 - see Consumer._flow
+        return exc
+
+
+def _recorded(finished: Finished | Exception | None) -> Step:
+    """A job's step once its outcome is written (None: the fence dropped a reaped attempt)."""
+    if isinstance(finished, Exception):
+        return finished
+    if finished is None:
+        return ACK
+    return REJECT if finished.state == FAILED else ACK

@@ -102,9 +102,9 @@ class Held:
         self.jobs = count
         return count
 
-    def ended(self) -> None:
-        self.jobs -= 1
-        self.window.ended()
+    def ended(self, count: int = 1) -> None:
+        self.jobs -= count
+        self.window.ended(count)
 
     def close(self) -> None:
         """The delivery is settled (or its flow gave up): whatever it still held is free."""

@@ -23,15 +23,15 @@ class JobAllowance:
     max_jobs: int = 0
     taken: int = 0
 
-    def take(self) -> bool:
-        """Reserve one job before claiming it; False once the allowance is spent (hand the message back)."""
-        if self.max_jobs and self.taken >= self.max_jobs:
-            return False
-        self.taken += 1
-        return True
+    def take(self, count: int = 1) -> int:
+        """Reserve up to `count` jobs before claiming them: how many may be claimed (the rest are handed back)."""
+        if self.max_jobs:
+            count = max(0, min(count, self.max_jobs - self.taken))
+        self.taken += count
+        return count
 
     def put_back(self) -> None:
-        """The claim found nothing to run (a stale or duplicate message): the reservation is not a job."""
+        """A claim found nothing to run (a stale or duplicate message): the reservation is not a job."""
         self.taken -= 1
 
     @property

@@ -48,9 +48,10 @@ class JobTimedOut(RetryableError):
     error_class = "timeout"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Budget:
-    """What decides between another attempt and giving up: the claimed row's counters and backoff."""
+    """What decides between another attempt and giving up: the claimed row's counters and backoff (not frozen:
+    made once per job, see gleaner.services.worker.claims.Claim)."""
 
     attempt: int
     attempt_base: int
