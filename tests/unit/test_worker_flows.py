@@ -240,16 +240,22 @@ async def test_a_worker_keeps_of_a_group_only_the_jobs_it_has_room_for_and_hands
     await consumer.batchers.close()
 
 
-async def test_the_jobs_of_a_group_that_find_free_slots_are_claimed_in_one_statement() -> None:
-    gate, database = Gate(), FakeDatabase()
-    batches: list[int] = []
+def claim_sizes(database: FakeDatabase) -> list[int]:
+    """The number of jobs each claim statement of `database` is handed, as they come."""
+    sizes: list[int] = []
     claim = database.claim
 
     async def counted(keys: Sequence[ClaimKey]) -> list[Claim | None]:
-        batches.append(len(keys))
+        sizes.append(len(keys))
         return await claim(keys)
 
     database.claim = counted  # type: ignore[method-assign]
+    return sizes
+
+
+async def test_the_jobs_of_a_group_that_find_free_slots_are_claimed_in_one_statement() -> None:
+    gate, database = Gate(), FakeDatabase()
+    batches = claim_sizes(database)
     consumer = await consumer_with(gate, database, concurrency=8)
     gate.release.set()
     message = group_delivery([1, 2, 3, 4], 1, FakeChannel())
@@ -303,14 +309,7 @@ async def test_cancelling_one_job_of_a_group_cancels_only_that_job() -> None:
 
 async def test_a_group_larger_than_the_free_slots_is_claimed_in_parts_as_slots_free_up() -> None:
     gate, database = Gate(), FakeDatabase()
-    batches: list[int] = []
-    claim = database.claim
-
-    async def counted(keys: Sequence[ClaimKey]) -> list[Claim | None]:
-        batches.append(len(keys))
-        return await claim(keys)
-
-    database.claim = counted  # type: ignore[method-assign]
+    batches = claim_sizes(database)
     consumer = await consumer_with(gate, database, concurrency=3)
     message = group_delivery([1, 2, 3, 4, 5], 1, FakeChannel())
     await consumer.on_message("default", message)  # type: ignore[arg-type]
