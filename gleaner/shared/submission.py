@@ -33,9 +33,13 @@ NOT_IN_TEMPLATE = frozenset({"run_at", "delay_s", "dedupe_key", *DEPENDENCY_FIEL
 TEMPLATE_FIELDS = (*OPTION_FIELDS, "site")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class JobSpec:
-    """A validated submission; `run_at` None with `delay_s` None means "now" (judged by the database clock)."""
+    """A validated submission; `run_at` None with `delay_s` None means "now" (judged by the database clock).
+
+    Not frozen, though nothing changes it once made: a frozen dataclass sets each of its 16 fields through
+    `object.__setattr__`, which was 1.5 of the 4.1 µs that parsing a batch's noop job took (timeit, 1,000-job batches).
+    """
 
     kind: str
     payload: Any
