@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
+from gleaner.job_context import JobInfo
 from gleaner.services.worker.app import worker_id
-from gleaner.services.worker.claims import Finish, Finished, JobStore, distribute, finish_arguments, unique_keys
+from gleaner.services.worker.claims import (
+    JOB_INFO_FIELDS,
+    Finish,
+    Finished,
+    JobStore,
+    distribute,
+    finish_arguments,
+    job_info,
+    unique_keys,
+)
 from gleaner.services.worker.publishing import finished_event
 from gleaner.services.worker.retry import FAILED, RETRYING, SUCCEEDED, Outcome
 from gleaner.shared import events
@@ -62,6 +73,25 @@ async def test_a_batch_claiming_the_same_attempt_twice_gives_the_row_to_one_call
     first = claims[0]
     assert first is not None
     assert (first.budget.attempt, first.budget.max_attempts, first.wait_s) == (1, 3, 0.25)
+
+
+def test_a_claimed_rows_job_info_equals_the_one_its_constructor_makes() -> None:
+    assert tuple(f.name for f in dataclasses.fields(JobInfo)) == JOB_INFO_FIELDS
+    record = row(7, 2) | {"request_id": "req-1", "soft_timeout_s": 5.0, "site": "indeed", "payload": {"q": 1}}
+    made = job_info(record)
+    assert made == JobInfo(**{name: record[name] for name in JOB_INFO_FIELDS})
+    assert (made.id, made.attempt, made.site, made.request_id, made.soft_timeout_s) == (7, 2, "indeed", "req-1", 5.0)
+
+
+def test_a_claimed_rows_job_info_stays_frozen() -> None:
+    made = job_info(row(7, 2))
+    try:
+        made.attempt = 3  # type: ignore[misc]
+    except dataclasses.FrozenInstanceError:
+        pass
+    else:
+        raise AssertionError("JobInfo accepted an assignment")
+    assert made.attempt == 2
 
 
 def test_finish_arguments_are_one_array_per_column_in_item_order() -> None:

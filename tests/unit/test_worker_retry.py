@@ -100,6 +100,11 @@ def test_a_result_is_encoded_once_as_json() -> None:
     assert (outcome.state, outcome.result_json) == (SUCCEEDED, '{"pages":[1,2]}')
 
 
+def test_a_handler_returning_nothing_succeeds_with_a_null_result() -> None:
+    outcome = from_result(None)
+    assert (outcome.state, outcome.result_json, outcome.error_class) == (SUCCEEDED, "null", None)
+
+
 def test_a_partial_result_ends_partial() -> None:
     outcome = from_result(Partial({"done": 7, "failed": 1}))
     assert (outcome.state, outcome.result_json) == (PARTIAL, '{"done":7,"failed":1}')

@@ -24,7 +24,7 @@ from gleaner.services.worker.context import Deferred, JobContext, JobInfo, job_l
 from gleaner.services.worker.dead_letters import HANDLING_FAILED
 from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
 from gleaner.services.worker.handlers import ServedKinds
-from gleaner.services.worker.job_metrics import JobMetrics, Series
+from gleaner.services.worker.job_metrics import JobMetrics, Series, observe_many
 from gleaner.services.worker.prefetch import Held, JobWindow, announced_jobs
 from gleaner.services.worker.queue_pauses import paused_queues
 from gleaner.services.worker.recycle import JobAllowance
@@ -443,7 +443,7 @@ class Consumer:
         """
         for _, claim in runs:
             self.running.hold(claim.key)  # the heartbeat renews the lease until the outcome is written
-        self._count_started(claim for _, claim in runs)
+        self._count_started([claim for _, claim in runs])
         recorded: set[int] = set()  # the jobs handed to `_record`, which ends them whatever happens
 
         async def record(ended: list[tuple[int, Claim, Outcome | Exception]]) -> dict[int, Step]:
@@ -453,9 +453,9 @@ class Consumer:
         try:
             if len(runs) == 1:
                 n, claim = runs[0]
-                return await record([(n, claim, await _caught(self._attempt(claim)))])
+                return await record([(n, claim, await _caught(self._execute(claim)))])
             loop = asyncio.get_running_loop()
-            tasks = {loop.create_task(_caught(self._attempt(claim))): (n, claim) for n, claim in runs}
+            tasks = {loop.create_task(_caught(self._execute(claim))): (n, claim) for n, claim in runs}
             pending = set(tasks)
             steps: dict[int, Step] = {}
             try:
@@ -471,6 +471,7 @@ class Consumer:
             unrecorded = [claim for n, claim in runs if n not in recorded]  # a cancelled flow's
             for claim in unrecorded:
                 self.running.release(claim.key)
+            self._observe_ended(unrecorded)
             self._ended(held, len(unrecorded))
 
     async def _claim(
@@ -530,14 +531,6 @@ class Consumer:
             )
             await self.broker.publish_event(events.DEAD_LETTERED, events.encode([event]))
 
-    async def _attempt(self, claim: Claim) -> Outcome:
-        """Run a claimed job's handler (in the job's own task, or the flow's for a lone job)."""
-        job = claim.job
-        context.request_id.set(job.request_id)
-        context.job_id.set(job.id)
-        context.attempt.set(job.attempt)
-        return await self._execute(claim)
-
     async def _record(self, ended: Sequence[tuple[int, Claim, Outcome | Exception]], held: Held) -> dict[int, Step]:
         """Record the outcomes of jobs that ended together (one finish item, one hand-back item) and free their
         slots; each job's step by its position in the delivery."""
@@ -570,6 +563,7 @@ class Consumer:
         finally:
             for _, claim, _ in ended:
                 self.running.release(claim.key)
+            self._observe_ended([claim for _, claim, _ in ended])
             self._ended(held, len(ended))
 
     async def _hand_back(self, keys: Sequence[tuple[int, Key]]) -> dict[int, Step]:
@@ -631,9 +625,13 @@ class Consumer:
         self.acks.settled(message)
 
     async def _execute(self, claim: Claim) -> Outcome:
-        job = with_soft_limit(claim.job, self.registry.soft_timeout_s(claim.job.kind))
-        series = self._metrics_of(job.kind, job.queue)
-        series.queue_wait.observe(claim.wait_s)
+        """Run a claimed job's handler (in the job's own task, or the flow's for a lone job); its metrics are
+        counted by part (`_count_started`) and by finish batch (`_observe_ended`)."""
+        job = claim.job
+        context.request_id.set(job.request_id)
+        context.job_id.set(job.id)
+        context.attempt.set(job.attempt)
+        job = with_soft_limit(job, self.registry.soft_timeout_s(job.kind))
         ctx = JobContext(
             job=job,
             log=job_logger(job),
@@ -643,18 +641,18 @@ class Consumer:
             results=ResultStore(self.pool, job.id, job.site),
             children=self._children_of(job),
         )
-        series.in_progress.inc()
         job_logs.started(job, claim.wait_s)
         started = time.monotonic()
         outcome: Outcome | None = None
         try:
-            outcome = await self._run_in_site(ctx, claim)
+            if self.sites is None or job.site is None:  # no site to enter (and no coroutine of its own to pay for)
+                outcome = await self.running.run(self.registry.get(job.kind), ctx, claim.budget)
+            else:
+                outcome = await self._run_in_site(ctx, claim)
             return outcome
         finally:
-            duration_s = time.monotonic() - started
-            series.in_progress.dec()
-            series.duration.observe(duration_s)
-            job_logs.ended(job, outcome or INTERRUPTED, duration_s)
+            claim.ran_s = time.monotonic() - started
+            job_logs.ended(job, outcome or INTERRUPTED, claim.ran_s)
 
     def _children_of(self, job: JobInfo) -> ChildWriter:
         if self._kinds is None:
@@ -662,20 +660,30 @@ class Consumer:
         return ChildWriter(self.pool, self.config, self._kinds, job, self.store.worker_id)
 
     async def _run_in_site(self, ctx: JobContext, claim: Claim) -> Outcome:
-        """Run the handler; a job of a site first loads the site and takes a concurrency slot (or defers)."""
+        """Run the handler of a job of a site: first load the site and take a concurrency slot (or defer)."""
+        assert self.sites is not None
         handler = self.registry.get(ctx.job.kind)
-        if self.sites is None or ctx.job.site is None:  # no site to enter (and no context manager to pay for)
-            return await self.running.run(handler, ctx, claim.budget)
         try:
             async with self.sites.enter(ctx):
                 return await self.running.run(handler, ctx, claim.budget)
         except (Deferred, HandlerError) as exc:
             return from_error(exc, claim.budget)
 
-    def _count_started(self, claims: Iterable[Claim]) -> None:
-        """Count the attempts a part starts: one `inc(n)` per kind (a counter's `inc` takes a lock)."""
-        for (kind, queue), count in Counter((c.job.kind, c.job.queue) for c in claims).items():
-            self._metrics_of(kind, queue).started.inc(count)
+    def _count_started(self, claims: Sequence[Claim]) -> None:
+        """Count the attempts a part starts and observe their queue waits, once per kind (each `inc` and `observe`
+        takes a lock); they are in progress until `_observe_ended`."""
+        for (kind, queue), same in _by_kind(claims).items():
+            series = self._metrics_of(kind, queue)
+            series.started.inc(len(same))
+            series.in_progress.inc(len(same))
+            observe_many(series.queue_wait, [c.wait_s for c in same])
+
+    def _observe_ended(self, claims: Sequence[Claim]) -> None:
+        """Attempts recorded (or given up on) are no longer in progress; observe the run times of those that ran."""
+        for (kind, queue), same in _by_kind(claims).items():
+            series = self._metrics_of(kind, queue)
+            series.in_progress.dec(len(same))
+            observe_many(series.duration, [c.ran_s for c in same if c.ran_s is not None])
 
     def _count(self, written: Iterable[tuple[Claim, str]]) -> None:
         """Count the states written (a refused outcome may have changed one), one `inc(n)` per kind and state."""
@@ -717,6 +725,14 @@ def settlement(steps: Collection[str]) -> str:
         if how in steps:
             return how
     return ACK
+
+
+def _by_kind(claims: Iterable[Claim]) -> dict[tuple[str, str], list[Claim]]:
+    """Claims by (kind, queue): the labels of their metric series."""
+    grouped: dict[tuple[str, str], list[Claim]] = {}
+    for claim in claims:
+        grouped.setdefault((claim.job.kind, claim.job.queue), []).append(claim)
+    return grouped
 
 
 async def _caught(flow: Awaitable[T]) -> T | Exception:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,3 +57,15 @@ class JobMetrics:
             in_progress=m.in_progress.labels(queue),
             retries=m.retries.labels(kind, queue),
         )
+
+
+def observe_many(histogram: Any, values: Collection[float]) -> None:
+    """`histogram.observe(v)` for each value, in one lock round per bucket hit instead of two per value (a
+    prometheus_client Histogram child: its `_sum`, `_buckets` and `_upper_bounds`, kept since 0.4). The values of a
+    finish batch land in one or two buckets: 64 no-op durations cost 3 increments, not 128."""
+    if not values:
+        return
+    bounds = histogram._upper_bounds  # private, see the docstring; tests/unit compares with observe()
+    for index, count in Counter(bisect_left(bounds, value) for value in values).items():
+        histogram._buckets[index].inc(count)
+    histogram._sum.inc(sum(values))

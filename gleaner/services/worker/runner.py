@@ -99,8 +99,10 @@ class RunningJobs:
         task = asyncio.current_task(loop)
         assert task is not None, "a handler runs in a task"
         entry = self._start(ctx, task, loop)
+        soft_s = ctx.job.soft_timeout_s
         try:
-            result = await _call(handler, ctx)
+            # the handler's coroutine awaited here, not in a coroutine of its own (one frame less a job)
+            result = await (handler(ctx) if soft_s is None else SoftLimited(handler(ctx), soft_s))
         except asyncio.CancelledError:
             # ours only if a reason was given and no other cancellation of the flow is pending
             if entry.reason is None or task.uncancel() > 0:
@@ -142,10 +144,3 @@ class RunningJobs:
                 nearest = min(nearest, entry.deadline)
         self._timer = None
         self._arm(loop, nearest)
-
-
-async def _call(handler: Handler, ctx: JobContext) -> Any:
-    soft_s = ctx.job.soft_timeout_s
-    if soft_s is None:
-        return await handler(ctx)
-    return await SoftLimited(handler(ctx), soft_s)
