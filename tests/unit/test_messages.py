@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import orjson
 import pytest
 
 from gleaner.shared.errors import DecodeError
-from gleaner.shared.messages import MAX_GROUP, JobGroup, JobMessage, decode_jobs, headers_of
+from gleaner.shared.messages import MAX_GROUP, MESSAGE_FIELDS, JobGroup, JobMessage, decode_jobs, headers_of
 
 
 def test_an_envelope_survives_encode_and_decode() -> None:
@@ -121,3 +123,42 @@ def test_each_job_of_a_group_carries_its_own_generation() -> None:
     jobs = (member(1, generation=3), member(2))
     assert decode_jobs(JobGroup(jobs).encode()) == jobs
     assert [job.get("gen") for job in orjson.loads(JobGroup(jobs).encode())["jobs"]] == [3, None]
+
+
+FIRST = {"id": 1, "attempt": 1, "kind": "noop", "request_id": "req-1"}
+
+
+@pytest.mark.parametrize(
+    "later",
+    [
+        {"id": 0, "attempt": 1, "kind": "noop", "request_id": "req-1"},
+        {"id": True, "attempt": 1, "kind": "noop", "request_id": "req-1"},
+        {"id": 2, "attempt": 2**31, "kind": "noop", "request_id": "req-1"},
+        {"id": 2, "attempt": 1.0, "kind": "noop", "request_id": "req-1"},
+        {"id": 2, "attempt": 1, "kind": "noop", "request_id": "req-1", "gen": -1},
+        {"id": 2, "attempt": 1, "kind": "No Such Kind", "request_id": "req-1"},
+        {"id": 2, "attempt": 1, "kind": "noop", "request_id": "bad\nid"},
+        {"id": 2, "attempt": 1, "request_id": "req-1"},
+    ],
+)
+def test_a_malformed_job_after_the_first_of_a_group_is_poison_too(later: dict[str, object]) -> None:
+    with pytest.raises(DecodeError):
+        decode_jobs(orjson.dumps({"v": 2, "queue": "bulk", "jobs": [FIRST, later]}))
+
+
+def test_the_later_jobs_of_a_group_decode_as_the_first_does_whether_they_share_its_kind_and_request_id_or_not() -> None:
+    assert tuple(f.name for f in dataclasses.fields(JobMessage)) == MESSAGE_FIELDS
+    members = [
+        FIRST,
+        {"id": 2, "attempt": 3, "kind": "noop", "request_id": "req-1", "gen": 4},
+        {"id": 3, "attempt": 1, "kind": "http.fetch", "request_id": "req-1"},
+        {"id": 4, "attempt": 1, "kind": "noop"},
+        {"id": 5, "attempt": 1, "kind": "noop", "request_id": "req-2"},
+    ]
+    jobs = decode_jobs(orjson.dumps({"v": 2, "queue": "bulk", "priority": 4, "due_ms": 99, "jobs": members}))
+    shared = {"queue": "bulk", "priority": 4, "due_ms": 99}
+    assert jobs == tuple(JobMessage.decode(orjson.dumps({"v": 1, **m, **shared})) for m in members)
+    assert [(j.job_id, j.attempt, j.generation, j.request_id) for j in jobs[:2]] == [
+        (1, 1, 0, "req-1"),
+        (2, 3, 4, "req-1"),
+    ]

@@ -390,3 +390,54 @@ async def test_an_outcome_refused_in_a_group_write_fails_only_its_job_and_the_ot
     assert outcomes == {1: (SUCCEEDED, None), 2: (FAILED, "result_refused"), 3: (SUCCEEDED, None)}
     assert message.settled == ["reject"]  # the failed job: no broker here for its copy alone, so the group goes
     await consumer.batchers.close()
+
+
+def sample(consumer: Consumer, name: str, **labels: str) -> float:
+    return consumer.metrics.registry.get_sample_value(name, labels) or 0.0
+
+
+async def test_each_attempt_of_a_group_is_observed_once_in_progress_while_held_and_in_both_histograms() -> None:
+    gate, database = Gate(), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=8)
+    message = group_delivery([1, 2, 3, 4], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: gate.running == 4)
+    assert sample(consumer, "gleaner_jobs_in_progress", queue="default") == 4
+    assert sample(consumer, "gleaner_job_queue_wait_seconds_count", queue="default") == 4
+    gate.release.set()
+    assert await consumer.wait_idle(2.0)
+    assert sample(consumer, "gleaner_jobs_in_progress", queue="default") == 0
+    assert sample(consumer, "gleaner_job_duration_seconds_count", kind="block", queue="default") == 4
+    assert sample(consumer, "gleaner_job_duration_seconds_bucket", kind="block", queue="default", le="+Inf") == 4
+    await consumer.batchers.close()
+
+
+class Logging(Gate):
+    """Logs through its context's logger and tries to change what the logger adds to every record."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.refused = 0
+
+    async def __call__(self, ctx: JobContext) -> Any:
+        ctx.log.warning("fetched", extra={"url": f"https://example.com/{ctx.job.id}"})
+        try:
+            ctx.log.extra["kind"] = "other"  # type: ignore[index]
+        except TypeError:
+            self.refused += 1
+        return None
+
+
+async def test_jobs_log_with_their_kind_and_site_and_none_can_change_what_another_jobs_records_say(
+    caplog: Any,
+) -> None:
+    handler, database = Logging(), FakeDatabase()
+    consumer = await consumer_with(handler, database, concurrency=8)
+    with caplog.at_level("WARNING", logger="gleaner.job.block"):
+        await consumer.on_message("default", group_delivery([1, 2, 3], 1, FakeChannel()))  # type: ignore[arg-type]
+        assert await consumer.wait_idle(2.0)
+    records = [r for r in caplog.records if r.name == "gleaner.job.block"]
+    assert sorted(r.url for r in records) == [f"https://example.com/{n}" for n in (1, 2, 3)]
+    assert {(r.kind, r.site) for r in records} == {("block", None)}
+    assert handler.refused == 3
+    await consumer.batchers.close()

@@ -8,9 +8,10 @@ import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar
 
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel, FieldValue
@@ -20,7 +21,7 @@ from gleaner.services.worker import dead_letters, job_logs
 from gleaner.services.worker.acks import AckCoalescer, channel_of
 from gleaner.services.worker.children import ChildWriter, KindCache
 from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, JobStore, Key
-from gleaner.services.worker.context import Deferred, JobContext, JobInfo, job_logger
+from gleaner.services.worker.context import Deferred, JobContext, JobInfo, JobLogger, job_logger
 from gleaner.services.worker.dead_letters import HANDLING_FAILED
 from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
 from gleaner.services.worker.handlers import ServedKinds
@@ -73,6 +74,8 @@ REQUEUE_PAUSE_S = 1.0
 FINISH_PATIENCE_MIN_S = 10.0
 FINISH_RETRY_PAUSE_S = 0.2
 FINISH_RETRY_MAX_PAUSE_S = 5.0
+# job loggers kept, one per (kind, site): past this many the set starts again (sites come and go)
+MAX_JOB_LOGGERS = 1024
 
 
 @dataclass(slots=True)
@@ -112,6 +115,7 @@ class Consumer:
     stopping: bool = False
     _series: JobMetrics | None = None
     _kinds: KindCache | None = None  # what ctx.submit checks child jobs against
+    _loggers: dict[tuple[str, str | None], JobLogger] = field(default_factory=dict)
     _channel: AbstractRobustChannel | None = None
     _queues: dict[str, AbstractQueue] = field(default_factory=dict)
     _consumers: dict[str, str] = field(default_factory=dict)  # queue name → consumer tag
@@ -453,18 +457,14 @@ class Consumer:
         try:
             if len(runs) == 1:
                 n, claim = runs[0]
-                return await record([(n, claim, await _caught(self._execute(claim)))])
-            loop = asyncio.get_running_loop()
-            tasks = {loop.create_task(_caught(self._execute(claim))): (n, claim) for n, claim in runs}
-            pending = set(tasks)
+                return await record([(n, claim, await self._attempt(claim))])
+            attempts = Attempts(asyncio.get_running_loop(), [(item, self._attempt(item[1])) for item in runs])
             steps: dict[int, Step] = {}
             try:
-                while pending:
-                    done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-                    steps |= await record([(*tasks[task], task.result()) for task in done])
+                while attempts.running:
+                    steps |= await record([(n, claim, outcome) for (n, claim), outcome in await attempts.ended()])
             except BaseException:  # this flow was cancelled: the jobs still running end with it
-                for task in pending:
-                    task.cancel()
+                attempts.cancel()
                 raise
             return steps
         finally:
@@ -624,9 +624,16 @@ class Consumer:
         await settle(message.reject(requeue=False))
         self.acks.settled(message)
 
+    async def _attempt(self, claim: Claim) -> Outcome | Exception:
+        """A claimed job's handler run to its outcome (in the job's own task, or the flow's for a lone job), or the
+        error of its flow (see `_flow`); its metrics are counted by part (`_count_started`) and by finish batch
+        (`_observe_ended`)."""
+        try:
+            return await self._execute(claim)
+        except Exception as exc:  # noqa: BLE001 - see Consumer._flow
+            return exc
+
     async def _execute(self, claim: Claim) -> Outcome:
-        """Run a claimed job's handler (in the job's own task, or the flow's for a lone job); its metrics are
-        counted by part (`_count_started`) and by finish batch (`_observe_ended`)."""
         job = claim.job
         context.request_id.set(job.request_id)
         context.job_id.set(job.id)
@@ -634,7 +641,7 @@ class Consumer:
         job = with_soft_limit(job, self.registry.soft_timeout_s(job.kind))
         ctx = JobContext(
             job=job,
-            log=job_logger(job),
+            log=self._job_log(job),
             http=self.http,
             db=self.pool,
             report=functools.partial(self.store.progress, (job.id, job.attempt)),
@@ -653,6 +660,19 @@ class Consumer:
         finally:
             claim.ran_s = time.monotonic() - started
             job_logs.ended(job, outcome or INTERRUPTED, claim.ran_s)
+
+    def _job_log(self, job: JobInfo) -> JobLogger:
+        """The logger of a job's context, one for the jobs of a kind and site: that is all a job's logger carries
+        (the JSON lines take job_id and attempt from contextvars). Its `extra` is read-only, so no handler changes
+        what another job's records say; 0.8 us a job less (timeit)."""
+        key = (job.kind, job.site)
+        logger = self._loggers.get(key)
+        if logger is None:
+            if len(self._loggers) >= MAX_JOB_LOGGERS:
+                self._loggers.clear()
+            logger = self._loggers[key] = job_logger(job)
+            logger.extra = MappingProxyType(dict(logger.extra or {}))
+        return logger
 
     def _children_of(self, job: JobInfo) -> ChildWriter:
         if self._kinds is None:
@@ -725,6 +745,40 @@ def settlement(steps: Collection[str]) -> str:
         if how in steps:
             return how
     return ACK
+
+
+class Attempts(Generic[T]):
+    """The tasks of a part's attempts, taken as they end: asyncio.wait(FIRST_COMPLETED) in a loop, for a callback
+    a task (asyncio.wait adds and removes a callback on every pending task at each call)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, runs: Sequence[tuple[T, Coroutine[Any, Any, Any]]]) -> None:
+        self._loop = loop
+        self._ended: list[asyncio.Task[Any]] = []
+        self._waiter: asyncio.Future[None] | None = None
+        self._items: dict[asyncio.Task[Any], T] = {}
+        for item, coroutine in runs:
+            task = loop.create_task(coroutine)
+            task.add_done_callback(self._end)
+            self._items[task] = item
+        self.running = len(self._items)
+
+    def _end(self, task: asyncio.Task[Any]) -> None:
+        self._ended.append(task)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def ended(self) -> list[tuple[T, Any]]:
+        """Wait until at least one more has ended: those that ended since the last call, each with its result."""
+        if not self._ended:
+            self._waiter = self._loop.create_future()
+            await self._waiter
+        ended, self._ended = self._ended, []
+        self.running -= len(ended)
+        return [(self._items.pop(task), task.result()) for task in ended]
+
+    def cancel(self) -> None:
+        for task in self._items:
+            task.cancel()
 
 
 def _by_kind(claims: Iterable[Claim]) -> dict[tuple[str, str], list[Claim]]:

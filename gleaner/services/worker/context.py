@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from gleaner.handlers import Partial
-from gleaner.job_context import JobContext, JobInfo, job_logger
+from gleaner.job_context import JobContext, JobInfo, JobLogger, job_logger
 
-__all__ = ["Deferred", "JobContext", "JobInfo", "Partial", "job_logger"]
+__all__ = ["Deferred", "JobContext", "JobInfo", "JobLogger", "Partial", "job_logger"]
 
 
 class Deferred(Exception):
