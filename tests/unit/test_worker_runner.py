@@ -160,3 +160,17 @@ def test_amqp_headers_are_stored_as_json() -> None:
     stored = json_headers(headers)
     assert stored["job_id"] == 1 and stored["raw"] == "bytes" and stored["nested"] == {"a": ["x", 2]}
     assert isinstance(stored["odd"], str)
+
+
+def test_a_cancel_reaches_the_handler_of_its_own_job_whatever_task_and_loop_ran_the_ones_before() -> None:
+    running = RunningJobs()
+
+    async def in_a_loop(job_id: int) -> tuple[str, str]:
+        quick = await running.run(forever, context(job_id=100 + job_id, timeout_s=0.01), BUDGET)  # this task
+        other = asyncio.create_task(running.run(forever, context(job_id=job_id), BUDGET))  # a task of its own
+        await asyncio.sleep(0.01)
+        assert running.cancel(job_id, REASON_CANCEL)
+        return quick.state, (await other).state
+
+    assert asyncio.run(in_a_loop(1)) == (RETRYING, CANCELLED)
+    assert asyncio.run(in_a_loop(2)) == (RETRYING, CANCELLED)  # a new loop: not the one kept from the first

@@ -61,6 +61,7 @@ class RunningJobs:
     # the one timeout timer, for the nearest deadline (it may find that job ended and look for the next)
     _timer: asyncio.TimerHandle | None = None
     _timer_at: float = math.inf
+    _loop: asyncio.AbstractEventLoop | None = None
 
     def hold(self, key: tuple[int, int]) -> None:
         """This process claimed the attempt: its lease is renewed until `release`."""
@@ -94,10 +95,7 @@ class RunningJobs:
         """Run the handler to its outcome, in the calling task; cancelling the caller cancels the handler too."""
         if self._cancel_new is not None:
             return from_cancellation(self._cancel_new, budget)  # never started: the same outcome as cancelled at once
-        # one look-up of the loop per job: each costs a getpid() system call on Python 3.11 (0.4 µs here)
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
-        assert task is not None, "a handler runs in a task"
+        loop, task = self._current()
         entry = self._start(ctx, task, loop)
         soft_s = ctx.job.soft_timeout_s
         try:
@@ -117,6 +115,18 @@ class RunningJobs:
         if entry.reason is not None:
             task.uncancel()  # the handler swallowed its cancellation and returned: the flow goes on uncancelled
         return from_result(result)
+
+    def _current(self) -> tuple[asyncio.AbstractEventLoop, asyncio.Task[Any]]:
+        """The running loop and task. `asyncio.get_running_loop()` costs a getpid() system call on Python 3.11 (0.4
+        µs here, more on a busy VM), so the loop is looked up once: only a running loop has a current task, so a
+        task found for the loop kept is this one (a new loop, as in tests, is looked up again)."""
+        loop = self._loop
+        task = asyncio.current_task(loop) if loop is not None else None
+        if loop is None or task is None:
+            loop = self._loop = asyncio.get_running_loop()
+            task = asyncio.current_task(loop)
+        assert task is not None, "a handler runs in a task"
+        return loop, task
 
     def _start(self, ctx: JobContext, task: asyncio.Task[Any], loop: asyncio.AbstractEventLoop) -> RunningJob:
         entry = RunningJob(ctx.job.id, ctx.job.attempt, task, loop.time() + ctx.job.timeout_s)
