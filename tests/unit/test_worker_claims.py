@@ -115,6 +115,13 @@ def test_finish_arguments_are_one_array_per_column_in_item_order() -> None:
     )
 
 
+def test_the_error_columns_of_a_batch_without_errors_go_as_null_arrays_and_the_others_in_full() -> None:
+    items = [Finish(n, 1, Outcome(SUCCEEDED, result_json="{}")) for n in (1, 2)]
+    assert finish_arguments(items) == ([1, 2], [1, 1], [SUCCEEDED, SUCCEEDED], ["{}", "{}"], None, None, None, None)
+    failed = Finish(3, 2, Outcome(FAILED, error_class="bad_result", error_message="not JSON"))
+    assert finish_arguments([*items, failed])[4:] == ([None, None, "bad_result"], [None, None, "not JSON"], None, None)
+
+
 def test_the_finished_event_lists_every_written_outcome_once() -> None:
     def written(job_id: int, state: str) -> Finished:
         row = {"id": job_id, "kind": "noop", "queue": "default", "attempt": 1, "state": state}

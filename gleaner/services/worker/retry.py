@@ -67,9 +67,13 @@ class Budget:
         return self.attempt - self.attempt_base < self.max_attempts
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outcome:
-    """How one attempt ended; `result_json` is the encoded result of a (partial) success."""
+    """How one attempt ended; `result_json` is the encoded result of a (partial) success.
+
+    Made once per attempt and never changed; not frozen because a frozen dataclass's __init__ sets each field
+    through object.__setattr__ (1.0 against 0.35 us for this one, timeit), as for Claim and Budget.
+    """
 
     state: str
     result_json: str | None = None
@@ -81,8 +85,6 @@ class Outcome:
 
 def from_result(value: Any) -> Outcome:
     """A returned value: `Partial` → partial; anything orjson cannot encode fails permanently (`bad_result`)."""
-    if value is None:
-        return RETURNED_NONE  # most handlers return nothing: one shared (frozen) outcome, 1 µs less a job
     state = SUCCEEDED
     if isinstance(value, Partial):
         state, value = PARTIAL, value.result
@@ -91,10 +93,6 @@ def from_result(value: Any) -> Outcome:
     except TypeError as exc:
         return Outcome(FAILED, error_class="bad_result", error_message=_clip(f"result is not JSON: {exc}"))
     return Outcome(state, result_json=encoded)
-
-
-# the outcome of a handler that returned None (Outcome is frozen: safe to share)
-RETURNED_NONE: Final = Outcome(SUCCEEDED, result_json="null")
 
 
 def classify(error: BaseException) -> tuple[bool, str, str]:
