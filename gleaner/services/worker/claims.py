@@ -320,7 +320,8 @@ class JobStore:
             rows = await self._end(self.pool, ended)
         else:
             rows = await self._defer(self.pool, waiting)
-        return distribute([item.key for item in items], rows)
+        keys = [(item.job_id, item.attempt) for item in items]
+        return distribute(keys, rows, unique=len(set(keys)) == len(keys))
 
     async def _end(self, connection: Connection | asyncpg.Pool, items: Sequence[Finish]) -> dict[Key, Finished]:
         records = await connection.fetch(FINISH, *finish_arguments(items), self.worker_id)

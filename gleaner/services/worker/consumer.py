@@ -24,7 +24,7 @@ from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, Jo
 from gleaner.services.worker.context import Deferred, JobContext, JobInfo, JobLogger, job_logger
 from gleaner.services.worker.dead_letters import HANDLING_FAILED
 from gleaner.services.worker.flow_failures import FAILURES_HEADER, GIVE_UP, MAX_FAILURES, REQUEUE, next_step, transient
-from gleaner.services.worker.handlers import ServedKinds
+from gleaner.services.worker.handlers import Handler, ServedKinds
 from gleaner.services.worker.job_metrics import JobMetrics, Series, observe_many
 from gleaner.services.worker.prefetch import Held, JobWindow, announced_jobs
 from gleaner.services.worker.queue_pauses import paused_queues
@@ -116,6 +116,7 @@ class Consumer:
     _series: JobMetrics | None = None
     _kinds: KindCache | None = None  # what ctx.submit checks child jobs against
     _loggers: dict[tuple[str, str | None], JobLogger] = field(default_factory=dict)
+    _served: dict[str, tuple[Handler, float | None]] = field(default_factory=dict)  # see _served_kind
     _channel: AbstractRobustChannel | None = None
     _queues: dict[str, AbstractQueue] = field(default_factory=dict)
     _consumers: dict[str, str] = field(default_factory=dict)  # queue name → consumer tag
@@ -638,7 +639,9 @@ class Consumer:
         context.request_id.set(job.request_id)
         context.job_id.set(job.id)
         context.attempt.set(job.attempt)
-        job = with_soft_limit(job, self.registry.soft_timeout_s(job.kind))
+        handler, kind_soft_s = self._served_kind(job.kind)
+        if job.soft_timeout_s is not None or kind_soft_s is not None:
+            job = with_soft_limit(job, kind_soft_s)
         ctx = JobContext(
             job=job,
             log=self._job_log(job),
@@ -648,18 +651,29 @@ class Consumer:
             results=ResultStore(self.pool, job.id, job.site),
             children=self._children_of(job),
         )
-        job_logs.started(job, claim.wait_s)
+        logged = job_logs.enabled()
+        if logged:
+            job_logs.started(job, claim.wait_s)
         started = time.monotonic()
         outcome: Outcome | None = None
         try:
             if self.sites is None or job.site is None:  # no site to enter (and no coroutine of its own to pay for)
-                outcome = await self.running.run(self.registry.get(job.kind), ctx, claim.budget)
+                outcome = await self.running.run(handler, ctx, claim.budget)
             else:
-                outcome = await self._run_in_site(ctx, claim)
+                outcome = await self._run_in_site(ctx, claim, handler)
             return outcome
         finally:
             claim.ran_s = time.monotonic() - started
-            job_logs.ended(job, outcome or INTERRUPTED, claim.ran_s)
+            if logged:
+                job_logs.ended(job, outcome or INTERRUPTED, claim.ran_s)
+
+    def _served_kind(self, kind: str) -> tuple[Handler, float | None]:
+        """The handler the consumer runs for a kind (behind its payload check) and the kind's soft time limit, looked
+        up once per kind (`ServedKinds.get` makes a new partial each time for a kind with a schema)."""
+        served = self._served.get(kind)
+        if served is None:
+            served = self._served[kind] = (self.registry.get(kind), self.registry.soft_timeout_s(kind))
+        return served
 
     def _job_log(self, job: JobInfo) -> JobLogger:
         """The logger of a job's context, one for the jobs of a kind and site: that is all a job's logger carries
@@ -679,10 +693,9 @@ class Consumer:
             self._kinds = KindCache(self.pool, self.config)
         return ChildWriter(self.pool, self.config, self._kinds, job, self.store.worker_id)
 
-    async def _run_in_site(self, ctx: JobContext, claim: Claim) -> Outcome:
+    async def _run_in_site(self, ctx: JobContext, claim: Claim, handler: Handler) -> Outcome:
         """Run the handler of a job of a site: first load the site and take a concurrency slot (or defer)."""
         assert self.sites is not None
-        handler = self.registry.get(ctx.job.kind)
         try:
             async with self.sites.enter(ctx):
                 return await self.running.run(handler, ctx, claim.budget)

@@ -20,6 +20,11 @@ def _fields(job: JobInfo) -> dict[str, Any]:
     return {"job_id": job.id, "kind": job.kind, "queue": job.queue, "site": job.site, "attempt": job.attempt}
 
 
+def enabled() -> bool:
+    """Whether the start and end lines are written (INFO): the worker asks once per job."""
+    return log.isEnabledFor(logging.INFO)
+
+
 def started(job: JobInfo, wait_s: float) -> None:
     """`job started`: kind, id, attempt, queue, site (and at DEBUG the limits, the wait and the payload)."""
     if not log.isEnabledFor(logging.INFO):
