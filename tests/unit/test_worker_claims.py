@@ -73,6 +73,7 @@ async def test_a_batch_claiming_the_same_attempt_twice_gives_the_row_to_one_call
     first = claims[0]
     assert first is not None
     assert (first.budget.attempt, first.budget.max_attempts, first.wait_s) == (1, 3, 0.25)
+    assert (first.budget.attempt_base, first.budget.retry_base_s, first.budget.retry_cap_s) == (0, 1.0, 60.0)
 
 
 def test_a_claimed_rows_job_info_equals_the_one_its_constructor_makes() -> None:

@@ -185,16 +185,17 @@ class Claim:
     def from_record(cls, record: asyncpg.Record, delay_unit_s: float = 0.0, at: str | None = None) -> Claim:
         """`at`: when the claim committed, for its `job.started` event (none without it)."""
         job = job_info(record)
+        # positional: keyword arguments cost a dataclass __init__ more than its six assignments
         budget = Budget(
-            attempt=record["attempt"],
-            attempt_base=record["attempt_base"],
-            max_attempts=record["max_attempts"],
-            retry_base_s=record["retry_base_s"],
-            retry_cap_s=record["retry_cap_s"],
-            delay_unit_s=delay_unit_s,
+            record["attempt"],
+            record["attempt_base"],
+            record["max_attempts"],
+            record["retry_base_s"],
+            record["retry_cap_s"],
+            delay_unit_s,
         )
         started = events.job_event(record, at, events.STARTED) if at is not None else None
-        return cls(job=job, budget=budget, wait_s=max(0.0, record["wait_s"]), started=started)
+        return cls(job, budget, max(0.0, record["wait_s"]), started)
 
 
 # JobInfo is public and frozen, so its __init__ sets each of its ten fields through object.__setattr__ (3.0 us a
