@@ -32,7 +32,7 @@ class Sizes:
     # one worker process per two cores: a second one on this box only adds overhead (measured: 1,540 vs 1,950/s)
     workers: int = 1
     # a slot is held from a job's claim to its written outcome (about 20 ms a noop job at full load): 128 slots kept the
-    # box half idle (6,220 jobs/s, e2e 50,000), 512 keep it busy (9,490; 1,024: 8,110-9,845; 2,048: 9,437-9,589)
+    # box half idle (6,220 jobs/s, e2e 50,000), 512 keep it busy (9,490; 1,024: 8,110; 2,048: 9,589)
     worker_concurrency: int = 512
     latency_rate: float = 200.0
     latency_seconds: float = 30.0
