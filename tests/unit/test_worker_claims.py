@@ -9,6 +9,7 @@ from gleaner.job_context import JobInfo
 from gleaner.services.worker.app import worker_id
 from gleaner.services.worker.claims import (
     JOB_INFO_FIELDS,
+    Claim,
     Finish,
     Finished,
     JobStore,
@@ -82,6 +83,18 @@ def test_a_claimed_rows_job_info_equals_the_one_its_constructor_makes() -> None:
     made = job_info(record)
     assert made == JobInfo(**{name: record[name] for name in JOB_INFO_FIELDS})
     assert (made.id, made.attempt, made.site, made.request_id, made.soft_timeout_s) == (7, 2, "indeed", "req-1", 5.0)
+
+
+def test_a_claim_announces_its_job_started_and_running_at_its_attempt() -> None:
+    claim = Claim.from_record(row(7, 2) | {"schedule_id": None, "created_at": None}, 0.1, "2026-01-01T00:00:00+00:00")
+    assert claim.started is not None
+    started = claim.started
+    assert (started["type"], started["state"], started["job_id"], started["attempt"]) == (
+        "job.started",
+        "running",
+        7,
+        2,
+    )
 
 
 def test_a_claimed_rows_job_info_stays_frozen() -> None:

@@ -22,7 +22,7 @@ class CountingStore:
 
 async def test_slow_steps_after_a_beat_do_not_stretch_the_time_between_renewals() -> None:
     store, running = CountingStore(), RunningJobs()
-    running.hold((1, 1))
+    running.hold([(1, 1)])
 
     async def slow_presence() -> None:
         await asyncio.sleep(0.08)  # a slow database answering the presence row
@@ -40,9 +40,9 @@ async def test_slow_steps_after_a_beat_do_not_stretch_the_time_between_renewals(
 
 async def test_only_the_attempts_still_held_are_renewed() -> None:
     store, running = CountingStore(), RunningJobs()
-    running.hold((1, 1))
-    running.hold((2, 3))
-    running.release((1, 1))
+    running.hold([(1, 1)])
+    running.hold([(2, 3)])
+    running.release([(1, 1)])
     task = asyncio.create_task(heartbeat_loop(store, running, 0.01, each_beat=[]))  # type: ignore[arg-type]
     await asyncio.sleep(0.05)
     task.cancel()

@@ -51,7 +51,7 @@ FROM locked AS l
 WHERE j.id = l.id AND l.fenced AND {ORDERED_LOCKS}
 RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.soft_timeout_s, j.max_attempts,
     j.attempt_base, j.retry_base_s, j.retry_cap_s, j.request_id, j.generation,
-    EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s, j.state, j.schedule_id, j.created_at
+    EXTRACT(EPOCH FROM (now() - j.run_at))::float8 AS wait_s, j.schedule_id, j.created_at
 """
 
 # One statement: the fenced row update plus the attempt row; retrying rows come back with the outbox columns. The
@@ -182,7 +182,7 @@ class Claim:
         return (self.job.id, self.job.attempt)
 
     @classmethod
-    def from_record(cls, record: asyncpg.Record, delay_unit_s: float = 0.0, at: str | None = None) -> Claim:
+    def from_record(cls, record: events.Row, delay_unit_s: float = 0.0, at: str | None = None) -> Claim:
         """`at`: when the claim committed, for its `job.started` event (none without it)."""
         job = job_info(record)
         # positional: keyword arguments cost a dataclass __init__ more than its six assignments
@@ -194,7 +194,8 @@ class Claim:
             record["retry_cap_s"],
             delay_unit_s,
         )
-        started = events.job_event(record, at, events.STARTED) if at is not None else None
+        # the row's state is 'running' once claimed: not returned, one column less to decode a job
+        started = events.job_event(record, at, events.STARTED, state="running") if at is not None else None
         return cls(job, budget, max(0.0, record["wait_s"]), started)
 
 
@@ -367,6 +368,7 @@ def _deferred(record: asyncpg.Record, at: str) -> Finished:
 
 def _finished(record: asyncpg.Record, at: str) -> Finished:
     event = events.job_event(record, at, error_class=record["error_class"], error_message=record["error_message"])
-    if record["state"] != RETRYING:
-        return Finished(record["state"], event=event)
+    state = record["state"]
+    if state != RETRYING:
+        return Finished(state, None, event)
     return Finished(RETRYING, OutboxRow.from_record(record), event)

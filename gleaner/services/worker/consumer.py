@@ -384,7 +384,7 @@ class Consumer:
         steps: list[Step] = [ACK] * len(jobs)
         waiting: list[int] = []
         for n, job in enumerate(jobs):
-            if job.kind in self.registry:
+            if job.kind in self._served or job.kind in self.registry:  # the first: a dict, no method calls
                 waiting.append(n)
             else:
                 steps[n] = await self._unknown(queue, message, job, carried, held)
@@ -446,8 +446,8 @@ class Consumer:
         task of its own job), and whenever some have ended, their outcomes are written as one batcher item while
         the others run on: a slow job never holds back the outcome of a quick one.
         """
-        for _, claim in runs:
-            self.running.hold(claim.key)  # the heartbeat renews the lease until the outcome is written
+        # the heartbeat renews the leases until the outcomes are written
+        self.running.hold([(claim.job.id, claim.job.attempt) for _, claim in runs])
         self._count_started([claim for _, claim in runs])
         recorded: set[int] = set()  # the jobs handed to `_record`, which ends them whatever happens
 
@@ -470,8 +470,7 @@ class Consumer:
             return steps
         finally:
             unrecorded = [claim for n, claim in runs if n not in recorded]  # a cancelled flow's
-            for claim in unrecorded:
-                self.running.release(claim.key)
+            self.running.release([claim.key for claim in unrecorded])
             self._observe_ended(unrecorded)
             self._ended(held, len(unrecorded))
 
@@ -562,8 +561,7 @@ class Consumer:
                 )
             return steps
         finally:
-            for _, claim, _ in ended:
-                self.running.release(claim.key)
+            self.running.release([(claim.job.id, claim.job.attempt) for _, claim, _ in ended])
             self._observe_ended([claim for _, claim, _ in ended])
             self._ended(held, len(ended))
 

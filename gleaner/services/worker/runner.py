@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,13 +63,13 @@ class RunningJobs:
     _timer_at: float = math.inf
     _loop: asyncio.AbstractEventLoop | None = None
 
-    def hold(self, key: tuple[int, int]) -> None:
-        """This process claimed the attempt: its lease is renewed until `release`."""
-        self._held.add(key)
+    def hold(self, keys: Iterable[tuple[int, int]]) -> None:
+        """This process claimed these attempts: their leases are renewed until `release`."""
+        self._held.update(keys)
 
-    def release(self, key: tuple[int, int]) -> None:
-        """The attempt's outcome is written (or it was handed back, or the flow gave up on it)."""
-        self._held.discard(key)
+    def release(self, keys: Iterable[tuple[int, int]]) -> None:
+        """The attempts' outcomes are written (or they were handed back, or the flow gave up on them)."""
+        self._held.difference_update(keys)
 
     def held(self) -> list[tuple[int, int]]:
         return list(self._held)
