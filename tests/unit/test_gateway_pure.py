@@ -182,17 +182,19 @@ def test_a_new_job_s_view_names_every_field_of_a_job_s_view_in_its_order() -> No
     assert tuple(view) == JOB_FIELDS
 
 
-def test_an_insert_sends_a_column_no_item_sets_as_null_and_the_others_whole() -> None:
+def test_an_insert_sends_a_column_no_item_sets_as_null_one_all_set_alike_as_one_value_and_the_others_whole() -> None:
     config = Config()
-    plain = NewJob(parse_one({"kind": "noop"}, config), None)
-    keyed = NewJob(parse_one({"kind": "noop", "dedupe_key": "k", "site": "s"}, config), "r")
+    plain = NewJob(parse_one({"kind": "noop", "payload": {"i": 1}}, config), None)
+    keyed = NewJob(parse_one({"kind": "noop", "dedupe_key": "k", "site": "s", "payload": {"i": 1}}, config), "r")
     columns = insert_args([plain, keyed])
-    kinds, sites, keys, request_ids, soft_timeouts = columns[0], columns[10], columns[11], columns[12], columns[13]
-    assert (kinds, sites, keys, request_ids, soft_timeouts) == (
-        ["noop", "noop"],
+    kinds, payloads, sites, keys, request_ids, soft_timeouts = (columns[i] for i in (0, 3, 10, 11, 12, 13))
+    assert (kinds, payloads, sites, keys, request_ids, soft_timeouts) == (
+        ["noop"],
+        [{"i": 1}, {"i": 1}],  # always one a row: the statement makes a row per payload
         [None, "s"],
         [None, "k"],
         [None, "r"],
         None,
     )
     assert insert_args([plain])[10:] == [None, None, None, None]
+    assert insert_args([keyed, keyed])[10:] == [["s"], ["k"], ["r"], None]
