@@ -18,6 +18,7 @@ from gleaner.services.gateway.job_views import (
     JOB_TIMES,
     job_view,
     message_letter,
+    submitted_json,
     submitted_view,
     timestamp,
 )
@@ -198,3 +199,22 @@ def test_an_insert_sends_a_column_no_item_sets_as_null_one_all_set_alike_as_one_
     )
     assert insert_args([plain])[10:] == [None, None, None, None]
     assert insert_args([keyed, keyed])[10:] == [["s"], ["k"], ["r"], None]
+
+
+def test_a_batch_answer_is_written_as_the_views_of_its_jobs_would_be() -> None:
+    config = Config()
+    now, later = datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 2, 0, 5, tzinfo=UTC)
+    submissions: list[dict[str, Any]] = [
+        {"kind": "noop", "payload": {"i": 1}},
+        {"kind": "noop", "payload": {"b": [1, 2.5, None], "a": "x\\"}},
+        {"kind": "noop", "payload": {"i": 1}, "priority": 9, "site": "s", "dedupe_key": ',"payload":null,'},
+        {"kind": "noop"},
+        {"kind": "noop", "delay_s": 300, "timeout_s": 30, "soft_timeout_s": 10},
+    ]
+    specs = [parse_one(data, config) for data in submissions]
+    base = {"attempt": 0, "schedule_id": None, "depends_on": None, "blocked_on": 0, "created_at": now}
+    rows = [base | {"id": 10 + n, "state": "queued", "run_at": now, "updated_at": now} for n in range(4)]
+    rows.append(base | {"id": 20, "state": "scheduled", "run_at": later, "updated_at": now})
+    rows[3] = rows[3] | {"depends_on": [1], "blocked_on": 1}  # a linked row on its own
+    written = orjson.dumps(submitted_json(specs, rows))
+    assert written == orjson.dumps([submitted_view(spec, row) for spec, row in zip(specs, rows, strict=True)])

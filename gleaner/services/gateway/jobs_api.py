@@ -6,7 +6,6 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any
 
 import asyncpg
 from aiohttp import web
@@ -25,9 +24,11 @@ from gleaner.services.gateway.job_views import (
     FINAL_STATES,
     STATES,
     WAITING_STATES,
+    View,
     attempt_view,
     job_view,
     json_response,
+    submitted_json,
     submitted_view,
 )
 from gleaner.services.gateway.payload_filter import next_after, payload_containment, scan_floor
@@ -79,6 +80,7 @@ async def submit(request: web.Request) -> web.Response:
     items = [NewJob(spec, gleaner_logging.request_id.get())]
     views, status = await _insert(request, gw, raw, items, single=True)
     body = views[0]
+    assert isinstance(body, dict), "one job is shown as a dict"
     return json_response(body, status, headers={"Location": f"{API}/jobs/{body['id']}"})
 
 
@@ -101,7 +103,7 @@ async def submit_batch(request: web.Request) -> web.Response:
 
 async def _insert(
     request: web.Request, gw: Gateway, raw: bytes, items: list[NewJob], *, single: bool, then: NewJob | None = None
-) -> tuple[list[dict[str, Any]], int]:
+) -> tuple[list[View], int]:
     """The jobs as the response shows them (a batch's `then` callback last) and the status; a job with
     dependencies takes a transaction of its own, plain single submissions the group-commit lanes."""
     key = request.headers.get(idempotency.HEADER)
@@ -109,7 +111,9 @@ async def _insert(
         principal = current_principal.get()
         assert principal is not None, "the auth middleware runs first"
         digest = idempotency.request_hash(request.method, request.path, raw)
-        return await _insert_idempotent(gw, principal.name, idempotency.check_key(key), digest, items, then)
+        return await _insert_idempotent(
+            gw, principal.name, idempotency.check_key(key), digest, items, then, single=single
+        )
     lane = single and not job_store.links_of(items)
     if lane:
         row = await gw.inserts.submit(items[0])  # the lane hands its statement's rows to the publisher
@@ -120,7 +124,7 @@ async def _insert(
         async with gw.pool.acquire() as connection, connection.transaction():
             rows = await _insert_all(gw, connection, items, then)
     _committed(gw, [s.spec for s in items], rows, published=lane)
-    return _shown(items, then, rows), 202
+    return _shown(items, then, rows, single=single), 202
 
 
 async def _insert_all(
@@ -145,11 +149,14 @@ async def _raise_conflicts(
     return [row for row in results if row is not None]
 
 
-def _shown(items: Sequence[NewJob], then: NewJob | None, rows: Sequence[asyncpg.Record]) -> list[dict[str, Any]]:
-    """New rows as the response shows them: plain ones from their submission, linked ones (re-read whole by
-    `insert_linked`: a link may block or cancel a job, or fill a callback's payload) as stored."""
+def _shown(items: Sequence[NewJob], then: NewJob | None, rows: Sequence[asyncpg.Record], *, single: bool) -> list[View]:
+    """New rows as the response shows them: plain ones from their submission (a batch's already written as JSON),
+    linked ones (re-read whole by `insert_linked`: a link may block or cancel a job, or fill a callback's payload)
+    as stored."""
     if then is not None or job_store.links_of(items):
         return [job_view(row) for row in rows]
+    if not single:
+        return list(submitted_json([item.spec for item in items], rows))
     return [submitted_view(item.spec, row) for item, row in zip(items, rows, strict=True)]
 
 
@@ -176,8 +183,8 @@ def _committed(
 
 
 async def _insert_idempotent(
-    gw: Gateway, principal: str, key: str, digest: str, items: list[NewJob], then: NewJob | None
-) -> tuple[list[dict[str, Any]], int]:
+    gw: Gateway, principal: str, key: str, digest: str, items: list[NewJob], then: NewJob | None, *, single: bool
+) -> tuple[list[View], int]:
     for _ in range(2):
         recorded = await idempotency.lookup(gw.pool, principal, key, digest)
         if recorded is not None:
@@ -191,7 +198,7 @@ async def _insert_idempotent(
         except _Raced:
             continue
         _committed(gw, [i.spec for i in items], rows)
-        return _shown(items, then, rows), 202
+        return _shown(items, then, rows, single=single), 202
     raise Problem(409, "Conflict", "a concurrent request with this Idempotency-Key is in progress")
 
 
