@@ -164,7 +164,8 @@ def announce(gw: Gateway, rows: Sequence[asyncpg.Record], route: str = events.SU
     """After a commit, in the background: tell streams and webhooks about new (or requeued) waiting jobs."""
     if rows:
         at = events.stamp()
-        made = [events.fired_event(r, at) if route == events.FIRED else events.job_event(r, at, route) for r in rows]
+        fired = route == events.FIRED
+        made = [events.fired_event(r, at) for r in rows] if fired else events.job_events(rows, at, route)
         gw.announcer.add(route, made)
 
 
