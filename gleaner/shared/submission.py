@@ -393,6 +393,8 @@ def refuse_privileged(data: Any, kinds: KindRules | None, allowed: bool) -> None
     if allowed:
         return
     privileged = kinds.is_privileged if kinds is not None else privileged_by_name
+    if not any(privileged(kind) for kind in kind_names(data)):
+        return
     denied = [(where, kind) for where, kind in _kinds_asked(data) if privileged(kind)]
     if denied:
         names = ", ".join(sorted({kind for _, kind in denied}))
@@ -402,7 +404,11 @@ def refuse_privileged(data: Any, kinds: KindRules | None, allowed: bool) -> None
 
 def kind_names(data: Any) -> set[str]:
     """The kinds a raw body (one job, a batch, a template) names, without where (cheap: once per submission)."""
-    return {kind for _, kind in _kinds_asked(data)}
+    batch = data.get("jobs") if isinstance(data, dict) else None
+    then = data.get("then") if isinstance(data, dict) else None
+    items = batch if isinstance(batch, list) else [data]
+    kinds = {item.get("kind") for item in (*items, then) if isinstance(item, dict)}
+    return {kind for kind in kinds if isinstance(kind, str)}
 
 
 def _kinds_asked(data: Any) -> list[tuple[str, str]]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import asyncpg
@@ -238,7 +238,9 @@ def _shared(column: list[Any]) -> list[Any] | None:
 
 def match_inserted(items: Sequence[NewJob], rows: Sequence[asyncpg.Record]) -> list[asyncpg.Record | None]:
     """Rows in input order, None where a dedupe key conflicted (ids follow insertion order)."""
-    ordered = sorted(rows, key=lambda r: r["id"])
+    ordered = sorted(rows, key=_BY_ID)
+    if len(ordered) == len(items):  # nothing conflicted
+        return list(ordered)
     out: list[asyncpg.Record | None] = []
     index = 0
     for item in items:
@@ -258,15 +260,23 @@ def insertion_order(items: Sequence[NewJob]) -> list[int]:
     `b, a` would wait for each other, so every group takes its keys in one order.
     """
     keys = [item.spec.dedupe_key for item in items]
+    if keys.count(None) == len(keys):
+        return list(range(len(items)))
     return sorted(range(len(items)), key=lambda i: (keys[i] is not None, keys[i] or ""))
+
+
+_BY_ID = itemgetter("id")
 
 
 async def insert_jobs(connection: Connection | asyncpg.Pool, items: Sequence[NewJob]) -> list[asyncpg.Record | None]:
     """One statement for all items; the INSERTED columns, None for items whose dedupe key an unfinished job already
     holds."""
     order = insertion_order(items)
-    ordered = [items[i] for i in order]
+    as_given = order == list(range(len(items)))
+    ordered = items if as_given else [items[i] for i in order]
     rows = match_inserted(ordered, await connection.fetch(INSERT, *insert_args(ordered)))
+    if as_given:
+        return rows
     out: list[asyncpg.Record | None] = [None] * len(items)
     for position, row in zip(order, rows, strict=True):
         out[position] = row

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
+from operator import attrgetter
 
 import asyncpg
 from aiohttp import web
@@ -49,6 +50,7 @@ from gleaner.shared.submission import (
 )
 
 API = "/api/v1"
+_KIND, _QUEUE = attrgetter("kind"), attrgetter("queue")
 MAX_WAIT_S = 60.0
 
 
@@ -179,7 +181,7 @@ def _committed(
     if not published:
         gw.publisher.add([r for r in rows if r["state"] in WAITING_STATES])
     announce(gw, rows)
-    for (kind, queue), count in Counter((spec.kind, spec.queue) for spec in specs).items():
+    for (kind, queue), count in Counter(zip(map(_KIND, specs), map(_QUEUE, specs), strict=True)).items():
         gw.metrics.submitted.labels(kind, queue).inc(count)
 
 
