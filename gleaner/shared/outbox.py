@@ -15,6 +15,7 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import asyncpg
@@ -211,6 +212,9 @@ def _envelope(rows: Sequence[OutboxRow], members: list[int]) -> Envelope:
     return PackedGroup.of(first.queue, first.priority, [rows[i].member() for i in members])
 
 
+_QUEUE = attrgetter("queue")
+
+
 def _count(
     metrics: Metrics,
     planned: Sequence[tuple[Envelope, list[int]]],
@@ -220,7 +224,7 @@ def _count(
 ) -> None:
     # one labelled increment per queue, not per row: labels() takes a lock and a lookup each time (1.24 -> 0.05 µs
     # a row of a 1,000-row publish, timeit)
-    for queue, count in Counter(row.queue for row in done).items():
+    for queue, count in Counter(map(_QUEUE, done)).items():
         metrics.enqueued.labels(queue).inc(count)
     for (envelope, _), ok in zip(planned, confirmed, strict=True):
         if ok:

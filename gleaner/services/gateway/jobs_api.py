@@ -50,7 +50,7 @@ from gleaner.shared.submission import (
 )
 
 API = "/api/v1"
-_KIND, _QUEUE = attrgetter("kind"), attrgetter("queue")
+_KIND_AND_QUEUE = attrgetter("kind", "queue")
 MAX_WAIT_S = 60.0
 
 
@@ -181,7 +181,7 @@ def _committed(
     if not published:
         gw.publisher.add([r for r in rows if r["state"] in WAITING_STATES])
     announce(gw, rows)
-    for (kind, queue), count in Counter(zip(map(_KIND, specs), map(_QUEUE, specs), strict=True)).items():
+    for (kind, queue), count in Counter(map(_KIND_AND_QUEUE, specs)).items():
         gw.metrics.submitted.labels(kind, queue).inc(count)
 
 
