@@ -1,7 +1,9 @@
-"""asyncpg pool with orjson codecs for json and jsonb."""
+"""asyncpg pool with orjson codecs for json and jsonb, and a memoized one for timestamptz."""
 
 from __future__ import annotations
 
+import functools
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -37,9 +39,47 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# timestamptz on the wire: microseconds since 2000-01-01 UTC, with two values for +-infinity
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_PG_INFINITY = 2**63 - 1
+_PG_NEGATIVE_INFINITY = -(2**63)
+
+
+@functools.lru_cache(maxsize=4096)
+def _instant(value: tuple[int]) -> datetime:
+    """A timestamptz as asyncpg decodes it (an aware UTC datetime; +-infinity as the naive datetime.max/min), each
+    value made once: asyncpg makes a datetime by adding a timedelta, 0.5 µs a value, and the rows of one statement
+    share their `created_at`, `updated_at` and mostly `run_at` (a 1,000-row insert's rows: 2.4 -> 0.9 µs of client
+    CPU a row for three such columns, timeit)."""
+    (microseconds,) = value
+    if microseconds == _PG_INFINITY:
+        return datetime.max
+    if microseconds == _PG_NEGATIVE_INFINITY:
+        return datetime.min
+    return _PG_EPOCH + timedelta(microseconds=microseconds)
+
+
+def _instant_tuple(value: Any) -> tuple[int]:
+    """A date or datetime as asyncpg encodes a timestamptz: a date is midnight local time, a naive datetime local
+    time, datetime.max/min are +-infinity."""
+    if not isinstance(value, datetime):
+        if not isinstance(value, date):
+            raise TypeError(f"expected a datetime.date or datetime.datetime instance, got {type(value).__name__!r}")
+        value = datetime(value.year, value.month, value.day, tzinfo=datetime.now(UTC).astimezone().tzinfo)
+    if value == datetime.max:
+        return (_PG_INFINITY,)
+    if value == datetime.min:
+        return (_PG_NEGATIVE_INFINITY,)
+    delta = value.astimezone(UTC) - _PG_EPOCH
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,)
+
+
 async def init_connection(connection: asyncpg.Connection) -> None:
     for name in ("json", "jsonb"):
         await connection.set_type_codec(name, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+    await connection.set_type_codec(
+        "timestamptz", encoder=_instant_tuple, decoder=_instant, schema="pg_catalog", format="tuple"
+    )
 
 
 async def create_pool(

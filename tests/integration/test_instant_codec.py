@@ -1,0 +1,57 @@
+"""Timestamps through the services' memoized timestamptz codec are exactly asyncpg's own, both ways."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import asyncpg
+
+from gleaner.shared.db import init_connection
+
+READ = """SELECT v FROM unnest(ARRAY['2026-12-01 09:14:52.578509+00', '2000-01-01 00:00:00+00',
+    '1999-12-31 23:59:59.999999+00', '0001-01-01 00:00:00+00', '9999-12-31 23:59:59.999999+00', '1970-01-01+00',
+    'infinity', '-infinity']::timestamptz[]) AS v"""
+WRITTEN = [
+    datetime(2026, 12, 1, 9, 14, 52, 578509, tzinfo=UTC),
+    datetime(2026, 3, 29, 1, 30, tzinfo=timezone(timedelta(hours=-5, minutes=-30))),
+    datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2026, 12, 1, 9, 14, 52),  # naive: local time
+    date(2026, 12, 1),  # midnight local time
+    datetime.max,
+    datetime.min,
+]
+
+
+async def test_timestamps_are_read_and_written_as_asyncpg_itself_does(database_url: str) -> None:
+    plain = await asyncpg.connect(database_url)
+    memoized = await asyncpg.connect(database_url)
+    try:
+        await init_connection(memoized)
+        assert await memoized.fetch(READ) == await plain.fetch(READ)
+        read = [r["v"] for r in await memoized.fetch(READ)]
+        assert [type(v) for v in read] == [datetime] * 8 and read[0].tzinfo is UTC and read[-1] == datetime.min
+        for value in WRITTEN:
+            as_text = "SELECT $1::timestamptz::text"
+            assert await memoized.fetchval(as_text, value) == await plain.fetchval(as_text, value), value
+        many = "SELECT unnest($1::timestamptz[])::text"
+        assert await memoized.fetch(many, [WRITTEN[0], None]) == await plain.fetch(many, [WRITTEN[0], None])
+    finally:
+        await plain.close()
+        await memoized.close()
+
+
+async def test_a_value_that_is_no_timestamp_is_refused_as_asyncpg_refuses_it(database_url: str) -> None:
+    plain = await asyncpg.connect(database_url)
+    memoized = await asyncpg.connect(database_url)
+    try:
+        await init_connection(memoized)
+        refusals = []
+        for connection in (plain, memoized):
+            try:
+                await connection.fetchval("SELECT $1::timestamptz", "2026-01-01")
+            except Exception as exc:  # noqa: BLE001 - compared below
+                refusals.append((type(exc), str(exc)))
+        assert refusals[0] == refusals[1]
+    finally:
+        await plain.close()
+        await memoized.close()
