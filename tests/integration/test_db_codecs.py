@@ -1,10 +1,12 @@
-"""Timestamps through the services' memoized timestamptz codec are exactly asyncpg's own, both ways."""
+"""The services' codecs: timestamps through the memoized timestamptz codec are exactly asyncpg's own, both ways,
+and JSON values go through binary jsonb as they went through text."""
 
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta, timezone
 
 import asyncpg
+import orjson
 
 from gleaner.shared.db import init_connection
 
@@ -55,3 +57,33 @@ async def test_a_value_that_is_no_timestamp_is_refused_as_asyncpg_refuses_it(dat
     finally:
         await plain.close()
         await memoized.close()
+
+
+JSON_VALUES = [{"a": [1, 2.5, None, True], "é": 'ü\n"', "z": {}}, [], "text", 0, None, {"big": 2**63 - 1}]
+
+
+async def test_json_values_are_written_and_read_through_binary_jsonb_as_through_text(database_url: str) -> None:
+    as_text = await asyncpg.connect(database_url)
+    binary = await asyncpg.connect(database_url)
+    try:
+        for name in ("json", "jsonb"):
+            await as_text.set_type_codec(
+                name, encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads, schema="pg_catalog"
+            )
+        await init_connection(binary)
+        for value in JSON_VALUES:
+            for query in ("SELECT $1::jsonb", "SELECT $1::jsonb::text", "SELECT $1::json", "SELECT jsonb_typeof($1)"):
+                assert await binary.fetchval(query, value) == await as_text.fetchval(query, value), (query, value)
+        many = "SELECT v, v::text FROM unnest($1::jsonb[]) AS v"
+        payloads = [v for v in JSON_VALUES if isinstance(v, dict)] + [None]  # a list element would be a dimension
+        assert await binary.fetch(many, payloads) == await as_text.fetch(many, payloads)
+        refusals = []
+        for connection in (as_text, binary):
+            try:
+                await connection.fetchval("SELECT $1::jsonb", {"nul": "\u0000"})
+            except Exception as exc:  # noqa: BLE001 - compared below
+                refusals.append((type(exc), str(exc)))
+        assert refusals[0] == refusals[1]
+    finally:
+        await as_text.close()
+        await binary.close()
