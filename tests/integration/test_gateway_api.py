@@ -169,6 +169,8 @@ async def test_a_dedupe_key_held_by_an_unfinished_job_is_a_409(gateway: Api) -> 
         gateway, "POST", "/jobs/batch", json={"jobs": [{"kind": "noop"}, {"kind": "noop", "dedupe_key": "d-1"}]}
     )
     assert status == 409 and problem["errors"][0]["field"] == "jobs[1].dedupe_key"
+    _, _, listing = await raw(gateway, "GET", "/jobs")
+    assert [job["id"] for job in listing["jobs"]] == [first["id"]]  # the batch's other job was rolled back
 
 
 async def test_a_blocked_job_keeps_holding_its_dedupe_key(gateway: Api) -> None:
