@@ -42,18 +42,22 @@ async def test_timestamps_are_read_and_written_as_asyncpg_itself_does(database_u
         await memoized.close()
 
 
+async def refusal(connection: asyncpg.Connection, query: str, value: object) -> tuple[type, str]:
+    """The exception a query with `value` raises (its type and message)."""
+    try:
+        await connection.fetchval(query, value)
+    except Exception as exc:  # noqa: BLE001 - compared by the caller
+        return type(exc), str(exc)
+    raise AssertionError(f"{query} took {value!r}")
+
+
 async def test_a_value_that_is_no_timestamp_is_refused_as_asyncpg_refuses_it(database_url: str) -> None:
     plain = await asyncpg.connect(database_url)
     memoized = await asyncpg.connect(database_url)
     try:
         await init_connection(memoized)
-        refusals = []
-        for connection in (plain, memoized):
-            try:
-                await connection.fetchval("SELECT $1::timestamptz", "2026-01-01")
-            except Exception as exc:  # noqa: BLE001 - compared below
-                refusals.append((type(exc), str(exc)))
-        assert refusals[0] == refusals[1]
+        query = "SELECT $1::timestamptz"
+        assert await refusal(memoized, query, "2026-01-01") == await refusal(plain, query, "2026-01-01")
     finally:
         await plain.close()
         await memoized.close()
@@ -77,13 +81,8 @@ async def test_json_values_are_written_and_read_through_binary_jsonb_as_through_
         many = "SELECT v, v::text FROM unnest($1::jsonb[]) AS v"
         payloads = [v for v in JSON_VALUES if isinstance(v, dict)] + [None]  # a list element would be a dimension
         assert await binary.fetch(many, payloads) == await as_text.fetch(many, payloads)
-        refusals = []
-        for connection in (as_text, binary):
-            try:
-                await connection.fetchval("SELECT $1::jsonb", {"nul": "\u0000"})
-            except Exception as exc:  # noqa: BLE001 - compared below
-                refusals.append((type(exc), str(exc)))
-        assert refusals[0] == refusals[1]
+        nul = {"nul": "\u0000"}
+        assert await refusal(binary, "SELECT $1::jsonb", nul) == await refusal(as_text, "SELECT $1::jsonb", nul)
     finally:
         await as_text.close()
         await binary.close()
