@@ -62,6 +62,10 @@ TOKENS_KEY = web.AppKey("page_tokens", PageTokens)
 STOP_KEY = web.AppKey("stop", asyncio.Event)
 KINDS_KEY = web.AppKey("kinds", KindBook)
 FIRST_CONNECT_S = 5.0
+# insert batchers in flight on a host: two overlap one commit with the next batch's. Several gateway processes split
+# them (one each for two): with two lanes in each of two processes, the 32 clients of `bench --cases single` made
+# batches half as large and the gateway's CPU per request rose from 294-317 to 405-444 us (alternating runs,
+# GLEANER_GATEWAY_PROCESSES=2, load 3-5)
 INSERT_LANES = 2
 
 
@@ -171,7 +175,10 @@ def _gateway(app: web.Application, broker: Broker, hub: EventHub) -> Gateway:
         pool=pool,
         broker=broker,
         inserts=InsertLanes(
-            flush, lanes=INSERT_LANES, window_s=config.batch_window_ms / 1000, max_items=config.batch_max
+            flush,
+            lanes=max(1, INSERT_LANES // config.gateway_processes),
+            window_s=config.batch_window_ms / 1000,
+            max_items=config.batch_max,
         ),
         publisher=publisher,
         announcer=Announcer(broker),
