@@ -15,6 +15,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.ops.tools import tool
 from tests.support.contract import checked_session
 from tests.support.services import ADMIN_TOKEN
 from tests.support.stack import Service, Stack, eventually
@@ -90,6 +91,12 @@ async def test_two_gateway_processes_both_serve_the_port_and_metrics_add_up_over
         assert await metric(gateway.url, submitted) == CONNECTIONS
         assert await metric(gateway.url, 'gleaner_jobs_submitted_total{kind="noop",queue="default"}') == CONNECTIONS
     assert await metric(gateway.url, 'gleaner_db_pool_connections{state="max"}') == 2 * 16
+    async with checked_session() as session, session.get(f"{gateway.url}/metrics") as response:
+        body = await response.read()
+    promtool = await asyncio.to_thread(
+        subprocess.run, [tool("promtool"), "check", "metrics"], input=body, capture_output=True, timeout=30
+    )
+    assert promtool.returncode == 0, promtool.stdout.decode() + promtool.stderr.decode()
 
 
 async def test_a_console_sign_in_holds_at_every_gateway_process(
