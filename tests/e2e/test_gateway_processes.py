@@ -50,6 +50,13 @@ def alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+def rss_bytes(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    found = re.search(r"^VmRSS:\s+(\d+) kB$", status, re.MULTILINE)
+    assert found
+    return int(found.group(1)) * 1024
+
+
 def held_connections(pid: int, port: int) -> list[int]:
     """The receive queues of the client connections process `pid` holds on `port` (0: it read all that came)."""
     inodes = set()
@@ -91,6 +98,8 @@ async def test_two_gateway_processes_both_serve_the_port_and_metrics_add_up_over
         assert await metric(gateway.url, submitted) == CONNECTIONS
         assert await metric(gateway.url, 'gleaner_jobs_submitted_total{kind="noop",queue="default"}') == CONNECTIONS
     assert await metric(gateway.url, 'gleaner_db_pool_connections{state="max"}') == 2 * 16
+    largest_rss = max(rss_bytes(pid) for pid in workers)  # the total of two is well past either one
+    assert await metric(gateway.url, "process_resident_memory_bytes") > 1.5 * largest_rss
     async with checked_session() as session, session.get(f"{gateway.url}/metrics") as response:
         body = await response.read()
     promtool = await asyncio.to_thread(
