@@ -8,11 +8,13 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
 
 from bench.harness import Harness, cpu_s, process_cpu_s, rss_mb
+from bench.http_load import Connection, connect, request_bytes
 from bench.scale import console_probes, console_session, history_of, load_history, measure_reads, read_probes
 from bench.stats import percentile, rate, summary_ms
 from tests.support.services import ADMIN_TOKEN
@@ -116,28 +118,37 @@ async def batch_submit(sizes: Sizes) -> dict[str, Any]:
 
 
 async def single_submit(sizes: Sizes) -> dict[str, Any]:
+    """`single_concurrency` clients each POST one `noop` job at a time for `single_seconds` (bench/http_load.py: a
+    client light enough not to take the gateway's core); every 202 must have stored its job."""
     async with Harness("single") as h:
         gateway = await h.start("gateway")
+        url = urlsplit(gateway.url)
+        assert url.hostname is not None and url.port is not None
+        request = request_bytes(url.netloc, "POST", "/api/v1/jobs", {"kind": "noop"}, HEADERS)
+        connections = [await connect(url.hostname, url.port) for _ in range(sizes.single_concurrency)]
         latencies: list[float] = []
         errors = 0
-        connector = aiohttp.TCPConnector(limit=sizes.single_concurrency)
-        async with aiohttp.ClientSession(headers=HEADERS, connector=connector) as session:
-            deadline = time.perf_counter() + sizes.single_seconds
+        deadline = time.perf_counter() + sizes.single_seconds
 
-            async def client() -> None:
-                nonlocal errors
-                while time.perf_counter() < deadline:
-                    sent = time.perf_counter()
-                    async with session.post(f"{gateway.url}/api/v1/jobs", json={"kind": "noop"}) as response:
-                        await response.read()
-                        errors += response.status != 202
-                    latencies.append(time.perf_counter() - sent)
+        async def client(connection: Connection) -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                sent = time.perf_counter()
+                response = await connection.send(request)
+                errors += response.status != 202
+                latencies.append(time.perf_counter() - sent)
 
-            started = time.perf_counter()
-            cpu_before = cpu_s(gateway)
-            await asyncio.gather(*(client() for _ in range(sizes.single_concurrency)))
-            elapsed = time.perf_counter() - started
-            cpu_us = (cpu_s(gateway) - cpu_before) * 1e6
+        started = time.perf_counter()
+        cpu_before = cpu_s(gateway)
+        await asyncio.gather(*(client(connection) for connection in connections))
+        elapsed = time.perf_counter() - started
+        cpu_us = (cpu_s(gateway) - cpu_before) * 1e6
+        for connection in connections:
+            assert connection.transport is not None
+            connection.transport.close()
+        assert h.db is not None
+        stored = await h.db.fetchval("SELECT count(*) FROM jobs")
+        assert stored == len(latencies) - errors, f"{stored} jobs stored for {len(latencies) - errors} answers 202"
         return {
             "requests": len(latencies),
             "errors": errors,
