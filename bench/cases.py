@@ -83,22 +83,33 @@ class Sizes:
 
 
 async def _post_batches(url: str, total: int, size: int, concurrency: int) -> float:
-    """Submit `total` noop jobs in batches; returns the elapsed seconds."""
-    body = {"jobs": [{"kind": "noop", "payload": {"i": i}} for i in range(size)]}
+    """Submit `total` noop jobs in batches from `concurrency` connections (bench/http_load.py); returns the elapsed
+    seconds."""
+    split = urlsplit(url)
+    assert split.hostname is not None and split.port is not None
+    jobs = [{"kind": "noop", "payload": {"i": i}} for i in range(size)]
+
+    def batch(count: int) -> bytes:
+        return request_bytes(split.netloc, "POST", "/api/v1/jobs/batch", {"jobs": jobs[:count]}, HEADERS)
+
+    full = batch(size)
     queue = list(range(0, total, size))
-    async with aiohttp.ClientSession(headers=HEADERS) as session:
+    connections = [await connect(split.hostname, split.port) for _ in range(concurrency)]
 
-        async def sender() -> None:
-            while queue:
-                start = queue.pop()
-                batch = body if total - start >= size else {"jobs": body["jobs"][: total - start]}
-                async with session.post(f"{url}/api/v1/jobs/batch", json=batch) as response:
-                    assert response.status == 202, await response.text()
-                    await response.read()
+    async def sender(connection: Connection) -> None:
+        while queue:
+            start = queue.pop()
+            response = await connection.send(full if total - start >= size else batch(total - start))
+            assert response.status == 202, response.body.decode(errors="replace")
 
-        started = time.perf_counter()
-        await asyncio.gather(*(sender() for _ in range(concurrency)))
-        return time.perf_counter() - started
+    started = time.perf_counter()
+    try:
+        await asyncio.gather(*(sender(connection) for connection in connections))
+    finally:
+        for connection in connections:
+            if connection.transport is not None:
+                connection.transport.close()
+    return time.perf_counter() - started
 
 
 async def batch_submit(sizes: Sizes) -> dict[str, Any]:
