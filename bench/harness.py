@@ -75,19 +75,30 @@ class Harness:
 
 
 def rss_mb(service: Service) -> float:
-    """Resident memory of a service process, from /proc."""
+    """Resident memory of a service, from /proc. A service of several processes (GLEANER_GATEWAY_PROCESSES): the sum
+    of their proportional set sizes, so the pages a fork shares count once, not once per process."""
     assert service.process is not None
-    for line in Path(f"/proc/{service.process.pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return float("nan")
+    pids = process_tree(service.process.pid)
+    field, name = ("VmRSS:", "status") if len(pids) == 1 else ("Pss:", "smaps_rollup")
+    kib = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            if line.startswith(field):
+                kib += int(line.split()[1])
+    return round(kib / 1024, 1) if kib else float("nan")
 
 
 def cpu_s(service: Service) -> float:
-    """CPU time (user + system) a service process has used, from /proc: a per-job cost that a busy, shared machine
-    distorts far less than a rate does."""
+    """CPU time (user + system) a service has used, from /proc: a per-job cost that a busy, shared machine
+    distorts far less than a rate does. A service of several processes counts them all."""
     assert service.process is not None
-    return process_cpu_s(service.process.pid)
+    return sum(process_cpu_s(pid) for pid in process_tree(service.process.pid))
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its children (a service's supervisor and the processes it forked)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    return [pid, *(int(child) for child in children.read_text().split())] if children.exists() else [pid]
 
 
 def process_cpu_s(pid: int) -> float:

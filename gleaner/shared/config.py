@@ -118,6 +118,12 @@ class Config:
     http_port: int | None = setting(
         None, optional(_port), "the service's port", shown="8080 gateway, 8081 worker, 8082 scheduler"
     )
+    gateway_processes: int = setting(
+        1,
+        number(int, 1, 64),
+        "processes the gateway serves its port from on this host: one per core on a host of its own; in Kubernetes"
+        " keep 1 and scale replicas",
+    )
     admin_token: str | None = setting(None, optional(_token), "accepted as an admin key", shown="none")
     api_url: str = setting(
         "",

@@ -1,7 +1,9 @@
-"""asyncpg pool with orjson codecs for json and jsonb."""
+"""asyncpg pool with orjson codecs for json and jsonb (binary), and one for timestamptz that reuses a repeated value."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -37,9 +39,73 @@ def _dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
 
 
+# timestamptz on the wire: microseconds since 2000-01-01 UTC, with two values for +-infinity
+_PG_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+_PG_INFINITY = 2**63 - 1
+_PG_NEGATIVE_INFINITY = -(2**63)
+
+
+def _instants() -> Callable[[tuple[int]], datetime]:
+    """A connection's timestamptz decoder: a value as asyncpg decodes it (an aware UTC datetime; +-infinity as the
+    naive datetime.max/min), the last one made kept for the next value if it is the same.
+
+    asyncpg makes a datetime for each value by adding a timedelta (0.5 µs), and the rows of one statement share
+    their `created_at`, `updated_at` and mostly `run_at`: a 1,000-row SELECT of three such columns took 1.73 ->
+    0.46 µs of client CPU a row. The price, a Python call per value: a column of all different instants 0.74 ->
+    0.98 µs a row (timeit, /tmp/gwbatch/micro7.py).
+    """
+    last_value: tuple[int] | None = None
+    last_made = datetime.min
+
+    def decode(value: tuple[int]) -> datetime:
+        nonlocal last_value, last_made
+        if value != last_value:
+            (microseconds,) = value
+            if microseconds == _PG_INFINITY:
+                last_made = datetime.max
+            elif microseconds == _PG_NEGATIVE_INFINITY:
+                last_made = datetime.min
+            else:
+                last_made = _PG_EPOCH + timedelta(microseconds=microseconds)
+            last_value = value
+        return last_made
+
+    return decode
+
+
+def _instant_tuple(value: Any) -> tuple[int]:
+    """A date or datetime as asyncpg encodes a timestamptz: a date is midnight local time, a naive datetime local
+    time, datetime.max/min are +-infinity."""
+    if not isinstance(value, datetime):
+        if not isinstance(value, date):
+            raise TypeError(f"expected a datetime.date or datetime.datetime instance, got {type(value).__name__!r}")
+        value = datetime(value.year, value.month, value.day, tzinfo=datetime.now(UTC).astimezone().tzinfo)
+    if value == datetime.max:
+        return (_PG_INFINITY,)
+    if value == datetime.min:
+        return (_PG_NEGATIVE_INFINITY,)
+    delta = value.astimezone(UTC) - _PG_EPOCH
+    return ((delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds,)
+
+
+def _jsonb_bytes(value: Any) -> bytes:
+    """jsonb in binary: a version byte, then the JSON text. Without the text format's str in between (orjson writes
+    bytes, asyncpg encoded them again): 1.0 -> 0.64 µs a payload of a 1,000-row insert, timeit."""
+    return b"\x01" + orjson.dumps(value)
+
+
+def _jsonb_value(data: bytes) -> Any:
+    return orjson.loads(memoryview(data)[1:])
+
+
 async def init_connection(connection: asyncpg.Connection) -> None:
-    for name in ("json", "jsonb"):
-        await connection.set_type_codec(name, encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+    await connection.set_type_codec("json", encoder=_dumps, decoder=orjson.loads, schema="pg_catalog")
+    await connection.set_type_codec(
+        "jsonb", encoder=_jsonb_bytes, decoder=_jsonb_value, schema="pg_catalog", format="binary"
+    )
+    await connection.set_type_codec(
+        "timestamptz", encoder=_instant_tuple, decoder=_instants(), schema="pg_catalog", format="tuple"
+    )
 
 
 async def create_pool(

@@ -128,6 +128,37 @@ def job_event(
     }
 
 
+def job_events(records: Iterable[Row], at: str, type_: str) -> list[Event]:
+    """`job_event(record, at, type_)` of each row, the rows of one statement mostly alike but for their id: an event
+    is copied from the last one's when everything else matches (1,000 submitted jobs' events: 1.17 -> 0.75 µs a job,
+    timeit)."""
+    made: list[Event] = []
+    last: tuple[Any, ...] = ()
+    template: Event | None = None
+    for record in records:
+        get = record.get
+        created: datetime | None = get("created_at")
+        key = (
+            record["kind"],
+            record["queue"],
+            get("state"),
+            record["attempt"],
+            get("site"),
+            get("schedule_id"),
+            created,
+            created.tzinfo if created is not None else None,  # one instant in two zones is written otherwise
+        )
+        if template is None or key != last:
+            last = key
+            template = job_event(record, at, type_)
+            made.append(template)
+            continue
+        happened = template.copy()
+        happened["job_id"] = record["id"]
+        made.append(happened)
+    return made
+
+
 @functools.lru_cache(maxsize=4096)
 def _instant(value: datetime, zone: tzinfo | None) -> str:
     """`isoformat`, memoized: the jobs of a batch share their transaction's `created_at`, and formatting it again

@@ -96,12 +96,17 @@ class JobMessage:
 
     def member(self) -> dict[str, Any]:
         """This job inside a group body: what the group does not say once for all (queue, priority, due time)."""
-        body: dict[str, Any] = {"id": self.job_id, "attempt": self.attempt, "kind": self.kind}
-        if self.request_id is not None:
-            body["request_id"] = self.request_id
-        if self.generation:
-            body["gen"] = self.generation
-        return body
+        return member_fields(self.job_id, self.attempt, self.kind, self.request_id, self.generation)
+
+
+def member_fields(job_id: int, attempt: int, kind: str, request_id: str | None, generation: int) -> dict[str, Any]:
+    """A job inside a group body (JobMessage.member, or a publisher's row without a JobMessage)."""
+    body: dict[str, Any] = {"id": job_id, "attempt": attempt, "kind": kind}
+    if request_id is not None:
+        body["request_id"] = request_id
+    if generation:
+        body["gen"] = generation
+    return body
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,21 +136,49 @@ class JobGroup:
 
     def encode(self) -> bytes:
         first = self.jobs[0]
-        body: dict[str, Any] = {"v": GROUP_VERSION, "queue": first.queue, "priority": first.priority}
-        if first.due_ms:
-            body["due_ms"] = first.due_ms
-        body["jobs"] = [job.member() for job in self.jobs]
-        return orjson.dumps(body)
+        return _group_body(first.queue, first.priority, first.due_ms, [job.member() for job in self.jobs])
+
+
+@dataclass(frozen=True, slots=True)
+class PackedGroup:
+    """A group (version 2) encoded at once from its members' fields, as a publisher of rows sends it: the same body
+    as a JobGroup of those jobs, without a JobMessage per job (making one and its member dict took 1.3 µs of the
+    gateway's time a submitted job, timeit). The caller vouches that its jobs share the queue and priority."""
+
+    queue: str
+    priority: int
+    size: int
+    body: bytes
+
+    @classmethod
+    def of(cls, queue: str, priority: int, members: list[dict[str, Any]]) -> PackedGroup:
+        """A group due now of `members` (each from `member_fields`)."""
+        if not members:
+            raise ValueError("a group holds at least one job")
+        return cls(queue, priority, len(members), _group_body(queue, priority, 0, members))
+
+    def encode(self) -> bytes:
+        return self.body
+
+
+def _group_body(queue: str, priority: int, due_ms: int, members: list[dict[str, Any]]) -> bytes:
+    body: dict[str, Any] = {"v": GROUP_VERSION, "queue": queue, "priority": priority}
+    if due_ms:
+        body["due_ms"] = due_ms
+    body["jobs"] = members
+    return orjson.dumps(body)
 
 
 # what a publisher sends: one job, or a group
-Envelope = JobMessage | JobGroup
+Envelope = JobMessage | JobGroup | PackedGroup
 
 
 def headers_of(envelope: Envelope) -> dict[str, int | str]:
     """The AMQP headers (for people reading a queue in the management UI; workers read the body only)."""
     if isinstance(envelope, JobGroup):
         return {"jobs": len(envelope.jobs)}
+    if isinstance(envelope, PackedGroup):
+        return {"jobs": envelope.size}
     headers: dict[str, int | str] = {"job_id": envelope.job_id, "attempt": envelope.attempt}
     if envelope.request_id:
         headers["request_id"] = envelope.request_id

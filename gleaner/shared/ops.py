@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import gc
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
@@ -19,11 +20,12 @@ from typing import Any
 import asyncpg
 import uvloop
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 
+from gleaner.shared import processes
 from gleaner.shared.amqp import Broker
 from gleaner.shared.config import Config
-from gleaner.shared.metrics import Metrics
+from gleaner.shared.metrics import Metrics, process_ended, shared_by_processes
 from gleaner.shared.startup import SchemaGate, bound_socket, expected_version
 
 log = logging.getLogger(__name__)
@@ -84,7 +86,7 @@ def _broker(broker: Broker | None) -> dict[str, Any]:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = generate_latest(request.app[METRICS_KEY].registry)
+    body = request.app[METRICS_KEY].exposition()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
@@ -118,6 +120,25 @@ def run(app: web.Application, config: Config, service: str) -> None:
     port = config.port_for(service)
     sock = bound_socket(config.http_host, port)
     log.info("%s listening on %s:%d", service, config.http_host, port)
+    serve(app, sock, config)
+
+
+def run_processes(make_app: Callable[[str], web.Application], config: Config, service: str, count: int) -> None:
+    """`run` over `count` processes sharing the port (gleaner.shared.processes); `make_app(metrics_dir)` builds each
+    process's application after the fork, its metrics in the directory they share. Exits with the set's code."""
+    uvloop.install()
+    port = config.port_for(service)
+    sockets = processes.reuse_port_sockets(config.http_host, port, count)
+    log.info("%s listening on %s:%d with %d processes", service, config.http_host, port, count)
+    with shared_by_processes() as metrics_dir:
+        supervisor = processes.Supervisor(service, on_exit=lambda pid: process_ended(metrics_dir, pid))
+        code = supervisor.run(lambda sock: serve(make_app(metrics_dir), sock, config), sockets)
+    if code != 0:
+        raise SystemExit(code)
+
+
+def serve(app: web.Application, sock: socket.socket, config: Config) -> None:
+    """aiohttp on a bound socket until SIGTERM/SIGINT, then the graceful shutdown."""
     web.run_app(
         app,
         sock=sock,

@@ -15,13 +15,14 @@ import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TypeVar
+from operator import attrgetter
+from typing import Any, TypeVar
 
 import asyncpg
 
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import write_isolated
-from gleaner.shared.messages import Envelope, JobGroup, JobMessage
+from gleaner.shared.messages import Envelope, JobMessage, PackedGroup, member_fields
 from gleaner.shared.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -74,12 +75,16 @@ OUTBOX_FAILED = "UPDATE job_outbox SET failed = true WHERE id = ANY($1::bigint[]
 OUTBOXES_PER_STATEMENT = 10_000
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class OutboxRow:
     """A waiting job row as the outbox needs it; `attempt` is the row's (attempts started so far).
 
     `outbox_id`: the job_outbox row that stands for the row's message (its `enqueued_at` is set already); None when
     `enqueued_at IS NULL` does and the row is marked once confirmed.
+
+    Not frozen, though nothing changes it once made: a frozen dataclass sets each of its ten fields through
+    `object.__setattr__`, and the gateway makes one per submitted job (from_record 1.66 -> 0.65 µs a row of a
+    1,000-row insert).
     """
 
     id: int
@@ -122,6 +127,10 @@ class OutboxRow:
             self.request_id,
             self.generation,
         )
+
+    def member(self) -> dict[str, Any]:
+        """The row's job inside a group message (due now)."""
+        return member_fields(self.id, self.attempt + 1, self.kind, self.request_id, self.generation)
 
 
 async def publish_rows(
@@ -181,23 +190,29 @@ def envelopes(rows: Sequence[OutboxRow], max_jobs: int) -> list[tuple[Envelope, 
     Rows due now are grouped by queue and priority, at most `max_jobs` a group; a group of one is a plain version 1
     message, which any worker reads. Delayed rows stay one a message (each waits in its own delay levels).
     """
-    planned: list[tuple[Envelope, list[int]]] = []
+    planned: list[list[int]] = []
     open_groups: dict[tuple[str, int], list[int]] = {}
     for index, row in enumerate(rows):
         if row.delay_s > 0 or max_jobs == 1:
-            planned.append((row.message(), [index]))
+            planned.append([index])
             continue
         members = open_groups.get((row.queue, row.priority))
         if members is None or len(members) == max_jobs:
             members = open_groups[(row.queue, row.priority)] = [index]
-            planned.append((row.message(), members))  # its envelope is set below, once the group is complete
+            planned.append(members)  # its envelope is made below, once the group is complete
         else:
             members.append(index)
-    return [(_envelope(rows, members) if len(members) > 1 else envelope, members) for envelope, members in planned]
+    return [(_envelope(rows, members), members) for members in planned]
 
 
-def _envelope(rows: Sequence[OutboxRow], members: Sequence[int]) -> JobGroup:
-    return JobGroup(tuple(rows[i].message() for i in members))
+def _envelope(rows: Sequence[OutboxRow], members: list[int]) -> Envelope:
+    first = rows[members[0]]
+    if len(members) == 1:
+        return first.message()
+    return PackedGroup.of(first.queue, first.priority, [rows[i].member() for i in members])
+
+
+_QUEUE = attrgetter("queue")
 
 
 def _count(
@@ -209,7 +224,7 @@ def _count(
 ) -> None:
     # one labelled increment per queue, not per row: labels() takes a lock and a lookup each time (1.24 -> 0.05 µs
     # a row of a 1,000-row publish, timeit)
-    for queue, count in Counter(row.queue for row in done).items():
+    for queue, count in Counter(map(_QUEUE, done)).items():
         metrics.enqueued.labels(queue).inc(count)
     for (envelope, _), ok in zip(planned, confirmed, strict=True):
         if ok:

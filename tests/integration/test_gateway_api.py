@@ -169,6 +169,8 @@ async def test_a_dedupe_key_held_by_an_unfinished_job_is_a_409(gateway: Api) -> 
         gateway, "POST", "/jobs/batch", json={"jobs": [{"kind": "noop"}, {"kind": "noop", "dedupe_key": "d-1"}]}
     )
     assert status == 409 and problem["errors"][0]["field"] == "jobs[1].dedupe_key"
+    _, _, listing = await raw(gateway, "GET", "/jobs")
+    assert [job["id"] for job in listing["jobs"]] == [first["id"]]  # the batch's other job was rolled back
 
 
 async def test_a_blocked_job_keeps_holding_its_dedupe_key(gateway: Api) -> None:
@@ -459,3 +461,16 @@ async def test_requests_are_counted_by_route_template(gateway: Api) -> None:
         text = await response.text()
     assert 'gleaner_http_requests_total{code="200",method="GET",route="/api/v1/jobs/{id}"}' in text
     assert 'gleaner_jobs_submitted_total{kind="noop",queue="idle"} 1.0' in text
+
+
+async def test_a_batch_of_alike_jobs_stores_each_with_the_values_they_share_and_its_own_payload(gateway: Api) -> None:
+    """The insert sends a value every item sets alike once: each row must still get it, and its own payload."""
+    alike = {"kind": "sleep", "queue": "idle", "priority": 3, "max_attempts": 5, "timeout_s": 20, "site": "one"}
+    jobs = [alike | {"payload": {"seconds": 0, "i": i}} for i in range(3)] + [alike | {"payload": {"seconds": 0}}] * 2
+    status, _, batch = await raw(gateway, "POST", "/jobs/batch", json={"jobs": jobs})
+    assert status == 202, batch
+    stored = [await gateway.job(answer["id"]) for answer in batch["jobs"]]
+    assert stored == batch["jobs"]
+    assert [job["payload"] for job in stored] == [job["payload"] for job in jobs]
+    shared = {(j["kind"], j["queue"], j["priority"], j["max_attempts"], j["timeout_s"], j["site"]) for j in stored}
+    assert shared == {("sleep", "idle", 3, 5, 20.0, "one")}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 
@@ -121,3 +122,22 @@ def test_an_event_writes_its_job_s_creation_in_the_zone_it_was_read_in() -> None
     shifted = row | {"created_at": instant.astimezone(timezone(timedelta(hours=2)))}
     assert events.job_event(row, "at")["created_at"] == "2026-01-02T03:04:05+00:00"
     assert events.job_event(shifted, "at")["created_at"] == "2026-01-02T05:04:05+02:00"
+
+
+def test_the_events_of_a_statement_s_rows_are_each_row_s_own_event() -> None:
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    elsewhere = now.astimezone(timezone(timedelta(hours=2)))  # the same instant, written with its own offset
+    base = {"kind": "noop", "queue": "default", "state": "queued", "attempt": 0, "site": None, "created_at": now}
+    rows: list[dict[str, Any]] = [
+        base | {"id": 1},
+        base | {"id": 2},
+        base | {"id": 3, "kind": "sleep"},
+        base | {"id": 4},
+        base | {"id": 5, "created_at": elsewhere},
+        base | {"id": 6, "state": "scheduled", "site": "s", "schedule_id": 7},
+        base | {"id": 7, "state": "scheduled", "site": "s", "schedule_id": 7},
+    ]
+    made = events.job_events(rows, "at", events.SUBMITTED)
+    assert made == [events.job_event(row, "at", events.SUBMITTED) for row in rows]
+    assert made[4]["created_at"] != made[3]["created_at"]
+    assert len({id(event) for event in made}) == len(rows)

@@ -18,6 +18,7 @@ from gleaner.services.gateway.job_views import (
     JOB_TIMES,
     job_view,
     message_letter,
+    submitted_json,
     submitted_view,
     timestamp,
 )
@@ -182,17 +183,38 @@ def test_a_new_job_s_view_names_every_field_of_a_job_s_view_in_its_order() -> No
     assert tuple(view) == JOB_FIELDS
 
 
-def test_an_insert_sends_a_column_no_item_sets_as_null_and_the_others_whole() -> None:
+def test_an_insert_sends_a_column_no_item_sets_as_null_one_all_set_alike_as_one_value_and_the_others_whole() -> None:
     config = Config()
-    plain = NewJob(parse_one({"kind": "noop"}, config), None)
-    keyed = NewJob(parse_one({"kind": "noop", "dedupe_key": "k", "site": "s"}, config), "r")
+    plain = NewJob(parse_one({"kind": "noop", "payload": {"i": 1}}, config), None)
+    keyed = NewJob(parse_one({"kind": "noop", "dedupe_key": "k", "site": "s", "payload": {"i": 1}}, config), "r")
     columns = insert_args([plain, keyed])
-    kinds, sites, keys, request_ids, soft_timeouts = columns[0], columns[10], columns[11], columns[12], columns[13]
-    assert (kinds, sites, keys, request_ids, soft_timeouts) == (
-        ["noop", "noop"],
+    kinds, payloads, sites, keys, request_ids, soft_timeouts = (columns[i] for i in (0, 3, 10, 11, 12, 13))
+    assert (kinds, payloads, sites, keys, request_ids, soft_timeouts) == (
+        ["noop"],
+        [{"i": 1}, {"i": 1}],  # always one a row: the statement makes a row per payload
         [None, "s"],
         [None, "k"],
         [None, "r"],
         None,
     )
     assert insert_args([plain])[10:] == [None, None, None, None]
+    assert insert_args([keyed, keyed])[10:] == [["s"], ["k"], ["r"], None]
+
+
+def test_a_batch_answer_is_written_as_the_views_of_its_jobs_would_be() -> None:
+    config = Config()
+    now, later = datetime(2026, 1, 2, tzinfo=UTC), datetime(2026, 1, 2, 0, 5, tzinfo=UTC)
+    submissions: list[dict[str, Any]] = [
+        {"kind": "noop", "payload": {"i": 1}},
+        {"kind": "noop", "payload": {"b": [1, 2.5, None], "a": "x\\"}},
+        {"kind": "noop", "payload": {"i": 1}, "priority": 9, "site": "s", "dedupe_key": ',"payload":null,'},
+        {"kind": "noop"},
+        {"kind": "noop", "delay_s": 300, "timeout_s": 30, "soft_timeout_s": 10},
+    ]
+    specs = [parse_one(data, config) for data in submissions]
+    base = {"attempt": 0, "schedule_id": None, "depends_on": None, "blocked_on": 0, "created_at": now}
+    rows = [base | {"id": 10 + n, "state": "queued", "run_at": now, "updated_at": now} for n in range(4)]
+    rows.append(base | {"id": 20, "state": "scheduled", "run_at": later, "updated_at": now})
+    rows[3] = rows[3] | {"depends_on": [1], "blocked_on": 1}  # a linked row on its own
+    written = orjson.dumps(submitted_json(specs, rows))
+    assert written == orjson.dumps([submitted_view(spec, row) for spec, row in zip(specs, rows, strict=True)])

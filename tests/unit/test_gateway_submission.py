@@ -159,3 +159,33 @@ def test_the_checks_are_made_again_only_when_the_registered_kinds_change() -> No
     after = KindRules.named(["noop", "fresh"])
     assert latest.of(after) is not latest.of(before)
     assert parse_one({"kind": "fresh"}, CONFIG, after, latest.of(after)).kind == "fresh"
+
+
+def test_bare_batch_jobs_get_the_specs_a_field_by_field_reading_gives() -> None:
+    kinds = KindRules(frozenset({"noop", "bulky"}), queues={"bulky": "bulk"})
+    items: list[dict[str, Any]] = [
+        {"kind": "noop", "payload": {"i": 1}},
+        {"kind": "bulky", "payload": {"i": 2}},
+        {"kind": "noop"},
+        {"kind": "noop", "payload": None},
+        {"payload": {"i": 3}, "kind": "bulky"},
+    ]
+    specs = parse_batch({"jobs": items}, CONFIG, kinds, LatestChecks(CONFIG).of(kinds))
+    # a null member is an absent one, and any member beside kind and payload takes the field-by-field reading
+    read_one_by_one = [parse_one({**item, "site": None}, CONFIG, kinds) for item in items]
+    assert specs == read_one_by_one
+    assert [s.queue for s in specs] == ["default", "bulk", "default", "default", "bulk"]
+    assert specs[2].payload == {} and specs[2].payload is not specs[3].payload
+
+
+def test_bare_batch_jobs_are_still_refused_by_name_for_their_payload_or_the_defaults() -> None:
+    with pytest.raises(ValidationProblem) as refused:
+        parse_batch({"jobs": [{"kind": "noop"}, {"kind": "http.fetch", "payload": {}}]}, CONFIG, KINDS)
+    assert [e["field"] for e in refused.value.errors] == ["jobs[1].payload.url"]
+    crossed = Config(default_retry_base_s=10, default_retry_cap_s=5)
+    with pytest.raises(ValidationProblem) as refused:
+        parse_batch({"jobs": [{"kind": "noop"}, {"kind": "noop"}]}, crossed, KINDS)
+    assert [e["field"] for e in refused.value.errors] == ["jobs[0].retry_cap_s", "jobs[1].retry_cap_s"]
+    with pytest.raises(ValidationProblem) as refused:
+        parse_batch({"jobs": [{"kind": "noop"}, {"kind": "nope"}, {"kind": "noop", "payload": []}]}, CONFIG, KINDS)
+    assert [e["field"] for e in refused.value.errors] == ["jobs[1].kind", "jobs[2].payload"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gleaner.shared.messages import JobGroup, JobMessage
+from gleaner.shared.messages import Envelope, JobGroup, JobMessage, PackedGroup, decode_jobs, headers_of
 from gleaner.shared.metrics import Metrics
 from gleaner.shared.outbox import OutboxRow, _count, envelopes
 from gleaner.shared.publisher import batch_end
@@ -12,7 +12,7 @@ def row(job_id: int, queue: str = "default", priority: int = 0, delay_s: float =
     return OutboxRow(job_id, 0, queue, "noop", priority, delay_s, 1_000 if delay_s else 0)
 
 
-def carried(planned: list[tuple[JobMessage | JobGroup, list[int]]]) -> list[list[int]]:
+def carried(planned: list[tuple[Envelope, list[int]]]) -> list[list[int]]:
     return [members for _, members in planned]
 
 
@@ -21,7 +21,7 @@ def test_due_rows_of_one_queue_and_priority_share_messages_of_at_most_the_group_
     planned = envelopes(rows, 3)
     assert carried(planned) == [[0, 1, 2], [3, 4, 5], [6]]
     first, _ = planned[0]
-    assert isinstance(first, JobGroup) and [j.job_id for j in first.jobs] == [1, 2, 3]
+    assert isinstance(first, PackedGroup) and [j.job_id for j in decode_jobs(first.encode())] == [1, 2, 3]
     last, _ = planned[-1]
     assert isinstance(last, JobMessage) and last.job_id == 7  # a group of one is a version 1 message
 
@@ -72,3 +72,14 @@ def test_confirmed_rows_are_counted_per_queue_and_unconfirmed_ones_not_at_all() 
         q: metrics.registry.get_sample_value("gleaner_jobs_enqueued_total", {"queue": q}) for q in ("default", "bulk")
     }
     assert enqueued == {"default": 3.0, "bulk": None}
+
+
+def test_a_group_packed_from_rows_is_the_message_a_group_of_their_jobs_makes() -> None:
+    rows = [row(1), row(2), row(3)]
+    rows[1].request_id = "req-1"
+    rows[2].generation = 4
+    packed, _ = envelopes(rows, 16)[0]
+    made = JobGroup(tuple(r.message() for r in rows))
+    assert packed.encode() == made.encode()
+    assert decode_jobs(packed.encode()) == made.jobs
+    assert (packed.queue, packed.priority, headers_of(packed)) == (made.queue, made.priority, headers_of(made))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import secrets
 from collections.abc import AsyncIterator, Sequence
 
 import asyncpg
@@ -40,7 +42,17 @@ from gleaner.shared.broker_stats import ask_broker
 from gleaner.shared.config import Config
 from gleaner.shared.db import create_pool
 from gleaner.shared.metrics import Metrics
-from gleaner.shared.ops import BROKER_KEY, CONFIG_KEY, METRICS_KEY, POOL_KEY, READY_KEY, add_ops_routes, run, spawn
+from gleaner.shared.ops import (
+    BROKER_KEY,
+    CONFIG_KEY,
+    METRICS_KEY,
+    POOL_KEY,
+    READY_KEY,
+    add_ops_routes,
+    run,
+    run_processes,
+    spawn,
+)
 from gleaner.shared.publisher import Publisher
 from gleaner.shared.submission import LatestChecks
 from gleaner.shared.urlguard import Policy
@@ -50,6 +62,10 @@ TOKENS_KEY = web.AppKey("page_tokens", PageTokens)
 STOP_KEY = web.AppKey("stop", asyncio.Event)
 KINDS_KEY = web.AppKey("kinds", KindBook)
 FIRST_CONNECT_S = 5.0
+# insert batchers in flight on a host: two overlap one commit with the next batch's. Several gateway processes split
+# them (one each for two): with two lanes in each of two processes, the 32 clients of `bench --cases single` made
+# batches half as large and the gateway's CPU per request rose from 294-317 to 405-444 us (alternating runs,
+# GLEANER_GATEWAY_PROCESSES=2, load 3-5)
 INSERT_LANES = 2
 
 
@@ -159,7 +175,10 @@ def _gateway(app: web.Application, broker: Broker, hub: EventHub) -> Gateway:
         pool=pool,
         broker=broker,
         inserts=InsertLanes(
-            flush, lanes=INSERT_LANES, window_s=config.batch_window_ms / 1000, max_items=config.batch_max
+            flush,
+            lanes=max(1, INSERT_LANES // config.gateway_processes),
+            window_s=config.batch_window_ms / 1000,
+            max_items=config.batch_max,
         ),
         publisher=publisher,
         announcer=Announcer(broker),
@@ -191,7 +210,8 @@ def is_ready(app: web.Application) -> bool:
     return GATEWAY_KEY in app and not app[STOP_KEY].is_set()
 
 
-def create_app(config: Config) -> web.Application:
+def create_app(config: Config, metrics_dir: str | None = None) -> web.Application:
+    """The gateway's application; `metrics_dir`: the one its processes share when there are several."""
     middlewares = [problem_middleware, auth_middleware(lambda a: a[KEYS_KEY])]
     buckets = buckets_for(config.api_rate_per_s, config.api_burst)
     if buckets is not None:
@@ -201,7 +221,7 @@ def create_app(config: Config) -> web.Application:
     app.on_response_prepare.append(add_security_headers)
     app.on_shutdown.append(end_event_streams)
     app[CONFIG_KEY] = config
-    app[METRICS_KEY] = Metrics("gateway")
+    app[METRICS_KEY] = Metrics("gateway", metrics_dir)
     app[STOP_KEY] = asyncio.Event()
     app[READY_KEY] = lambda: is_ready(app)
     add_ops_routes(app)
@@ -226,4 +246,16 @@ def create_app(config: Config) -> web.Application:
 def main(config: Config) -> None:
     refuse_sample_token(config)
     use_problem_errors()
-    run(create_app(config), config, "gateway")
+    if config.gateway_processes == 1:
+        run(create_app(config), config, "gateway")
+        return
+    shared = with_console_secret(config)
+    run_processes(lambda metrics_dir: create_app(shared, metrics_dir), shared, "gateway", config.gateway_processes)
+
+
+def with_console_secret(config: Config) -> Config:
+    """Several processes answer one port: a console session sealed by one must open at the others, so an unset
+    GLEANER_CONSOLE_SECRET becomes one random secret for all of them (not one per process)."""
+    if config.console_secret is not None:
+        return config
+    return dataclasses.replace(config, console_secret=secrets.token_urlsafe(32))

