@@ -407,8 +407,8 @@ def kind_names(data: Any) -> set[str]:
     batch = data.get("jobs") if isinstance(data, dict) else None
     then = data.get("then") if isinstance(data, dict) else None
     items = batch if isinstance(batch, list) else [data]
-    kinds = {item.get("kind") for item in (*items, then) if isinstance(item, dict)}
-    return {kind for kind in kinds if isinstance(kind, str)}
+    kinds = (item.get("kind") for item in (*items, then) if isinstance(item, dict))
+    return {kind for kind in kinds if isinstance(kind, str)}  # a hostile kind may be any JSON value, {} too
 
 
 def _kinds_asked(data: Any) -> list[tuple[str, str]]:

@@ -12,7 +12,15 @@ from gleaner.shared import priorities
 from gleaner.shared.config import Config
 from gleaner.shared.errors import ValidationProblem
 from gleaner.shared.kind_rules import KindRules
-from gleaner.shared.submission import MAX_BATCH, LatestChecks, parse_batch, parse_job, parse_one, template_check
+from gleaner.shared.submission import (
+    MAX_BATCH,
+    LatestChecks,
+    kind_names,
+    parse_batch,
+    parse_job,
+    parse_one,
+    template_check,
+)
 
 CONFIG = Config(queues=("default", "bulk"), default_max_attempts=4)
 KINDS = load_registry(CONFIG).rules()
@@ -189,3 +197,11 @@ def test_bare_batch_jobs_are_still_refused_by_name_for_their_payload_or_the_defa
     with pytest.raises(ValidationProblem) as refused:
         parse_batch({"jobs": [{"kind": "noop"}, {"kind": "nope"}, {"kind": "noop", "payload": []}]}, CONFIG, KINDS)
     assert [e["field"] for e in refused.value.errors] == ["jobs[1].kind", "jobs[2].payload"]
+
+
+def test_the_kinds_a_body_names_skip_kinds_that_are_not_strings_whatever_json_they_are() -> None:
+    # schemathesis sent {"kind": {}} in a job, a batch's `then` and a schedule's template: a 500 (unhashable dict)
+    assert kind_names({"kind": {}, "payload": {}}) == set()
+    assert kind_names({"jobs": [{"kind": "noop"}, {"kind": ["a"]}, "x"], "then": {"kind": {}}}) == {"noop"}
+    assert kind_names({"jobs": [{"kind": "noop"}], "then": {"kind": "fail"}}) == {"noop", "fail"}
+    assert kind_names([{"kind": {}}]) == set()
