@@ -16,6 +16,7 @@ import orjson
 from gleaner.shared.config import QUEUE_NAME
 from gleaner.shared.errors import DecodeError
 from gleaner.shared.kind_rules import KIND_NAME
+from gleaner.shared.slot_setters import slot_setters
 
 VERSION = 1
 GROUP_VERSION = 2
@@ -205,10 +206,10 @@ def decode_jobs(body: bytes) -> tuple[JobMessage, ...]:
     return tuple(jobs)
 
 
-# the fields `_member` sets, in declaration order (a unit test keeps it equal to the dataclass's)
+# the fields `_member` sets, in declaration order (`slot_setters` checks it)
 MESSAGE_FIELDS = ("job_id", "attempt", "queue", "kind", "priority", "due_ms", "request_id", "generation")
 _SET_ID, _SET_ATTEMPT, _SET_QUEUE, _SET_KIND, _SET_PRIORITY, _SET_DUE_MS, _SET_REQUEST_ID, _SET_GENERATION = (
-    getattr(JobMessage, name).__set__ for name in MESSAGE_FIELDS
+    slot_setters(JobMessage, MESSAGE_FIELDS)
 )
 
 
