@@ -8,13 +8,12 @@ import dataclasses
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import asyncpg
 
 from bench.harness import Harness, cpu_s, process_cpu_s, rss_mb
-from bench.http_load import Connection, connect, request_bytes
+from bench.http_load import Connection, connections, request_bytes
 from bench.scale import console_probes, console_session, history_of, load_history, measure_reads, read_probes
 from bench.stats import percentile, rate, summary_ms
 from tests.support.services import ADMIN_TOKEN
@@ -85,31 +84,24 @@ class Sizes:
 async def _post_batches(url: str, total: int, size: int, concurrency: int) -> float:
     """Submit `total` noop jobs in batches from `concurrency` connections (bench/http_load.py); returns the elapsed
     seconds."""
-    split = urlsplit(url)
-    assert split.hostname is not None and split.port is not None
     jobs = [{"kind": "noop", "payload": {"i": i}} for i in range(size)]
-
-    def batch(count: int) -> bytes:
-        return request_bytes(split.netloc, "POST", "/api/v1/jobs/batch", {"jobs": jobs[:count]}, HEADERS)
-
-    full = batch(size)
     queue = list(range(0, total, size))
-    connections = [await connect(split.hostname, split.port) for _ in range(concurrency)]
+    async with connections(url, concurrency) as (host, opened):
 
-    async def sender(connection: Connection) -> None:
-        while queue:
-            start = queue.pop()
-            response = await connection.send(full if total - start >= size else batch(total - start))
-            assert response.status == 202, response.body.decode(errors="replace")
+        def batch(count: int) -> bytes:
+            return request_bytes(host, "POST", "/api/v1/jobs/batch", {"jobs": jobs[:count]}, HEADERS)
 
-    started = time.perf_counter()
-    try:
-        await asyncio.gather(*(sender(connection) for connection in connections))
-    finally:
-        for connection in connections:
-            if connection.transport is not None:
-                connection.transport.close()
-    return time.perf_counter() - started
+        full = batch(size)
+
+        async def sender(connection: Connection) -> None:
+            while queue:
+                start = queue.pop()
+                response = await connection.send(full if total - start >= size else batch(total - start))
+                assert response.status == 202, response.body.decode(errors="replace")
+
+        started = time.perf_counter()
+        await asyncio.gather(*(sender(connection) for connection in opened))
+        return time.perf_counter() - started
 
 
 async def batch_submit(sizes: Sizes) -> dict[str, Any]:
@@ -133,30 +125,25 @@ async def single_submit(sizes: Sizes) -> dict[str, Any]:
     client light enough not to take the gateway's core); every 202 must have stored its job."""
     async with Harness("single") as h:
         gateway = await h.start("gateway")
-        url = urlsplit(gateway.url)
-        assert url.hostname is not None and url.port is not None
-        request = request_bytes(url.netloc, "POST", "/api/v1/jobs", {"kind": "noop"}, HEADERS)
-        connections = [await connect(url.hostname, url.port) for _ in range(sizes.single_concurrency)]
         latencies: list[float] = []
         errors = 0
-        deadline = time.perf_counter() + sizes.single_seconds
+        async with connections(gateway.url, sizes.single_concurrency) as (host, opened):
+            request = request_bytes(host, "POST", "/api/v1/jobs", {"kind": "noop"}, HEADERS)
+            deadline = time.perf_counter() + sizes.single_seconds
 
-        async def client(connection: Connection) -> None:
-            nonlocal errors
-            while time.perf_counter() < deadline:
-                sent = time.perf_counter()
-                response = await connection.send(request)
-                errors += response.status != 202
-                latencies.append(time.perf_counter() - sent)
+            async def client(connection: Connection) -> None:
+                nonlocal errors
+                while time.perf_counter() < deadline:
+                    sent = time.perf_counter()
+                    response = await connection.send(request)
+                    errors += response.status != 202
+                    latencies.append(time.perf_counter() - sent)
 
-        started = time.perf_counter()
-        cpu_before = cpu_s(gateway)
-        await asyncio.gather(*(client(connection) for connection in connections))
-        elapsed = time.perf_counter() - started
-        cpu_us = (cpu_s(gateway) - cpu_before) * 1e6
-        for connection in connections:
-            assert connection.transport is not None
-            connection.transport.close()
+            started = time.perf_counter()
+            cpu_before = cpu_s(gateway)
+            await asyncio.gather(*(client(connection) for connection in opened))
+            elapsed = time.perf_counter() - started
+            cpu_us = (cpu_s(gateway) - cpu_before) * 1e6
         assert h.db is not None
         stored = await h.db.fetchval("SELECT count(*) FROM jobs")
         assert stored == len(latencies) - errors, f"{stored} jobs stored for {len(latencies) - errors} answers 202"

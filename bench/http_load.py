@@ -10,7 +10,10 @@ without one is an error.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 import orjson
 
@@ -104,3 +107,17 @@ class Connection(asyncio.Protocol):
 async def connect(host: str, port: int) -> Connection:
     _, protocol = await asyncio.get_running_loop().create_connection(Connection, host, port)
     return protocol
+
+
+@contextlib.asynccontextmanager
+async def connections(url: str, count: int) -> AsyncIterator[tuple[str, list[Connection]]]:
+    """`count` connections to the server of `url` (its `Host`, and them), closed at the end."""
+    split = urlsplit(url)
+    assert split.hostname is not None and split.port is not None, f"no host and port in {url}"
+    opened = [await connect(split.hostname, split.port) for _ in range(count)]
+    try:
+        yield split.netloc, opened
+    finally:
+        for connection in opened:
+            if connection.transport is not None:
+                connection.transport.close()
