@@ -404,9 +404,7 @@ def refuse_privileged(data: Any, kinds: KindRules | None, allowed: bool) -> None
 
 def kind_names(data: Any) -> set[str]:
     """The kinds a raw body (one job, a batch, a template) names, without where (cheap: once per submission)."""
-    batch = data.get("jobs") if isinstance(data, dict) else None
-    then = data.get("then") if isinstance(data, dict) else None
-    items = batch if isinstance(batch, list) else [data]
+    items, then, _ = _job_bodies(data)
     kinds = (item.get("kind") for item in (*items, then) if isinstance(item, dict))
     return {kind for kind in kinds if isinstance(kind, str)}  # a hostile kind may be any JSON value, {} too
 
@@ -414,13 +412,20 @@ def kind_names(data: Any) -> set[str]:
 def _kinds_asked(data: Any) -> list[tuple[str, str]]:
     """(field, kind) of each job in a raw body: `kind` for one job (or a template), `jobs[i].kind` for a batch,
     and `then.kind` for a batch's or a template's callback."""
-    batch = data.get("jobs") if isinstance(data, dict) else None
-    then = data.get("then") if isinstance(data, dict) else None
-    items = [(f"jobs[{i}].kind", item) for i, item in enumerate(batch)] if isinstance(batch, list) else [("kind", data)]
-    asked = [*items, ("then.kind", then)]
+    items, then, batched = _job_bodies(data)
+    asked = [(f"jobs[{i}].kind" if batched else "kind", item) for i, item in enumerate(items)]
+    asked.append(("then.kind", then))
     return [
         (where, item["kind"]) for where, item in asked if isinstance(item, dict) and isinstance(item.get("kind"), str)
     ]
+
+
+def _job_bodies(data: Any) -> tuple[list[Any], Any, bool]:
+    """The jobs a raw body holds, unchecked: a batch's items (or the body itself), its `then`, and whether it is a
+    batch."""
+    batch = data.get("jobs") if isinstance(data, dict) else None
+    then = data.get("then") if isinstance(data, dict) else None
+    return (batch, then, True) if isinstance(batch, list) else ([data], then, False)
 
 
 def _kind(kinds: KindRules | None) -> Callable[[Any], str]:
