@@ -272,8 +272,7 @@ async def list_jobs(request: web.Request) -> web.Response:
     floor = None
     if filters.payload is not None:
         floor = scan_floor(after_id - 1 if after_id is not None else await job_store.newest_id(gw.pool))
-    sql, args = job_store.list_query(filters, after_id, page_size + 1, floor)
-    rows = await gw.pool.fetch(sql, *args)
+    rows = await job_store.list_page(gw.pool, filters, after_id, page_size + 1, floor)
     page = rows[:page_size]
     after = next_after(page[-1]["id"] if page else None, len(rows) > page_size, floor)
     next_token = gw.page_tokens.encode(after, filters.as_dict()) if after is not None else None
