@@ -62,6 +62,13 @@ RETURNING j.id, j.attempt, j.kind, j.queue, j.payload, j.site, j.timeout_s, j.so
 # attempt row is made from what the update returns (the message's columns included): a join of `done` with `m`
 # would be a nested loop over two CTEs under the worker's point-lookup settings, n² comparisons a group (6 ms for
 # 100 rows).
+# The attempt row is inserted plainly, not ON CONFLICT DO NOTHING, which inserts every row speculatively (a lock
+# taken and released, a WAL record confirming the row): 922-965 -> 874-877 bytes of WAL a job, 61.8 -> 54.0 µs of
+# backend CPU (30,000 jobs in groups of 200, 3 alternated runs). No row of (job, attempt) can exist yet: the two
+# statements that write one, this and the reaper's, write it beside the update that fences on the row running that
+# attempt and moves it out of `running`, and an attempt number comes back only through a deferral or a hand-back,
+# which end an attempt without writing its row. Were one ever there, the unique key refuses that job's finish (the
+# group's other rows are written, see write_isolated) instead of dropping its attempt row unseen.
 FINISH = f"""
 WITH m AS MATERIALIZED (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::text[], $5::text[], $6::text[], $7::float8[],
@@ -89,7 +96,6 @@ WITH m AS MATERIALIZED (
     SELECT d.id, d.attempt, $9, d.attempt_started_at, now(), d.state, d.error_class, d.error_message, d.delay_s,
            d.error_traceback, d.site, d.kind
     FROM done AS d
-    ON CONFLICT (job_id, attempt) DO NOTHING
 )
 SELECT state, site, schedule_id, created_at, error_class, error_message, {OUTBOX_COLUMNS} FROM done
 """
