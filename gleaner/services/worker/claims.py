@@ -36,7 +36,7 @@ R = TypeVar("R")
 # UPDATE: the claim of 13 rows took 70 ms (an index scan of every waiting row into a hash join).
 # Before, a `locked` CTE took every row FOR NO KEY UPDATE first (as the other statements here still do, ORDERED_LOCKS):
 # a second write of each row (the lock's xmax, a WAL record) before the UPDATE wrote it again. Without it, 30,000
-# jobs claimed in groups of 124 and finished in groups of 200 (gateway and worker code, one connection each): WAL
+# jobs claimed in groups of 124 and finished in groups of 200 (`python -m bench.statements`): WAL
 # 892 -> 814 bytes a claimed job and 981 -> 923 a finished one.
 
 # Duplicates are removed before the statement; the fence (attempt - 1, waiting, not cancelled, the row's generation)
