@@ -135,11 +135,14 @@ async def create_pool(
     return pool
 
 
-# Lock order. Every statement that writes several `jobs` rows first locks all of them in ascending id order, in a
-# CTE named `locked` (`SELECT id … ORDER BY id FOR NO KEY UPDATE`: PostgreSQL locks rows as they leave the sort or
-# the id-ordered index scan, whatever plan the rest of the statement gets), so two such statements never wait for
-# each other in a cycle. The UPDATE reads the CTE through this one-time filter (always true), which PostgreSQL
-# evaluates before the UPDATE reads its first row; the UPDATE then meets only rows the statement holds already.
+# Lock order. Every statement that writes several `jobs` rows takes them in ascending id order, so two such statements
+# never wait for each other in a cycle. Most lock all of them first, in a CTE named `locked` (`SELECT id … ORDER BY
+# id FOR NO KEY UPDATE`: PostgreSQL locks rows as they leave the sort or the id-ordered index scan, whatever plan the
+# rest of the statement gets), and the UPDATE reads the CTE through this one-time filter (always true), which
+# PostgreSQL evaluates before the UPDATE reads its first row; the UPDATE then meets only rows the statement holds
+# already. The worker's claim and finish, which run for every job, skip that second write of each row: their UPDATE is
+# driven by its ids sorted in a MATERIALIZED CTE and reaches `jobs` by primary key only (a nested loop, see
+# gleaner.services.worker.claims), so it locks each row as it writes it, in the CTE's order.
 # A statement that skips locked rows (SKIP LOCKED) never waits and needs no order, but must write only the rows it
 # locked. A rare race left over (a row changing twice during the statement) ends in a deadlock error, which the
 # group writers retry (see CONFLICT below).

@@ -163,3 +163,11 @@ async def test_on_a_long_analyzed_history_the_hot_statements_reach_jobs_by_prima
     # job_outbox holds the submissions in flight only (a few rows, hundreds under load): read whole, it costs nothing
     seq_scans = [scan for scans in plans.values() for scan in scans if scan.startswith("Seq Scan")]
     assert [scan for scan in seq_scans if scan != "Seq Scan on job_outbox"] == [], plans
+
+
+async def test_on_a_fresh_table_the_claim_and_the_finish_reach_jobs_by_primary_key(database_url: str) -> None:
+    # their UPDATE takes the rows in the order the primary-key lookups meet them (the ids sorted): a scan of the
+    # table, which a planner may like for a small one, would take them in the table's order instead
+    plans = {plan.name: plan.scans for plan in await statement_plans(database_url)}
+    for name in ("claim", "finish"):
+        assert plans[name] == ("Index Scan using jobs_pkey on jobs",), (name, plans[name])

@@ -78,6 +78,7 @@ INSERT_COLUMNS = (
     ("request_id", "text"),
     ("soft_timeout_s", "float8"),
 )
+DEDUPE_KEYS = [name for name, _ in INSERT_COLUMNS].index("dedupe_key")
 SHARED_OR_OWN = ", ".join(
     f"CASE WHEN cardinality(${n}::{kind}[]) = 1 THEN (${n}::{kind}[])[1] ELSE u.{name} END AS {name}"
     for n, (name, kind) in enumerate(INSERT_COLUMNS, 1)
@@ -88,7 +89,7 @@ SHARED_OR_OWN = ", ".join(
 # migration 0039): the gateway deletes it once the broker confirmed their messages, else the relay publishes them.
 # Each row returns the outbox row that stands for its message (`outbox_id`, NULL for a delayed row: that one keeps
 # `enqueued_at IS NULL` and its marker, see gleaner/shared/outbox.py).
-INSERT = f"""
+_INSERT = f"""
 WITH input AS (
     SELECT v.*, COALESCE(v.at, now() + make_interval(secs => COALESCE(v.delay, 0))) AS due
     FROM (
@@ -106,9 +107,7 @@ WITH input AS (
            due, CASE WHEN due > now() THEN 'scheduled' ELSE 'queued' END, site, dedupe_key, request_id, soft_timeout_s,
            CASE WHEN due > now() THEN NULL ELSE now() END
     FROM input ORDER BY ord
-    ON CONFLICT (dedupe_key)
-        WHERE dedupe_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running', 'retrying', 'blocked')
-    DO NOTHING
+    {{on_conflict}}
     RETURNING {INSERTED}, j.enqueued_at IS NOT NULL AS in_outbox
 ), outbox AS (
     INSERT INTO job_outbox (job_ids)
@@ -117,6 +116,15 @@ WITH input AS (
 )
 SELECT i.*, CASE WHEN i.in_outbox THEN (SELECT id FROM outbox) END AS outbox_id FROM inserted AS i
 """
+INSERT = _INSERT.format(
+    on_conflict="""ON CONFLICT (dedupe_key)
+        WHERE dedupe_key IS NOT NULL AND state IN ('scheduled', 'queued', 'running', 'retrying', 'blocked')
+    DO NOTHING"""
+)
+# A submission without dedupe keys cannot conflict, and ON CONFLICT is not free: PostgreSQL inserts every row
+# speculatively (a speculative-insertion lock taken and released, then a WAL record confirming the row), whether or
+# not the row can meet the arbiter index.
+INSERT_WITHOUT_KEYS = _INSERT.format(on_conflict="")
 
 GET = f"SELECT {VIEW_COLUMNS} FROM jobs AS j WHERE id = $1"
 KIND_OF = "SELECT kind FROM jobs WHERE id = $1"
@@ -274,7 +282,9 @@ async def insert_jobs(connection: Connection | asyncpg.Pool, items: Sequence[New
     order = insertion_order(items)
     as_given = order == list(range(len(items)))
     ordered = items if as_given else [items[i] for i in order]
-    rows = match_inserted(ordered, await connection.fetch(INSERT, *insert_args(ordered)))
+    args = insert_args(ordered)
+    statement = INSERT_WITHOUT_KEYS if args[DEDUPE_KEYS] is None else INSERT
+    rows = match_inserted(ordered, await connection.fetch(statement, *args))
     if as_given:
         return rows
     out: list[asyncpg.Record | None] = [None] * len(items)
