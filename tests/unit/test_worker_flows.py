@@ -13,7 +13,7 @@ from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, Jo
 from gleaner.services.worker.consumer import ACK, GIVE_BACK, LOST, REJECT, Batchers, Consumer, settlement
 from gleaner.services.worker.context import JobContext, JobInfo
 from gleaner.services.worker.handlers import Registry, ServedKinds
-from gleaner.services.worker.retry import CANCELLED, FAILED, REASON_CANCEL, SUCCEEDED, Budget
+from gleaner.services.worker.retry import CANCELLED, FAILED, REASON_CANCEL, RETRYING, SUCCEEDED, Budget
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
@@ -367,6 +367,55 @@ async def test_the_quick_jobs_of_a_group_are_recorded_together_while_a_slow_one_
     gate.release.set()
     assert await consumer.wait_idle(2.0)
     assert writes == [[1, 2], [3]]
+    assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+async def test_the_jobs_after_a_slow_first_job_of_a_group_run_and_are_recorded_while_it_runs() -> None:
+    gate, database = SlowFor({1}), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=8)
+    message = group_delivery([1, 2, 3], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: len(database.finished) == 2)
+    assert gate.running == 1 and sorted(f.job_id for f in database.finished) == [2, 3]
+    assert consumer.running.cancel(1, REASON_CANCEL)  # the slow job is still its own to cancel
+    assert await consumer.wait_idle(2.0)
+    assert sorted((f.job_id, f.outcome.state) for f in database.finished) == [
+        (1, CANCELLED),
+        (2, SUCCEEDED),
+        (3, SUCCEEDED),
+    ]
+    assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+class TimesOutFor(Gate):
+    """The jobs named wait under an `asyncio.timeout` entered before their first wait; the others return at once."""
+
+    def __init__(self, slow: set[int]) -> None:
+        super().__init__()
+        self.slow = slow
+
+    async def __call__(self, ctx: JobContext) -> Any:
+        if ctx.job.id in self.slow:
+            async with asyncio.timeout(0.05):
+                return await super().__call__(ctx)
+        return {"id": ctx.job.id}
+
+
+async def test_a_timeout_a_job_of_a_group_sets_before_it_first_waits_ends_that_job_only() -> None:
+    gate, database = TimesOutFor({1, 3}), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=8)
+    message = group_delivery([1, 2, 3, 4], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    assert await consumer.wait_idle(2.0)
+    outcomes = {f.job_id: (f.outcome.state, f.outcome.error_class) for f in database.finished}
+    assert outcomes == {
+        1: (RETRYING, "TimeoutError"),
+        2: (SUCCEEDED, None),
+        3: (RETRYING, "TimeoutError"),
+        4: (SUCCEEDED, None),
+    }
     assert message.settled == ["ack"]
     await consumer.batchers.close()
 
