@@ -336,16 +336,19 @@ def completed(consumer: Consumer, outcome: str) -> float:
 
 
 class SlowFor(Gate):
-    """Blocks only the jobs named; the others return at once."""
+    """Blocks only the jobs named (with `timeout_s`, under an `asyncio.timeout` entered before their first wait); the
+    others return at once."""
 
-    def __init__(self, slow: set[int]) -> None:
+    def __init__(self, slow: set[int], timeout_s: float | None = None) -> None:
         super().__init__()
         self.slow = slow
+        self.timeout_s = timeout_s
 
     async def __call__(self, ctx: JobContext) -> Any:
-        if ctx.job.id in self.slow:
+        if ctx.job.id not in self.slow:
+            return {"id": ctx.job.id}
+        async with asyncio.timeout(self.timeout_s):
             return await super().__call__(ctx)
-        return {"id": ctx.job.id}
 
 
 async def test_the_quick_jobs_of_a_group_are_recorded_together_while_a_slow_one_runs() -> None:
@@ -380,31 +383,13 @@ async def test_the_jobs_after_a_slow_first_job_of_a_group_run_and_are_recorded_w
     assert gate.running == 1 and sorted(f.job_id for f in database.finished) == [2, 3]
     assert consumer.running.cancel(1, REASON_CANCEL)  # the slow job is still its own to cancel
     assert await consumer.wait_idle(2.0)
-    assert sorted((f.job_id, f.outcome.state) for f in database.finished) == [
-        (1, CANCELLED),
-        (2, SUCCEEDED),
-        (3, SUCCEEDED),
-    ]
+    assert {f.job_id: f.outcome.state for f in database.finished} == {1: CANCELLED, 2: SUCCEEDED, 3: SUCCEEDED}
     assert message.settled == ["ack"]
     await consumer.batchers.close()
 
 
-class TimesOutFor(Gate):
-    """The jobs named wait under an `asyncio.timeout` entered before their first wait; the others return at once."""
-
-    def __init__(self, slow: set[int]) -> None:
-        super().__init__()
-        self.slow = slow
-
-    async def __call__(self, ctx: JobContext) -> Any:
-        if ctx.job.id in self.slow:
-            async with asyncio.timeout(0.05):
-                return await super().__call__(ctx)
-        return {"id": ctx.job.id}
-
-
 async def test_a_timeout_a_job_of_a_group_sets_before_it_first_waits_ends_that_job_only() -> None:
-    gate, database = TimesOutFor({1, 3}), FakeDatabase()
+    gate, database = SlowFor({1, 3}, timeout_s=0.05), FakeDatabase()
     consumer = await consumer_with(gate, database, concurrency=8)
     message = group_delivery([1, 2, 3, 4], 1, FakeChannel())
     await consumer.on_message("default", message)  # type: ignore[arg-type]
