@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from gleaner.services.worker.context import JobContext, JobInfo
 from gleaner.services.worker.handlers import Registry, ServedKinds
 from gleaner.services.worker.retry import CANCELLED, FAILED, REASON_CANCEL, RETRYING, SUCCEEDED, Budget
 from gleaner.services.worker.runner import RunningJobs
+from gleaner.shared import logging as log_fields
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
 from gleaner.shared.config import Config
@@ -402,6 +404,36 @@ async def test_a_timeout_a_job_of_a_group_sets_before_it_first_waits_ends_that_j
         4: (SUCCEEDED, None),
     }
     assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+LABEL: contextvars.ContextVar[int | None] = contextvars.ContextVar("label", default=None)
+
+
+class Labels(Gate):
+    """Notes what each job finds in a context variable, sets it, and notes it again with the job's log field after
+    the jobs named `waiting` waited once."""
+
+    def __init__(self, waiting: set[int]) -> None:
+        super().__init__()
+        self.waiting = waiting
+        self.seen: dict[int, tuple[int | None, int | None, int | None]] = {}
+
+    async def __call__(self, ctx: JobContext) -> Any:
+        found = LABEL.get()
+        LABEL.set(ctx.job.id)
+        if ctx.job.id in self.waiting:
+            await asyncio.sleep(0)
+        self.seen[ctx.job.id] = (found, LABEL.get(), log_fields.job_id.get())
+        return {}
+
+
+async def test_each_job_of_a_group_has_a_context_of_its_own_whether_or_not_it_waits() -> None:
+    gate, database = Labels({2}), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=8)
+    await consumer.on_message("default", group_delivery([1, 2, 3, 4], 1, FakeChannel()))  # type: ignore[arg-type]
+    assert await consumer.wait_idle(2.0)
+    assert gate.seen == {n: (None, n, n) for n in (1, 2, 3, 4)}
     await consumer.batchers.close()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import time
@@ -475,16 +476,19 @@ class Consumer:
         new task records the jobs that ended and runs the rest the same way."""
         ended: list[tuple[int, Claim, Outcome | Exception]] = []
         for i, (n, claim) in enumerate(runs):
+            # a context of its own, as a task of its own would copy (its log fields, what its handler sets): the
+            # flow's and the next job's stay as they were
+            own = contextvars.copy_context()
             attempt = self._attempt(claim)
             try:
-                waiting_on = attempt.send(None)
+                waiting_on = own.run(attempt.send, None)
             except StopIteration as stop:
                 ended.append((n, claim, stop.value))
                 continue
             later = runs[i + 1 :]
             rest = asyncio.ensure_future(self._record_and_run(ended, later, record)) if ended or later else None
             try:
-                outcome: Outcome | Exception = await Resumed(attempt, waiting_on)
+                outcome: Outcome | Exception = await Resumed(attempt, waiting_on, own)
                 steps = await record([(n, claim, outcome)])
             except BaseException:  # this flow was cancelled: the jobs still running end with it
                 if rest is not None:
@@ -791,15 +795,17 @@ def settlement(steps: Collection[str]) -> str:
 
 
 class Resumed(Generic[T]):
-    """Awaits a coroutine whose first step already ran (and left it waiting on `waiting_on`): the rest of it runs in
-    the awaiting task, as if that task had awaited it from the start (`yield from` would send it a first None)."""
+    """Awaits a coroutine whose first step already ran in `context` (and left it waiting on `waiting_on`): the rest
+    of it runs in the awaiting task, each step in that context, as if a task of its own with that context had awaited
+    it from the start (`yield from` would send it a first None)."""
 
-    def __init__(self, coroutine: Coroutine[Any, Any, T], waiting_on: Any) -> None:
+    def __init__(self, coroutine: Coroutine[Any, Any, T], waiting_on: Any, context: contextvars.Context) -> None:
         self._coroutine = coroutine
         self._waiting_on = waiting_on
+        self._context = context
 
     def __await__(self) -> Generator[Any, Any, T]:
-        coroutine, waiting_on = self._coroutine, self._waiting_on
+        coroutine, waiting_on, run = self._coroutine, self._waiting_on, self._context.run
         while True:
             try:
                 sent = yield waiting_on
@@ -808,12 +814,12 @@ class Resumed(Generic[T]):
                 raise
             except BaseException as exc:  # noqa: BLE001 - a cancellation or an error thrown in is the coroutine's
                 try:
-                    waiting_on = coroutine.throw(exc)
+                    waiting_on = run(coroutine.throw, exc)
                 except StopIteration as stop:
                     return cast(T, stop.value)
             else:
                 try:
-                    waiting_on = coroutine.send(sent)
+                    waiting_on = run(coroutine.send, sent)
                 except StopIteration as stop:
                     return cast(T, stop.value)
 
