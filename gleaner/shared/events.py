@@ -128,20 +128,28 @@ def job_event(
     }
 
 
-def job_events(records: Iterable[Row], at: str, type_: str) -> list[Event]:
-    """`job_event(record, at, type_)` of each row, the rows of one statement mostly alike but for their id: an event
-    is copied from the last one's when everything else matches (1,000 submitted jobs' events: 1.17 -> 0.75 µs a job,
-    timeit)."""
+def job_events(
+    records: Iterable[Row], at: str, type_: str | None = None, *, state: str | None = None, errors: bool = False
+) -> list[Event]:
+    """`job_event(record, at, type_, state=state)` of each row, the rows of one statement mostly alike but for their
+    id: an event is copied from the last one's when everything else matches (1,000 submitted jobs' events: 1.17 ->
+    0.75 µs a job, timeit; a worker's claim or finish batch of 100: 2.1 -> 0.8 µs). `errors`: the rows carry
+    `error_class` and `error_message` columns, put in their events (a row with an error gets an event of its own).
+    """
     made: list[Event] = []
     last: tuple[Any, ...] = ()
     template: Event | None = None
     for record in records:
         get = record.get
+        if errors and (get("error_class") is not None or get("error_message") is not None):
+            error_class, message = get("error_class"), get("error_message")
+            made.append(job_event(record, at, type_, state=state, error_class=error_class, error_message=message))
+            continue
         created: datetime | None = get("created_at")
         key = (
             record["kind"],
             record["queue"],
-            get("state"),
+            get("state") or state,
             record["attempt"],
             get("site"),
             get("schedule_id"),
@@ -150,7 +158,7 @@ def job_events(records: Iterable[Row], at: str, type_: str) -> list[Event]:
         )
         if template is None or key != last:
             last = key
-            template = job_event(record, at, type_)
+            template = job_event(record, at, type_, state=state)
             made.append(template)
             continue
         happened = template.copy()

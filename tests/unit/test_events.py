@@ -141,3 +141,26 @@ def test_the_events_of_a_statement_s_rows_are_each_row_s_own_event() -> None:
     assert made == [events.job_event(row, "at", events.SUBMITTED) for row in rows]
     assert made[4]["created_at"] != made[3]["created_at"]
     assert len({id(event) for event in made}) == len(rows)
+
+
+def test_a_worker_batch_s_events_are_each_row_s_own_event_with_its_state_and_error() -> None:
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    base = {"kind": "noop", "queue": "default", "attempt": 1, "site": None, "created_at": now}
+    claimed: list[dict[str, Any]] = [base | {"id": 1}, base | {"id": 2}, base | {"id": 3, "attempt": 2}]
+    started = events.job_events(claimed, "at", events.STARTED, state="running")
+    assert started == [events.job_event(row, "at", events.STARTED, state="running") for row in claimed]
+    ended = base | {"state": "succeeded", "error_class": None, "error_message": None}
+    rows: list[dict[str, Any]] = [
+        ended | {"id": 1},
+        ended | {"id": 2, "state": "retrying", "error_class": "timeout", "error_message": "slow"},
+        ended | {"id": 3},
+        ended | {"id": 4, "state": "failed", "error_class": "bad_result", "error_message": "not JSON"},
+        ended | {"id": 5, "state": "failed", "error_class": "bad_result", "error_message": "not JSON"},
+        ended | {"id": 6},
+    ]
+    made = events.job_events(rows, "at", errors=True)
+    assert made == [
+        events.job_event(row, "at", error_class=row["error_class"], error_message=row["error_message"]) for row in rows
+    ]
+    assert [(e["type"], e["error_class"]) for e in made[:2]] == [("job.succeeded", None), ("job.retrying", "timeout")]
+    assert len({id(event) for event in made}) == len(rows)

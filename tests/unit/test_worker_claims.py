@@ -9,7 +9,6 @@ from gleaner.job_context import JobInfo
 from gleaner.services.worker.app import worker_id
 from gleaner.services.worker.claims import (
     JOB_INFO_FIELDS,
-    Claim,
     Finish,
     Finished,
     JobStore,
@@ -85,9 +84,10 @@ def test_a_claimed_rows_job_info_equals_the_one_its_constructor_makes() -> None:
     assert (made.id, made.attempt, made.site, made.request_id, made.soft_timeout_s) == (7, 2, "indeed", "req-1", 5.0)
 
 
-def test_a_claim_announces_its_job_started_and_running_at_its_attempt() -> None:
-    claim = Claim.from_record(row(7, 2) | {"schedule_id": None, "created_at": None}, 0.1, "2026-01-01T00:00:00+00:00")
-    assert claim.started is not None
+async def test_a_claim_announces_its_job_started_and_running_at_its_attempt() -> None:
+    [claim, other] = await JobStore(FakePool(), "worker-1", lease_s=3.0).claim([(7, 2, 0), (8, 2, 0)])  # type: ignore[arg-type]
+    assert claim is not None and claim.started is not None and other is not None and other.started is not None
+    assert other.started["job_id"] == 8
     started = claim.started
     assert (started["type"], started["state"], started["job_id"], started["attempt"]) == (
         "job.started",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -13,8 +14,9 @@ from gleaner.services.worker.claims import Claim, ClaimKey, Finish, Finished, Jo
 from gleaner.services.worker.consumer import ACK, GIVE_BACK, LOST, REJECT, Batchers, Consumer, settlement
 from gleaner.services.worker.context import JobContext, JobInfo
 from gleaner.services.worker.handlers import Registry, ServedKinds
-from gleaner.services.worker.retry import CANCELLED, FAILED, REASON_CANCEL, SUCCEEDED, Budget
+from gleaner.services.worker.retry import CANCELLED, FAILED, REASON_CANCEL, RETRYING, SUCCEEDED, Budget
 from gleaner.services.worker.runner import RunningJobs
+from gleaner.shared import logging as log_fields
 from gleaner.shared.amqp import Broker
 from gleaner.shared.batcher import Batcher
 from gleaner.shared.config import Config
@@ -336,16 +338,19 @@ def completed(consumer: Consumer, outcome: str) -> float:
 
 
 class SlowFor(Gate):
-    """Blocks only the jobs named; the others return at once."""
+    """Blocks only the jobs named (with `timeout_s`, under an `asyncio.timeout` entered before their first wait); the
+    others return at once."""
 
-    def __init__(self, slow: set[int]) -> None:
+    def __init__(self, slow: set[int], timeout_s: float | None = None) -> None:
         super().__init__()
         self.slow = slow
+        self.timeout_s = timeout_s
 
     async def __call__(self, ctx: JobContext) -> Any:
-        if ctx.job.id in self.slow:
+        if ctx.job.id not in self.slow:
+            return {"id": ctx.job.id}
+        async with asyncio.timeout(self.timeout_s):
             return await super().__call__(ctx)
-        return {"id": ctx.job.id}
 
 
 async def test_the_quick_jobs_of_a_group_are_recorded_together_while_a_slow_one_runs() -> None:
@@ -368,6 +373,67 @@ async def test_the_quick_jobs_of_a_group_are_recorded_together_while_a_slow_one_
     assert await consumer.wait_idle(2.0)
     assert writes == [[1, 2], [3]]
     assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+async def test_the_jobs_after_a_slow_first_job_of_a_group_run_and_are_recorded_while_it_runs() -> None:
+    gate, database = SlowFor({1}), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=8)
+    message = group_delivery([1, 2, 3], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    await until(lambda: len(database.finished) == 2)
+    assert gate.running == 1 and sorted(f.job_id for f in database.finished) == [2, 3]
+    assert consumer.running.cancel(1, REASON_CANCEL)  # the slow job is still its own to cancel
+    assert await consumer.wait_idle(2.0)
+    assert {f.job_id: f.outcome.state for f in database.finished} == {1: CANCELLED, 2: SUCCEEDED, 3: SUCCEEDED}
+    assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+async def test_a_timeout_a_job_of_a_group_sets_before_it_first_waits_ends_that_job_only() -> None:
+    gate, database = SlowFor({1, 3}, timeout_s=0.05), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=8)
+    message = group_delivery([1, 2, 3, 4], 1, FakeChannel())
+    await consumer.on_message("default", message)  # type: ignore[arg-type]
+    assert await consumer.wait_idle(2.0)
+    outcomes = {f.job_id: (f.outcome.state, f.outcome.error_class) for f in database.finished}
+    assert outcomes == {
+        1: (RETRYING, "TimeoutError"),
+        2: (SUCCEEDED, None),
+        3: (RETRYING, "TimeoutError"),
+        4: (SUCCEEDED, None),
+    }
+    assert message.settled == ["ack"]
+    await consumer.batchers.close()
+
+
+LABEL: contextvars.ContextVar[int | None] = contextvars.ContextVar("label", default=None)
+
+
+class Labels(Gate):
+    """Notes what each job finds in a context variable, sets it, and notes it again with the job's log field after
+    the jobs named `waiting` waited once."""
+
+    def __init__(self, waiting: set[int]) -> None:
+        super().__init__()
+        self.waiting = waiting
+        self.seen: dict[int, tuple[int | None, int | None, int | None]] = {}
+
+    async def __call__(self, ctx: JobContext) -> Any:
+        found = LABEL.get()
+        LABEL.set(ctx.job.id)
+        if ctx.job.id in self.waiting:
+            await asyncio.sleep(0)
+        self.seen[ctx.job.id] = (found, LABEL.get(), log_fields.job_id.get())
+        return {}
+
+
+async def test_each_job_of_a_group_has_a_context_of_its_own_whether_or_not_it_waits() -> None:
+    gate, database = Labels({2}), FakeDatabase()
+    consumer = await consumer_with(gate, database, concurrency=8)
+    await consumer.on_message("default", group_delivery([1, 2, 3, 4], 1, FakeChannel()))  # type: ignore[arg-type]
+    assert await consumer.wait_idle(2.0)
+    assert gate.seen == {n: (None, n, n) for n in (1, 2, 3, 4)}
     await consumer.batchers.close()
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from gleaner.services.worker.job_metrics import observe_many
@@ -27,3 +28,16 @@ def test_observing_many_values_at_once_gives_the_buckets_count_and_sum_of_observ
     observe_many(in_bulk.labels("noop"), [])
     assert samples(in_bulk) == samples(one_by_one)
     assert samples(in_bulk)[("one_count", "")] == len(values)
+
+
+def test_values_that_share_a_bucket_are_observed_as_observing_each_would() -> None:
+    one_by_one = Histogram("one", "one", ["kind"], buckets=DURATION_BUCKETS, registry=CollectorRegistry())
+    in_bulk = Histogram("one", "one", ["kind"], buckets=DURATION_BUCKETS, registry=CollectorRegistry())
+    lowest = DURATION_BUCKETS[0]
+    for values in ([0.0001, 0.0002, lowest], [lowest * 1.5, DURATION_BUCKETS[1]], [4000.0, 5000.0]):
+        for value in values:
+            one_by_one.labels("noop").observe(value)
+        observe_many(in_bulk.labels("noop"), values)
+    bulk, each = samples(in_bulk), samples(one_by_one)
+    assert bulk.pop(("one_sum", "")) == pytest.approx(each.pop(("one_sum", "")))  # added up in another order
+    assert bulk == each

@@ -190,8 +190,8 @@ class Claim:
         return (self.job.id, self.job.attempt)
 
     @classmethod
-    def from_record(cls, record: events.Row, delay_unit_s: float = 0.0, at: str | None = None) -> Claim:
-        """`at`: when the claim committed, for its `job.started` event (none without it)."""
+    def from_record(cls, record: events.Row, delay_unit_s: float = 0.0, started: Event | None = None) -> Claim:
+        """`started`: the claim's `job.started` event (see `JobStore.claim`), if it is announced."""
         job = job_info(record)
         # positional: keyword arguments cost a dataclass __init__ more than its six assignments
         budget = Budget(
@@ -202,8 +202,6 @@ class Claim:
             record["retry_cap_s"],
             delay_unit_s,
         )
-        # the row's state is 'running' once claimed: not returned, one column less to decode a job
-        started = events.job_event(record, at, events.STARTED, state="running") if at is not None else None
         return cls(job, budget, max(0.0, record["wait_s"]), started)
 
 
@@ -309,8 +307,13 @@ class JobStore:
         wanted = unique_keys(keys)
         ids, attempts, generations = ([k[n] for k in wanted] for n in range(3))
         records = await self.pool.fetch(CLAIM, ids, attempts, self.worker_id, self.lease_s, generations)
-        at = events.stamp()
-        rows = {(r["id"], r["attempt"], r["generation"]): Claim.from_record(r, self.delay_unit_s, at) for r in records}
+        # the row's state is 'running' once claimed: not returned, one column less to decode a job
+        started = events.job_events(records, events.stamp(), events.STARTED, state="running")
+        unit_s = self.delay_unit_s
+        rows = {
+            (r["id"], r["attempt"], r["generation"]): Claim.from_record(r, unit_s, event)
+            for r, event in zip(records, started, strict=True)
+        }
         return distribute(keys, rows, unique=len(wanted) == len(keys))
 
     async def finish(self, items: Sequence[Finish]) -> list[Finished | None]:
@@ -333,8 +336,8 @@ class JobStore:
 
     async def _end(self, connection: Connection | asyncpg.Pool, items: Sequence[Finish]) -> dict[Key, Finished]:
         records = await connection.fetch(FINISH, *finish_arguments(items), self.worker_id)
-        at = events.stamp()
-        return {(r["id"], r["attempt"]): _finished(r, at) for r in records}
+        ended = events.job_events(records, events.stamp(), errors=True)
+        return {(r["id"], r["attempt"]): _finished(r, event) for r, event in zip(records, ended, strict=True)}
 
     async def _defer(self, connection: Connection | asyncpg.Pool, items: Sequence[Finish]) -> dict[Key, Finished]:
         records = await connection.fetch(
@@ -372,8 +375,7 @@ def _deferred(record: asyncpg.Record, at: str) -> Finished:
     return Finished(DEFERRED, OutboxRow.from_record(record))
 
 
-def _finished(record: asyncpg.Record, at: str) -> Finished:
-    event = events.job_event(record, at, error_class=record["error_class"], error_message=record["error_message"])
+def _finished(record: asyncpg.Record, event: Event) -> Finished:
     state = record["state"]
     if state != RETRYING:
         return Finished(state, None, event)

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import functools
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import asyncpg
 from aio_pika.abc import AbstractIncomingMessage, AbstractQueue, AbstractRobustChannel, FieldValue
@@ -67,6 +68,8 @@ LOST = "lost"
 # what one job of a delivery ended with: how it wants the delivery settled, or the error of its flow
 Step = str | Exception
 T = TypeVar("T")
+# writes the outcomes of jobs that ended (`Consumer._run_claims`): each job's step by its position in the delivery
+Recorder = Callable[[list[tuple[int, Claim, Outcome | Exception]]], Awaitable[dict[int, Step]]]
 
 # a failed flow (database or broker trouble) waits this long before its message is requeued, to avoid a hot loop
 REQUEUE_PAUSE_S = 1.0
@@ -442,9 +445,9 @@ class Consumer:
     async def _run_claims(self, runs: Sequence[tuple[int, Claim]], held: Held) -> dict[int, Step]:
         """Run claimed jobs to their recorded outcomes; their steps by position in the delivery.
 
-        One job runs in this flow's task; several run each in a task of its own (a cancel or a timeout cancels the
-        task of its own job), and whenever some have ended, their outcomes are written as one batcher item while
-        the others run on: a slow job never holds back the outcome of a quick one.
+        One job runs in this flow's task; several run as `_run_inline` says: each job lives in one task from its start
+        to its end (a cancel or a timeout cancels the task of its own job), and the outcomes of jobs that ended are
+        written while the others run on: a slow job never holds back the outcome of a quick one.
         """
         # the heartbeat renews the leases until the outcomes are written
         self.running.hold([(claim.job.id, claim.job.attempt) for _, claim in runs])
@@ -459,20 +462,49 @@ class Consumer:
             if len(runs) == 1:
                 n, claim = runs[0]
                 return await record([(n, claim, await self._attempt(claim))])
-            attempts = Attempts(asyncio.get_running_loop(), [(item, self._attempt(item[1])) for item in runs])
-            steps: dict[int, Step] = {}
-            try:
-                while attempts.running:
-                    steps |= await record([(n, claim, outcome) for (n, claim), outcome in await attempts.ended()])
-            except BaseException:  # this flow was cancelled: the jobs still running end with it
-                attempts.cancel()
-                raise
-            return steps
+            return await self._run_inline(runs, record)
         finally:
             unrecorded = [claim for n, claim in runs if n not in recorded]  # a cancelled flow's
             self.running.release([claim.key for claim in unrecorded])
             self._observe_ended(unrecorded)
             self._ended(held, len(unrecorded))
+
+    async def _run_inline(self, runs: Sequence[tuple[int, Claim]], record: Recorder) -> dict[int, Step]:
+        """Run jobs in this task one after another while each ends without waiting for anything (a no-op: no task of
+        its own to pay for, 4-5 us a job here); the first job that waits goes on in this task, which has been its
+        own since its start (what it bound to the current task, such as an `asyncio.timeout`, stays right), while a
+        new task records the jobs that ended and runs the rest the same way."""
+        ended: list[tuple[int, Claim, Outcome | Exception]] = []
+        for i, (n, claim) in enumerate(runs):
+            # a context of its own, as a task of its own would copy (its log fields, what its handler sets): the
+            # flow's and the next job's stay as they were
+            own = contextvars.copy_context()
+            attempt = self._attempt(claim)
+            try:
+                waiting_on = own.run(attempt.send, None)
+            except StopIteration as stop:
+                ended.append((n, claim, stop.value))
+                continue
+            later = runs[i + 1 :]
+            rest = asyncio.ensure_future(self._record_and_run(ended, later, record)) if ended or later else None
+            try:
+                outcome: Outcome | Exception = await Resumed(attempt, waiting_on, own)
+                steps = await record([(n, claim, outcome)])
+            except BaseException:  # this flow was cancelled: the jobs still running end with it
+                if rest is not None:
+                    rest.cancel()
+                raise
+            return steps | await rest if rest is not None else steps
+        return await record(ended)
+
+    async def _record_and_run(
+        self,
+        ended: list[tuple[int, Claim, Outcome | Exception]],
+        runs: Sequence[tuple[int, Claim]],
+        record: Recorder,
+    ) -> dict[int, Step]:
+        steps = await record(ended) if ended else {}
+        return steps | await self._run_inline(runs, record) if runs else steps
 
     async def _claim(
         self, queue: str, message: AbstractIncomingMessage, jobs: Sequence[JobMessage], carried: int
@@ -640,14 +672,18 @@ class Consumer:
         handler, kind_soft_s = self._served_kind(job.kind)
         if job.soft_timeout_s is not None or kind_soft_s is not None:
             job = with_soft_limit(job, kind_soft_s)
+        # positional, in field order (job, log, http, db, report, extras, site, results, children; mypy checks each
+        # type): keywords and the default factory of `extras` cost its __init__ 0.87 -> 0.39 us (timeit, process time)
         ctx = JobContext(
-            job=job,
-            log=self._job_log(job),
-            http=self.http,
-            db=self.pool,
-            report=functools.partial(self.store.progress, (job.id, job.attempt)),
-            results=ResultStore(self.pool, job.id, job.site),
-            children=self._children_of(job),
+            job,
+            self._job_log(job),
+            self.http,
+            self.pool,
+            functools.partial(self.store.progress, (job.id, job.attempt)),
+            {},
+            None,
+            ResultStore(self.pool, job.id, job.site),
+            self._children_of(job),
         )
         logged = job_logs.enabled()
         if logged:
@@ -758,42 +794,46 @@ def settlement(steps: Collection[str]) -> str:
     return ACK
 
 
-class Attempts(Generic[T]):
-    """The tasks of a part's attempts, taken as they end: asyncio.wait(FIRST_COMPLETED) in a loop, for a callback
-    a task (asyncio.wait adds and removes a callback on every pending task at each call)."""
+class Resumed(Generic[T]):
+    """Awaits a coroutine whose first step already ran in `context` (and left it waiting on `waiting_on`): the rest
+    of it runs in the awaiting task, each step in that context, as if a task of its own with that context had awaited
+    it from the start (`yield from` would send it a first None)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, runs: Sequence[tuple[T, Coroutine[Any, Any, Any]]]) -> None:
-        self._loop = loop
-        self._ended: list[asyncio.Task[Any]] = []
-        self._waiter: asyncio.Future[None] | None = None
-        self._items: dict[asyncio.Task[Any], T] = {}
-        for item, coroutine in runs:
-            task = loop.create_task(coroutine)
-            task.add_done_callback(self._end)
-            self._items[task] = item
-        self.running = len(self._items)
+    def __init__(self, coroutine: Coroutine[Any, Any, T], waiting_on: Any, context: contextvars.Context) -> None:
+        self._coroutine = coroutine
+        self._waiting_on = waiting_on
+        self._context = context
 
-    def _end(self, task: asyncio.Task[Any]) -> None:
-        self._ended.append(task)
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def ended(self) -> list[tuple[T, Any]]:
-        """Wait until at least one more has ended: those that ended since the last call, each with its result."""
-        if not self._ended:
-            self._waiter = self._loop.create_future()
-            await self._waiter
-        ended, self._ended = self._ended, []
-        self.running -= len(ended)
-        return [(self._items.pop(task), task.result()) for task in ended]
-
-    def cancel(self) -> None:
-        for task in self._items:
-            task.cancel()
+    def __await__(self) -> Generator[Any, Any, T]:
+        coroutine, waiting_on, run = self._coroutine, self._waiting_on, self._context.run
+        while True:
+            try:
+                sent = yield waiting_on
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a cancellation or an error thrown in is the coroutine's
+                try:
+                    waiting_on = run(coroutine.throw, exc)
+                except StopIteration as stop:
+                    return cast(T, stop.value)
+            else:
+                try:
+                    waiting_on = run(coroutine.send, sent)
+                except StopIteration as stop:
+                    return cast(T, stop.value)
 
 
-def _by_kind(claims: Iterable[Claim]) -> dict[tuple[str, str], list[Claim]]:
-    """Claims by (kind, queue): the labels of their metric series."""
+def _by_kind(claims: Sequence[Claim]) -> Mapping[tuple[str, str], Sequence[Claim]]:
+    """Claims by (kind, queue): the labels of their metric series. The jobs of a part came in one message, so mostly
+    they share both and are taken as they are (16 claims: 2.6 -> 1.0 us, timeit)."""
+    if claims:
+        kind, queue = claims[0].job.kind, claims[0].job.queue
+        for claim in claims:
+            if claim.job.kind != kind or claim.job.queue != queue:
+                break
+        else:
+            return {(kind, queue): claims}
     grouped: dict[tuple[str, str], list[Claim]] = {}
     for claim in claims:
         grouped.setdefault((claim.job.kind, claim.job.queue), []).append(claim)
