@@ -35,3 +35,14 @@ def test_the_benchmark_runs_every_case_and_writes_its_json(tmp_path: Path) -> No
     assert results["prune"]["ratio"] > 0 and results["prune"]["history_rows_left"] == 0
     assert results["retries"]["retries"] == 2 * results["retries"]["jobs"]
     assert results["scheduler"]["fires"] > 0 and results["scheduler"]["duplicates"] == 0
+
+
+def test_the_statement_probe_prints_each_steps_cpu_and_wal_a_job() -> None:
+    require_services()
+    process = subprocess.run(
+        [sys.executable, "-m", "bench.statements", "1000"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert process.returncode == 0, (process.stdout + process.stderr)[-4000:]
+    steps = [line.split()[0] for line in process.stdout.splitlines()[:3]]
+    assert steps == ["insert", "claim", "finish"]
+    assert all("backend CPU a job" in line and "B WAL a job" in line for line in process.stdout.splitlines()[:3])
