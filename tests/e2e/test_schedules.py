@@ -100,13 +100,20 @@ async def test_three_schedulers_fire_every_slot_exactly_once_across_two_kill_9s_
             )
         ]
         assert len(slots) >= 10, (schedule_id, len(slots))
+        counted = await db.fetchval("SELECT misfire_skipped_count FROM schedules WHERE id = $1", schedule_id)
+        missing = 0
         for earlier, later in itertools.pairwise(slots):
-            gap = (later - earlier).total_seconds()
-            if round(gap) > 1:
-                assert any(
-                    start - timedelta(seconds=1) <= earlier and later <= end + timedelta(seconds=1.5)
-                    for start, end in windows
-                ), f"slots {earlier}..{later} missing outside a takeover"
+            gap = round((later - earlier).total_seconds())
+            in_takeover = any(
+                start - timedelta(seconds=1) <= earlier and later <= end + timedelta(seconds=1.5)
+                for start, end in windows
+            )
+            # outside a takeover a slot goes unfired only when the leader's tick came over a second late (a loaded
+            # machine): `fire_once` then fires the latest slot and counts the one it collapsed, like any misfire
+            assert gap <= 2 or in_takeover, f"slots {earlier}..{later} missing outside a takeover"
+            missing += gap - 1
+        # no slot is lost unseen: every one missing was collapsed by a leader, which counted it as skipped
+        assert missing == counted, (schedule_id, missing, counted)
 
 
 async def test_a_paused_schedule_fires_nothing_and_on_resume_fire_once_catches_up_once_and_skip_not_at_all(
