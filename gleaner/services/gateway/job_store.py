@@ -415,6 +415,7 @@ SETTLED = "state <> 'running'"
 RUNNING = "state = 'running'"
 CHANGED = "updated_at IS DISTINCT FROM finished_at"
 UNCHANGED = "updated_at = finished_at AND finished_at > ${}"
+UPDATED_AFTER = "updated_at > ${}"
 
 
 def _parts(filters: ListFilters, updated_after: int | None) -> list[tuple[str, ...]]:
@@ -448,7 +449,7 @@ def list_query(
         ("parent_id = ${}", filters.parent_id),
         ("created_at > ${}", filters.created_after),
         ("created_at < ${}", filters.created_before),
-        ("updated_at > ${}", filters.updated_after),
+        (UPDATED_AFTER, filters.updated_after),
         ("payload @> ${}::text::jsonb", filters.payload),
         ("id < ${}", after_id),
         ("id >= ${}", floor_id),
@@ -457,7 +458,8 @@ def list_query(
         if value is not None:
             args.append(value)
             conditions.append(template.format(len(args)))
-            updated_after = len(args) if template.startswith("updated_at") else updated_after
+            if template is UPDATED_AFTER:  # its parameter, which UNCHANGED names too
+                updated_after = len(args)
     args.append(limit)
     # the page's ids first, then its rows by primary key: the ids alone come from an index-only scan of the
     # filter's (column, id) index, and `= ANY(ARRAY(...))` keeps the rows a key lookup even in a generic plan,
