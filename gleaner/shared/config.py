@@ -151,8 +151,16 @@ class Config:
     worker_concurrency: int = setting(
         32, number(int, 1, 10_000), "jobs a worker runs at once (it holds about twice as many)"
     )
+    # 64 against 16: a third less worker CPU a job and half the messages RabbitMQ stores, routes and acks, for
+    # no loss to a slow job's neighbours: each job of a group takes its own slot and has its outcome written and its
+    # window place freed as it ends; only the group's ack waits for the slowest, and the prefetch lets another
+    # message in meanwhile (prefetch.py). What a group costs is the jobs that wait in one worker for its slots, up
+    # to a group beyond its concurrency: keep it at most twice GLEANER_WORKER_CONCURRENCY (README, Configuration)
     group_max_jobs: int = setting(
-        16, number(int, 1, 1000), "jobs of one queue and priority one message may carry (`1`: a message per job)"
+        64,
+        number(int, 1, 1000),
+        "jobs of one queue and priority one message may carry (`1`: a message per job; at most twice the workers' "
+        "concurrency, or a worker hands the rest of each group on)",
     )
     worker_id: str | None = setting(None, optional(str), "the name of a worker", shown="host-pid")
     worker_max_jobs: int = setting(

@@ -60,3 +60,22 @@ def test_a_settled_delivery_frees_the_jobs_it_still_held() -> None:
     assert window.jobs == 3
     held.close()
     assert (window.jobs, window.messages) == (0, 0)
+
+
+def test_a_slow_job_of_a_group_as_large_as_the_window_does_not_keep_the_other_slots_idle() -> None:
+    window = JobWindow.of_worker(concurrency=32, group_max_jobs=64)
+    slow = Held.of_delivery(window, announced_jobs({"jobs": 64}))
+    assert slow.fit(64) == 64
+    assert window.prefetch() == 1  # 32 running and 32 waiting for a slot: nothing more yet
+    slow.ended(63)  # all but one ended; the message stays unsettled until the slow one is recorded
+    assert window.prefetch() == 2  # one more group, though the room left (63 jobs) takes no group of 64 whole
+    assert Held.of_delivery(window, announced_jobs({"jobs": 64})).fit(64) == 64  # kept whole: nothing handed on
+    assert window.prefetch() == 2  # 65 held, more than run at once: no third message until some end
+
+
+def test_a_worker_holding_fewer_jobs_than_it_runs_always_asks_for_one_more_message() -> None:
+    window = JobWindow.of_worker(concurrency=4, group_max_jobs=16)
+    held = Held.of_delivery(window, announced_jobs({"jobs": 16}))
+    assert held.fit(16) == 12
+    held.ended(9)  # three left, fewer than run at once
+    assert window.prefetch() == 2

@@ -7,6 +7,14 @@ prefetch from the jobs it holds and the jobs a message has carried lately. The b
 or a few (an ack frees a place before the lowered prefetch arrives), so a delivery is kept whole up to
 `keep_limit` (one more `concurrency`); of one that carries more it keeps the room left and hands the rest on
 (`Consumer`) in a message of their own.
+
+A message stays unsettled until the last of its jobs is recorded, so one slow job keeps its message's place in the
+prefetch long after its neighbours ended. Their room is free again (counted in jobs), but whole groups fit it only
+when it is a group wide: with groups as large as `concurrency` or more, a worker running one slow job would take no
+new message and leave its other slots idle until that job ended. So while fewer jobs are held than `concurrency`
+(a slot is idle or about to be), the prefetch lets one more message in whatever its size; it fits whole up to
+`keep_limit` when a group is at most twice `concurrency` (GLEANER_GROUP_MAX_JOBS 64 against the default
+concurrency of 32).
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ class JobWindow:
     # a delivery is kept whole up to this many jobs held: the broker may send one more message than the prefetch
     # asked for (an ack frees its place before the next prefetch arrives), which is no reason to hand jobs on
     keep_limit: int = 0
+    # the jobs that run at once (GLEANER_WORKER_CONCURRENCY): holding fewer, the worker always takes one more message
+    concurrency: int = 0
     per_message: float = 1.0
     jobs: int = 0
     messages: int = 0
@@ -37,7 +47,12 @@ class JobWindow:
     def of_worker(cls, concurrency: int, group_max_jobs: int) -> JobWindow:
         """`concurrency` jobs running and as many waiting for a slot (a third `concurrency` before handing on);
         a message at first assumed full."""
-        return cls(limit=2 * concurrency, keep_limit=3 * concurrency, per_message=float(group_max_jobs))
+        return cls(
+            limit=2 * concurrency,
+            keep_limit=3 * concurrency,
+            concurrency=concurrency,
+            per_message=float(group_max_jobs),
+        )
 
     def delivered(self) -> None:
         self.messages += 1
@@ -63,9 +78,12 @@ class JobWindow:
 
     def prefetch(self) -> int:
         """The channel's prefetch (never 0, which is no limit): the messages held, and as many more as the room
-        left takes whole at the jobs a message carries lately (one, if it holds none, whatever the room)."""
+        left takes whole at the jobs a message carries lately; at least one more while fewer jobs are held than run
+        at once (a slow job's unsettled message must not keep the other slots idle), and one if it holds none."""
         room = self.limit - self.jobs
         more = int(room / max(1.0, self.per_message)) if room > 0 else 0
+        if more == 0 and self.jobs < self.concurrency:
+            more = 1
         return max(1, self.messages + more)
 
 
