@@ -108,7 +108,7 @@ async def batchers_ctx(app: web.Application) -> AsyncIterator[None]:
     yield
     await batchers.close()
     await marks.close()  # after the last finish batch published its retries
-    announcing.cancel()
+    await started.close(announcing)  # the last batches' events
 
 
 async def consumer_ctx(app: web.Application) -> AsyncIterator[None]:
