@@ -143,6 +143,13 @@ class Consumer:
     async def start(self) -> None:
         """Declare the consumed queues and consume those not paused."""
         assert self.broker.connection is not None, "the broker must be connected first"
+        if self.config.group_max_jobs > 2 * self.config.worker_concurrency:
+            log.warning(
+                "GLEANER_GROUP_MAX_JOBS=%d is more than twice GLEANER_WORKER_CONCURRENCY=%d: this worker will often "
+                "keep only part of a group and publish the rest again (see prefetch.py)",
+                self.config.group_max_jobs,
+                self.config.worker_concurrency,
+            )
         channel = await self.broker.connection.channel()
         assert isinstance(channel, AbstractRobustChannel)
         # one limit for the channel (all its queues), changed as jobs come and go: `global_` applies it at once
