@@ -42,8 +42,8 @@ LEASE_ORDER = "SET LOCAL enable_sort = off"
 # fenced like a worker's finish (id, attempt, running, expired lease), plus the attempt row the worker never wrote.
 # The rows are locked already (EXPIRED, same transaction). With the fence beside the UPDATE, the planner reached them
 # through jobs_waiting (which held running rows until migration 0043), whose `state = 'running'` is no index column: a
-# scan of the whole backlog (stale statistics call it small). Judged on rows read by primary key (`fenced`, materialized so the fence is not pushed back into
-# that read), the UPDATE meets `jobs` by primary key too.
+# scan of the whole backlog (stale statistics call it small). Judged on rows read by primary key (`fenced`,
+# materialized so the fence is not pushed back into that read), the UPDATE meets `jobs` by primary key too.
 REAP = f"""
 WITH m AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::float8[], $5::text[], $6::text[])

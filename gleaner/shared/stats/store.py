@@ -28,7 +28,8 @@ WITH windowed AS (
                 THEN EXTRACT(EPOCH FROM (finished_at - attempt_started_at))::float8 END AS duration_s
     FROM jobs WHERE finished_at >= $1 AND state IN ('succeeded', 'partial', 'failed', 'cancelled') AND {_FILTERS}
     UNION ALL
-    SELECT site, kind, state, deferrals, NULL FROM jobs WHERE state IN ('scheduled', 'queued', 'retrying') AND {_FILTERS}
+    SELECT site, kind, state, deferrals, NULL FROM jobs
+    WHERE state IN ('scheduled', 'queued', 'retrying') AND {_FILTERS}
     UNION ALL
     SELECT site, kind, state, deferrals, NULL FROM jobs WHERE state = 'running' AND {_FILTERS}
 )
