@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gleaner.services.gateway.event_filters import parse_filter
 from gleaner.services.gateway import event_hub
+from gleaner.services.gateway.event_filters import parse_filter
 from gleaner.services.gateway.event_hub import ALL_ROUTES, DROPPED, HISTORY_S, WAKING, EventHub, Subscriber
 from gleaner.services.gateway.waiting import Waiters
 from gleaner.shared import events, webhooks

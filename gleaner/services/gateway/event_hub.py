@@ -144,18 +144,21 @@ class EventHub:
     async def settle(self) -> None:
         """Bind what the listeners of the moment need; unbind what nobody needed for HISTORY_S."""
         await self.listen(self._listened())
-        horizon = time.monotonic() - HISTORY_S
-        stale = sorted(r for r in self._bound if self._wanted_at.get(r, horizon) <= horizon)
-        if not stale or self._queue is None:
+        if self._queue is None:
             return
         try:
             async with self._binding, asyncio.timeout(BIND_TIMEOUT_S):
+                horizon = time.monotonic() - HISTORY_S
+                stale = sorted(r for r in self._bound if self._wanted_at.get(r, horizon) <= horizon)
+                if not stale:
+                    return
+                # all at once, before the first await: a `listen` from now on binds them again (and re-reads)
+                self._bound.difference_update(stale)
+                self._forget_all()
                 for route in stale:
-                    self._bound.discard(route)  # first: a route half unbound is heard no longer
                     await self._queue.unbind(self._broker.topology.events_exchange, routing_key=route)
         except Exception as exc:  # noqa: BLE001 - as above; a binding left behind only costs its deliveries
             log.debug("unbinding event routes failed: %r", exc)
-        self._forget_all()
 
     def _listened(self) -> frozenset[str]:
         """The routes the listeners of the moment need: all for streams and webhooks, the finishes for waiters."""
