@@ -162,7 +162,11 @@ async def end_to_end(sizes: Sizes) -> dict[str, Any]:
 
 # all submitted jobs are inserted before the wait starts: done once no row waits or runs (a read of the small
 # partial index of waiting rows, whatever the table's size; counting finished rows would read all of history)
-UNFINISHED = "SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('scheduled', 'queued', 'retrying', 'running'))"
+# the waiting rows are in jobs_waiting, the running ones in jobs_leases (migration 0043)
+UNFINISHED = """
+SELECT EXISTS (SELECT 1 FROM jobs WHERE state IN ('scheduled', 'queued', 'retrying'))
+    OR EXISTS (SELECT 1 FROM jobs WHERE state = 'running')
+"""
 # row versions written into `jobs` (pg_stat_user_tables, this database only); a backend's counts may reach the
 # statistics up to 10 s late (PGSTAT_IDLE_INTERVAL), so they are read once that long has passed
 JOB_UPDATES = "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relid = 'jobs'::regclass"
@@ -177,9 +181,9 @@ OUTBOX_LEFT = "SELECT count(*) FROM job_outbox"
 async def _e2e_probe(h: Harness, sizes: Sizes) -> dict[str, Any]:
     """`e2e_jobs` noop jobs submitted in batches and run by the workers: the rate from first submit to last finish."""
     gateway = await h.start("gateway")
-    await h.start("scheduler")
+    scheduler = await h.start("scheduler")
     workers = await _workers(h, sizes)
-    return await _e2e_run(h, sizes, gateway, workers)
+    return await _e2e_run(h, sizes, gateway, workers, scheduler)
 
 
 async def _workers(h: Harness, sizes: Sizes) -> list[Service]:
@@ -187,13 +191,18 @@ async def _workers(h: Harness, sizes: Sizes) -> list[Service]:
     return [await h.start("worker", GLEANER_WORKER_CONCURRENCY=concurrency) for _ in range(sizes.workers)]
 
 
-async def _e2e_run(h: Harness, sizes: Sizes, gateway: Service, workers: list[Service]) -> dict[str, Any]:
-    """One run of the e2e probe on services already started."""
+async def _e2e_run(
+    h: Harness, sizes: Sizes, gateway: Service, workers: list[Service], scheduler: Service | None = None
+) -> dict[str, Any]:
+    """One run of the e2e probe on services already started. The gateway's and the scheduler's CPU are counted from
+    the first submit to the last finish (their start-up and the idle wait for the statistics left out)."""
     idle = {"gateway_rss_mb": rss_mb(gateway), "worker_rss_mb": max(rss_mb(w) for w in workers)}
     assert h.db is not None
     db = h.db
     floor = await db.fetchval("SELECT COALESCE(max(id), 0) FROM jobs")
     cpu_before = sum(cpu_s(w) for w in workers)
+    others = {"gateway": gateway} | ({"scheduler": scheduler} if scheduler is not None else {})
+    others_before = {name: cpu_s(service) for name, service in others.items()}
     updates_before = await db.fetchrow(JOB_UPDATES)
     started = time.perf_counter()
     await _post_batches(gateway.url, sizes.e2e_jobs, min(1000, sizes.e2e_jobs), 2)
@@ -207,6 +216,10 @@ async def _e2e_run(h: Harness, sizes: Sizes, gateway: Service, workers: list[Ser
     attempts = await db.fetchval("SELECT count(*) FROM job_attempts WHERE job_id > $1", floor)
     assert succeeded == sizes.e2e_jobs, f"{succeeded} of {sizes.e2e_jobs} jobs succeeded"
     worker_cpu_s = sum(cpu_s(w) for w in workers) - cpu_before
+    others_us = {
+        f"{name}_cpu_us_per_job": round((cpu_s(service) - others_before[name]) / sizes.e2e_jobs * 1e6, 1)
+        for name, service in others.items()
+    }
     marked = await db.fetchval(MARKED, floor)
     await asyncio.sleep(STATS_LATE_S)
     outbox_left = await db.fetchval(OUTBOX_LEFT)
@@ -217,6 +230,7 @@ async def _e2e_run(h: Harness, sizes: Sizes, gateway: Service, workers: list[Ser
         "jobs_per_s": round(rate(sizes.e2e_jobs, elapsed)),
         "attempt_rows": attempts,
         "worker_cpu_us_per_job": round(worker_cpu_s / sizes.e2e_jobs * 1e6),
+        **others_us,
         "marked_per_job": round(marked / sizes.e2e_jobs, 3),
         "outbox_rows_left": outbox_left,
         "job_updates_per_job": round((updates["n_tup_upd"] - updates_before["n_tup_upd"]) / sizes.e2e_jobs, 3),

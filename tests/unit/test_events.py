@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from gleaner.services.gateway import event_hub
 from gleaner.services.gateway.event_filters import parse_filter
-from gleaner.services.gateway.event_hub import DROPPED, EventHub, Subscriber
+from gleaner.services.gateway.event_hub import ALL_ROUTES, DROPPED, HISTORY_S, WAKING, EventHub, Subscriber
 from gleaner.services.gateway.waiting import Waiters
 from gleaner.shared import events, webhooks
 from gleaner.shared.amqp import Broker
@@ -90,6 +91,48 @@ def test_a_subscriber_resumes_after_the_last_event_it_saw_on_this_replica_only()
     assert events_hub.subscribe(again, seen.id)
     assert again.queue.qsize() == 2  # the second of the first batch, and the whole second one
     assert not events_hub.subscribe(Subscriber(parse_filter({})[0]), "elsewhere-1.0")
+
+
+class BindingQueue:
+    """What the hub does with its queue's bindings (a broker queue without the broker)."""
+
+    def __init__(self) -> None:
+        self.bound: set[str] = set()
+
+    async def bind(self, exchange: str, routing_key: str) -> None:
+        self.bound.add(routing_key)
+
+    async def unbind(self, exchange: str, routing_key: str) -> None:
+        self.bound.discard(routing_key)
+
+
+async def test_the_hub_hears_only_the_routes_its_listeners_need_and_for_a_history_window_after_they_left(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    events_hub, queue, now = hub(), BindingQueue(), [1000.0]
+    events_hub._queue = queue  # type: ignore[assignment]
+    monkeypatch.setattr(event_hub.time, "monotonic", lambda: now[0])
+    await events_hub.settle()
+    assert queue.bound == set()  # nobody listens: the workers' event messages do not come here
+
+    assert await events_hub.listen(WAKING)  # a waiter: only the finishes, and the caller is told to re-read
+    assert queue.bound == WAKING and not await events_hub.listen(WAKING)
+    stream = Subscriber(parse_filter({})[0])
+    assert await events_hub.listen(ALL_ROUTES)
+    events_hub.subscribe(stream, None)
+    events_hub.receive(events.FINISHED, events.encode([failed()]))
+    seen = stream.queue.get_nowait()
+    events_hub.unsubscribe(stream)
+
+    now[0] += HISTORY_S - 1
+    await events_hub.settle()  # the stream may still come back and resume
+    assert queue.bound == ALL_ROUTES
+    assert events_hub.subscribe(Subscriber(parse_filter({})[0]), seen.id)
+    events_hub.unsubscribe(next(iter(events_hub._subscribers)))
+    now[0] += HISTORY_S + 1
+    await events_hub.settle()
+    assert queue.bound == set()
+    assert not events_hub.subscribe(Subscriber(parse_filter({})[0]), seen.id)  # events went unheard since: resync
 
 
 def test_the_readme_receiver_accepts_a_delivery_s_signature_and_refuses_a_changed_body_or_an_old_timestamp() -> None:

@@ -140,8 +140,10 @@ async def broker_ctx(app: web.Application) -> AsyncIterator[None]:
     gateway = app[GATEWAY_KEY] = _gateway(app, broker, hub)
     hub.webhooks = gateway.webhooks
     following = spawn(gateway.webhooks.follow(), "webhooks")
+    binding = spawn(hub.follow(), "event-bindings")
     yield
     following.cancel()
+    binding.cancel()
     stop.set()
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):

@@ -1,5 +1,10 @@
 """Each gateway replica's view of the events exchange: one exclusive queue, fanned out in memory to the
-`?wait` waiters and the `GET /events` subscribers, with a short history for `Last-Event-ID` resumes."""
+`?wait` waiters and the `GET /events` subscribers, with a short history for `Last-Event-ID` resumes.
+
+The queue is bound only to the routes someone here listens to, and for HISTORY_S after the last of them left
+(a stream reconnecting within its history resumes): the workers publish a started and a finished event message per
+batch, and a gateway bound to them all the time read every one of them even with nobody listening (e2e 100,000
+noop jobs: 11.8 -> 9.6 us of the gateway's CPU a job, and RabbitMQ's deliveries to it saved)."""
 
 from __future__ import annotations
 
@@ -9,10 +14,10 @@ import logging
 import secrets
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
-from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue
 
 from gleaner.services.gateway.event_filters import EventFilter
 from gleaner.services.gateway.waiting import Waiters
@@ -29,6 +34,10 @@ CLIENT_BUFFER = 2000
 HISTORY_S = 300.0
 HISTORY_BYTES = 16 * 1024 * 1024
 WAKING = frozenset({events.FINISHED, events.DEAD_LETTERED})
+ALL_ROUTES = frozenset(events.ROUTES)
+# how often the hub looks whether its bindings still match its listeners (webhooks appear through their refresh)
+CHECK_S = 1.0
+BIND_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +96,10 @@ class EventHub:
         self._broker = broker
         self.waiters = waiters
         self._channel: AbstractChannel | None = None
+        self._queue: AbstractQueue | None = None
+        self._bound: set[str] = set()
+        self._wanted_at: dict[str, float] = {}
+        self._binding = asyncio.Lock()
         self._subscribers: set[Subscriber] = set()
         self._history: deque[_Batch] = deque()
         self._history_bytes = 0
@@ -99,10 +112,65 @@ class EventHub:
             return
         channel = await self._broker.connection.channel()
         queue = await channel.declare_queue(exclusive=True, auto_delete=True)
-        for route in events.ROUTES:
-            await queue.bind(self._broker.topology.events_exchange, routing_key=route)
         await queue.consume(self._on_message, no_ack=True)
         self._channel = channel
+        self._queue = queue
+        await self.settle()
+
+    async def follow(self) -> None:
+        """Every CHECK_S: bind what the listeners need, unbind what nobody needed for HISTORY_S."""
+        while True:
+            await asyncio.sleep(CHECK_S)
+            await self.settle()
+
+    async def listen(self, routes: Iterable[str]) -> bool:
+        """Have the queue bound to `routes` (for HISTORY_S at least); True if some were not bound before this call,
+        so an event of theirs published before it may not have been heard (a caller re-reads what it waits for)."""
+        wanted = set(routes)
+        now = time.monotonic()
+        for route in wanted:
+            self._wanted_at[route] = now
+        if wanted <= self._bound or self._queue is None:
+            return False
+        try:
+            async with self._binding, asyncio.timeout(BIND_TIMEOUT_S):
+                for route in sorted(wanted - self._bound):
+                    await self._queue.bind(self._broker.topology.events_exchange, routing_key=route)
+                    self._bound.add(route)
+        except Exception as exc:  # noqa: BLE001 - the broker is away: events are advisory, the next settle binds
+            log.debug("binding event routes failed: %r", exc)
+        return True
+
+    async def settle(self) -> None:
+        """Bind what the listeners of the moment need; unbind what nobody needed for HISTORY_S."""
+        await self.listen(self._listened())
+        if self._queue is None:
+            return
+        try:
+            async with self._binding, asyncio.timeout(BIND_TIMEOUT_S):
+                horizon = time.monotonic() - HISTORY_S
+                stale = sorted(r for r in self._bound if self._wanted_at.get(r, horizon) <= horizon)
+                if not stale:
+                    return
+                # all at once, before the first await: a `listen` from now on binds them again (and re-reads)
+                self._bound.difference_update(stale)
+                self._forget_all()
+                for route in stale:
+                    await self._queue.unbind(self._broker.topology.events_exchange, routing_key=route)
+        except Exception as exc:  # noqa: BLE001 - as above; a binding left behind only costs its deliveries
+            log.debug("unbinding event routes failed: %r", exc)
+
+    def _listened(self) -> frozenset[str]:
+        """The routes the listeners of the moment need: all for streams and webhooks, the finishes for waiters."""
+        if self._subscribers or (self.webhooks is not None and self.webhooks.hooks):
+            return ALL_ROUTES
+        return WAKING if self.waiters.waiting else frozenset()
+
+    def _forget_all(self) -> None:
+        """Events go unheard from now on: no id given out so far can be resumed completely any more."""
+        self._history.clear()
+        self._history_bytes = 0
+        self._seq += 1
 
     def end_streams(self) -> None:
         """On shutdown: every stream ends (its client reconnects to another replica)."""

@@ -17,7 +17,7 @@ from aiohttp import web
 from gleaner.services.gateway.bodies import query_value
 from gleaner.services.gateway.context import gateway_of
 from gleaner.services.gateway.event_filters import NAMES, parse_filter
-from gleaner.services.gateway.event_hub import CLOSING, DROPPED, Subscriber
+from gleaner.services.gateway.event_hub import ALL_ROUTES, CLOSING, DROPPED, Subscriber
 from gleaner.shared import events
 from gleaner.shared.errors import ValidationProblem, field_error
 from gleaner.shared.field_checks import query_number
@@ -45,6 +45,7 @@ async def stream_events(request: web.Request) -> web.StreamResponse:
     if errors:
         raise ValidationProblem(errors)
     subscriber = Subscriber(wanted)
+    await gw.events.listen(ALL_ROUTES)  # before the stream opens: what its client does next is heard
     resumed = gw.events.subscribe(subscriber, last_id)
     gw.metrics.event_streams.inc()
     try:

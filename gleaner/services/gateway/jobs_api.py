@@ -21,6 +21,7 @@ from gleaner.services.gateway.bodies import (
     read_json,
 )
 from gleaner.services.gateway.context import Gateway, gateway_of
+from gleaner.services.gateway.event_hub import WAKING
 from gleaner.services.gateway.job_store import ListFilters, NewJob
 from gleaner.services.gateway.job_views import (
     FINAL_STATES,
@@ -230,7 +231,10 @@ async def get_job(request: web.Request) -> web.Response:
 
 
 async def _wait_final(gw: Gateway, job_id: int, row: asyncpg.Record, deadline: float) -> asyncpg.Record:
-    """Woken by `job.finished` events, polling every second in case one is missed; always re-reads the row."""
+    """Woken by `job.finished` events, polling every second in case one is missed; always re-reads the row (first
+    once the hub had to start listening for finishes: one may have gone unheard since the row was read)."""
+    if await gw.events.listen(WAKING):
+        row = await job_store.get_job(gw.pool, job_id) or row
     while row["state"] not in FINAL_STATES:
         left = deadline - time.monotonic()
         if left <= 0:

@@ -24,6 +24,7 @@ RESUME = "DELETE FROM queue_pauses WHERE queue = $1"
 # the body is empty or {"reason": "<text>"}
 PAUSE_BODY = members({"reason": string(1000)})
 
+# The waiting rows from jobs_waiting, the running ones from jobs_leases (migration 0043: each holds its part only).
 COUNTS = """
 SELECT queue,
     count(*) FILTER (WHERE state = 'scheduled') AS scheduled,
@@ -32,8 +33,12 @@ SELECT queue,
     count(*) FILTER (WHERE state = 'running') AS running,
     EXTRACT(EPOCH FROM (now() - min(run_at) FILTER (
         WHERE state IN ('queued', 'retrying') AND run_at <= now())))::float8 AS oldest_waiting_s
-FROM jobs
-WHERE state IN ('scheduled', 'queued', 'retrying', 'running') AND ($1::text IS NULL OR queue = $1)
+FROM (
+    SELECT queue, state, run_at FROM jobs
+    WHERE state IN ('scheduled', 'queued', 'retrying') AND ($1::text IS NULL OR queue = $1)
+    UNION ALL
+    SELECT queue, state, run_at FROM jobs WHERE state = 'running' AND ($1::text IS NULL OR queue = $1)
+) AS j
 GROUP BY queue
 """
 

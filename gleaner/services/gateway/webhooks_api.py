@@ -71,6 +71,7 @@ async def create_webhook(request: web.Request) -> web.Response:
     row = await gw.pool.fetchrow(CREATE, url, orjson.dumps(wanted).decode(), secret, description)
     assert row is not None, "INSERT … RETURNING returns the row"
     await gw.webhooks.refresh()
+    await gw.events.settle()  # this replica hears the events the webhook wants from now on
     return json_response(webhook_view(row), 201, headers={"Location": f"{API}/webhooks/{row['id']}"})
 
 

@@ -35,15 +35,15 @@ FOR UPDATE SKIP LOCKED
 """
 
 # EXPIRED reads expired leases in lease order from jobs_leases (running rows only). Without sorts it can read them from
-# no other index: jobs_waiting, which also holds the running rows, holds the whole backlog too, and once the statistics
-# say that nothing waits (a long history analyzed) the planner took either.
+# no other index: jobs_waiting held the running rows beside the whole backlog until migration 0043, and once the
+# statistics said that nothing waits (a long history analyzed) the planner took either.
 LEASE_ORDER = "SET LOCAL enable_sort = off"
 
 # fenced like a worker's finish (id, attempt, running, expired lease), plus the attempt row the worker never wrote.
 # The rows are locked already (EXPIRED, same transaction). With the fence beside the UPDATE, the planner reached them
-# through jobs_waiting, whose `state = 'running'` is no index column: a scan of the whole backlog (stale statistics
-# call it small). Judged on rows read by primary key (`fenced`, materialized so the fence is not pushed back into
-# that read), the UPDATE meets `jobs` by primary key too.
+# through jobs_waiting (which held running rows until migration 0043), whose `state = 'running'` is no index column: a
+# scan of the whole backlog (stale statistics call it small). Judged on rows read by primary key (`fenced`,
+# materialized so the fence is not pushed back into that read), the UPDATE meets `jobs` by primary key too.
 REAP = f"""
 WITH m AS (
     SELECT * FROM unnest($1::bigint[], $2::int[], $3::text[], $4::float8[], $5::text[], $6::text[])

@@ -15,12 +15,15 @@ if TYPE_CHECKING:
 INTERVAL_S = 5.0
 WAITING_STATES = ("scheduled", "queued", "running", "retrying")
 
-# unfinished rows only, through the jobs_waiting partial index; final states would mean scanning the whole table.
+# unfinished rows only, through partial indexes: the waiting ones in jobs_waiting, the running ones in jobs_leases
+# (migration 0043); final states would mean scanning the whole table.
 # `ready`: due now and not running (queued, a retry whose backoff passed, a scheduled row whose time came).
 COUNT_UNFINISHED = """
-SELECT state, queue, count(*) AS n, count(*) FILTER (WHERE state <> 'running' AND run_at <= now()) AS ready FROM jobs
-WHERE state IN ('scheduled', 'queued', 'running', 'retrying')
+SELECT state, queue, count(*) AS n, count(*) FILTER (WHERE run_at <= now()) AS ready FROM jobs
+WHERE state IN ('scheduled', 'queued', 'retrying')
 GROUP BY state, queue
+UNION ALL
+SELECT state, queue, count(*), 0 FROM jobs WHERE state = 'running' GROUP BY state, queue
 """
 
 Key = tuple[str, str]

@@ -19,8 +19,8 @@ _STATE_COUNTS = ",\n       ".join(f"count(*) FILTER (WHERE state = '{s}') AS {s}
 _FILTERS = "($2::text IS NULL OR site = $2) AND ($3::text IS NULL OR kind = $3)"
 
 # Jobs that finished in the window (by their final state) and jobs not finished yet (by their state now);
-# the duration is that of the last attempt of a job that ran to an outcome. Served by the jobs_finished and
-# jobs_waiting indexes.
+# the duration is that of the last attempt of a job that ran to an outcome. Served by the jobs_finished,
+# jobs_waiting and jobs_leases indexes (running rows are only in jobs_leases, migration 0043).
 JOB_GROUPS = f"""
 WITH windowed AS (
     SELECT site, kind, state, deferrals,
@@ -29,7 +29,9 @@ WITH windowed AS (
     FROM jobs WHERE finished_at >= $1 AND state IN ('succeeded', 'partial', 'failed', 'cancelled') AND {_FILTERS}
     UNION ALL
     SELECT site, kind, state, deferrals, NULL FROM jobs
-    WHERE state IN ('scheduled', 'queued', 'running', 'retrying') AND {_FILTERS}
+    WHERE state IN ('scheduled', 'queued', 'retrying') AND {_FILTERS}
+    UNION ALL
+    SELECT site, kind, state, deferrals, NULL FROM jobs WHERE state = 'running' AND {_FILTERS}
 )
 SELECT site, kind,
        {_STATE_COUNTS},
@@ -65,7 +67,9 @@ WITH windowed AS (
     SELECT NULLIF(site, ''), kind, state, bucket, jobs, deferrals FROM ({_ROLLED_UP}) AS r
     UNION ALL
     SELECT site, kind, state, -32768, 1, deferrals FROM jobs
-    WHERE state IN ('scheduled', 'queued', 'running', 'retrying') AND {_FILTERS}
+    WHERE state IN ('scheduled', 'queued', 'retrying') AND {_FILTERS}
+    UNION ALL
+    SELECT site, kind, state, -32768, 1, deferrals FROM jobs WHERE state = 'running' AND {_FILTERS}
 )
 SELECT site, kind, state, bucket, sum(jobs) AS jobs, sum(deferrals) AS deferrals
 FROM windowed GROUP BY site, kind, state, bucket
