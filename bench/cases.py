@@ -32,9 +32,11 @@ class Sizes:
     e2e_jobs: int = 20_000
     # one worker process per two cores: a second one on this box only adds overhead (measured: 1,540 vs 1,950/s)
     workers: int = 1
-    # a slot is held from a job's claim to its written outcome (about 20 ms a noop job at full load): 128 slots kept the
-    # box half idle (6,220 jobs/s, e2e 50,000), 512 keep it busy (9,490; 1,024: 8,110; 2,048: 9,589)
-    worker_concurrency: int = 512
+    # a slot is held from a job's claim to its written outcome (about 33 ms a noop job at full load: gathering, the
+    # claim's statement, the finish's): 128 slots kept the box half idle (6,220 jobs/s, e2e 50,000). With 64-job
+    # groups (e2e 100,000, alternated): 512 slots 17,264-17,458 jobs/s, 1,024 20,931-21,128, 1,536 22,022, 2,048
+    # 21,240, at the same CPU a job; two claim and finish lanes instead of one cost CPU (19,360 / 17,909 at 2 / 3)
+    worker_concurrency: int = 1024
     latency_rate: float = 200.0
     latency_seconds: float = 30.0
     retry_jobs: int = 2000
