@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 from gleaner.services.worker.claims import Finished
-from gleaner.services.worker.publishing import StartedEvents
+from gleaner.services.worker.publishing import JobEvents
 from gleaner.services.worker.retry import SUCCEEDED
 from gleaner.shared import events
 
@@ -35,7 +35,7 @@ def started(job_id: int) -> Any:
 
 async def test_finish_batches_do_not_wait_for_the_broker_and_their_events_keep_commit_order() -> None:
     broker = SlowBroker()
-    sender = StartedEvents(broker)  # type: ignore[arg-type]
+    sender = JobEvents(broker)  # type: ignore[arg-type]
     task = asyncio.create_task(sender.run())
     sender._waiting.append(started(1))
     sender.finished([ended(1)])  # returns at once: the confirm is not awaited here

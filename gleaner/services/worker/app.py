@@ -19,7 +19,7 @@ from gleaner.services.worker.handlers import ServedKinds, load_registry
 from gleaner.services.worker.heartbeat import heartbeat_loop
 from gleaner.services.worker.kind_registration import KindRegistration
 from gleaner.services.worker.presence import Presence
-from gleaner.services.worker.publishing import ClaimWriter, FinishWriter, StartedEvents
+from gleaner.services.worker.publishing import ClaimWriter, FinishWriter, JobEvents
 from gleaner.services.worker.recycle import JobAllowance, watch_memory
 from gleaner.services.worker.runner import RunningJobs
 from gleaner.services.worker.shutdown import Drainer
@@ -92,7 +92,7 @@ async def registry_ctx(app: web.Application) -> AsyncIterator[None]:
 async def batchers_ctx(app: web.Application) -> AsyncIterator[None]:
     config = app[CONFIG_KEY]
     store = JobStore(app[POOL_KEY], app[WORKER_ID_KEY], config.lease_s, config.delay_unit_s)
-    started = StartedEvents(app[BROKER_KEY])
+    started = JobEvents(app[BROKER_KEY])
     marks = Marks(app[POOL_KEY], config.mark_after_s)
     writer = FinishWriter(store, app[BROKER_KEY], app[POOL_KEY], app[METRICS_KEY], started, marks)
     window_s, size = config.batch_window_ms / 1000, config.batch_max

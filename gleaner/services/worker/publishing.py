@@ -5,7 +5,7 @@ next finish batch's message, ahead of its outcomes (so a job's events stay in or
 their own within STARTED_FLUSH_S. Publishing one message per claim batch as well cost about 9 % more worker CPU in
 `make bench`'s e2e case (17.7 against 15.8 and 16.7 CPU seconds for 20,000 jobs, alternate runs on a busy box).
 
-A finish batch hands its event to `StartedEvents` and returns without waiting for the broker's confirm: events are
+A finish batch hands its event to `JobEvents` and returns without waiting for the broker's confirm: events are
 advisory (PostgreSQL, committed before, is the truth), and the confirm round trip held every job of the batch in
 its worker slot and the next finish statement behind it (3.5 of 23 ms a batch in the e2e case). One task sends
 them in the order the batches committed; batches that end while a message is in flight go out together in the next.
@@ -48,7 +48,7 @@ def ended_events(results: Sequence[Finished | None]) -> list[events.Event]:
     return [r.event for r in results if r is not None and r.event is not None]
 
 
-class StartedEvents:
+class JobEvents:
     """`job.started` events waiting for the next finish batch's message, or for the timer; and the finish batches'
     messages, sent one at a time in the order their batches committed."""
 
@@ -62,7 +62,7 @@ class StartedEvents:
     def add(self, claims: Sequence[Claim | None]) -> None:
         self._waiting.extend(c.started for c in claims if c is not None and c.started is not None)
 
-    def take(self) -> list[events.Event]:
+    def _take(self) -> list[events.Event]:
         taken, self._waiting = self._waiting, []
         return taken
 
@@ -71,7 +71,7 @@ class StartedEvents:
         done = ended_events(results)
         if not done and not self._waiting:
             return
-        self._finished += self.take()
+        self._finished += self._take()
         self._finished += done
         if len(self._finished) > MAX_UNSENT_EVENTS:
             log.warning("the broker is not taking events: %d dropped", len(self._finished) - MAX_UNSENT_EVENTS)
@@ -92,7 +92,7 @@ class StartedEvents:
             sent, self._finished = self._finished, []
             await self._broker.publish_event(events.FINISHED, events.encode(sent))
         else:
-            waiting = self.take()
+            waiting = self._take()
             if waiting:
                 await self._broker.publish_event(events.STARTED, events.encode(waiting))
 
@@ -108,9 +108,9 @@ class StartedEvents:
 
 
 class ClaimWriter:
-    """The claim batcher's flush: claim, and leave the `job.started` events to StartedEvents."""
+    """The claim batcher's flush: claim, and leave the `job.started` events to JobEvents."""
 
-    def __init__(self, store: JobStore, started: StartedEvents) -> None:
+    def __init__(self, store: JobStore, started: JobEvents) -> None:
         self._store = store
         self._started = started
 
@@ -129,7 +129,7 @@ class FinishWriter:
         broker: Broker,
         pool: asyncpg.Pool,
         metrics: Metrics,
-        started: StartedEvents,
+        started: JobEvents,
         marks: Marks,
     ) -> None:
         self._store = store
